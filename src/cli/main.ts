@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { AugurError } from '../common/errors.js';
+import { registerServeCommand } from '../serve/cli.js';
+
+/**
+ * The `augur` command. Each part registers its own subcommands from its folder's
+ * cli.ts, so this file only lists them.
+ */
+export function buildProgram(): Command {
+  const program = new Command('augur')
+    .description('augur: predictive load balancing for Envoy and proxyless gRPC')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  registerServeCommand(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode);
+    if (err instanceof AugurError) {
+      process.stderr.write(`augur: ${err.message} (${err.code})\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { AugurError } from './errors.js';
+import { lpsConfigSchema } from '../lps/config.js';
+
+/**
+ * The whole configuration of `augur serve`. Each part owns its section's schema
+ * and defaults; this file only composes them.
+ *
+ * Precedence, lowest first: defaults < YAML file (--config / AUGUR_CONFIG)
+ * < AUGUR_* environment variables < command-line flags.
+ */
+export const configSchema = z
+  .object({
+    grpcListen: z.string().default('127.0.0.1:18000'),
+    httpListen: z.string().default('127.0.0.1:18080'),
+    dataDir: z.string().default('./.augur'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    lps: lpsConfigSchema.default(() => lpsConfigSchema.parse({})),
+  })
+  .strict();
+
+export type AugurConfig = z.infer<typeof configSchema>;
+type Tree = Record<string, unknown>;
+
+function isTree(v: unknown): v is Tree {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function merge(base: Tree, over: Tree): Tree {
+  const out: Tree = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    out[k] = isTree(v) && isTree(out[k]) ? merge(out[k] as Tree, v) : v;
+  }
+  return out;
+}
+
+const camel = (s: string): string => s.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * `AUGUR_GRPC_LISTEN=...` sets `grpcListen`; `AUGUR_LPS__STALE_AFTER_INTERVALS=5` sets
+ * `lps.staleAfterIntervals` (a double underscore separates sections). Values are read
+ * as YAML scalars, so numbers and booleans keep their type.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv): Tree {
+  let out: Tree = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('AUGUR_') || name === 'AUGUR_CONFIG' || raw === undefined) continue;
+    const path = name.slice('AUGUR_'.length).split('__').map(camel);
+    let leaf: unknown = parseYaml(raw);
+    if (leaf === null) leaf = raw;
+    for (let i = path.length - 1; i >= 0; i--) leaf = { [path[i]!]: leaf };
+    out = merge(out, leaf as Tree);
+  }
+  return out;
+}
+
+export function readConfigFile(file: string): Tree {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AugurError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new AugurError('CONFIG_INVALID', `config file ${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isTree(doc)) throw new AugurError('CONFIG_INVALID', `config file ${file} must be a YAML mapping`);
+  return doc;
+}
+
+export interface LoadConfigOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  flags?: Tree;
+}
+
+/** Loads, merges and validates the configuration; an invalid value names its path. */
+export function loadConfig({ file, env = process.env, flags = {} }: LoadConfigOptions = {}): AugurConfig {
+  const path = file ?? env.AUGUR_CONFIG;
+  const fromFile = path ? readConfigFile(path) : {};
+  const merged = merge(merge(fromFile, configFromEnv(env)), flags);
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const problems = result.error.issues
+      .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+      .join('; ');
+    throw new AugurError('CONFIG_INVALID', `invalid configuration: ${problems}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,28 @@
+import { z } from 'zod';
+
+/** Options of the Load Prediction Service; defaults live here and nowhere else. */
+export const lpsConfigSchema = z
+  .object({
+    /** Monitoring interval given to agents that do not ask for another, seconds. */
+    defaultInterval: z.number().positive().default(1),
+    /** Bounds of any monitoring interval an agent or a caller may ask for, seconds. */
+    minInterval: z.number().positive().default(0.1),
+    maxInterval: z.number().positive().default(300),
+    /** An endpoint silent for this many of its intervals is stale and scores 0. */
+    staleAfterIntervals: z.number().positive().default(3),
+    /** Samples kept per endpoint (ring buffer). */
+    ringSize: z.number().int().min(16).max(100_000).default(720),
+    /** A sample whose timestamp is further than this from the LPS clock is rejected, seconds. */
+    maxClockSkew: z.number().positive().default(30),
+    /** How often prioritized lists are recomputed, seconds. */
+    scoreInterval: z.number().positive().default(1),
+    /** Largest message an agent may send, bytes. */
+    maxMessageBytes: z.number().int().positive().default(1 << 20),
+    /** Most samples in one replay batch. */
+    maxBatchSamples: z.number().int().positive().default(10_000),
+    /** Endpoints that left (stale for this long) are forgotten, seconds. */
+    forgetAfter: z.number().positive().default(3600),
+  })
+  .strict();
+
+export type LpsConfig = z.infer<typeof lpsConfigSchema>;

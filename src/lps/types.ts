@@ -1,0 +1,72 @@
+import type { Capacity, Locality } from '../gen/augur/v1/common.js';
+import { EndpointState } from '../gen/augur/v1/common.js';
+import type { PrioritizedEndpointList, ScoreParts } from '../gen/augur/v1/load_prediction.js';
+import type { SampleRing } from './ring.js';
+
+export { EndpointState };
+export type { PrioritizedEndpointList, ScoreParts };
+
+/** What the LPS knows of one endpoint. Owned and mutated by the EndpointStore only. */
+export interface EndpointRecord {
+  readonly id: string;
+  service: string;
+  address: string;
+  port: number;
+  locality: Locality;
+  labels: Record<string, string>;
+  capacity: Capacity;
+  /** Monitoring interval the agent was told to use, seconds. */
+  interval: number;
+  /** An agent stream for the endpoint is open. */
+  connected: boolean;
+  /** The agent said goodbye (closed its stream cleanly); the endpoint is leaving. */
+  draining: boolean;
+  /** Highest sequence stored. */
+  lastSequence: number;
+  /** LPS clock of the last accepted sample or hello, ms. */
+  lastSeenMs: number;
+  samplesStored: number;
+  readonly series: SampleRing;
+}
+
+/** How one endpoint is judged at one moment; both numbers come from the same forecasts. */
+export interface Assessment {
+  /** Load Score in [0,1]: orders endpoints (pick and fallback order). */
+  score: number;
+  /**
+   * Relative capacity over the next interval, >= 0, not normalised: the share of
+   * traffic the endpoint should take is its weight over the service's sum.
+   */
+  weight: number;
+  parts: ScoreParts;
+}
+
+/**
+ * Turns endpoints' histories into assessments, once per scoring tick, for all
+ * endpoints of all services at once (so a forecaster can batch its inference).
+ * Stale, failing and draining endpoints are passed in too: the scorer must give
+ * them score 0 and weight 0.
+ */
+export interface Scorer {
+  assess(endpoints: readonly EndpointRecord[], states: ReadonlyMap<string, EndpointState>, nowMs: number):
+    | Map<string, Assessment>
+    | Promise<Map<string, Assessment>>;
+}
+
+/**
+ * Where prioritized lists come from. Implemented in-process by the LPS's
+ * Prioritizer and remotely by a WatchPrioritizedEndpoints client; the xDS
+ * server and the RRM read through it.
+ */
+export interface PrioritizedListSource {
+  /** The newest list of a service, or undefined if the service is unknown. */
+  get(service: string): PrioritizedEndpointList | undefined;
+  /** Every service with a list. */
+  services(): string[];
+  /**
+   * Calls `listener` with each new list (full state of one service) from now on.
+   * A list with no endpoints means the service has none left. Returns the
+   * function that unsubscribes.
+   */
+  subscribe(listener: (list: PrioritizedEndpointList) => void): () => void;
+}
