@@ -14,10 +14,20 @@ export const lpsConfigSchema = z
     ringSize: z.number().int().min(16).max(100_000).default(720),
     /** A sample whose timestamp is further than this from the LPS clock is rejected, seconds. */
     maxClockSkew: z.number().positive().default(30),
+    /** A sample older than this (a long-buffered replay) is rejected, seconds. */
+    maxSampleAge: z.number().positive().default(3600),
+    /** How often the store's state is written to the data dir, seconds (0 = only at shutdown). */
+    persistInterval: z.number().min(0).default(60),
+    /** Newest samples per endpoint written to the data dir (enough for the forecasters' windows). */
+    persistSamples: z.number().int().min(0).default(128),
     /** How often prioritized lists are recomputed, seconds. */
     scoreInterval: z.number().positive().default(1),
     /** Largest message an agent may send, bytes. */
-    maxMessageBytes: z.number().int().positive().default(1 << 20),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(1 << 20),
     /** Most samples in one replay batch. */
     maxBatchSamples: z.number().int().positive().default(10_000),
     /** Endpoints that left (stale for this long) are forgotten, seconds. */

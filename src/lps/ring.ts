@@ -28,10 +28,9 @@ export class SampleRing {
 
   constructor(capacity: number) {
     this.capacity = capacity;
-    this.cols = Object.fromEntries(SAMPLE_COLUMNS.map((c) => [c, new Float64Array(capacity)])) as Record<
-      SampleColumn,
-      Float64Array
-    >;
+    this.cols = Object.fromEntries(
+      SAMPLE_COLUMNS.map((c) => [c, new Float64Array(capacity)]),
+    ) as Record<SampleColumn, Float64Array>;
   }
 
   get size(): number {

@@ -17,6 +17,8 @@ export interface EndpointRecord {
   capacity: Capacity;
   /** Monitoring interval the agent was told to use, seconds. */
   interval: number;
+  /** The interval was set by an operator (SetMonitoringInterval) and outlives the agent's own request. */
+  intervalPinned: boolean;
   /** An agent stream for the endpoint is open. */
   connected: boolean;
   /** The agent said goodbye (closed its stream cleanly); the endpoint is leaving. */
@@ -48,9 +50,11 @@ export interface Assessment {
  * them score 0 and weight 0.
  */
 export interface Scorer {
-  assess(endpoints: readonly EndpointRecord[], states: ReadonlyMap<string, EndpointState>, nowMs: number):
-    | Map<string, Assessment>
-    | Promise<Map<string, Assessment>>;
+  assess(
+    endpoints: readonly EndpointRecord[],
+    states: ReadonlyMap<string, EndpointState>,
+    nowMs: number,
+  ): Map<string, Assessment> | Promise<Map<string, Assessment>>;
 }
 
 /**

@@ -1,0 +1,114 @@
+import type { Registry } from 'prom-client';
+import type { GrpcHost } from '../common/grpc-host.js';
+import type { Logger } from '../common/logger.js';
+import type { LpsConfig } from './config.js';
+import { EwmaScorer } from './ewma-scorer.js';
+import { LoadPredictionServiceImpl, type ForecastProvider } from './load-prediction-service.js';
+import { LpsMetrics } from './metrics.js';
+import { loadStore, saveStore } from './persistence.js';
+import { Prioritizer } from './prioritizer.js';
+import { EndpointStore } from './store.js';
+import { TelemetryServiceImpl } from './telemetry-service.js';
+import type { PrioritizedListSource, Scorer } from './types.js';
+
+export interface LpsOptions {
+  config: LpsConfig;
+  dataDir: string;
+  registry: Registry;
+  logger: Logger;
+  /** Defaults to the EWMA scorer. */
+  scorer?: Scorer & Partial<ForecastProvider>;
+}
+
+/**
+ * The Load Prediction Service: ingest (Telemetry), the endpoint store, the
+ * prioritizer, and the LoadPrediction API, wired together.
+ */
+export class Lps {
+  readonly store: EndpointStore;
+  readonly metrics: LpsMetrics;
+  readonly telemetry: TelemetryServiceImpl;
+  readonly api: LoadPredictionServiceImpl;
+  private readonly prioritizer: Prioritizer;
+  private readonly options: LpsOptions;
+  private scorer: Scorer & Partial<ForecastProvider>;
+  private persistTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: LpsOptions) {
+    this.options = options;
+    const { config, registry, logger } = options;
+    this.metrics = new LpsMetrics(registry);
+    this.store = new EndpointStore(config);
+    this.scorer = options.scorer ?? new EwmaScorer();
+    this.prioritizer = new Prioritizer(
+      this.store,
+      this.scorer,
+      this.metrics,
+      logger.child({ part: 'prioritizer' }),
+    );
+    this.telemetry = new TelemetryServiceImpl(
+      this.store,
+      config,
+      this.metrics,
+      logger.child({ part: 'telemetry' }),
+    );
+    this.api = new LoadPredictionServiceImpl({
+      store: this.store,
+      lists: this.prioritizer,
+      config,
+      isLive: (id) => this.telemetry.isLive(id),
+      forecasts: () => (this.scorer.forecastFor ? (this.scorer as ForecastProvider) : undefined),
+    });
+  }
+
+  /** The prioritized lists, for in-process readers (xDS, RRM, dashboard). */
+  get lists(): PrioritizedListSource {
+    return this.prioritizer;
+  }
+
+  /** Swaps the scorer (for example once a forecasting scorer has loaded its model). */
+  setScorer(scorer: Scorer & Partial<ForecastProvider>): void {
+    this.scorer = scorer;
+    this.prioritizer.setScorer(scorer);
+  }
+
+  register(grpc: GrpcHost): void {
+    this.telemetry.register((name, def, impl) => grpc.addService(name, def, impl));
+    this.api.register((name, def, impl) => grpc.addService(name, def, impl));
+  }
+
+  async start(): Promise<void> {
+    await loadStore(this.store, this.options.dataDir, this.options.logger);
+    this.prioritizer.start(this.options.config.scoreInterval);
+    await this.prioritizer.recompute();
+    const every = this.options.config.persistInterval;
+    if (every > 0) {
+      this.persistTimer = setInterval(() => void this.persist(), every * 1000);
+      this.persistTimer.unref();
+    }
+  }
+
+  /**
+   * Asks the agents of these endpoints to report every `seconds`. Throws a
+   * gRPC status object (INVALID_ARGUMENT, NOT_FOUND) naming the problem.
+   */
+  setMonitoringInterval(endpointIds: readonly string[], seconds: number, service = ''): string[] {
+    const { ids } = this.api.resolveIntervalRequest(service, endpointIds, seconds, false);
+    return this.store.setInterval(ids, seconds);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.persistTimer);
+    this.telemetry.closeAll();
+    await this.prioritizer.stop();
+    await this.persist();
+  }
+
+  private async persist(): Promise<void> {
+    try {
+      await saveStore(this.store, this.options.dataDir, this.options.config.persistSamples);
+    } catch (err) {
+      this.options.logger.error({ err }, 'cannot write endpoint state to the data dir');
+    }
+  }
+}

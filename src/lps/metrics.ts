@@ -1,0 +1,61 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** The LPS's Prometheus metrics, registered on the process's registry. */
+export class LpsMetrics {
+  readonly streams: Gauge;
+  readonly samples: Counter;
+  readonly rejected: Counter<'reason' | 'field'>;
+  readonly duplicates: Counter;
+  readonly endpoints: Gauge<'state'>;
+  readonly protocolErrors: Counter<'code'>;
+  readonly scoringSeconds: Histogram;
+  readonly listVersions: Counter;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.streams = new Gauge({
+      name: 'augur_lps_agent_streams',
+      help: 'Open agent Report streams',
+      registers,
+    });
+    this.samples = new Counter({
+      name: 'augur_lps_samples_total',
+      help: 'Samples accepted and stored (rate() gives samples/s)',
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'augur_lps_samples_rejected_total',
+      help: 'Samples refused, by reason and field',
+      labelNames: ['reason', 'field'],
+      registers,
+    });
+    this.duplicates = new Counter({
+      name: 'augur_lps_samples_duplicate_total',
+      help: 'Samples dropped because their sequence was already stored (replays)',
+      registers,
+    });
+    this.endpoints = new Gauge({
+      name: 'augur_lps_endpoints',
+      help: 'Known endpoints by state (active, stale, failing, draining)',
+      labelNames: ['state'],
+      registers,
+    });
+    this.protocolErrors = new Counter({
+      name: 'augur_lps_stream_protocol_errors_total',
+      help: 'Agent streams ended for a protocol violation, by gRPC status',
+      labelNames: ['code'],
+      registers,
+    });
+    this.scoringSeconds = new Histogram({
+      name: 'augur_lps_scoring_duration_seconds',
+      help: 'Time to score every endpoint and rebuild the prioritized lists',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.listVersions = new Counter({
+      name: 'augur_lps_list_versions_total',
+      help: 'New prioritized list versions published',
+      registers,
+    });
+  }
+}

@@ -1,0 +1,190 @@
+import type { Logger } from '../common/logger.js';
+import type { ScoredEndpoint } from '../gen/augur/v1/load_prediction.js';
+import type { LpsMetrics } from './metrics.js';
+import type { EndpointStore } from './store.js';
+import {
+  EndpointState,
+  type EndpointRecord,
+  type PrioritizedEndpointList,
+  type PrioritizedListSource,
+  type Scorer,
+} from './types.js';
+
+/** Scores and weights are compared at this precision when deciding if a list changed. */
+const PRECISION = 1e4;
+
+/**
+ * Keeps the prioritized endpoint list of every service: once per tick (and
+ * soon after any membership change) it asks the Scorer to judge every
+ * endpoint, sorts each service best first, normalises weights to shares, and
+ * publishes a new version of each list whose content changed.
+ */
+export class Prioritizer implements PrioritizedListSource {
+  private readonly lists = new Map<string, PrioritizedEndpointList>();
+  private readonly fingerprints = new Map<string, string>();
+  /** Survives a service's removal, so a service that comes back never reuses a version. */
+  private readonly versions = new Map<string, number>();
+  private readonly listeners = new Set<(list: PrioritizedEndpointList) => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private rerun = false;
+  private soon: NodeJS.Immediate | undefined;
+
+  constructor(
+    private readonly store: EndpointStore,
+    private scorer: Scorer,
+    private readonly metrics: LpsMetrics,
+    private readonly logger: Logger,
+  ) {
+    store.on('membership', () => this.recomputeSoon());
+  }
+
+  get(service: string): PrioritizedEndpointList | undefined {
+    return this.lists.get(service);
+  }
+
+  services(): string[] {
+    return [...this.lists.keys()];
+  }
+
+  subscribe(listener: (list: PrioritizedEndpointList) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Replaces the scorer (the forecasting scorer once it is ready). */
+  setScorer(scorer: Scorer): void {
+    this.scorer = scorer;
+  }
+
+  start(intervalSeconds: number): void {
+    this.timer = setInterval(() => void this.recompute(), intervalSeconds * 1000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    if (this.soon) clearImmediate(this.soon);
+    await this.running;
+  }
+
+  /** Coalesces bursts of membership changes (many agents connecting) into one computation. */
+  recomputeSoon(): void {
+    if (this.soon) return;
+    this.soon = setImmediate(() => {
+      this.soon = undefined;
+      void this.recompute();
+    });
+  }
+
+  /** Recomputes every list now; concurrent calls share one run plus at most one more. */
+  async recompute(): Promise<void> {
+    if (this.running) {
+      this.rerun = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.rerun = false;
+        try {
+          await this.computeOnce(Date.now());
+        } catch (err) {
+          this.logger.error({ err }, 'scoring failed; keeping the previous lists');
+        }
+      } while (this.rerun);
+    })();
+    try {
+      await this.running;
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  private async computeOnce(nowMs: number): Promise<void> {
+    const stopTimer = this.metrics.scoringSeconds.startTimer();
+    this.store.forgetSilent(nowMs);
+    const records = this.store.all();
+    const states = new Map<string, EndpointState>();
+    const counts = new Map<EndpointState, number>();
+    for (const r of records) {
+      const s = this.store.stateOf(r, nowMs);
+      states.set(r.id, s);
+      counts.set(s, (counts.get(s) ?? 0) + 1);
+    }
+    for (const [state, label] of STATE_LABELS)
+      this.metrics.endpoints.set({ state: label }, counts.get(state) ?? 0);
+
+    const assessments = await this.scorer.assess(records, states, nowMs);
+    const byService = new Map<string, EndpointRecord[]>();
+    for (const r of records) {
+      let list = byService.get(r.service);
+      if (!list) byService.set(r.service, (list = []));
+      list.push(r);
+    }
+    // A service whose last endpoint left gets one empty list, then is dropped.
+    for (const service of this.lists.keys())
+      if (!byService.has(service)) byService.set(service, []);
+
+    const computedAt = new Date(nowMs);
+    for (const [service, members] of byService) {
+      const endpoints: ScoredEndpoint[] = members.map((r) => {
+        const a = assessments.get(r.id);
+        const state = states.get(r.id)!;
+        const routable = state === EndpointState.ENDPOINT_STATE_ACTIVE;
+        return {
+          endpointId: r.id,
+          score: routable ? clamp01(a?.score ?? 0) : 0,
+          weight: routable ? Math.max(0, a?.weight ?? 0) : 0,
+          address: r.address,
+          port: r.port,
+          state,
+          locality: r.locality,
+          parts: a?.parts,
+        };
+      });
+      const total = endpoints.reduce((s, e) => s + e.weight, 0);
+      for (const e of endpoints) e.weight = total > 0 ? e.weight / total : 0;
+      endpoints.sort((a, b) => b.score - a.score || (a.endpointId < b.endpointId ? -1 : 1));
+      this.publish(service, endpoints, computedAt);
+      if (members.length === 0) {
+        this.lists.delete(service);
+        this.fingerprints.delete(service);
+      }
+    }
+    stopTimer();
+  }
+
+  private publish(service: string, endpoints: ScoredEndpoint[], computedAt: Date): void {
+    const fingerprint = endpoints
+      .map(
+        (e) =>
+          `${e.endpointId}@${e.address}:${e.port}/${e.state}/${Math.round(e.score * PRECISION)}/${Math.round(e.weight * PRECISION)}`,
+      )
+      .join(',');
+    if (this.fingerprints.get(service) === fingerprint) return;
+    this.fingerprints.set(service, fingerprint);
+    const version = (this.versions.get(service) ?? 0) + 1;
+    this.versions.set(service, version);
+    const list: PrioritizedEndpointList = { service, version, computedAt, endpoints };
+    this.lists.set(service, list);
+    this.metrics.listVersions.inc();
+    for (const listener of this.listeners) {
+      try {
+        listener(list);
+      } catch (err) {
+        this.logger.error({ err, service }, 'prioritized list listener failed');
+      }
+    }
+  }
+}
+
+const STATE_LABELS: Array<[EndpointState, string]> = [
+  [EndpointState.ENDPOINT_STATE_ACTIVE, 'active'],
+  [EndpointState.ENDPOINT_STATE_STALE, 'stale'],
+  [EndpointState.ENDPOINT_STATE_FAILING, 'failing'],
+  [EndpointState.ENDPOINT_STATE_DRAINING, 'draining'],
+];
+
+function clamp01(x: number): number {
+  return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0;
+}

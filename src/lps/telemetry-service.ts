@@ -1,0 +1,220 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../common/logger.js';
+import { secondsToDuration } from '../common/duration.js';
+import {
+  TelemetryService,
+  type AgentMessage,
+  type ControlMessage,
+  type EndpointData,
+  type TelemetryServer,
+} from '../gen/augur/v1/telemetry.js';
+import type { LpsConfig } from './config.js';
+import type { LpsMetrics } from './metrics.js';
+import type { EndpointStore } from './store.js';
+import type { EndpointRecord } from './types.js';
+import { validateHello, validateSample } from './validate.js';
+
+type ReportCall = grpc.ServerDuplexStream<AgentMessage, ControlMessage>;
+
+/** One open agent stream. */
+class AgentStream {
+  record: EndpointRecord | undefined;
+  private ackScheduled = false;
+
+  constructor(readonly call: ReportCall) {}
+
+  send(msg: ControlMessage): void {
+    if (!this.call.writable) return;
+    this.call.write(msg);
+  }
+
+  /** Acks once per event-loop turn however many samples arrived in it. */
+  scheduleAck(): void {
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    setImmediate(() => {
+      this.ackScheduled = false;
+      if (this.record) this.send({ ack: { lastSequence: this.record.lastSequence } });
+    });
+  }
+
+  fail(code: grpc.status, details: string): void {
+    this.call.emit('error', { code, details });
+  }
+}
+
+/** Serves augur.v1.Telemetry/Report: validates what agents send and stores it. */
+export class TelemetryServiceImpl {
+  private readonly live = new Map<string, AgentStream>();
+
+  constructor(
+    private readonly store: EndpointStore,
+    private readonly config: LpsConfig,
+    private readonly metrics: LpsMetrics,
+    private readonly logger: Logger,
+  ) {
+    store.on('interval', (record) => {
+      this.live
+        .get(record.id)
+        ?.send({ config: { monitoringInterval: secondsToDuration(record.interval) } });
+    });
+  }
+
+  register(add: (name: string, def: typeof TelemetryService, impl: TelemetryServer) => void): void {
+    add('augur.v1.Telemetry', TelemetryService, { report: (call) => this.onStream(call) });
+  }
+
+  /** Whether an agent stream for the endpoint is open now. */
+  isLive(endpointId: string): boolean {
+    return this.live.has(endpointId);
+  }
+
+  /** Ends every open stream (shutdown): agents see UNAVAILABLE and reconnect elsewhere or later. */
+  closeAll(): void {
+    for (const stream of this.live.values())
+      stream.fail(grpc.status.UNAVAILABLE, 'LPS is shutting down');
+  }
+
+  private onStream(call: ReportCall): void {
+    const stream = new AgentStream(call);
+    this.metrics.streams.inc();
+    let closed = false;
+    const close = (goodbye: boolean) => {
+      if (closed) return;
+      closed = true;
+      this.metrics.streams.dec();
+      const record = stream.record;
+      if (record && this.live.get(record.id) === stream) {
+        this.live.delete(record.id);
+        this.store.disconnect(record, goodbye);
+        this.logger.info({ endpoint: record.id, goodbye }, 'agent stream closed');
+      }
+    };
+    call.on('data', (msg: AgentMessage) => this.onMessage(stream, msg));
+    call.on('end', () => {
+      close(true);
+      call.end();
+    });
+    call.on('error', () => close(false));
+    call.on('cancelled', () => close(false));
+    call.on('close', () => close(false));
+  }
+
+  private onMessage(stream: AgentStream, msg: AgentMessage): void {
+    const now = Date.now();
+    if (msg.hello) {
+      if (stream.record)
+        return this.violation(
+          stream,
+          grpc.status.FAILED_PRECONDITION,
+          'hello sent twice on one stream',
+        );
+      const bad = validateHello(msg.hello);
+      if (bad) {
+        return this.violation(
+          stream,
+          grpc.status.INVALID_ARGUMENT,
+          `hello.${bad.field}: ${bad.message}`,
+        );
+      }
+      const id = msg.hello.endpointId;
+      if (this.live.has(id)) {
+        return this.violation(
+          stream,
+          grpc.status.ALREADY_EXISTS,
+          `endpoint "${id}" is already reported by another live stream; each endpoint has one agent`,
+        );
+      }
+      const record = this.store.upsertFromHello(msg.hello, now);
+      stream.record = record;
+      this.live.set(id, stream);
+      this.logger.info(
+        { endpoint: id, service: record.service, address: `${record.address}:${record.port}` },
+        'agent connected',
+      );
+      stream.send({ config: { monitoringInterval: secondsToDuration(record.interval) } });
+      // After an LPS restart this tells the agent which buffered samples are already stored.
+      stream.send({ ack: { lastSequence: record.lastSequence } });
+      return;
+    }
+    const samples = msg.sample ? [msg.sample] : msg.batch?.samples;
+    if (!samples) {
+      stream.send({
+        error: {
+          sequence: 0,
+          field: 'message',
+          code: 'MISSING',
+          message: 'AgentMessage has none of hello, sample, batch',
+        },
+      });
+      return;
+    }
+    if (!stream.record) {
+      return this.violation(
+        stream,
+        grpc.status.FAILED_PRECONDITION,
+        'samples sent before the hello: send AgentHello first',
+      );
+    }
+    if (samples.length > this.config.maxBatchSamples) {
+      this.metrics.rejected.inc(
+        { reason: 'BATCH_TOO_LARGE', field: 'batch.samples' },
+        samples.length,
+      );
+      stream.send({
+        error: {
+          sequence: samples[0]?.sequence ?? 0,
+          field: 'batch.samples',
+          code: 'BATCH_TOO_LARGE',
+          message: `a batch holds at most ${this.config.maxBatchSamples} samples, got ${samples.length}`,
+        },
+      });
+      return;
+    }
+    for (const sample of samples) this.ingest(stream, stream.record, sample, now);
+    stream.scheduleAck();
+  }
+
+  private ingest(
+    stream: AgentStream,
+    record: EndpointRecord,
+    sample: EndpointData,
+    now: number,
+  ): void {
+    if (sample.sequence >= 1 && sample.sequence <= record.lastSequence) {
+      this.metrics.duplicates.inc();
+      return;
+    }
+    const bad = validateSample(sample, {
+      endpointId: record.id,
+      lastSequence: record.lastSequence,
+      lastTimestampMs: record.series.size ? record.series.at('timestamp') : NaN,
+      nowMs: now,
+      maxSkewMs: this.config.maxClockSkew * 1000,
+      maxAgeMs: this.config.maxSampleAge * 1000,
+    });
+    if (bad) {
+      this.metrics.rejected.inc({ reason: bad.code, field: bad.field });
+      stream.send({
+        error: {
+          sequence: sample.sequence,
+          field: bad.field,
+          code: bad.code,
+          message: bad.message,
+        },
+      });
+      return;
+    }
+    this.store.append(record, sample, now);
+    this.metrics.samples.inc();
+  }
+
+  private violation(stream: AgentStream, code: grpc.status, details: string): void {
+    this.metrics.protocolErrors.inc({ code: grpc.status[code] });
+    this.logger.warn(
+      { endpoint: stream.record?.id, code: grpc.status[code], details },
+      'agent stream ended',
+    );
+    stream.fail(code, details);
+  }
+}

@@ -1,0 +1,149 @@
+import { ProbeHealth } from '../gen/augur/v1/common.js';
+import type { AgentHello, EndpointData } from '../gen/augur/v1/telemetry.js';
+
+/** Why a sample or a hello was refused; `field` names the offending proto field. */
+export interface Rejection {
+  field: string;
+  code: RejectionCode;
+  message: string;
+}
+
+export type RejectionCode =
+  | 'MISSING'
+  | 'NOT_FINITE'
+  | 'OUT_OF_RANGE'
+  | 'BAD_FORMAT'
+  | 'UNKNOWN_ENDPOINT'
+  | 'TIMESTAMP_SKEW'
+  | 'TIMESTAMP_TOO_OLD'
+  | 'TIMESTAMP_NOT_INCREASING'
+  | 'BATCH_TOO_LARGE';
+
+export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const SERVICE_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+/** A response time beyond this is a broken probe, not a slow endpoint. */
+const MAX_RESPONSE_TIME_S = 3600;
+
+function reject(field: string, code: RejectionCode, message: string): Rejection {
+  return { field, code, message };
+}
+
+function checkNumber(field: string, v: number, min: number, max: number): Rejection | undefined {
+  if (!Number.isFinite(v))
+    return reject(field, 'NOT_FINITE', `${field} must be a finite number, got ${v}`);
+  if (v < min || v > max) {
+    const range = max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`;
+    return reject(field, 'OUT_OF_RANGE', `${field} must be ${range}, got ${v}`);
+  }
+  return undefined;
+}
+
+/** Checks a hello; the first problem found, or undefined. */
+export function validateHello(hello: AgentHello): Rejection | undefined {
+  if (!ID_PATTERN.test(hello.endpointId)) {
+    return reject(
+      'endpoint_id',
+      hello.endpointId ? 'BAD_FORMAT' : 'MISSING',
+      `endpoint_id must be 1-128 characters of [A-Za-z0-9._:-], got "${hello.endpointId}"`,
+    );
+  }
+  if (!SERVICE_PATTERN.test(hello.service)) {
+    return reject(
+      'service',
+      hello.service ? 'BAD_FORMAT' : 'MISSING',
+      `service must be 1-128 characters of [A-Za-z0-9._-], got "${hello.service}"`,
+    );
+  }
+  if (!hello.address || hello.address.length > 253 || /\s/.test(hello.address)) {
+    return reject(
+      'address',
+      hello.address ? 'BAD_FORMAT' : 'MISSING',
+      `address must be an IP or host name, got "${hello.address}"`,
+    );
+  }
+  if (!Number.isInteger(hello.port) || hello.port < 1 || hello.port > 65535) {
+    return reject('port', 'OUT_OF_RANGE', `port must be in [1, 65535], got ${hello.port}`);
+  }
+  const cap = hello.capacity;
+  if (cap) {
+    return (
+      checkNumber('capacity.cpu_cores', cap.cpuCores, 0, 1e6) ??
+      checkNumber('capacity.memory_bytes', cap.memoryBytes, 0, Number.MAX_SAFE_INTEGER) ??
+      checkNumber('capacity.network_bytes_per_second', cap.networkBytesPerSecond, 0, 1e15)
+    );
+  }
+  return undefined;
+}
+
+export interface SampleContext {
+  endpointId: string;
+  /** Highest sequence stored for the endpoint. */
+  lastSequence: number;
+  /** Timestamp of the newest stored sample, ms (NaN if none). */
+  lastTimestampMs: number;
+  nowMs: number;
+  maxSkewMs: number;
+  maxAgeMs: number;
+}
+
+/**
+ * Checks one sample against its stream's endpoint and history. Duplicates
+ * (sequence <= lastSequence) are not an error: the caller drops them.
+ */
+export function validateSample(s: EndpointData, ctx: SampleContext): Rejection | undefined {
+  if (s.endpointId !== '' && s.endpointId !== ctx.endpointId) {
+    return reject(
+      'endpoint_id',
+      'UNKNOWN_ENDPOINT',
+      `endpoint_id "${s.endpointId}" is not the endpoint of this stream ("${ctx.endpointId}")`,
+    );
+  }
+  if (!Number.isSafeInteger(s.sequence) || s.sequence < 1) {
+    return reject('sequence', 'MISSING', `sequence must be an integer >= 1, got ${s.sequence}`);
+  }
+  const numeric =
+    checkNumber('cpu_usage', s.cpuUsage, 0, 1) ??
+    checkNumber('memory_usage', s.memoryUsage, 0, 1) ??
+    checkNumber('network_io', s.networkIo, 0, Infinity) ??
+    checkNumber('network_capacity', s.networkCapacity, 0, Infinity) ??
+    checkNumber('response_time', s.responseTime, 0, MAX_RESPONSE_TIME_S) ??
+    checkNumber('request_rate', s.requestRate, 0, Infinity);
+  if (numeric) return numeric;
+  if (
+    s.health !== ProbeHealth.PROBE_HEALTH_SERVING &&
+    s.health !== ProbeHealth.PROBE_HEALTH_FAILING &&
+    s.health !== ProbeHealth.PROBE_HEALTH_UNSPECIFIED
+  ) {
+    return reject(
+      'health',
+      'OUT_OF_RANGE',
+      `health ${String(s.health)} is not a ProbeHealth value`,
+    );
+  }
+  if (!s.timestamp) return reject('timestamp', 'MISSING', 'timestamp is required');
+  const ts = s.timestamp.getTime();
+  if (!Number.isFinite(ts))
+    return reject('timestamp', 'NOT_FINITE', 'timestamp is not a valid time');
+  if (ts > ctx.nowMs + ctx.maxSkewMs) {
+    return reject(
+      'timestamp',
+      'TIMESTAMP_SKEW',
+      `timestamp ${s.timestamp.toISOString()} is ${((ts - ctx.nowMs) / 1000).toFixed(1)} s ahead of the LPS clock (limit ${ctx.maxSkewMs / 1000} s): check the agent's clock`,
+    );
+  }
+  if (ts < ctx.nowMs - ctx.maxAgeMs) {
+    return reject(
+      'timestamp',
+      'TIMESTAMP_TOO_OLD',
+      `timestamp ${s.timestamp.toISOString()} is older than ${ctx.maxAgeMs / 1000} s`,
+    );
+  }
+  if (s.sequence > ctx.lastSequence && ts < ctx.lastTimestampMs) {
+    return reject(
+      'timestamp',
+      'TIMESTAMP_NOT_INCREASING',
+      `timestamp ${s.timestamp.toISOString()} is before the previous sample's (${new Date(ctx.lastTimestampMs).toISOString()})`,
+    );
+  }
+  return undefined;
+}

@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../common/config.js';
+import { stopOnSignals } from '../common/lifecycle.js';
+import { startControlPlane } from './control-plane.js';
+
+interface ServeFlags {
+  grpcListen?: string;
+  httpListen?: string;
+  dataDir?: string;
+  config?: string;
+  logLevel?: string;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the control plane: LPS, xDS, RRM (ext_proc), metrics and dashboard')
+    .option('--grpc-listen <host:port>', 'gRPC address for every service (default 127.0.0.1:18000)')
+    .option(
+      '--http-listen <host:port>',
+      'HTTP address for /metrics, /healthz, /dashboard (default 127.0.0.1:18080)',
+    )
+    .option('--data-dir <dir>', 'where learned state is kept (default ./.augur)')
+    .option('--config <file>', 'YAML config file (also AUGUR_CONFIG)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .action(async (flags: ServeFlags) => {
+      const config = loadConfig({
+        file: flags.config,
+        flags: {
+          grpcListen: flags.grpcListen,
+          httpListen: flags.httpListen,
+          dataDir: flags.dataDir,
+          logLevel: flags.logLevel,
+        },
+      });
+      const plane = await startControlPlane({ config });
+      stopOnSignals(plane.logger, () => plane.stop());
+    });
+}

@@ -1,0 +1,95 @@
+import type { Registry } from 'prom-client';
+import type { AugurConfig } from '../common/config.js';
+import { formatHostPort } from '../common/address.js';
+import { GrpcHost } from '../common/grpc-host.js';
+import { HttpHost, createRegistry } from '../common/http-host.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { Lps } from '../lps/lps.js';
+
+/** What a part gets to plug itself into `augur serve`. */
+export interface ControlPlaneContext {
+  config: AugurConfig;
+  logger: Logger;
+  registry: Registry;
+  grpc: GrpcHost;
+  http: HttpHost;
+  lps: Lps;
+}
+
+/** A part attached to the control plane; stopped in reverse order of attachment. */
+export interface AttachedPart {
+  stop(): Promise<void>;
+}
+
+export interface ControlPlane {
+  /** `host:port` of the one gRPC address that serves every service. */
+  grpcAddress: string;
+  /** `http://host:port` of /metrics, /healthz and the dashboard. */
+  httpUrl: string;
+  config: AugurConfig;
+  lps: Lps;
+  registry: Registry;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+export interface StartControlPlaneOptions {
+  config: AugurConfig;
+  logger?: Logger;
+}
+
+/**
+ * `augur serve`: the LPS plus every part that plugs into it, on one gRPC and
+ * one HTTP address. Parts are attached before the servers start listening,
+ * so a client never sees a half-registered server.
+ */
+export async function startControlPlane({
+  config,
+  logger: given,
+}: StartControlPlaneOptions): Promise<ControlPlane> {
+  const logger = given ?? createLogger('augur', config.logLevel);
+  const registry = createRegistry();
+  const grpc = new GrpcHost({
+    listen: config.grpcListen,
+    maxReceiveMessageLength: config.lps.maxMessageBytes,
+  });
+  const http = new HttpHost({ listen: config.httpListen, registry });
+  const lps = new Lps({
+    config: config.lps,
+    dataDir: config.dataDir,
+    registry,
+    logger: logger.child({ part: 'lps' }),
+  });
+  lps.register(grpc);
+
+  const ctx: ControlPlaneContext = { config, logger, registry, grpc, http, lps };
+  const parts: AttachedPart[] = [];
+  // Parts attach here, in order (each returns what stops it).
+  void ctx;
+
+  await lps.start();
+  const grpcAddr = await grpc.start();
+  const httpAddr = await http.start();
+  const grpcAddress = formatHostPort(grpcAddr);
+  logger.info(
+    { grpc: grpcAddress, http: http.url, dataDir: config.dataDir },
+    `augur control plane listening: gRPC ${grpcAddress}, HTTP ${http.url}`,
+  );
+
+  let stopped: Promise<void> | undefined;
+  return {
+    grpcAddress,
+    httpUrl: http.url,
+    config,
+    lps,
+    registry,
+    logger,
+    stop: () =>
+      (stopped ??= (async () => {
+        for (const part of parts.reverse()) await part.stop();
+        await lps.stop();
+        await grpc.stop();
+        await http.stop();
+      })()),
+  };
+}
