@@ -1,0 +1,224 @@
+import type { Locality } from '../gen/augur/v1/common.js';
+import { parseHostPort } from '../common/address.js';
+import { AugurError } from '../common/errors.js';
+import { silentLogger, type Logger } from '../common/logger.js';
+import { readHostFacts, type HostFacts } from './host-facts.js';
+import { createLoadSampler, type LoadSampler } from './load-sampler.js';
+import { createProbe, type Probe, type ProbeSpec } from './probe.js';
+import { TelemetryReporter, type BackoffOptions, type ReporterStats } from './telemetry-client.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  /** The LPS gRPC address, HOST:PORT. */
+  lps: string;
+  /** [A-Za-z0-9._:-], 1..128 characters, unique among live agents. */
+  endpointId: string;
+  service: string;
+  /** Where clients reach the endpoint, HOST:PORT. */
+  address: string;
+  locality?: Locality;
+  labels?: Record<string, string>;
+  /** Seconds between samples until the LPS sets another interval. Default 1. */
+  intervalSeconds?: number;
+  /** How the endpoint's health and response time are measured. Default: TCP connect to `address`. */
+  probe?: ProbeSpec;
+  /** Seconds before a probe counts as failed. Default 1. */
+  healthTimeoutSeconds?: number;
+  /** Unacknowledged samples kept while the LPS is unreachable. Default 600. */
+  bufferSize?: number;
+  backoff?: Partial<BackoffOptions>;
+  /** Link speed when the host does not tell it, Mbit/s. Default 1000. */
+  defaultLinkMbps?: number;
+  logger?: Logger;
+  /** Per-tick load source; default procfs on Linux, systeminformation elsewhere. */
+  sampler?: LoadSampler;
+  /** Static host facts; default read from the host. */
+  hostFacts?: HostFacts;
+  /** Jitter source for reconnects, [0,1). */
+  random?: () => number;
+}
+
+const ENDPOINT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface AgentStats extends ReporterStats {
+  /** Ticks that produced a sample. */
+  ticks: number;
+  /** Ticks that failed to read the host's load. */
+  failedTicks: number;
+}
+
+/**
+ * The EPM agent: every monitoring interval it reads the host's load, probes
+ * the endpoint, and hands the sample to the telemetry stream. The interval is
+ * whatever the LPS last said; a change reschedules the next tick at once.
+ */
+export class Agent {
+  private readonly opts: AgentOptions;
+  private readonly logger: Logger;
+  private readonly reporter: TelemetryReporter;
+  private readonly probe: Probe;
+  private readonly sampler: LoadSampler;
+  private readonly facts: HostFacts;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  private lastTickAt = 0;
+  private stopped = false;
+  private ticks = 0;
+  private failedTicks = 0;
+
+  private constructor(opts: AgentOptions, sampler: LoadSampler, facts: HostFacts) {
+    this.opts = opts;
+    this.logger = opts.logger ?? silentLogger;
+    this.sampler = sampler;
+    this.facts = facts;
+    const endpoint = parseHostPort(opts.address, 'endpoint address');
+    this.probe = createProbe(opts.probe ?? { kind: 'tcp', address: opts.address }, {
+      timeoutSeconds: opts.healthTimeoutSeconds ?? 1,
+    });
+    this.reporter = new TelemetryReporter({
+      lps: opts.lps,
+      hello: {
+        endpointId: opts.endpointId,
+        service: opts.service,
+        address: endpoint.host,
+        port: endpoint.port,
+        locality: opts.locality ?? { region: '', zone: '', subZone: '' },
+        labels: opts.labels ?? {},
+        capacity: {
+          cpuCores: facts.cpuCores,
+          memoryBytes: facts.memoryBytes,
+          networkBytesPerSecond: facts.networkBytesPerSecond,
+        },
+        agentVersion: AGENT_VERSION,
+      },
+      intervalSeconds: opts.intervalSeconds ?? 1,
+      bufferSize: opts.bufferSize,
+      backoff: opts.backoff,
+      logger: this.logger,
+      random: opts.random,
+      onInterval: () => this.reschedule(),
+    });
+  }
+
+  /** Validates the options, reads the host's facts, and starts sampling and reporting. */
+  static async start(opts: AgentOptions): Promise<Agent> {
+    validate(opts);
+    const facts =
+      opts.hostFacts ?? (await readHostFacts({ defaultLinkMbps: opts.defaultLinkMbps }));
+    const sampler = opts.sampler ?? (await createLoadSampler());
+    const agent = new Agent(opts, sampler, facts);
+    agent.logger.info(
+      {
+        endpointId: opts.endpointId,
+        service: opts.service,
+        address: opts.address,
+        lps: opts.lps,
+        intervalSeconds: agent.reporter.intervalSeconds,
+        probe: agent.probe.kind,
+        capacity: facts,
+      },
+      'agent started',
+    );
+    agent.lastTickAt = performance.now();
+    agent.reporter.start();
+    agent.reschedule();
+    return agent;
+  }
+
+  get intervalSeconds(): number {
+    return this.reporter.intervalSeconds;
+  }
+
+  get hostFacts(): HostFacts {
+    return this.facts;
+  }
+
+  stats(): AgentStats {
+    return { ...this.reporter.stats(), ticks: this.ticks, failedTicks: this.failedTicks };
+  }
+
+  /** Sequences sent but not yet acknowledged, oldest first. */
+  bufferedSequences(): number[] {
+    return this.reporter.bufferedSequences();
+  }
+
+  /** Stops ticking, lets a tick in progress finish, says goodbye to the LPS. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.inFlight;
+    await this.reporter.stop();
+    this.probe.close();
+    this.logger.info({ ticks: this.ticks, failedTicks: this.failedTicks }, 'agent stopped');
+  }
+
+  /** Next tick one interval after the last one started (at once if that is past). */
+  private reschedule(): void {
+    if (this.stopped || this.inFlight) return; // a running tick schedules the next when it ends
+    clearTimeout(this.timer);
+    const due = this.lastTickAt + this.reporter.intervalSeconds * 1000;
+    this.timer = setTimeout(() => this.tick(), Math.max(0, due - performance.now()));
+  }
+
+  private tick(): void {
+    this.lastTickAt = performance.now();
+    this.inFlight = this.sampleOnce().finally(() => {
+      this.inFlight = undefined;
+      this.reschedule();
+    });
+  }
+
+  private async sampleOnce(): Promise<void> {
+    const timestamp = new Date();
+    const [load, probe] = await Promise.all([
+      this.sampler.sample().catch((err: unknown) => err as Error),
+      this.probe.check(),
+    ]);
+    if (load instanceof Error) {
+      this.failedTicks++;
+      this.logger.error({ err: load }, 'cannot read the host load; sample skipped');
+      return;
+    }
+    if (probe.error) this.logger.debug({ reason: probe.error }, 'health probe failed');
+    this.ticks++;
+    this.reporter.submit({
+      endpointId: this.opts.endpointId,
+      cpuUsage: load.cpuUsage,
+      memoryUsage: load.memoryUsage,
+      networkIo: load.networkIo,
+      responseTime: probe.responseTime,
+      timestamp,
+      networkCapacity: 0,
+      health: probe.health,
+      requestRate: 0,
+    });
+  }
+}
+
+function validate(opts: AgentOptions): void {
+  if (!ENDPOINT_ID.test(opts.endpointId)) {
+    throw new AugurError(
+      'BAD_ENDPOINT_ID',
+      `endpoint id "${opts.endpointId}" must be 1 to 128 characters of A-Z a-z 0-9 . _ : -`,
+    );
+  }
+  if (!opts.service) throw new AugurError('BAD_SERVICE', 'the service name must not be empty');
+  parseHostPort(opts.address, 'endpoint address');
+  parseHostPort(opts.lps, 'LPS address');
+  const interval = opts.intervalSeconds ?? 1;
+  if (!(interval > 0) || !Number.isFinite(interval)) {
+    throw new AugurError(
+      'BAD_INTERVAL',
+      `the monitoring interval must be > 0 seconds, got ${interval}`,
+    );
+  }
+  const buffer = opts.bufferSize ?? 600;
+  if (!Number.isInteger(buffer) || buffer < 1) {
+    throw new AugurError(
+      'BAD_BUFFER',
+      `the replay buffer must hold at least 1 sample, got ${buffer}`,
+    );
+  }
+}

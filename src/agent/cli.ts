@@ -1,0 +1,139 @@
+import { Option, type Command } from 'commander';
+import type { Locality } from '../gen/augur/v1/common.js';
+import { AugurError } from '../common/errors.js';
+import { parseDurationSeconds } from '../common/duration.js';
+import type { ProbeSpec } from './probe.js';
+
+interface AgentFlags {
+  lps: string;
+  endpointId: string;
+  service: string;
+  address: string;
+  healthUrl?: string;
+  healthGrpc?: boolean;
+  healthGrpcService?: string;
+  healthTcp?: boolean;
+  healthNone?: boolean;
+  interval: string;
+  healthTimeout: string;
+  locality?: string;
+  label: Record<string, string>;
+  buffer: string;
+  linkMbps: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** `region/zone/subzone`; trailing parts may be left out. */
+export function parseLocality(value: string): Locality {
+  const parts = value.split('/');
+  if (parts.length > 3 || parts.some((p) => p.trim() === '')) {
+    throw new AugurError(
+      'BAD_LOCALITY',
+      `locality "${value}" is not region[/zone[/subzone]] (for example eu-west-1/eu-west-1a)`,
+    );
+  }
+  return { region: parts[0] ?? '', zone: parts[1] ?? '', subZone: parts[2] ?? '' };
+}
+
+function collectLabel(value: string, previous: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new AugurError('BAD_LABEL', `label "${value}" is not KEY=VALUE`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function positiveInt(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new AugurError('BAD_FLAG', `${what} must be a whole number >= 1, got "${value}"`);
+  return n;
+}
+
+function probeSpec(flags: AgentFlags): ProbeSpec {
+  if (flags.healthUrl) return { kind: 'http', url: flags.healthUrl };
+  if (flags.healthGrpc || flags.healthGrpcService !== undefined) {
+    return { kind: 'grpc', address: flags.address, service: flags.healthGrpcService ?? '' };
+  }
+  if (flags.healthNone) return { kind: 'none' };
+  return { kind: 'tcp', address: flags.address };
+}
+
+/** `augur agent`: the EPM agent of one endpoint. */
+export function registerAgentCommand(program: Command): void {
+  const probes = ['healthUrl', 'healthGrpc', 'healthTcp', 'healthNone'];
+  // At most one probe flag; commander names the two that clash.
+  const exclusive = (flag: string, name: string, description: string) =>
+    new Option(flag, description).conflicts(probes.filter((p) => p !== name));
+  program
+    .command('agent')
+    .description('sample this host and the endpoint, and stream the samples to the LPS')
+    .requiredOption('--lps <host:port>', 'gRPC address of the LPS (augur serve)')
+    .requiredOption('--endpoint-id <id>', 'unique id of the endpoint: 1-128 of A-Z a-z 0-9 . _ : -')
+    .requiredOption('--service <name>', 'service the endpoint belongs to')
+    .requiredOption('--address <host:port>', 'where clients reach the endpoint')
+    .addOption(
+      exclusive(
+        '--health-url <url>',
+        'healthUrl',
+        'probe health with an HTTP(S) GET; 2xx/3xx is serving',
+      ),
+    )
+    .addOption(
+      exclusive(
+        '--health-grpc',
+        'healthGrpc',
+        'probe health with grpc.health.v1.Health/Check on --address',
+      ),
+    )
+    .option(
+      '--health-grpc-service <name>',
+      'service name for the gRPC health check (implies --health-grpc)',
+    )
+    .addOption(
+      exclusive(
+        '--health-tcp',
+        'healthTcp',
+        'probe health with a TCP connect to --address (the default)',
+      ),
+    )
+    .addOption(
+      exclusive('--health-none', 'healthNone', 'do not probe; response time is reported as 0'),
+    )
+    .option('--interval <seconds>', 'seconds between samples until the LPS sets another', '1')
+    .option('--health-timeout <seconds>', 'seconds before a probe counts as failed', '1')
+    .option('--locality <region/zone/subzone>', 'where the endpoint runs')
+    .option('--label <key=value>', 'a label for the endpoint (repeatable)', collectLabel, {})
+    .option('--buffer <samples>', 'unacknowledged samples kept while the LPS is unreachable', '600')
+    .option('--link-mbps <mbps>', 'link speed when the host does not report one, Mbit/s', '1000')
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+        .default('info'),
+    )
+    .action(async (flags: AgentFlags) => {
+      // Loaded here, not at the top, so other subcommands do not pay for the agent and vice versa.
+      const [{ Agent }, { createLogger }, { stopOnSignals }] = await Promise.all([
+        import('./agent.js'),
+        import('../common/logger.js'),
+        import('../common/lifecycle.js'),
+      ]);
+      const logger = createLogger('augur-agent', flags.logLevel);
+      const linkMbps = Number(flags.linkMbps);
+      if (!(linkMbps > 0))
+        throw new AugurError('BAD_FLAG', `--link-mbps must be > 0, got "${flags.linkMbps}"`);
+      const agent = await Agent.start({
+        lps: flags.lps,
+        endpointId: flags.endpointId,
+        service: flags.service,
+        address: flags.address,
+        locality: flags.locality ? parseLocality(flags.locality) : undefined,
+        labels: flags.label,
+        intervalSeconds: parseDurationSeconds(flags.interval, '--interval'),
+        probe: probeSpec(flags),
+        healthTimeoutSeconds: parseDurationSeconds(flags.healthTimeout, '--health-timeout'),
+        bufferSize: positiveInt(flags.buffer, '--buffer'),
+        defaultLinkMbps: linkMbps,
+        logger,
+      });
+      stopOnSignals(logger, () => agent.stop());
+    });
+}

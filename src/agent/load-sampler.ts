@@ -1,0 +1,34 @@
+/** The host's load over the last tick, in the units of `EndpointData`. */
+export interface HostLoad {
+  /** Busy fraction of all cores, [0,1]. */
+  cpuUsage: number;
+  /** Fraction of physical memory in use, [0,1]. */
+  memoryUsage: number;
+  /** Bytes per second received plus transmitted, loopback excluded. */
+  networkIo: number;
+}
+
+/**
+ * Measures the host's load once per tick. Rates (CPU, network) cover the time
+ * since the previous `sample()`. Implementations must be cheap at 1 Hz: no
+ * child processes on the hot path where the platform allows it.
+ */
+export interface LoadSampler {
+  sample(): Promise<HostLoad>;
+}
+
+/** procfs on Linux (cheap); systeminformation elsewhere, loaded only there. */
+export async function createLoadSampler(
+  platform: NodeJS.Platform = process.platform,
+): Promise<LoadSampler> {
+  if (platform === 'linux') {
+    const { ProcSampler } = await import('./procfs.js');
+    const sampler = new ProcSampler();
+    await sampler.prime();
+    return sampler;
+  }
+  const { SystemInformationSampler } = await import('./si-sampler.js');
+  const sampler = new SystemInformationSampler();
+  await sampler.sample();
+  return sampler;
+}
