@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AugurError } from './errors.js';
 import { lpsConfigSchema } from '../lps/config.js';
+import { rrmConfigSchema } from '../rrm/config.js';
 
 /**
  * The whole configuration of `augur serve`. Each part owns its section's schema
@@ -16,8 +17,11 @@ export const configSchema = z
     grpcListen: z.string().default('127.0.0.1:18000'),
     httpListen: z.string().default('127.0.0.1:18080'),
     dataDir: z.string().default('./.augur'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
     lps: lpsConfigSchema.default(() => lpsConfigSchema.parse({})),
+    rrm: rrmConfigSchema.default(() => rrmConfigSchema.parse({})),
   })
   .strict();
 
@@ -37,7 +41,8 @@ function merge(base: Tree, over: Tree): Tree {
   return out;
 }
 
-const camel = (s: string): string => s.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const camel = (s: string): string =>
+  s.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /**
  * `AUGUR_GRPC_LISTEN=...` sets `grpcListen`; `AUGUR_LPS__STALE_AFTER_INTERVALS=5` sets
@@ -62,16 +67,23 @@ export function readConfigFile(file: string): Tree {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new AugurError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${(err as Error).message}`);
+    throw new AugurError(
+      'CONFIG_UNREADABLE',
+      `cannot read config file ${file}: ${(err as Error).message}`,
+    );
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new AugurError('CONFIG_INVALID', `config file ${file} is not valid YAML: ${(err as Error).message}`);
+    throw new AugurError(
+      'CONFIG_INVALID',
+      `config file ${file} is not valid YAML: ${(err as Error).message}`,
+    );
   }
   if (doc === null || doc === undefined) return {};
-  if (!isTree(doc)) throw new AugurError('CONFIG_INVALID', `config file ${file} must be a YAML mapping`);
+  if (!isTree(doc))
+    throw new AugurError('CONFIG_INVALID', `config file ${file} must be a YAML mapping`);
   return doc;
 }
 
@@ -82,7 +94,11 @@ export interface LoadConfigOptions {
 }
 
 /** Loads, merges and validates the configuration; an invalid value names its path. */
-export function loadConfig({ file, env = process.env, flags = {} }: LoadConfigOptions = {}): AugurConfig {
+export function loadConfig({
+  file,
+  env = process.env,
+  flags = {},
+}: LoadConfigOptions = {}): AugurConfig {
   const path = file ?? env.AUGUR_CONFIG;
   const fromFile = path ? readConfigFile(path) : {};
   const merged = merge(merge(fromFile, configFromEnv(env)), flags);

@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+/**
+ * Options of the Response Routing Module; defaults live here and nowhere else.
+ *
+ * Which service a request belongs to (see service-resolver.ts): `serviceByRoute[route]`,
+ * then `serviceByCluster[cluster]`, then the cluster name itself when the LPS has a list of
+ * that name (augur's xDS server names each cluster after its service), then the route name
+ * likewise, then `defaultService`.
+ */
+export const rrmConfigSchema = z
+  .object({
+    /** Whether a request without `x-augur-dynamic-routing` is routed by Load Score. */
+    dynamicRoutingDefault: z.boolean().default(true),
+    /** The service of a request whose route and cluster say nothing better. */
+    defaultService: z.string().min(1).default('default'),
+    /** Envoy route name (`xds.route_name`) to service. */
+    serviceByRoute: z.record(z.string(), z.string().min(1)).default({}),
+    /** Envoy cluster name (`xds.cluster_name`) to service. */
+    serviceByCluster: z.record(z.string(), z.string().min(1)).default({}),
+    /**
+     * Fallbacks after the picked endpoint (Envoy's route `num_retries` should match):
+     * a decision names at most 1 + fallbacks endpoints.
+     */
+    fallbacks: z.number().int().min(0).max(32).default(2),
+    /** An endpoint whose last sample is older than this (as of its list) is not picked, seconds. */
+    maxEndpointStaleness: z.number().positive().default(10),
+    /** Most ids accepted in `x-augur-endpoints` (and in RouteResponse's endpoint_ids). */
+    maxCandidates: z.number().int().positive().default(1000),
+    /**
+     * A monitoring interval asked for the same set of endpoints is forwarded to the LPS at most
+     * once per this many seconds; asks in between are answered but not forwarded.
+     */
+    monitoringIntervalMinGap: z.number().nonnegative().default(10),
+    /** Endpoint sets whose last ask is remembered for the rate limit. */
+    monitoringIntervalMemory: z.number().int().positive().default(10_000),
+    /**
+     * With a remote LPS (`augur rrm --lps`): once the watch stream has been down this long the
+     * RRM reports the LPS unreachable (`augur_rrm_lps_reachable` 0) and keeps serving the last
+     * lists, seconds.
+     */
+    lpsUnreachableAfter: z.number().positive().default(5),
+    /**
+     * ... and once it has been down this long the lists are too old to trust: the RRM serves the
+     * standard order (the caller's list, or the order endpoints were first seen), seconds.
+     */
+    lpsStandardOrderAfter: z.number().positive().default(60),
+    /** Reconnect backoff of the watch stream: first delay and cap, seconds (with jitter). */
+    lpsReconnectInitial: z.number().positive().default(0.2),
+    lpsReconnectMax: z.number().positive().default(10),
+    /** RouteResponse: default time per delivery attempt, seconds. */
+    deliveryTimeout: z.number().positive().default(2),
+    /** RouteResponse: largest payload accepted, bytes. */
+    maxPayloadBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 << 20),
+  })
+  .strict()
+  .refine((c) => c.lpsStandardOrderAfter >= c.lpsUnreachableAfter, {
+    message: 'lpsStandardOrderAfter must be >= lpsUnreachableAfter',
+  });
+
+export type RrmConfig = z.infer<typeof rrmConfigSchema>;
