@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { DEFAULT_LOAD_SCORE_PARAMS } from '../score/load-score.js';
+import { DEFAULT_WEIGHT_PARAMS } from '../score/weight.js';
+
+const s = DEFAULT_LOAD_SCORE_PARAMS;
+const w = DEFAULT_WEIGHT_PARAMS;
+
+/** Load Score parameters (see src/lps/score/load-score.ts for the formula). */
+export const scoreConfigSchema = z
+  .object({
+    cpuExponent: z.number().positive().default(s.cpuExponent),
+    networkExponent: z.number().positive().default(s.networkExponent),
+    memoryExponent: z.number().positive().default(s.memoryExponent),
+    /** Seconds: the predicted response time that halves the score. */
+    responseTimeReference: z.number().positive().default(s.responseTimeReference),
+  })
+  .strict();
+
+/** Weight controller parameters (see src/lps/score/weight.ts). */
+export const weightConfigSchema = z
+  .object({
+    horizon: z.number().int().min(1).max(32).default(w.horizon),
+    damping: z.number().gt(0).max(1).default(w.damping),
+    forgetting: z.number().gt(0).lt(1).default(w.forgetting),
+    priorStrength: z.number().positive().default(w.priorStrength),
+    maxBackgroundFraction: z.number().min(0).lt(1).default(w.maxBackgroundFraction),
+    minShareFraction: z.number().min(0).max(1).default(w.minShareFraction),
+  })
+  .strict();
+
+/** The LSTM forecaster (trained in a worker thread). */
+export const lstmConfigSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Input window, in monitoring intervals. */
+    window: z.number().int().min(2).max(256).default(12),
+    units: z.number().int().min(2).max(256).default(16),
+    /** Samples an endpoint needs before the first fit uses it (window + horizons at least). */
+    minHistory: z.number().int().positive().default(120),
+    /** Endpoints with enough history needed before the first fit. */
+    initialEpochs: z.number().int().positive().default(8),
+    fineTuneEpochs: z.number().int().positive().default(2),
+    /** Fine-tune every this many ticks once fitted. */
+    fineTuneEvery: z.number().int().positive().default(300),
+    /** Retrain from scratch when the LSTM's rolling MASE exceeds the best baseline's by this factor. */
+    driftFactor: z.number().min(1).default(1.5),
+    /** Most training windows per fit (sampled, newest favoured). */
+    maxTrainWindows: z.number().int().positive().default(4096),
+    batchSize: z.number().int().positive().default(64),
+    learningRate: z.number().positive().default(0.005),
+    /** Quantile of the upper forecast (pinball loss). */
+    upperQuantile: z.number().gt(0.5).lt(1).default(0.9),
+    /** Longest a tick waits for the worker's inference before scoring without it, ms. */
+    inferenceTimeoutMs: z.number().int().positive().default(500),
+  })
+  .strict();
+
+/** Forecasting, the Load Score and the weight: `forecast:` in the config. */
+export const forecastConfigSchema = z
+  .object({
+    /** Forecasts are made for 1..maxHorizon intervals ahead. */
+    maxHorizon: z.number().int().min(1).max(32).default(5),
+    /** The horizon the Load Score is computed at, intervals. */
+    scoreHorizon: z.number().int().min(1).max(32).default(3),
+    /** Rolling error window, in scored forecasts. */
+    errorWindow: z.number().int().min(2).default(100),
+    /** Scored forecasts a forecaster needs before it may be selected. */
+    minErrorCount: z.number().int().min(1).default(10),
+    score: scoreConfigSchema.default(() => scoreConfigSchema.parse({})),
+    weight: weightConfigSchema.default(() => weightConfigSchema.parse({})),
+    lstm: lstmConfigSchema.default(() => lstmConfigSchema.parse({})),
+  })
+  .strict()
+  .refine((c) => c.scoreHorizon <= c.maxHorizon, {
+    message: 'scoreHorizon must not exceed maxHorizon',
+    path: ['scoreHorizon'],
+  });
+
+export type ForecastConfig = z.infer<typeof forecastConfigSchema>;
+export type LstmConfig = z.infer<typeof lstmConfigSchema>;
