@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { AugurError } from '../common/errors.js';
 import { registerServeCommand } from '../serve/cli.js';
+import { registerForecastCommand } from '../lps/forecast/cli.js';
 
 /**
  * The `augur` command. Each part registers its own subcommands from its folder's
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerServeCommand(program);
+  registerForecastCommand(program);
   return program;
 }
 

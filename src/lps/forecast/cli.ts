@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { AugurError } from '../../common/errors.js';
+import { parseCsv, type ParsedCsv } from './csv.js';
+import { evaluate, type SeriesInput } from './evaluate.js';
+import { formatReport } from './report-format.js';
+
+interface EvalFlags {
+  csv: string;
+  column?: string;
+  horizons: string;
+  json?: boolean;
+}
+
+export function parseHorizons(text: string): number[] {
+  const hs = text.split(',').map((s) => s.trim());
+  const out = hs.map((s) => Number(s));
+  if (out.some((h, i) => !Number.isInteger(h) || h < 1 || h > 32 || hs[i] === ''))
+    throw new AugurError(
+      'BAD_HORIZONS',
+      `--horizons must be integers in 1..32 separated by commas, got '${text}'`,
+    );
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+/** The series to evaluate: every value column, or the one `--column` names (by name or 1-based index). */
+export function pickSeries(csv: ParsedCsv, column: string | undefined): SeriesInput[] {
+  const withTime = (s: ParsedCsv['series'][number]): SeriesInput => ({
+    name: s.name,
+    values: s.values,
+    ...(csv.timestamps ? { timestamps: csv.timestamps } : {}),
+  });
+  if (column === undefined) return csv.series.map(withTime);
+  const byName = csv.series.find((s) => s.name === column);
+  if (byName) return [withTime(byName)];
+  const names = csv.series.map((s) => s.name).join(', ');
+  throw new AugurError(
+    'NO_SUCH_COLUMN',
+    `no value column '${column}' in the CSV; value columns: ${names}`,
+  );
+}
+
+export function registerForecastCommand(program: Command): void {
+  const forecast = program.command('forecast').description('forecasting tools');
+  forecast
+    .command('eval')
+    .description(
+      'walk-forward evaluation of every forecaster on a CSV (no look-ahead): MAE and MASE per horizon',
+    )
+    .requiredOption(
+      '--csv <file>',
+      'CSV with an optional timestamp column and value columns, "," or ";"',
+    )
+    .option('--column <name>', 'evaluate only this value column')
+    .option('--horizons <list>', 'horizons in samples, comma separated', '1,3,5')
+    .option('--json', 'print the report as JSON')
+    .action(async (flags: EvalFlags) => {
+      const horizons = parseHorizons(flags.horizons);
+      let text: string;
+      try {
+        text = readFileSync(flags.csv, 'utf8');
+      } catch (err) {
+        throw new AugurError(
+          'CSV_UNREADABLE',
+          `cannot read ${flags.csv}: ${(err as Error).message}`,
+        );
+      }
+      const csv = parseCsv(text);
+      const shown = csv.problems.slice(0, 20);
+      for (const p of shown) process.stderr.write(`${flags.csv}:${p.line}: ${p.message}\n`);
+      if (csv.problems.length > shown.length)
+        process.stderr.write(
+          `${flags.csv}: ${csv.problems.length - shown.length} more problems not shown\n`,
+        );
+      const series = pickSeries(csv, flags.column);
+      const report = await evaluate(series, { horizons });
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ ...report, problems: csv.problems }, null, 2)}\n`);
+      } else {
+        process.stdout.write(`${formatReport(report)}\n`);
+      }
+    });
+}
