@@ -1,0 +1,96 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { ForwardOutcome } from './monitoring.js';
+import type { ServingMode } from './router.js';
+
+export type DecisionOutcome = 'routed' | 'bad_request' | 'no_endpoint';
+
+/** The RRM's Prometheus metrics. Children are resolved once so the request path only increments. */
+export class RrmMetrics {
+  private readonly decisions: Record<DecisionOutcome, Counter.Internal>;
+  private readonly forwards: Record<ForwardOutcome, Counter.Internal>;
+  private readonly deliveries: Counter<'outcome'>;
+  private readonly streams: Gauge;
+  private readonly lpsReachable: Gauge;
+  private readonly lpsDownSeconds: Gauge;
+  private readonly mode: Gauge<'mode'>;
+
+  constructor(registry: Registry) {
+    const decisions = new Counter({
+      name: 'augur_rrm_decisions_total',
+      help: 'ext_proc routing decisions, by outcome (routed, bad_request: 400, no_endpoint: 503)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.decisions = {
+      routed: decisions.labels('routed'),
+      bad_request: decisions.labels('bad_request'),
+      no_endpoint: decisions.labels('no_endpoint'),
+    };
+    const forwards = new Counter({
+      name: 'augur_rrm_monitoring_interval_requests_total',
+      help: 'x-augur-monitoring-interval asks: forwarded to the LPS, rate_limited, or failed',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.forwards = {
+      forwarded: forwards.labels('forwarded'),
+      rate_limited: forwards.labels('rate_limited'),
+      failed: forwards.labels('failed'),
+    };
+    this.deliveries = new Counter({
+      name: 'augur_rrm_route_response_attempts_total',
+      help: 'RouteResponse delivery attempts, by outcome (delivered, failed)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.streams = new Gauge({
+      name: 'augur_rrm_ext_proc_streams',
+      help: 'Open ext_proc streams (one per HTTP request in flight at Envoy)',
+      registers: [registry],
+    });
+    this.lpsReachable = new Gauge({
+      name: 'augur_rrm_lps_reachable',
+      help: '1 while the RRM gets prioritized lists from the LPS; 0 once it has been unreachable past rrm.lpsUnreachableAfter',
+      registers: [registry],
+    });
+    this.lpsDownSeconds = new Gauge({
+      name: 'augur_rrm_lps_unreachable_seconds',
+      help: 'Seconds since the watch stream to the LPS went down; 0 while it is up',
+      registers: [registry],
+    });
+    this.mode = new Gauge({
+      name: 'augur_rrm_serving_mode',
+      help: 'The list the RRM routes by: live (LPS reachable), last-list (unreachable, last lists), standard-order (unreachable too long)',
+      labelNames: ['mode'],
+      registers: [registry],
+    });
+    this.setLps(true, 0, 'live');
+  }
+
+  decision(outcome: DecisionOutcome): void {
+    this.decisions[outcome].inc();
+  }
+
+  forward(outcome: ForwardOutcome): void {
+    this.forwards[outcome].inc();
+  }
+
+  delivery(outcome: 'delivered' | 'failed'): void {
+    this.deliveries.labels(outcome).inc();
+  }
+
+  streamOpened(): void {
+    this.streams.inc();
+  }
+
+  streamClosed(): void {
+    this.streams.dec();
+  }
+
+  setLps(reachable: boolean, downSeconds: number, mode: ServingMode): void {
+    this.lpsReachable.set(reachable ? 1 : 0);
+    this.lpsDownSeconds.set(downSeconds);
+    for (const m of ['live', 'last-list', 'standard-order'] as const)
+      this.mode.labels(m).set(m === mode ? 1 : 0);
+  }
+}

@@ -1,0 +1,56 @@
+import type { EndpointEntry } from '../endpoint-table.js';
+import type { EndpointPicker, PickRequest } from './types.js';
+
+/**
+ * Highest score first, then the fallbacks in score order. Ties keep the order the entries
+ * came in (registration order), so equal endpoints are not reshuffled between versions.
+ */
+export class HighestScorePicker implements EndpointPicker {
+  readonly name = 'highest-score';
+
+  pick(
+    entries: readonly EndpointEntry[],
+    scores: Float64Array | undefined,
+    request: PickRequest,
+  ): EndpointEntry[] {
+    if (!scores) return entries.slice(0, request.limit);
+    const order = Array.from({ length: entries.length }, (_, i) => i);
+    order.sort((a, b) => scores[b]! - scores[a]! || a - b);
+    const n = Math.min(request.limit, order.length);
+    const out = new Array<EndpointEntry>(n);
+    for (let i = 0; i < n; i++) out[i] = entries[order[i]!]!;
+    return out;
+  }
+}
+
+/**
+ * The caller's order (`x-augur-endpoints`), first available first, as the seed's
+ * dynamic-routing-off path does; without a caller list, the standard (registration) order.
+ */
+export class CallerOrderPicker implements EndpointPicker {
+  readonly name = 'caller-order';
+
+  pick(
+    entries: readonly EndpointEntry[],
+    _scores: Float64Array | undefined,
+    request: PickRequest,
+  ): EndpointEntry[] {
+    const ids = request.candidates;
+    if (!ids) {
+      const sorted = [...entries].sort((a, b) => a.registrationRank - b.registrationRank);
+      return sorted.slice(0, request.limit);
+    }
+    const byId = new Map<string, EndpointEntry>();
+    for (const e of entries) byId.set(e.id, e);
+    const out: EndpointEntry[] = [];
+    for (const id of ids) {
+      const e = byId.get(id);
+      if (e) {
+        out.push(e);
+        byId.delete(id); // a repeated id counts once
+        if (out.length === request.limit) break;
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,172 @@
+import type { Registry } from 'prom-client';
+import type { AugurConfig } from '../common/config.js';
+import type { GrpcHost } from '../common/grpc-host.js';
+import type { Logger } from '../common/logger.js';
+import { ResponseRouterService } from '../gen/augur/v1/response_router.js';
+import type { PrioritizedListSource } from '../lps/types.js';
+import { Deliverer } from './delivery.js';
+import { EndpointTables } from './endpoint-table.js';
+import {
+  EXT_PROC_SERVICE_NAME,
+  ExtProcHandler,
+  extProcServiceDefinition,
+} from './ext-proc/server.js';
+import { RrmMetrics } from './metrics.js';
+import { MonitoringForwarder, type MonitoringIntervalSink } from './monitoring.js';
+import type { RequestApiLimits } from './request-api.js';
+import { responseRouterService } from './route-response.js';
+import { Router, type ServingMode } from './router.js';
+import { ServiceResolver } from './service-resolver.js';
+
+export interface RrmOptions {
+  config: Pick<AugurConfig, 'rrm' | 'lps'>;
+  logger: Logger;
+  registry: Registry;
+  /** Where prioritized lists come from: the in-process LPS or a RemoteListSource. */
+  lists: PrioritizedListSource;
+  /** Where monitoring-interval asks go. */
+  monitoring: MonitoringIntervalSink;
+  /**
+   * When the LPS connection went down (undefined while up). Absent for an in-process LPS,
+   * which cannot be unreachable.
+   */
+  lpsDownSinceMs?: () => number | undefined;
+}
+
+/**
+ * The Response Routing Module: the ext_proc endpoint picker and RouteResponse, over a local
+ * copy of the LPS's prioritized lists. `register` adds both gRPC services to a host.
+ */
+export class Rrm {
+  readonly tables: EndpointTables;
+  readonly router: Router;
+  readonly extProc: ExtProcHandler;
+  readonly metrics: RrmMetrics;
+  private readonly options: RrmOptions;
+  private readonly deliverer: Deliverer;
+  private readonly forwarder: MonitoringForwarder;
+  private readonly modeTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: RrmOptions) {
+    this.options = options;
+    const { rrm, lps } = options.config;
+    const logger = options.logger;
+    this.metrics = new RrmMetrics(options.registry);
+    this.tables = new EndpointTables(options.lists);
+    this.router = new Router(this.tables, {
+      fallbacks: rrm.fallbacks,
+      maxEndpointStaleness: rrm.maxEndpointStaleness,
+    });
+    this.forwarder = new MonitoringForwarder({
+      sink: options.monitoring,
+      minGapSeconds: rrm.monitoringIntervalMinGap,
+      memory: rrm.monitoringIntervalMemory,
+      logger,
+      onFailure: () => this.metrics.forward('failed'),
+    });
+    const limits: RequestApiLimits = {
+      dynamicRoutingDefault: rrm.dynamicRoutingDefault,
+      maxCandidates: rrm.maxCandidates,
+      minInterval: lps.minInterval,
+      maxInterval: lps.maxInterval,
+    };
+    const resolver = new ServiceResolver(rrm);
+    this.extProc = new ExtProcHandler({
+      router: this.router,
+      resolver,
+      limits,
+      monitoring: this.forwarder,
+      metrics: this.metrics,
+      logger,
+    });
+    this.deliverer = new Deliverer({ maxBodyBytes: rrm.maxPayloadBytes });
+    this.responseRouter = responseRouterService({
+      router: this.router,
+      tables: this.tables,
+      deliverer: this.deliverer,
+      monitoring: this.forwarder,
+      limits,
+      metrics: this.metrics,
+      defaultService: rrm.defaultService,
+      deliveryTimeout: rrm.deliveryTimeout,
+      maxPayloadBytes: rrm.maxPayloadBytes,
+      logger,
+    });
+    if (options.lpsDownSinceMs) {
+      this.modeTimer = setInterval(() => this.updateMode(), 250);
+      this.modeTimer.unref();
+    }
+  }
+
+  private readonly responseRouter: ReturnType<typeof responseRouterService>;
+
+  /** Adds ExternalProcessor and ResponseRouter to the process's gRPC server. */
+  register(host: GrpcHost): void {
+    host.addService(EXT_PROC_SERVICE_NAME, extProcServiceDefinition, this.extProc.implementation());
+    host.addService('augur.v1.ResponseRouter', ResponseRouterService, this.responseRouter);
+  }
+
+  /** Re-reads how long the LPS has been unreachable and picks the serving mode (also run by a timer). */
+  updateMode(now = Date.now()): ServingMode {
+    const since = this.options.lpsDownSinceMs?.();
+    const { lpsUnreachableAfter, lpsStandardOrderAfter } = this.options.config.rrm;
+    const down = since === undefined ? 0 : (now - since) / 1000;
+    const mode: ServingMode =
+      down >= lpsStandardOrderAfter
+        ? 'standard-order'
+        : down >= lpsUnreachableAfter
+          ? 'last-list'
+          : 'live';
+    if (mode !== this.router.mode) {
+      const log = mode === 'live' ? this.options.logger.info : this.options.logger.warn;
+      log.call(
+        this.options.logger,
+        { mode, lpsDownSeconds: Math.round(down) },
+        `RRM now serves: ${describeMode(mode)}`,
+      );
+      this.router.mode = mode;
+    }
+    this.metrics.setLps(down < lpsUnreachableAfter, down, mode);
+    return mode;
+  }
+
+  async stop(): Promise<void> {
+    if (this.modeTimer) clearInterval(this.modeTimer);
+    this.tables.close();
+    this.deliverer.close();
+  }
+}
+
+function describeMode(mode: ServingMode): string {
+  if (mode === 'live') return 'live prioritized lists';
+  if (mode === 'last-list') return 'the last prioritized lists (LPS unreachable)';
+  return 'the standard order (LPS unreachable too long to trust its lists)';
+}
+
+/** What `attachRrm` needs of `augur serve`'s ControlPlaneContext. */
+export interface RrmHostContext {
+  config: AugurConfig;
+  logger: Logger;
+  registry: Registry;
+  grpc: GrpcHost;
+  lps: {
+    lists: PrioritizedListSource;
+    setMonitoringInterval(ids: string[], seconds: number): string[];
+  };
+}
+
+/** Plugs the RRM into `augur serve`, reading the in-process LPS's lists. */
+export async function attachRrm(ctx: RrmHostContext): Promise<{ rrm: Rrm; stop(): Promise<void> }> {
+  const rrm = new Rrm({
+    config: ctx.config,
+    logger: ctx.logger.child({ part: 'rrm' }),
+    registry: ctx.registry,
+    lists: ctx.lps.lists,
+    monitoring: {
+      setMonitoringInterval: async (_service, ids, seconds) =>
+        ctx.lps.setMonitoringInterval(ids, seconds),
+    },
+  });
+  rrm.register(ctx.grpc);
+  return { rrm, stop: () => rrm.stop() };
+}
