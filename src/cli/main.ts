@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { AugurError } from '../common/errors.js';
 import { registerServeCommand } from '../serve/cli.js';
+import { registerAgentCommand } from '../agent/cli.js';
 import { registerForecastCommand } from '../lps/forecast/cli.js';
 
 /**
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerServeCommand(program);
+  registerAgentCommand(program);
   registerForecastCommand(program);
   return program;
 }
