@@ -1,0 +1,48 @@
+import { z } from 'zod';
+
+/** Options of the xDS server; defaults live here and nowhere else. */
+export const xdsConfigSchema = z
+  .object({
+    /** Serve ADS on augur's gRPC address. */
+    enabled: z.boolean().default(true),
+    /**
+     * Score changes are gathered for this long before a push, so one scoring tick (every service
+     * at once) makes one snapshot. Membership and state changes (an endpoint going stale or
+     * failing) are pushed at once, not debounced. Milliseconds.
+     */
+    debounceMs: z.number().int().min(0).max(60_000).default(20),
+    /**
+     * A service's new weights are pushed only if some endpoint's share of its traffic moved by at
+     * least this much (absolute, in [0,1]) since the last push, or its membership or states
+     * changed: keeps Envoy from being churned by every tick's noise.
+     */
+    hysteresis: z.number().min(0).max(1).default(0.02),
+    /** A share w in [0,1] becomes the integer load_balancing_weight max(1, round(w × scale)). */
+    weightScale: z.number().int().min(100).max(1_000_000).default(10_000),
+    /** Node metadata key that names the kind of client (`envoy` or `grpc`), whatever its user agent. */
+    clientKindMetadataKey: z.string().min(1).default('augur.client'),
+    /** `node.user_agent_name`s that mean Envoy (case-insensitive). */
+    envoyUserAgents: z.array(z.string().min(1)).default(['envoy']),
+    /** The kind of a client neither rule above decides. */
+    defaultClientKind: z.enum(['envoy', 'grpc']).default('grpc'),
+    /**
+     * Clusters for Envoy: `override_host` (the picker's choice, read from dynamic metadata
+     * `envoy.lb`/`x-gateway-destination-endpoint`, falling back to least request with EDS weights;
+     * Envoy ≥ 1.35) or `least_request` only.
+     */
+    envoyLbPolicy: z.enum(['override_host', 'least_request']).default('override_host'),
+    /** Envoy speaks HTTP/2 to the endpoints (gRPC backends) instead of HTTP/1.1. */
+    envoyUpstreamHttp2: z.boolean().default(false),
+    /** Connect timeout of every cluster, seconds. */
+    connectTimeout: z.number().positive().default(1),
+    /** Endpoint addresses that are host names are resolved (clients need IP literals); off: left out. */
+    resolveHostnames: z.boolean().default(true),
+  })
+  .strict();
+
+export type XdsConfig = z.infer<typeof xdsConfigSchema>;
+
+/** Defaults, for callers that have no `xds` section. */
+export function defaultXdsConfig(): XdsConfig {
+  return xdsConfigSchema.parse({});
+}

@@ -1,0 +1,44 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** The xDS server's Prometheus metrics, registered on the process's registry. */
+export class XdsMetrics {
+  readonly streams: Gauge<'client_kind'>;
+  readonly responses: Counter<'type_url'>;
+  readonly nacks: Counter<'type_url' | 'client_kind'>;
+  readonly staleNonces: Counter<'type_url'>;
+  readonly publishes: Counter<'outcome'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.streams = new Gauge({
+      name: 'augur_xds_streams',
+      help: 'Open ADS streams, by kind of client',
+      labelNames: ['client_kind'],
+      registers,
+    });
+    this.responses = new Counter({
+      name: 'augur_xds_responses_total',
+      help: 'DiscoveryResponses sent, by resource type',
+      labelNames: ['type_url'],
+      registers,
+    });
+    this.nacks = new Counter({
+      name: 'augur_xds_nacks_total',
+      help: 'DiscoveryResponses a client rejected (NACK); it keeps its last good version',
+      labelNames: ['type_url', 'client_kind'],
+      registers,
+    });
+    this.staleNonces = new Counter({
+      name: 'augur_xds_stale_nonce_requests_total',
+      help: 'Requests ignored because they answered a response that was already superseded',
+      labelNames: ['type_url'],
+      registers,
+    });
+    this.publishes = new Counter({
+      name: 'augur_xds_publish_total',
+      help: 'Prioritized lists seen by the xDS publisher: published, or skipped by hysteresis',
+      labelNames: ['outcome'],
+      registers,
+    });
+  }
+}

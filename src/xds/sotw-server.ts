@@ -1,0 +1,298 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../common/logger.js';
+import type { ClientKind, NodeIdentity } from './client-kind.js';
+import type { XdsMetrics } from './metrics.js';
+import type protobuf from 'protobufjs';
+import type { ConfigWatcher, WatchRequest, WatchResponse } from './snapshot-cache.js';
+import { DEPENDENT_TYPE, isKnownTypeUrl, type ResourceTypeUrl } from './types.js';
+import { encodeNonce } from './wire.js';
+
+export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
+export const ADS_METHOD_PATH = `/${ADS_SERVICE}/StreamAggregatedResources`;
+
+/** envoy.service.discovery.v3.DiscoveryRequest as protobufjs's toObject gives it (snake_case). */
+export interface DiscoveryRequestMessage {
+  version_info: string;
+  node?: {
+    id?: string;
+    cluster?: string;
+    user_agent_name?: string;
+    metadata?: { fields?: Record<string, { string_value?: string }> };
+  };
+  resource_names: string[];
+  type_url: string;
+  response_nonce: string;
+  error_detail?: { code?: number; message?: string };
+}
+
+export interface AdsImplementation extends grpc.UntypedServiceImplementation {
+  StreamAggregatedResources: grpc.handleBidiStreamingCall<DiscoveryRequestMessage, Uint8Array>;
+}
+
+/** The ADS service with a pass-through response serializer: responses are pre-encoded bytes. */
+export function adsServiceDefinition(
+  root: protobuf.Root,
+): grpc.ServiceDefinition<AdsImplementation> {
+  const requestType = root.lookupType('envoy.service.discovery.v3.DiscoveryRequest');
+  return {
+    StreamAggregatedResources: {
+      path: ADS_METHOD_PATH,
+      requestStream: true,
+      responseStream: true,
+      originalName: 'streamAggregatedResources',
+      requestSerialize: (m: DiscoveryRequestMessage) =>
+        Buffer.from(requestType.encode(requestType.fromObject(m)).finish()),
+      requestDeserialize: (b: Buffer) =>
+        requestType.toObject(requestType.decode(b), {
+          defaults: true,
+          arrays: true,
+          longs: String,
+          enums: String,
+        }) as DiscoveryRequestMessage,
+      responseSerialize: (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+      responseDeserialize: (b: Buffer) => b,
+    },
+  };
+}
+
+export interface SotwServerOptions {
+  watcher: ConfigWatcher;
+  /** The snapshot group (kind of client) of a node; called once per stream, on its first node. */
+  groupOf: (node: NodeIdentity | undefined) => ClientKind;
+  logger: Logger;
+  metrics?: XdsMetrics;
+}
+
+/** What one stream knows of one type. */
+interface TypeState {
+  /** Nonce of the last response sent; a request quoting another one is stale. */
+  nonce?: string;
+  sentVersion?: string;
+  ackedVersion?: string;
+  rejectedVersion?: string;
+  namesKey?: string;
+  request?: WatchRequest;
+  cancel?: () => void;
+  /** Answer the next request even if its version is current (its parent type changed). */
+  forceNext: boolean;
+}
+
+interface StreamState {
+  id: number;
+  node?: NodeIdentity;
+  group?: ClientKind;
+  nonceCounter: number;
+  types: Map<ResourceTypeUrl, TypeState>;
+}
+
+/** A stream's protocol state, for tests and debugging. */
+export interface StreamInfo {
+  id: number;
+  nodeId: string | undefined;
+  group: ClientKind | undefined;
+  types: Record<
+    string,
+    { sentVersion?: string; ackedVersion?: string; rejectedVersion?: string; nonce?: string }
+  >;
+}
+
+/**
+ * The state-of-the-world ADS protocol (go-control-plane's sotw server): each request becomes a
+ * watch on the cache; the answer goes out with a fresh nonce. Per stream and type it tracks the
+ * nonce, the version sent, ACKed and NACKed. Rules:
+ * - a request quoting a nonce other than the last one sent for its type is stale and ignored
+ *   (it answers a response the client has not seen the successor of yet);
+ * - a request quoting the last nonce is an ACK, or a NACK if it carries `error_detail`: a NACK is
+ *   logged and counted, and the rejected version is not sent again; the client keeps its last
+ *   good version until the snapshot moves on;
+ * - the first request of a type on a stream, and a request with changed resource names, are
+ *   answered even if the client already holds the current version;
+ * - when a Cluster (Listener) response changes the version, the stream's Endpoints (Routes) are
+ *   sent again, as Envoy waits for them to finish warming the new cluster.
+ */
+export class SotwServer {
+  private readonly options: SotwServerOptions;
+  private readonly open = new Map<number, StreamState>();
+  private nextStreamId = 1;
+
+  constructor(options: SotwServerOptions) {
+    this.options = options;
+  }
+
+  readonly implementation: AdsImplementation = {
+    StreamAggregatedResources: (call) => this.handleStream(call),
+  };
+
+  streams(): StreamInfo[] {
+    return [...this.open.values()].map((s) => ({
+      id: s.id,
+      nodeId: s.node?.id,
+      group: s.group,
+      types: Object.fromEntries(
+        [...s.types].map(([t, ts]) => [
+          t,
+          {
+            sentVersion: ts.sentVersion,
+            ackedVersion: ts.ackedVersion,
+            rejectedVersion: ts.rejectedVersion,
+            nonce: ts.nonce,
+          },
+        ]),
+      ),
+    }));
+  }
+
+  private handleStream(call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>): void {
+    const stream: StreamState = { id: this.nextStreamId++, nonceCounter: 0, types: new Map() };
+    this.open.set(stream.id, stream);
+    const log = this.options.logger.child({ stream: stream.id });
+    let closed = false;
+    const close = (why: string): void => {
+      if (closed) return;
+      closed = true;
+      for (const ts of stream.types.values()) ts.cancel?.();
+      this.open.delete(stream.id);
+      if (stream.group) this.options.metrics?.streams.dec({ client_kind: stream.group });
+      log.debug({ node: stream.node?.id, why }, 'ADS stream closed');
+    };
+    call.on('data', (req: DiscoveryRequestMessage) => {
+      if (closed) return;
+      try {
+        this.onRequest(stream, call, req, log);
+      } catch (err) {
+        log.error({ err }, 'ADS request failed');
+        call.destroy(err as Error);
+        close('error');
+      }
+    });
+    call.on('end', () => {
+      close('client finished');
+      call.end();
+    });
+    call.on('error', () => close('error'));
+    call.on('cancelled', () => close('cancelled'));
+    call.on('close', () => close('closed'));
+  }
+
+  private onRequest(
+    stream: StreamState,
+    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>,
+    req: DiscoveryRequestMessage,
+    log: Logger,
+  ): void {
+    if (!stream.group) {
+      // Envoy and gRPC send the node on the first request only (at least); keep that one.
+      stream.node = req.node ? nodeIdentity(req.node) : undefined;
+      stream.group = this.options.groupOf(stream.node);
+      this.options.metrics?.streams.inc({ client_kind: stream.group });
+      log.debug(
+        { node: stream.node?.id, userAgent: stream.node?.userAgentName, group: stream.group },
+        'ADS stream opened',
+      );
+    }
+    const typeUrl = req.type_url;
+    if (!typeUrl) {
+      call.emit('error', {
+        code: grpc.status.INVALID_ARGUMENT,
+        details: 'an ADS DiscoveryRequest must set type_url',
+      });
+      return;
+    }
+    if (!isKnownTypeUrl(typeUrl)) {
+      log.debug({ typeUrl }, 'request for a resource type augur does not serve; no answer');
+      return;
+    }
+    let ts = stream.types.get(typeUrl);
+    if (!ts) stream.types.set(typeUrl, (ts = { forceNext: false }));
+
+    const quotes = req.response_nonce;
+    if (quotes && ts.nonce !== undefined && quotes !== ts.nonce) {
+      this.options.metrics?.staleNonces.inc({ type_url: typeUrl });
+      log.trace({ typeUrl, quotes, current: ts.nonce }, 'stale nonce ignored');
+      return;
+    }
+    if (quotes && quotes === ts.nonce) {
+      if (req.error_detail && (req.error_detail.message || req.error_detail.code)) {
+        ts.rejectedVersion = ts.sentVersion;
+        this.options.metrics?.nacks.inc({ type_url: typeUrl, client_kind: stream.group });
+        log.warn(
+          {
+            node: stream.node?.id,
+            typeUrl,
+            rejected: ts.sentVersion,
+            keeps: req.version_info,
+            error: req.error_detail.message,
+          },
+          'client rejected a response (NACK); it keeps its last good version',
+        );
+      } else {
+        ts.ackedVersion = req.version_info;
+        ts.rejectedVersion = undefined;
+      }
+    }
+
+    const names = req.resource_names.filter((n) => n !== '*');
+    const namesKey = [...new Set(names)].sort().join('\0');
+    const force = ts.nonce === undefined || namesKey !== ts.namesKey || ts.forceNext;
+    ts.namesKey = namesKey;
+    ts.forceNext = false;
+    this.watch(stream, call, typeUrl, ts, {
+      typeUrl,
+      resourceNames: names,
+      versionInfo: req.version_info,
+      rejectedVersion: ts.rejectedVersion,
+      force,
+    });
+  }
+
+  private watch(
+    stream: StreamState,
+    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>,
+    typeUrl: ResourceTypeUrl,
+    ts: TypeState,
+    request: WatchRequest,
+  ): void {
+    ts.cancel?.();
+    ts.request = request;
+    let answered = false;
+    const cancel = this.options.watcher.createWatch(stream.group!, request, (response) => {
+      answered = true;
+      ts.cancel = undefined;
+      this.send(stream, call, ts, response);
+    });
+    if (!answered) ts.cancel = cancel;
+  }
+
+  private send(
+    stream: StreamState,
+    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>,
+    ts: TypeState,
+    response: WatchResponse,
+  ): void {
+    const nonce = String(++stream.nonceCounter);
+    const previous = ts.sentVersion;
+    ts.nonce = nonce;
+    ts.sentVersion = response.version;
+    call.write(Buffer.concat([response.body, encodeNonce(nonce)]));
+    this.options.metrics?.responses.inc({ type_url: response.typeUrl });
+
+    const dependent = DEPENDENT_TYPE[response.typeUrl];
+    if (!dependent || previous === undefined || previous === response.version) return;
+    const dts = stream.types.get(dependent);
+    if (!dts) return;
+    if (dts.cancel && dts.request) {
+      // The client is waiting on that type: answer it now, after the parent, in push order.
+      this.watch(stream, call, dependent, dts, { ...dts.request, force: true });
+    } else {
+      dts.forceNext = true;
+    }
+  }
+}
+
+function nodeIdentity(node: NonNullable<DiscoveryRequestMessage['node']>): NodeIdentity {
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(node.metadata?.fields ?? {})) {
+    if (typeof v.string_value === 'string') metadata[k] = v.string_value;
+  }
+  return { id: node.id, userAgentName: node.user_agent_name, metadata };
+}
