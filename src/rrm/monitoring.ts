@@ -70,7 +70,13 @@ export class MonitoringForwarder {
       (err: unknown) => {
         this.options.onFailure?.();
         this.options.logger.warn(
-          { service, seconds, err: (err as Error).message },
+          {
+            service,
+            seconds,
+            err:
+              (err as { details?: string; message?: string }).details ??
+              String((err as Error).message ?? err),
+          },
           'monitoring interval could not be forwarded to the LPS',
         );
       },

@@ -151,7 +151,7 @@ export interface RrmHostContext {
   grpc: GrpcHost;
   lps: {
     lists: PrioritizedListSource;
-    setMonitoringInterval(ids: string[], seconds: number): string[];
+    setMonitoringInterval(ids: string[], seconds: number, service?: string): string[];
   };
 }
 

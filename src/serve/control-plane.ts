@@ -5,6 +5,7 @@ import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Lps } from '../lps/lps.js';
+import { attachRrm } from '../rrm/rrm.js';
 
 /** What a part gets to plug itself into `augur serve`. */
 export interface ControlPlaneContext {
@@ -65,6 +66,7 @@ export async function startControlPlane({
   const ctx: ControlPlaneContext = { config, logger, registry, grpc, http, lps };
   const parts: AttachedPart[] = [];
   // Parts attach here, in order (each returns what stops it).
+  parts.push(await attachRrm(ctx));
   void ctx;
 
   await lps.start();
