@@ -87,7 +87,7 @@ export class TelemetryServiceImpl {
       if (record && this.live.get(record.id) === stream) {
         this.live.delete(record.id);
         this.store.disconnect(record, goodbye);
-        this.logger.info({ endpoint: record.id, goodbye }, 'agent stream closed');
+        this.logger.debug({ endpoint: record.id, goodbye }, 'agent stream closed');
       }
     };
     call.on('data', (msg: AgentMessage) => this.onMessage(stream, msg));
@@ -128,7 +128,7 @@ export class TelemetryServiceImpl {
       const record = this.store.upsertFromHello(msg.hello, now);
       stream.record = record;
       this.live.set(id, stream);
-      this.logger.info(
+      this.logger.debug(
         { endpoint: id, service: record.service, address: `${record.address}:${record.port}` },
         'agent connected',
       );
