@@ -79,6 +79,7 @@ interface TypeState {
 
 interface StreamState {
   id: number;
+  call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>;
   node?: NodeIdentity;
   group?: ClientKind;
   nonceCounter: number;
@@ -142,8 +143,23 @@ export class SotwServer {
     }));
   }
 
+  /**
+   * Ends every open stream with UNAVAILABLE, so clients back off and reconnect (to this address,
+   * once augur is back) instead of holding a server shutdown open until its grace period ends.
+   */
+  closeAll(reason = 'augur is shutting down'): void {
+    for (const s of [...this.open.values()]) {
+      s.call.emit('error', { code: grpc.status.UNAVAILABLE, details: reason });
+    }
+  }
+
   private handleStream(call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>): void {
-    const stream: StreamState = { id: this.nextStreamId++, nonceCounter: 0, types: new Map() };
+    const stream: StreamState = {
+      id: this.nextStreamId++,
+      call,
+      nonceCounter: 0,
+      types: new Map(),
+    };
     this.open.set(stream.id, stream);
     const log = this.options.logger.child({ stream: stream.id });
     let closed = false;

@@ -1,0 +1,218 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Logger } from '../common/logger.js';
+import type { PrioritizedEndpointList, PrioritizedListSource } from '../lps/types.js';
+import { CLIENT_KINDS, type ClientKind } from './client-kind.js';
+import type { XdsMetrics } from './metrics.js';
+import { publishedEndpoints, type PublishedEndpoint, type ResourceBuilder } from './resources.js';
+import { Snapshot, type EncodedResource } from './snapshot.js';
+import type { SnapshotCache } from './snapshot-cache.js';
+
+export interface PublisherOptions {
+  source: PrioritizedListSource;
+  cache: SnapshotCache;
+  builder: ResourceBuilder;
+  /** Milliseconds score changes are gathered before a push (membership changes are not delayed). */
+  debounceMs: number;
+  /** Smallest change of any endpoint's share that is worth a push. */
+  hysteresis: number;
+  /** Resolve host names to IP literals; off: endpoints with a host name are left out. */
+  resolveHostnames: boolean;
+  logger: Logger;
+  metrics?: XdsMetrics;
+  /** Called after each new snapshot with the services that changed (for benchmarks and tests). */
+  onPublish?: (services: readonly string[]) => void;
+}
+
+/** What clients of a service were last given. */
+export interface PublishedService {
+  service: string;
+  /** The LPS list version the push was built from. */
+  listVersion: number;
+  endpoints: readonly PublishedEndpoint[];
+}
+
+interface ServiceResources extends PublishedService {
+  membership: string;
+  endpointsResource: EncodedResource;
+  clusters: Record<ClientKind, EncodedResource>;
+  listener: EncodedResource;
+  route: EncodedResource;
+}
+
+/**
+ * Turns the LPS's prioritized lists into snapshots, one per kind of client. Pushing policy:
+ * - a change of membership (an endpoint joins, or leaves because it went stale, failing or
+ *   draining) is pushed at once, on the next turn of the event loop, with whatever else is pending;
+ * - other changes (weights) wait `debounceMs` so a scoring tick, which emits every service,
+ *   becomes one snapshot; then a service is re-published only if some endpoint's share moved by at
+ *   least `hysteresis` since its last push (compared with what was pushed, so slow drifts add up);
+ * - a list with no endpoints at all removes the service's resources (full-state CDS/LDS then tell
+ *   clients it is gone); a service whose endpoints are all stale keeps its cluster with none.
+ */
+export class XdsPublisher {
+  private readonly options: PublisherOptions;
+  private readonly services = new Map<string, ServiceResources>();
+  private readonly pending = new Map<string, PrioritizedEndpointList>();
+  private readonly addresses = new Map<string, string | null>();
+  private unsubscribe: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+
+  constructor(options: PublisherOptions) {
+    this.options = options;
+  }
+
+  /** Publishes every current list at once, then follows the source. */
+  start(): void {
+    for (const s of this.options.source.services()) {
+      const list = this.options.source.get(s);
+      if (list) this.pending.set(s, list);
+    }
+    this.flush();
+    this.unsubscribe = this.options.source.subscribe((list) => this.onList(list));
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timer = this.immediate = undefined;
+  }
+
+  published(service: string): PublishedService | undefined {
+    const s = this.services.get(service);
+    return s && { service: s.service, listVersion: s.listVersion, endpoints: s.endpoints };
+  }
+
+  private onList(list: PrioritizedEndpointList): void {
+    this.pending.set(list.service, list);
+    const current = this.services.get(list.service);
+    const { endpoints } = publishedEndpoints(list, (a) => this.ipOf(a));
+    const urgent =
+      !current || list.endpoints.length === 0 || membershipOf(endpoints) !== current.membership;
+    if (urgent) {
+      this.immediate ??= setImmediate(() => this.flush());
+    } else if (!this.timer && !this.immediate) {
+      this.timer = setTimeout(() => this.flush(), this.options.debounceMs);
+    }
+  }
+
+  /** Builds what changed, and sets the new snapshots if anything did. */
+  private flush(): void {
+    clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timer = this.immediate = undefined;
+    const changed: string[] = [];
+    for (const [service, list] of this.pending) {
+      try {
+        if (this.apply(service, list)) changed.push(service);
+      } catch (err) {
+        this.options.logger.error(
+          { err, service },
+          'cannot build xDS resources; clients keep the last ones',
+        );
+      }
+    }
+    this.pending.clear();
+    if (changed.length === 0 && this.options.cache.getSnapshot(CLIENT_KINDS[0]!)) return;
+    for (const kind of CLIENT_KINDS) this.options.cache.setSnapshot(kind, this.snapshotFor(kind));
+    this.options.onPublish?.(changed);
+  }
+
+  /** Updates one service; false if clients need not hear about it. */
+  private apply(service: string, list: PrioritizedEndpointList): boolean {
+    const current = this.services.get(service);
+    if (list.endpoints.length === 0) {
+      if (!current) return false;
+      this.services.delete(service);
+      this.options.metrics?.publishes.inc({ outcome: 'removed' });
+      return true;
+    }
+    const { endpoints, unresolved } = publishedEndpoints(list, (a) => this.ipOf(a));
+    if (unresolved.length > 0)
+      this.options.logger.debug(
+        { service, unresolved },
+        'endpoints without an IP address left out',
+      );
+    const membership = membershipOf(endpoints);
+    if (
+      current &&
+      membership === current.membership &&
+      maxShareChange(current.endpoints, endpoints) < this.options.hysteresis
+    ) {
+      this.options.metrics?.publishes.inc({ outcome: 'skipped' });
+      return false;
+    }
+    const b = this.options.builder;
+    this.services.set(service, {
+      service,
+      listVersion: list.version,
+      endpoints,
+      membership,
+      endpointsResource: b.endpoints(service, endpoints),
+      // These depend on the service name only; build them once.
+      clusters: current?.clusters ?? {
+        envoy: b.cluster(service, 'envoy'),
+        grpc: b.cluster(service, 'grpc'),
+      },
+      listener: current?.listener ?? b.listener(service),
+      route: current?.route ?? b.route(service),
+    });
+    this.options.metrics?.publishes.inc({ outcome: 'published' });
+    return true;
+  }
+
+  /** Envoy gets Clusters and Endpoints (its listeners and routes are in its bootstrap); gRPC all four. */
+  private snapshotFor(kind: ClientKind): Snapshot {
+    const resources: EncodedResource[] = [];
+    for (const s of this.services.values()) {
+      resources.push(s.clusters[kind], s.endpointsResource);
+      if (kind === 'grpc') resources.push(s.listener, s.route);
+    }
+    return new Snapshot(resources);
+  }
+
+  /** An IP literal for an address; a host name is resolved in the background and its service re-queued. */
+  private ipOf(address: string): string | undefined {
+    if (isIP(address)) return address;
+    if (!this.options.resolveHostnames) return undefined;
+    const known = this.addresses.get(address);
+    if (known !== undefined) return known ?? undefined;
+    this.addresses.set(address, null);
+    lookup(address)
+      .then(({ address: ip }) => {
+        this.addresses.set(address, ip);
+        this.options.logger.info({ host: address, ip }, 'endpoint host name resolved');
+        for (const s of this.options.source.services()) {
+          const list = this.options.source.get(s);
+          if (list?.endpoints.some((e) => e.address === address)) this.onList(list);
+        }
+      })
+      .catch((err: Error) =>
+        this.options.logger.warn(
+          { host: address, err: err.message },
+          'cannot resolve endpoint host name; left out',
+        ),
+      );
+    return undefined;
+  }
+}
+
+function membershipOf(endpoints: readonly PublishedEndpoint[]): string {
+  return endpoints
+    .map((e) => `${e.id}@${e.ip}:${e.port}/${e.region}/${e.zone}/${e.subZone}`)
+    .sort()
+    .join(',');
+}
+
+/** Largest absolute change of one endpoint's share between two pushes with the same members. */
+export function maxShareChange(
+  before: readonly PublishedEndpoint[],
+  after: readonly PublishedEndpoint[],
+): number {
+  const old = new Map(before.map((e) => [e.id, e.share]));
+  let max = 0;
+  for (const e of after) max = Math.max(max, Math.abs(e.share - (old.get(e.id) ?? 0)));
+  return max;
+}

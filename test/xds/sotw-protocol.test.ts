@@ -1,0 +1,357 @@
+import * as grpc from '@grpc/grpc-js';
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadEnvoyProtos } from '../../src/common/envoy-protos.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { RawAdsClient, type RawDiscoveryResponse } from '../../src/xds/ads-client.js';
+import { clientKindOf } from '../../src/xds/client-kind.js';
+import { XdsMetrics } from '../../src/xds/metrics.js';
+import { rootResolver } from '../../src/xds/proto-json.js';
+import { ResourceBuilder, type PublishedEndpoint } from '../../src/xds/resources.js';
+import { Snapshot, type EncodedResource } from '../../src/xds/snapshot.js';
+import { SnapshotCache } from '../../src/xds/snapshot-cache.js';
+import { SotwServer, adsServiceDefinition } from '../../src/xds/sotw-server.js';
+import { TypeUrl } from '../../src/xds/types.js';
+
+const { root } = loadEnvoyProtos();
+const options = {
+  weightScale: 10_000,
+  connectTimeout: 1,
+  envoyLbPolicy: 'override_host',
+  envoyUpstreamHttp2: false,
+} as const;
+const builder = new ResourceBuilder(rootResolver(root), options);
+const slowBuilder = new ResourceBuilder(rootResolver(root), { ...options, connectTimeout: 5 });
+
+const endpoint = (id: string, last: number, share: number): PublishedEndpoint => ({
+  id,
+  ip: `10.0.0.${last}`,
+  port: 8080,
+  share,
+  region: 'r1',
+  zone: 'z1',
+  subZone: '',
+});
+
+/** A gRPC-kind snapshot of services, each with two endpoints. */
+function snapshotOf(
+  services: string[],
+  opts: { shareA?: number; clusterBuilder?: ResourceBuilder } = {},
+): Snapshot {
+  const a = opts.shareA ?? 0.5;
+  const resources: EncodedResource[] = [];
+  for (const [i, s] of services.entries()) {
+    resources.push(
+      (opts.clusterBuilder ?? builder).cluster(s, 'grpc'),
+      builder.endpoints(s, [
+        endpoint(`${s}-a`, 2 * i + 1, a),
+        endpoint(`${s}-b`, 2 * i + 2, 1 - a),
+      ]),
+      builder.listener(s),
+      builder.route(s),
+    );
+  }
+  return new Snapshot(resources);
+}
+
+const names = (c: RawAdsClient, r: RawDiscoveryResponse): string[] =>
+  r.resources
+    .map((x) => {
+      const m = c.decode(x);
+      return String(m.name ?? m.cluster_name);
+    })
+    .sort();
+
+const node = { id: 'test-node', user_agent_name: 'gRPC Node Pure JS' };
+
+describe('SotW ADS protocol over a raw stream', () => {
+  let server: grpc.Server;
+  let address: string;
+  let cache: SnapshotCache;
+  let sotw: SotwServer;
+  let registry: Registry;
+  const clients: RawAdsClient[] = [];
+
+  beforeAll(async () => {
+    server = new grpc.Server();
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    address = `127.0.0.1:${port}`;
+    // One service implementation that forwards to the server of the current test.
+    server.addService(adsServiceDefinition(root), {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<never, Uint8Array>) =>
+        sotw.implementation.StreamAggregatedResources(call),
+    });
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  });
+
+  beforeEach(() => {
+    cache = new SnapshotCache();
+    registry = new Registry();
+    const metrics = new XdsMetrics(registry);
+    const rule = {
+      metadataKey: 'augur.client',
+      envoyUserAgents: ['envoy'],
+      defaultKind: 'grpc' as const,
+    };
+    sotw = new SotwServer({
+      watcher: cache,
+      groupOf: (n) => clientKindOf(n, rule),
+      logger: silentLogger,
+      metrics,
+    });
+  });
+
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+  });
+
+  const connect = (): RawAdsClient => {
+    const c = new RawAdsClient(address, root);
+    clients.push(c);
+    return c;
+  };
+
+  const metric = async (name: string): Promise<number> => {
+    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+    return (m?.values ?? []).reduce((s, v) => s + v.value, 0);
+  };
+
+  it('answers a wildcard CDS request with every cluster, then waits for the ACK before the next version', async () => {
+    cache.setSnapshot('grpc', snapshotOf(['a', 'b']));
+    const c = connect();
+    c.send({ node, type_url: TypeUrl.Cluster });
+    const first = await c.next();
+    expect(first.type_url).toBe(TypeUrl.Cluster);
+    expect(names(c, first)).toEqual(['a', 'b']);
+    expect(first.nonce).not.toBe('');
+
+    // A new version before the ACK is held back: the watch was spent by the first answer.
+    const v2 = snapshotOf(['a', 'b'], { clusterBuilder: slowBuilder });
+    cache.setSnapshot('grpc', v2);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.pending).toBe(0);
+
+    c.send({
+      type_url: TypeUrl.Cluster,
+      version_info: first.version_info,
+      response_nonce: first.nonce,
+    });
+    const second = await c.next();
+    expect(second.version_info).toBe(v2.version(TypeUrl.Cluster));
+    expect(second.version_info).not.toBe(first.version_info);
+    expect(sotw.streams()[0]!.types[TypeUrl.Cluster]!.ackedVersion).toBe(first.version_info);
+  });
+
+  it('removes a deleted cluster from the next full-state CDS response', async () => {
+    cache.setSnapshot('grpc', snapshotOf(['a', 'b', 'c']));
+    const c = connect();
+    c.send({ node, type_url: TypeUrl.Cluster });
+    const first = await c.next();
+    expect(names(c, first)).toEqual(['a', 'b', 'c']);
+    c.send({
+      type_url: TypeUrl.Cluster,
+      version_info: first.version_info,
+      response_nonce: first.nonce,
+    });
+    cache.setSnapshot('grpc', snapshotOf(['a', 'c']));
+    const second = await c.next();
+    expect(names(c, second)).toEqual(['a', 'c']);
+    // Everything gone: an empty full-state answer, which deletes the client's clusters.
+    c.send({
+      type_url: TypeUrl.Cluster,
+      version_info: second.version_info,
+      response_nonce: second.nonce,
+    });
+    cache.setSnapshot('grpc', snapshotOf([]));
+    const third = await c.next();
+    expect(third.resources).toEqual([]);
+  });
+
+  it('answers named EDS subscriptions with the names asked for, and again when the names change', async () => {
+    cache.setSnapshot('grpc', snapshotOf(['a', 'b', 'c']));
+    const c = connect();
+    c.send({ node, type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['b'] });
+    const first = await c.next();
+    expect(names(c, first)).toEqual(['b']);
+    // Same version, new names: answered at once with the wider set.
+    c.send({
+      type_url: TypeUrl.ClusterLoadAssignment,
+      resource_names: ['b', 'c'],
+      version_info: first.version_info,
+      response_nonce: first.nonce,
+    });
+    const second = await c.next();
+    expect(second.version_info).toBe(first.version_info);
+    expect(names(c, second)).toEqual(['b', 'c']);
+    // A named subscription to something that does not exist waits instead of answering empty.
+    const d = connect();
+    d.send({ node, type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['nope'] });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(d.pending).toBe(0);
+    cache.setSnapshot('grpc', snapshotOf(['a', 'b', 'c', 'nope']));
+    expect(names(d, await d.next())).toEqual(['nope']);
+  });
+
+  it('keeps the last good version after a NACK: counts it, does not resend the rejected version, sends the next one', async () => {
+    const v1 = snapshotOf(['a'], { shareA: 0.5 });
+    cache.setSnapshot('grpc', v1);
+    const c = connect();
+    c.send({ node, type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['a'] });
+    const r1 = await c.next();
+    c.send({
+      type_url: TypeUrl.ClusterLoadAssignment,
+      resource_names: ['a'],
+      version_info: r1.version_info,
+      response_nonce: r1.nonce,
+    });
+    cache.setSnapshot('grpc', snapshotOf(['a'], { shareA: 0.7 }));
+    const r2 = await c.next();
+    expect(r2.version_info).not.toBe(r1.version_info);
+
+    // The client rejects r2 and says it keeps r1.
+    c.send({
+      type_url: TypeUrl.ClusterLoadAssignment,
+      resource_names: ['a'],
+      version_info: r1.version_info,
+      response_nonce: r2.nonce,
+      error_detail: { code: 3, message: 'weights rejected by test' },
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(c.pending).toBe(0); // r2 is not pushed again
+    expect(await metric('augur_xds_nacks_total')).toBe(1);
+    const state = sotw.streams()[0]!.types[TypeUrl.ClusterLoadAssignment]!;
+    expect(state.ackedVersion).toBe(r1.version_info);
+    expect(state.rejectedVersion).toBe(r2.version_info);
+
+    // The snapshot moves on: the new version goes out.
+    const v3 = snapshotOf(['a'], { shareA: 0.9 });
+    cache.setSnapshot('grpc', v3);
+    const r3 = await c.next();
+    expect(r3.version_info).toBe(v3.version(TypeUrl.ClusterLoadAssignment));
+    const cla = c.decode(r3.resources[0]!) as {
+      endpoints: Array<{ load_balancing_weight: { value: number } }>;
+    };
+    expect(cla.endpoints.map((e) => e.load_balancing_weight.value)).toEqual([9000, 1000]);
+  });
+
+  it('ignores a request quoting a stale nonce', async () => {
+    cache.setSnapshot('grpc', snapshotOf(['a']));
+    const c = connect();
+    c.send({ node, type_url: TypeUrl.Cluster });
+    const r1 = await c.next();
+    cache.setSnapshot('grpc', snapshotOf(['a', 'b']));
+    // A request answering a nonce the server never sent last is not an ACK and opens no watch.
+    c.send({ type_url: TypeUrl.Cluster, version_info: r1.version_info, response_nonce: 'stale-0' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.pending).toBe(0);
+    expect(await metric('augur_xds_stale_nonce_requests_total')).toBe(1);
+    expect(sotw.streams()[0]!.types[TypeUrl.Cluster]!.ackedVersion).toBeUndefined();
+    // The real ACK gets the newer version at once.
+    c.send({ type_url: TypeUrl.Cluster, version_info: r1.version_info, response_nonce: r1.nonce });
+    expect(names(c, await c.next())).toEqual(['a', 'b']);
+  });
+
+  it('pushes Clusters, Endpoints, Listeners, Routes in that order, and re-sends endpoints after a cluster change', async () => {
+    cache.setSnapshot('grpc', snapshotOf(['a']));
+    const c = connect();
+    const held = new Map<string, RawDiscoveryResponse>();
+    // Subscribe in the reverse order: the answers still come in push order on a snapshot change.
+    for (const [t, n] of [
+      [TypeUrl.RouteConfiguration, ['a']],
+      [TypeUrl.Listener, []],
+      [TypeUrl.ClusterLoadAssignment, ['a']],
+      [TypeUrl.Cluster, []],
+    ] as const) {
+      c.send({ node, type_url: t, resource_names: [...n] });
+      held.set(t, await c.next());
+    }
+    const ack = (r: RawDiscoveryResponse, n: string[]): void =>
+      c.send({
+        type_url: r.type_url,
+        resource_names: n,
+        version_info: r.version_info,
+        response_nonce: r.nonce,
+      });
+    ack(held.get(TypeUrl.RouteConfiguration)!, ['a']);
+    ack(held.get(TypeUrl.Listener)!, []);
+    ack(held.get(TypeUrl.ClusterLoadAssignment)!, ['a']);
+    ack(held.get(TypeUrl.Cluster)!, []);
+    await new Promise((r) => setTimeout(r, 50));
+
+    cache.setSnapshot('grpc', snapshotOf(['a', 'b']));
+    const order: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await c.next();
+      order.push(r.type_url);
+      ack(r, r.type_url === TypeUrl.Cluster || r.type_url === TypeUrl.Listener ? [] : ['a']);
+      held.set(r.type_url, r);
+    }
+    expect(order).toEqual([
+      TypeUrl.Cluster,
+      TypeUrl.ClusterLoadAssignment,
+      TypeUrl.Listener,
+      TypeUrl.RouteConfiguration,
+    ]);
+    await new Promise((r) => setTimeout(r, 50));
+
+    // Only cluster a's settings change; its endpoints are the same, yet they are sent again.
+    const edsBefore = held.get(TypeUrl.ClusterLoadAssignment)!.version_info;
+    cache.setSnapshot('grpc', snapshotOf(['a', 'b'], { clusterBuilder: slowBuilder }));
+    const cds = await c.next();
+    expect(cds.type_url).toBe(TypeUrl.Cluster);
+    const eds = await c.next();
+    expect(eds.type_url).toBe(TypeUrl.ClusterLoadAssignment);
+    expect(eds.version_info).toBe(edsBefore);
+    expect(names(c, eds)).toEqual(['a']);
+  });
+
+  it('answers the first request of a new stream even when the client already holds that version', async () => {
+    const snap = snapshotOf(['a']);
+    cache.setSnapshot('grpc', snap);
+    const c = connect();
+    c.send({ node, type_url: TypeUrl.Cluster, version_info: snap.version(TypeUrl.Cluster) });
+    const r = await c.next();
+    expect(r.version_info).toBe(snap.version(TypeUrl.Cluster));
+    expect(names(c, r)).toEqual(['a']);
+  });
+
+  it('gives Envoy (by user agent) and declared clients the clusters of their kind', async () => {
+    const envoySnap = new Snapshot([builder.cluster('a', 'envoy')]);
+    cache.setSnapshot('envoy', envoySnap);
+    cache.setSnapshot('grpc', snapshotOf(['a']));
+    const e = connect();
+    e.send({ node: { id: 'envoy-1', user_agent_name: 'envoy' }, type_url: TypeUrl.Cluster });
+    const fromEnvoy = e.decode((await e.next()).resources[0]!) as Record<string, unknown>;
+    expect(JSON.stringify(fromEnvoy.load_balancing_policy)).toContain(
+      'envoy.load_balancing_policies.override_host',
+    );
+
+    const g = connect();
+    g.send({
+      node: {
+        id: 'x',
+        user_agent_name: 'envoy',
+        metadata: { fields: { 'augur.client': { string_value: 'grpc' } } },
+      },
+      type_url: TypeUrl.Cluster,
+    });
+    const fromGrpc = g.decode((await g.next()).resources[0]!) as Record<string, unknown>;
+    // ROUND_ROBIN is the enum's zero value, so it is absent on the wire; no override-host policy.
+    expect(fromGrpc.lb_policy ?? 'ROUND_ROBIN').toBe('ROUND_ROBIN');
+    expect(fromGrpc.load_balancing_policy).toBeUndefined();
+    expect(fromGrpc.type).toBe('EDS');
+    expect(
+      sotw
+        .streams()
+        .map((s) => s.group)
+        .sort(),
+    ).toEqual(['envoy', 'grpc']);
+  });
+});
