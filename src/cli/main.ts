@@ -4,6 +4,7 @@ import { AugurError } from '../common/errors.js';
 import { registerServeCommand } from '../serve/cli.js';
 import { registerAgentCommand } from '../agent/cli.js';
 import { registerForecastCommand } from '../lps/forecast/cli.js';
+import { registerRrmCommand } from '../rrm/cli.js';
 
 /**
  * The `augur` command. Each part registers its own subcommands from its folder's
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerAgentCommand(program);
   registerForecastCommand(program);
+  registerRrmCommand(program);
   return program;
 }
 

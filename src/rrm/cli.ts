@@ -1,0 +1,107 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../common/config.js';
+import { AugurError } from '../common/errors.js';
+import { stopOnSignals } from '../common/lifecycle.js';
+import { createLogger } from '../common/logger.js';
+import { DataPlane } from './dataplane.js';
+import { startStandaloneRrm } from './standalone.js';
+
+interface RrmFlags {
+  lps: string;
+  grpcListen?: string;
+  httpListen?: string;
+  config?: string;
+  logLevel?: string;
+}
+
+interface DataPlaneFlags {
+  rrm: string;
+  listen: string;
+  route?: string;
+  cluster?: string;
+  retries: string;
+  messageTimeout: string;
+  fallbackHosts?: string;
+  logLevel?: string;
+}
+
+/** `augur rrm` (the RRM alone, against a remote LPS) and `augur dataplane` (the demo proxy). */
+export function registerRrmCommand(program: Command): void {
+  program
+    .command('rrm')
+    .description(
+      'run the Response Routing Module alone: Envoy ext_proc endpoint picker and RouteResponse',
+    )
+    .requiredOption(
+      '--lps <host:port>',
+      'gRPC address of the LPS (augur serve) to watch lists from',
+    )
+    .option(
+      '--grpc-listen <host:port>',
+      'gRPC address for ext_proc and ResponseRouter (default 127.0.0.1:18000)',
+    )
+    .option(
+      '--http-listen <host:port>',
+      'HTTP address for /metrics and /healthz (default 127.0.0.1:18080)',
+    )
+    .option('--config <file>', 'YAML config file (also AUGUR_CONFIG); the rrm section applies')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .action(async (flags: RrmFlags) => {
+      const config = loadConfig({
+        file: flags.config,
+        flags: {
+          grpcListen: flags.grpcListen,
+          httpListen: flags.httpListen,
+          logLevel: flags.logLevel,
+        },
+      });
+      const rrm = await startStandaloneRrm({ config, lps: flags.lps });
+      stopOnSignals(rrm.logger, () => rrm.stop());
+    });
+
+  program
+    .command('dataplane')
+    .description(
+      'run the demo data plane: an HTTP proxy that asks the RRM over ext_proc as Envoy would (not a replacement for Envoy)',
+    )
+    .requiredOption('--rrm <host:port>', 'gRPC address of the RRM (augur serve or augur rrm)')
+    .option('--listen <host:port>', 'HTTP address to proxy on', '127.0.0.1:10000')
+    .option('--route <name>', 'sent as the xds.route_name attribute')
+    .option(
+      '--cluster <name>',
+      'sent as the xds.cluster_name attribute (augur maps it to a service)',
+    )
+    .option('--retries <n>', 'retries after the first attempt (Envoy num_retries)', '2')
+    .option('--message-timeout <ms>', 'ext_proc answer timeout, ms (Envoy message_timeout)', '200')
+    .option(
+      '--fallback-hosts <list>',
+      'ip:port,... balanced round robin when the RRM gives no answer',
+    )
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
+    .action(async (flags: DataPlaneFlags) => {
+      const retries = Number(flags.retries);
+      const timeout = Number(flags.messageTimeout);
+      if (!Number.isInteger(retries) || retries < 0) {
+        throw new AugurError('BAD_FLAG', `--retries "${flags.retries}" must be an integer >= 0`);
+      }
+      if (!Number.isFinite(timeout) || timeout <= 0) {
+        throw new AugurError(
+          'BAD_FLAG',
+          `--message-timeout "${flags.messageTimeout}" must be a number of ms > 0`,
+        );
+      }
+      const logger = createLogger('augur-dataplane', (flags.logLevel ?? 'info') as 'info');
+      const plane = new DataPlane({
+        listen: flags.listen,
+        rrm: flags.rrm,
+        routeName: flags.route,
+        clusterName: flags.cluster,
+        retries,
+        messageTimeoutMs: timeout,
+        fallbackHosts: flags.fallbackHosts?.split(',').filter((h) => h.trim() !== '') ?? [],
+        logger,
+      });
+      await plane.start();
+      stopOnSignals(logger, () => plane.stop());
+    });
+}
