@@ -18,7 +18,10 @@ export function durationToSeconds(d: Duration | undefined): number {
 export function parseDurationSeconds(value: string | number, what = 'duration'): number {
   if (typeof value === 'number') {
     if (!Number.isFinite(value) || value < 0) {
-      throw new AugurError('BAD_DURATION', `${what} must be a finite number of seconds >= 0, got ${value}`);
+      throw new AugurError(
+        'BAD_DURATION',
+        `${what} must be a finite number of seconds >= 0, got ${value}`,
+      );
     }
     return value;
   }

@@ -81,10 +81,18 @@ export class GrpcHost {
     );
     reflection.addToServer(this.server);
     const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(formatHostPort(wanted), grpc.ServerCredentials.createInsecure(), (err, p) =>
-        err
-          ? reject(new AugurError('LISTEN_FAILED', `cannot listen on ${this.options.listen}: ${err.message}`))
-          : resolve(p),
+      this.server.bindAsync(
+        formatHostPort(wanted),
+        grpc.ServerCredentials.createInsecure(),
+        (err, p) =>
+          err
+            ? reject(
+                new AugurError(
+                  'LISTEN_FAILED',
+                  `cannot listen on ${this.options.listen}: ${err.message}`,
+                ),
+              )
+            : resolve(p),
       );
     });
     this.bound = { host: wanted.host, port };

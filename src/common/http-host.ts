@@ -4,7 +4,11 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AugurError } from './errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from './address.js';
 
-export type HttpHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+export type HttpHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+) => void | Promise<void>;
 
 export interface HttpHostOptions {
   listen: string;
@@ -31,7 +35,9 @@ export class HttpHost {
       res.end(body);
     });
     this.route('/healthz', (_req, res) => {
-      const problems = (this.options.healthChecks ?? []).map((c) => c()).filter((p) => p !== undefined);
+      const problems = (this.options.healthChecks ?? [])
+        .map((c) => c())
+        .filter((p) => p !== undefined);
       res.writeHead(problems.length ? 503 : 200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: problems.length ? 'unhealthy' : 'ok', problems }));
     });
@@ -60,7 +66,12 @@ export class HttpHost {
     const wanted = parseHostPort(this.options.listen, 'HTTP listen address');
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) =>
-        reject(new AugurError('LISTEN_FAILED', `cannot listen on ${this.options.listen}: ${err.message}`));
+        reject(
+          new AugurError(
+            'LISTEN_FAILED',
+            `cannot listen on ${this.options.listen}: ${err.message}`,
+          ),
+        );
       this.server.once('error', onError);
       this.server.listen(wanted.port, wanted.host, () => {
         this.server.off('error', onError);

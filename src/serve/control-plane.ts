@@ -71,7 +71,7 @@ export async function startControlPlane({
 
   await lps.start();
   const grpcAddr = await grpc.start();
-  const httpAddr = await http.start();
+  await http.start();
   const grpcAddress = formatHostPort(grpcAddr);
   logger.info(
     { grpc: grpcAddress, http: http.url, dataDir: config.dataDir },

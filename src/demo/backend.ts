@@ -1,0 +1,127 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HostLoad, LoadSampler } from '../agent/load-sampler.js';
+
+export interface DemoBackendOptions {
+  id: string;
+  /** Requests per second the backend serves when nothing else runs on it. */
+  capacityRps: number;
+  /**
+   * Fraction of the backend's capacity taken by load that is not ours (other
+   * tenants, batch jobs) at `t` seconds after start, [0,1).
+   */
+  background: (t: number) => number;
+  /** Requests queued longer than this are refused with 503, seconds. */
+  maxQueueSeconds?: number;
+  host?: string;
+}
+
+/**
+ * An HTTP backend whose capacity is shared with a background load that
+ * changes over time. It queues requests FIFO behind a single virtual server
+ * (service time 1/(capacity × (1 − background))), so latency rises for real
+ * when it is overloaded, without burning this machine's CPU. Its health
+ * endpoint waits in the same queue, so a probe measures what a request would.
+ */
+export class DemoBackend {
+  readonly id: string;
+  private readonly options: Required<DemoBackendOptions>;
+  private readonly server: Server;
+  private readonly startedAt = performance.now();
+  private nextFreeMs = 0;
+  private busyMs = 0;
+  private served = 0;
+  private refused = 0;
+  private port = 0;
+
+  constructor(options: DemoBackendOptions) {
+    this.options = { maxQueueSeconds: 2, host: '127.0.0.1', ...options };
+    this.id = options.id;
+    this.server = createServer((req, res) => this.handle(req, res));
+    this.server.keepAliveTimeout = 10_000;
+  }
+
+  async start(port = 0): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(port, this.options.host, resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this.address;
+  }
+
+  get address(): string {
+    return `${this.options.host}:${this.port}`;
+  }
+
+  /** Seconds since start, the clock of `background`. */
+  elapsed(): number {
+    return (performance.now() - this.startedAt) / 1000;
+  }
+
+  backgroundNow(): number {
+    return Math.min(0.99, Math.max(0, this.options.background(this.elapsed())));
+  }
+
+  /** Seconds a request arriving now would wait before its service starts. */
+  queueDelay(): number {
+    return Math.max(0, this.nextFreeMs - performance.now()) / 1000;
+  }
+
+  /** A LoadSampler for the agent of this backend: its own utilisation, not the host's. */
+  sampler(): LoadSampler {
+    let lastAt = performance.now();
+    let lastBusy = 0;
+    let lastServed = 0;
+    return {
+      sample: async (): Promise<HostLoad & { requestRate: number }> => {
+        const now = performance.now();
+        const span = Math.max(1, now - lastAt);
+        const ours = Math.min(1, (this.busyMs - lastBusy) / span);
+        const requestRate = ((this.served - lastServed) * 1000) / span;
+        lastAt = now;
+        lastBusy = this.busyMs;
+        lastServed = this.served;
+        const cpuUsage = Math.min(1, this.backgroundNow() + ours * (1 - this.backgroundNow()));
+        return {
+          cpuUsage,
+          memoryUsage: 0.3 + 0.1 * cpuUsage,
+          networkIo: requestRate * 600,
+          requestRate,
+        };
+      },
+    };
+  }
+
+  stats(): { served: number; refused: number } {
+    return { served: this.served, refused: this.refused };
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    const now = performance.now();
+    const wait = Math.max(0, this.nextFreeMs - now);
+    if (wait / 1000 > this.options.maxQueueSeconds) {
+      this.refused++;
+      res.writeHead(503, { 'content-type': 'application/json', 'x-augur-backend': this.id });
+      res.end(JSON.stringify({ backend: this.id, error: 'overloaded' }));
+      return;
+    }
+    const serviceMs = 1000 / (this.options.capacityRps * (1 - this.backgroundNow()));
+    const isProbe = req.url === '/healthz';
+    if (!isProbe) {
+      this.nextFreeMs = now + wait + serviceMs;
+      this.busyMs += serviceMs;
+    }
+    const delay = wait + (isProbe ? 0 : serviceMs);
+    setTimeout(() => {
+      if (!isProbe) this.served++;
+      res.writeHead(200, { 'content-type': 'application/json', 'x-augur-backend': this.id });
+      res.end(JSON.stringify({ backend: this.id, queuedMs: Math.round(wait) }));
+    }, delay);
+  }
+}
