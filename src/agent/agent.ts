@@ -192,7 +192,7 @@ export class Agent {
       timestamp,
       networkCapacity: 0,
       health: probe.health,
-      requestRate: 0,
+      requestRate: load.requestRate ?? 0,
     });
   }
 }

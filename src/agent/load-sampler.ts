@@ -6,6 +6,12 @@ export interface HostLoad {
   memoryUsage: number;
   /** Bytes per second received plus transmitted, loopback excluded. */
   networkIo: number;
+  /**
+   * Requests per second the endpoint served since the previous sample, when the
+   * sampler knows it (a backend that reports its own load); lets the LPS estimate
+   * capacity as throughput per unit of utilisation.
+   */
+  requestRate?: number;
 }
 
 /**

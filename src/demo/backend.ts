@@ -71,7 +71,7 @@ export class DemoBackend {
     let lastBusy = 0;
     let lastServed = 0;
     return {
-      sample: async (): Promise<HostLoad & { requestRate: number }> => {
+      sample: async (): Promise<HostLoad> => {
         const now = performance.now();
         const span = Math.max(1, now - lastAt);
         const ours = Math.min(1, (this.busyMs - lastBusy) / span);
