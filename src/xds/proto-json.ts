@@ -287,16 +287,16 @@ class Walker {
             handled: true,
             value: this.problem(path, `expected an object, got ${describe(json)}`),
           };
-        return { handled: true, value: structOf(json) };
+        return { handled: true, value: structOf(json, type) };
       case '.google.protobuf.Value':
-        return { handled: true, value: valueOf(json) };
+        return { handled: true, value: valueOf(json, type) };
       case '.google.protobuf.ListValue':
         if (!Array.isArray(json))
           return {
             handled: true,
             value: this.problem(path, `expected a list, got ${describe(json)}`),
           };
-        return { handled: true, value: { values: json.map(valueOf) } };
+        return { handled: true, value: listOf(json, type.lookupType('Value')) };
       case '.google.protobuf.FieldMask':
         if (typeof json !== 'string')
           return {
@@ -355,18 +355,32 @@ function isSyntheticOneof(oneof: protobuf.OneOf): boolean {
   return oneof.name.startsWith('_') && oneof.fieldsArray.length === 1;
 }
 
-function structOf(json: Record<string, Json>): Record<string, unknown> {
-  return { fields: Object.fromEntries(Object.entries(json).map(([k, v]) => [k, valueOf(v)])) };
+/*
+ * protobufjs's built-in google/protobuf/struct.proto names Value's fields in camelCase
+ * (stringValue) while a .proto loaded with keepCase would use snake_case; fromObject takes
+ * whichever the loaded type has, so the names are looked up on the type itself.
+ */
+function structOf(json: Record<string, Json>, struct: protobuf.Type): Record<string, unknown> {
+  const valueType = struct.lookupType('Value');
+  return {
+    fields: Object.fromEntries(Object.entries(json).map(([k, v]) => [k, valueOf(v, valueType)])),
+  };
 }
 
-function valueOf(json: Json): Record<string, unknown> {
-  if (json === null || json === undefined) return { null_value: 0 };
-  if (typeof json === 'number') return { number_value: json };
-  if (typeof json === 'string') return { string_value: json };
-  if (typeof json === 'boolean') return { bool_value: json };
-  if (Array.isArray(json)) return { list_value: { values: json.map(valueOf) } };
-  if (isObject(json)) return { struct_value: structOf(json) };
-  return { string_value: String(json) };
+function listOf(json: Json[], valueType: protobuf.Type): Record<string, unknown> {
+  return { values: json.map((v) => valueOf(v, valueType)) };
+}
+
+function valueOf(json: Json, valueType: protobuf.Type): Record<string, unknown> {
+  const name = (snake: string): string => fieldsOf(valueType).get(snake)?.name ?? snake;
+  if (json === null || json === undefined) return { [name('null_value')]: 0 };
+  if (typeof json === 'number') return { [name('number_value')]: json };
+  if (typeof json === 'string') return { [name('string_value')]: json };
+  if (typeof json === 'boolean') return { [name('bool_value')]: json };
+  if (Array.isArray(json)) return { [name('list_value')]: listOf(json, valueType) };
+  if (isObject(json))
+    return { [name('struct_value')]: structOf(json, valueType.lookupType('Struct')) };
+  return { [name('string_value')]: String(json) };
 }
 
 function describe(json: Json): string {

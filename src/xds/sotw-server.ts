@@ -17,7 +17,8 @@ export interface DiscoveryRequestMessage {
     id?: string;
     cluster?: string;
     user_agent_name?: string;
-    metadata?: { fields?: Record<string, { string_value?: string }> };
+    /** protobufjs's built-in Struct names Value's fields in camelCase. */
+    metadata?: { fields?: Record<string, { stringValue?: string; string_value?: string }> };
   };
   resource_names: string[];
   type_url: string;
@@ -308,7 +309,8 @@ export class SotwServer {
 function nodeIdentity(node: NonNullable<DiscoveryRequestMessage['node']>): NodeIdentity {
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(node.metadata?.fields ?? {})) {
-    if (typeof v.string_value === 'string') metadata[k] = v.string_value;
+    const text = v.stringValue ?? v.string_value;
+    if (typeof text === 'string') metadata[k] = text;
   }
   return { id: node.id, userAgentName: node.user_agent_name, metadata };
 }

@@ -10,7 +10,11 @@ import { rootResolver } from '../../src/xds/proto-json.js';
 import { ResourceBuilder, type PublishedEndpoint } from '../../src/xds/resources.js';
 import { Snapshot, type EncodedResource } from '../../src/xds/snapshot.js';
 import { SnapshotCache } from '../../src/xds/snapshot-cache.js';
-import { SotwServer, adsServiceDefinition } from '../../src/xds/sotw-server.js';
+import {
+  SotwServer,
+  adsServiceDefinition,
+  type DiscoveryRequestMessage,
+} from '../../src/xds/sotw-server.js';
 import { TypeUrl } from '../../src/xds/types.js';
 
 const { root } = loadEnvoyProtos();
@@ -82,8 +86,9 @@ describe('SotW ADS protocol over a raw stream', () => {
     address = `127.0.0.1:${port}`;
     // One service implementation that forwards to the server of the current test.
     server.addService(adsServiceDefinition(root), {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<never, Uint8Array>) =>
-        sotw.implementation.StreamAggregatedResources(call),
+      StreamAggregatedResources: (
+        call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>,
+      ) => sotw.implementation.StreamAggregatedResources(call),
     });
   });
 
@@ -338,7 +343,7 @@ describe('SotW ADS protocol over a raw stream', () => {
       node: {
         id: 'x',
         user_agent_name: 'envoy',
-        metadata: { fields: { 'augur.client': { string_value: 'grpc' } } },
+        metadata: { fields: { 'augur.client': { stringValue: 'grpc' } } },
       },
       type_url: TypeUrl.Cluster,
     });
