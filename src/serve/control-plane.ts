@@ -6,6 +6,7 @@ import { HttpHost, createRegistry } from '../common/http-host.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Lps } from '../lps/lps.js';
 import { attachRrm } from '../rrm/rrm.js';
+import { attachXds } from '../xds/attach.js';
 
 /** What a part gets to plug itself into `augur serve`. */
 export interface ControlPlaneContext {
@@ -67,6 +68,7 @@ export async function startControlPlane({
   const parts: AttachedPart[] = [];
   // Parts attach here, in order (each returns what stops it).
   parts.push(await attachRrm(ctx));
+  parts.push(await attachXds(ctx));
   void ctx;
 
   await lps.start();
