@@ -123,7 +123,12 @@ beforeAll(async () => {
         intervalSeconds: 0.1,
         probe: { kind: 'tcp', address: healthAddress },
         sampler: { sample: async () => ({ cpuUsage: cpu, memoryUsage: 0.3, networkIo: 1000 }) },
-        hostFacts: { cpuCores: 2, memoryBytes: 1 << 30, networkBytesPerSecond: 1e8 },
+        hostFacts: {
+          cpuCores: 2,
+          memoryBytes: 1 << 30,
+          networkBytesPerSecond: 1e8,
+          linkSpeedSource: 'default',
+        },
         backoff: { initialSeconds: 0.05, maxSeconds: 0.4 },
       }),
     );

@@ -1,0 +1,221 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { EndpointState } from '../../src/gen/augur/v1/common.js';
+import type { PrioritizedEndpointList } from '../../src/gen/augur/v1/load_prediction.js';
+import { ServiceTable, type EndpointEntry } from '../../src/rrm/endpoint-table.js';
+import { CandidateListFilter, FreshFilter, HealthyFilter } from '../../src/rrm/pipeline/filters.js';
+import { CallerOrderPicker, HighestScorePicker } from '../../src/rrm/pipeline/pickers.js';
+import { defaultPipeline, standardOrderPipeline } from '../../src/rrm/pipeline/pipeline.js';
+import { LoadScoreScorer } from '../../src/rrm/pipeline/scorers.js';
+import type { PickRequest } from '../../src/rrm/pipeline/types.js';
+
+const {
+  ENDPOINT_STATE_ACTIVE: ACTIVE,
+  ENDPOINT_STATE_FAILING: FAILING,
+  ENDPOINT_STATE_STALE: STALE,
+} = EndpointState;
+
+function entry(id: string, score: number, extra: Partial<EndpointEntry> = {}): EndpointEntry {
+  return {
+    id,
+    hostPort: `10.0.0.${id.length}:80`,
+    score,
+    state: ACTIVE,
+    stalenessSeconds: 0,
+    registrationRank: 0,
+    ...extra,
+  };
+}
+
+const req = (r: Partial<PickRequest> = {}): PickRequest => ({
+  candidates: undefined,
+  dynamic: true,
+  limit: 3,
+  ...r,
+});
+
+function table(
+  endpoints: Array<{ id: string; score: number; state?: EndpointState; staleness?: number }>,
+  ranks = new Map<string, number>(),
+) {
+  const list: PrioritizedEndpointList = {
+    service: 'svc',
+    version: 1,
+    computedAt: new Date(),
+    endpoints: endpoints.map((e, i) => ({
+      endpointId: e.id,
+      score: e.score,
+      weight: 0,
+      address: `10.0.0.${i + 1}`,
+      port: 80,
+      state: e.state ?? ACTIVE,
+      parts: {
+        predictedUtilization: 0,
+        predictedResponseTime: 0,
+        stalenessSeconds: e.staleness ?? 0,
+        forecaster: 'ewma',
+        utilizationFactor: 0,
+        latencyFactor: 0,
+        predictedMemory: 0,
+        predictedNetwork: 0,
+        estimatedCapacity: 0,
+      },
+    })),
+  };
+  return new ServiceTable(list, ranks);
+}
+
+describe('filters', () => {
+  const entries = [
+    entry('a', 0.9),
+    entry('b', 0.5, { state: FAILING }),
+    entry('c', 0.4, { state: STALE }),
+    entry('d', 0.3, { stalenessSeconds: 30 }),
+  ];
+
+  it('candidate list keeps only listed endpoints, in the order given, and everything without a list', () => {
+    const f = new CandidateListFilter();
+    expect(f.filter(entries, req()).map((e) => e.id)).toEqual(['a', 'b', 'c', 'd']);
+    expect(f.filter(entries, req({ candidates: ['d', 'a', 'zz'] })).map((e) => e.id)).toEqual([
+      'a',
+      'd',
+    ]);
+    const many = Array.from({ length: 20 }, (_, i) => `x${i}`).concat('c');
+    expect(f.filter(entries, req({ candidates: many })).map((e) => e.id)).toEqual(['c']);
+  });
+
+  it('healthy drops failing and draining endpoints only', () => {
+    const f = new HealthyFilter();
+    expect(f.filter(entries).map((e) => e.id)).toEqual(['a', 'c', 'd']);
+    const draining = [entry('x', 1, { state: EndpointState.ENDPOINT_STATE_DRAINING })];
+    expect(f.filter(draining)).toEqual([]);
+  });
+
+  it('fresh drops stale-marked endpoints and those silent past the bound', () => {
+    const f = new FreshFilter(10);
+    expect(f.filter(entries).map((e) => e.id)).toEqual(['a', 'b']);
+  });
+
+  it('returns the same array when it keeps everything (no allocation on the common path)', () => {
+    const healthy = [entry('a', 1), entry('b', 1)];
+    expect(new HealthyFilter().filter(healthy)).toBe(healthy);
+    expect(new FreshFilter(10).filter(healthy)).toBe(healthy);
+  });
+});
+
+describe('scorer and pickers', () => {
+  it('load score is the LPS score clamped to [0,1]', () => {
+    const s = new LoadScoreScorer();
+    expect([s.score(entry('a', 0.25)), s.score(entry('b', 7)), s.score(entry('c', -1))]).toEqual([
+      0.25, 1, 0,
+    ]);
+  });
+
+  it('highest-score picks best first, ties in the order given, cut to the limit', () => {
+    const p = new HighestScorePicker();
+    const es = [entry('a', 0.2), entry('b', 0.9), entry('c', 0.5), entry('d', 0.5)];
+    const scores = Float64Array.from(es.map((e) => e.score));
+    expect(p.pick(es, scores, req({ limit: 3 })).map((e) => e.id)).toEqual(['b', 'c', 'd']);
+    expect(p.pick(es, scores, req({ limit: 1 })).map((e) => e.id)).toEqual(['b']);
+  });
+
+  it('caller-order keeps the caller list order, once per id, else registration order', () => {
+    const p = new CallerOrderPicker();
+    const es = [
+      entry('a', 0.2, { registrationRank: 2 }),
+      entry('b', 0.9, { registrationRank: 0 }),
+      entry('c', 0.5, { registrationRank: 1 }),
+    ];
+    expect(
+      p.pick(es, undefined, req({ candidates: ['c', 'a', 'c', 'b'], limit: 5 })).map((e) => e.id),
+    ).toEqual(['c', 'a', 'b']);
+    expect(p.pick(es, undefined, req({ limit: 2 })).map((e) => e.id)).toEqual(['b', 'c']);
+  });
+
+  it('highest-score output is a permutation prefix sorted by score (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 40 }),
+        fc.integer({ min: 1, max: 10 }),
+        (scores, limit) => {
+          const es = scores.map((s, i) => entry(`e${i}`, s));
+          const out = new HighestScorePicker().pick(es, Float64Array.from(scores), req({ limit }));
+          expect(out.length).toBe(Math.min(limit, es.length));
+          expect(new Set(out.map((e) => e.id)).size).toBe(out.length);
+          for (let i = 1; i < out.length; i++)
+            expect(out[i - 1]!.score).toBeGreaterThanOrEqual(out[i]!.score);
+          const best = Math.max(...scores);
+          if (out.length) expect(out[0]!.score).toBe(best);
+        },
+      ),
+    );
+  });
+});
+
+describe('pipelines', () => {
+  const t = table([
+    { id: 'a', score: 0.3 },
+    { id: 'b', score: 0.95, state: FAILING },
+    { id: 'c', score: 0.8 },
+    { id: 'd', score: 0.6, staleness: 60 },
+    { id: 'e', score: 0.5 },
+  ]);
+
+  it('default: filters, then best score first with the retry budget of fallbacks', () => {
+    const p = defaultPipeline({ maxEndpointStaleness: 10 });
+    expect(p.run(t, req({ limit: 3 })).map((e) => e.id)).toEqual(['c', 'e', 'a']);
+    expect(p.run(t, req({ limit: 3, candidates: ['a', 'b', 'e'] })).map((e) => e.id)).toEqual([
+      'e',
+      'a',
+    ]);
+    expect(
+      p
+        .run(t, req({ limit: 3, dynamic: false, candidates: ['a', 'b', 'e', 'c'] }))
+        .map((e) => e.id),
+    ).toEqual(['a', 'e', 'c']);
+    expect(p.run(t, req({ candidates: ['b', 'd'] }))).toEqual([]);
+    expect(p.stages.filters.map((f) => f.name)).toEqual(['candidate-list', 'healthy', 'fresh']);
+  });
+
+  it('dynamic off without a list uses the registration order, stable across versions', () => {
+    const ranks = new Map<string, number>();
+    table(
+      [
+        { id: 'x', score: 0.1 },
+        { id: 'y', score: 0.9 },
+      ],
+      ranks,
+    );
+    const v2 = table(
+      [
+        { id: 'z', score: 1 },
+        { id: 'y', score: 0.9 },
+        { id: 'x', score: 0.1 },
+      ],
+      ranks,
+    );
+    expect(v2.byScore.map((e) => e.id)).toEqual(['z', 'y', 'x']);
+    const p = defaultPipeline({ maxEndpointStaleness: 10 });
+    expect(p.run(v2, req({ dynamic: false })).map((e) => e.id)).toEqual(['x', 'y', 'z']);
+  });
+
+  it('standard order ignores scores and health: the caller list, or registration order', () => {
+    const p = standardOrderPipeline();
+    expect(p.run(t, req({ limit: 10 })).map((e) => e.id)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(p.run(t, req({ candidates: ['d', 'b'] })).map((e) => e.id)).toEqual(['d', 'b']);
+  });
+
+  it('tables skip endpoints without an address and bracket IPv6', () => {
+    const list: PrioritizedEndpointList = {
+      service: 's',
+      version: 1,
+      computedAt: new Date(),
+      endpoints: [
+        { endpointId: 'v6', score: 1, weight: 0, address: '2001:db8::1', port: 443, state: ACTIVE },
+        { endpointId: 'none', score: 1, weight: 0, address: '', port: 0, state: ACTIVE },
+      ],
+    };
+    const t2 = new ServiceTable(list, new Map());
+    expect(t2.byScore.map((e) => e.hostPort)).toEqual(['[2001:db8::1]:443']);
+  });
+});
