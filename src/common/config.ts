@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { AugurError } from './errors.js';
 import { lpsConfigSchema } from '../lps/config.js';
 import { rrmConfigSchema } from '../rrm/config.js';
+import { xdsConfigSchema } from '../xds/config.js';
 
 /**
  * The whole configuration of `augur serve`. Each part owns its section's schema
@@ -22,6 +23,7 @@ export const configSchema = z
       .default('info'),
     lps: lpsConfigSchema.default(() => lpsConfigSchema.parse({})),
     rrm: rrmConfigSchema.default(() => rrmConfigSchema.parse({})),
+    xds: xdsConfigSchema.default(() => xdsConfigSchema.parse({})),
   })
   .strict();
 
