@@ -5,7 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EndpointState } from '../../src/gen/augur/v1/common.js';
 import {
   LoadPredictionClient,
+  type ListEndpointsResponse,
   type PrioritizedEndpointList,
+  type SetMonitoringIntervalResponse,
 } from '../../src/gen/augur/v1/load_prediction.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
 import { RawAgentStream } from '../support/raw-agent.js';
@@ -33,13 +35,11 @@ function agent(id: string, cpu: number): RawAgentStream {
   return s;
 }
 
-function unary<Req, Res>(
-  fn: (req: Req, cb: (err: grpc.ServiceError | null, res: Res) => void) => unknown,
-  req: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) =>
-    fn(req, (err, res) => (err ? reject(err) : resolve(res))),
-  );
+type Callback<Res> = (err: grpc.ServiceError | null, res: Res) => void;
+
+/** Promise form of a unary call; `call` invokes the client method with the callback. */
+function unary<Res>(call: (cb: Callback<Res>) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => call((err, res) => (err ? reject(err) : resolve(res))));
 }
 
 describe('LoadPrediction API', () => {
@@ -51,9 +51,9 @@ describe('LoadPrediction API', () => {
     const c = client();
     const list = await waitFor(
       async () => {
-        const l = await unary(c.getPrioritizedEndpoints.bind(c), { service: 'svc' }).catch(
-          () => undefined,
-        );
+        const l = await unary<PrioritizedEndpointList>((cb) =>
+          c.getPrioritizedEndpoints({ service: 'svc' }, cb),
+        ).catch(() => undefined);
         return l && l.endpoints.length === 3 && l.endpoints.every((e) => e.score > 0)
           ? l
           : undefined;
@@ -72,9 +72,14 @@ describe('LoadPrediction API', () => {
 
   it('answers NOT_FOUND for an unknown service', async () => {
     plane = await startTestPlane();
-    const err = await unary(client().getPrioritizedEndpoints.bind(client()), {
-      service: 'nope',
-    }).catch((e: grpc.ServiceError) => e);
+    const err = await unary<PrioritizedEndpointList>((cb) =>
+      client().getPrioritizedEndpoints(
+        {
+          service: 'nope',
+        },
+        cb,
+      ),
+    ).catch((e: grpc.ServiceError) => e);
     expect((err as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
   });
 
@@ -110,25 +115,40 @@ describe('LoadPrediction API', () => {
     const b = agent('b', 0.2);
     await a.waitMessage((m) => m.config !== undefined);
     const c = client();
-    const res = await unary(c.setMonitoringInterval.bind(c), {
-      service: 'svc',
-      endpointIds: [],
-      monitoringInterval: { seconds: 5, nanos: 0 },
-    });
+    const res = await unary<SetMonitoringIntervalResponse>((cb) =>
+      c.setMonitoringInterval(
+        {
+          service: 'svc',
+          endpointIds: [],
+          monitoringInterval: { seconds: 5, nanos: 0 },
+        },
+        cb,
+      ),
+    );
     expect(res.endpointIds.sort()).toEqual(['a', 'b']);
     for (const s of [a, b]) await s.waitMessage((m) => m.config?.monitoringInterval?.seconds === 5);
-    const tooShort = await unary(c.setMonitoringInterval.bind(c), {
-      service: '',
-      endpointIds: ['a'],
-      monitoringInterval: { seconds: 0, nanos: 1_000_000 },
-    }).catch((e: grpc.ServiceError) => e);
+    const tooShort = await unary<SetMonitoringIntervalResponse>((cb) =>
+      c.setMonitoringInterval(
+        {
+          service: '',
+          endpointIds: ['a'],
+          monitoringInterval: { seconds: 0, nanos: 1_000_000 },
+        },
+        cb,
+      ),
+    ).catch((e: grpc.ServiceError) => e);
     expect((tooShort as grpc.ServiceError).code).toBe(grpc.status.INVALID_ARGUMENT);
     expect((tooShort as grpc.ServiceError).details).toMatch(/between 0.5 s and 60 s/);
-    const unknown = await unary(c.setMonitoringInterval.bind(c), {
-      service: '',
-      endpointIds: ['a', 'ghost'],
-      monitoringInterval: { seconds: 2, nanos: 0 },
-    }).catch((e: grpc.ServiceError) => e);
+    const unknown = await unary<SetMonitoringIntervalResponse>((cb) =>
+      c.setMonitoringInterval(
+        {
+          service: '',
+          endpointIds: ['a', 'ghost'],
+          monitoringInterval: { seconds: 2, nanos: 0 },
+        },
+        cb,
+      ),
+    ).catch((e: grpc.ServiceError) => e);
     expect((unknown as grpc.ServiceError).code).toBe(grpc.status.NOT_FOUND);
     expect((unknown as grpc.ServiceError).details).toContain('ghost');
   });
@@ -138,7 +158,7 @@ describe('LoadPrediction API', () => {
     const a = agent('a', 0.25);
     await a.waitMessage((m) => m.ack?.lastSequence === 1);
     const c = client();
-    const res = await unary(c.listEndpoints.bind(c), { service: 'svc' });
+    const res = await unary<ListEndpointsResponse>((cb) => c.listEndpoints({ service: 'svc' }, cb));
     expect(res.endpoints).toHaveLength(1);
     expect(res.endpoints[0]).toMatchObject({
       endpointId: 'a',
