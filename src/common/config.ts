@@ -5,6 +5,7 @@ import { AugurError } from './errors.js';
 import { lpsConfigSchema } from '../lps/config.js';
 import { rrmConfigSchema } from '../rrm/config.js';
 import { xdsConfigSchema } from '../xds/config.js';
+import { forecastConfigSchema } from '../lps/forecast/config.js';
 
 /**
  * The whole configuration of `augur serve`. Each part owns its section's schema
@@ -24,6 +25,7 @@ export const configSchema = z
     lps: lpsConfigSchema.default(() => lpsConfigSchema.parse({})),
     rrm: rrmConfigSchema.default(() => rrmConfigSchema.parse({})),
     xds: xdsConfigSchema.default(() => xdsConfigSchema.parse({})),
+    forecast: forecastConfigSchema.default(() => forecastConfigSchema.parse({})),
   })
   .strict();
 
