@@ -5,6 +5,7 @@ import { registerServeCommand } from '../serve/cli.js';
 import { registerAgentCommand } from '../agent/cli.js';
 import { registerForecastCommand } from '../lps/forecast/cli.js';
 import { registerRrmCommand } from '../rrm/cli.js';
+import { registerBenchCommand } from '../sim/cli.js';
 
 /**
  * The `augur` command. Each part registers its own subcommands from its folder's
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerAgentCommand(program);
   registerForecastCommand(program);
   registerRrmCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 
