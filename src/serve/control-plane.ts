@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../common/logger.js';
 import { Lps } from '../lps/lps.js';
 import { attachRrm } from '../rrm/rrm.js';
 import { attachXds } from '../xds/attach.js';
+import { attachDashboard } from '../dashboard/attach.js';
 
 /** What a part gets to plug itself into `augur serve`. */
 export interface ControlPlaneContext {
@@ -69,6 +70,7 @@ export async function startControlPlane({
   // Parts attach here, in order (each returns what stops it).
   parts.push(await attachRrm(ctx));
   parts.push(await attachXds(ctx));
+  parts.push(await attachDashboard(ctx));
   void ctx;
 
   await lps.start();

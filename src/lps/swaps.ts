@@ -1,0 +1,308 @@
+import { EventEmitter } from 'node:events';
+import { z } from 'zod';
+import type { EndpointStore } from './store.js';
+import {
+  EndpointState,
+  type EndpointRecord,
+  type PrioritizedEndpointList,
+  type PrioritizedListSource,
+} from './types.js';
+
+/**
+ * What counts as a swap and as overload: `dashboard.swaps` in the config.
+ *
+ * Shares are compared in units of the fair share (1 / number of active
+ * endpoints of the service), so an endpoint joining or leaving, which changes
+ * everyone's plain share, is not a cut.
+ */
+export const swapConfigSchema = z
+  .object({
+    /**
+     * A cut: the endpoint's share (relative to the fair share) falls by more
+     * than this fraction of itself from one list version to the next. 0 disables.
+     */
+    dropFraction: z.number().min(0).max(1).default(0.3),
+    /**
+     * Also a cut: the share crosses from at or above this fraction of the fair
+     * share to below it, however slowly (a damped controller cuts in steps). 0 disables.
+     */
+    belowFairShare: z.number().min(0).max(1).default(0.5),
+    /** Shares below this fraction of the fair share before the change are already starved: no swap. */
+    minShareBefore: z.number().min(0).max(1).default(0.2),
+    /** Overload: measured CPU utilisation above this, [0,1]. */
+    overloadUtilization: z.number().gt(0).max(1).default(0.9),
+    /** Overload: measured response time above this, seconds (0 disables). */
+    responseTimeSlo: z.number().min(0).default(0.5),
+    /** A swap is judged over this many of the endpoint's monitoring intervals after the cut. */
+    watchIntervals: z.number().int().min(1).max(1000).default(10),
+    /** Swaps kept (newest); older ones are dropped. */
+    history: z.number().int().min(1).max(100_000).default(200),
+  })
+  .strict();
+
+export type SwapConfig = z.infer<typeof swapConfigSchema>;
+
+export type SwapOutcome =
+  /** Still inside the watch window, no overload seen yet. */
+  | 'pending'
+  /** Actual utilisation or response time crossed its limit within the window. */
+  | 'overload'
+  /** The window passed without overload: the cut was not needed (or moved enough load to prevent it). */
+  | 'false-swap'
+  /** The endpoint left the store before the window ended. */
+  | 'unknown';
+
+/** One cut of an endpoint's traffic share and what followed it. */
+export interface Swap {
+  /** Increasing per detector, from 1. */
+  id: number;
+  service: string;
+  endpointId: string;
+  /** When the list that cut the share was computed, ms since epoch (LPS clock). */
+  atMs: number;
+  /** Which rule fired. */
+  rule: 'drop' | 'below-fair-share';
+  weightBefore: number;
+  weightAfter: number;
+  /** 1 / active endpoints of the service when cut. */
+  fairShare: number;
+  scoreBefore: number;
+  score: number;
+  /** ScoreParts.predicted_utilization of the list that cut (the forecast that moved the traffic). */
+  predictedUtilization: number;
+  forecaster: string;
+  /** The newest measured CPU utilisation when cut; NaN if none. */
+  utilizationAtCut: number;
+  /** The endpoint was already overloaded when cut: the cut was a reaction, not a prediction. */
+  overloadedAtCut: boolean;
+  /** Lowest share seen during the watch window. */
+  lowestWeight: number;
+  outcome: SwapOutcome;
+  /** Seconds from the cut to the first overloaded sample (outcome 'overload'). */
+  overloadAfterSeconds?: number;
+  /** What crossed its limit first: the measured utilisation or the response time. */
+  overloadCause?: 'utilization' | 'response-time';
+  /** When the outcome was decided, ms since epoch. */
+  resolvedAtMs?: number;
+}
+
+export interface SwapEvents {
+  /** A new cut was detected (outcome 'pending'). */
+  swap: [swap: Swap];
+  /** A swap got its outcome; the same object as announced by `swap`, updated. */
+  'swap-resolved': [swap: Swap];
+}
+
+export interface SwapDetectorOptions {
+  lists: PrioritizedListSource;
+  store: EndpointStore;
+  config?: Partial<SwapConfig>;
+  /** Clock, ms since epoch (tests drive it). */
+  now?: () => number;
+  /**
+   * How often pending swaps are checked without a new list, ms (lists are only
+   * published when they change). 0: only on lists and explicit `check()` calls.
+   */
+  checkEveryMs?: number;
+}
+
+interface Previous {
+  weight: number;
+  score: number;
+  /** weight / fair share. */
+  relative: number;
+}
+
+/**
+ * Watches every prioritized list and records **swaps**: moments when an active
+ * endpoint's traffic share is cut (see `swapConfigSchema` for the two rules).
+ * Each swap is then watched for `watchIntervals` of the endpoint's monitoring
+ * intervals: if a stored sample in that window shows overload (measured CPU
+ * above `overloadUtilization`, or response time above `responseTimeSlo`) the
+ * swap resolves as 'overload' after T seconds, otherwise as 'false-swap'.
+ *
+ * While a swap of an endpoint is pending, further cuts of it deepen the same
+ * swap (its `lowestWeight`) instead of starting new ones: a damped controller
+ * cuts in several steps and that is one decision.
+ *
+ * Events: `swap` when a cut is seen, `swap-resolved` when its outcome is known.
+ * History is bounded (`history`, newest kept). Call `stop()` to unsubscribe.
+ */
+export class SwapDetector extends EventEmitter<SwapEvents> {
+  readonly config: SwapConfig;
+  private readonly store: EndpointStore;
+  private readonly now: () => number;
+  private readonly previous = new Map<string, Map<string, Previous>>();
+  private readonly pendingByEndpoint = new Map<string, Swap>();
+  private readonly swaps: Swap[] = [];
+  private readonly unsubscribe: () => void;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private nextId = 1;
+
+  constructor(options: SwapDetectorOptions) {
+    super();
+    this.config = swapConfigSchema.parse(options.config ?? {});
+    this.store = options.store;
+    this.now = options.now ?? Date.now;
+    for (const service of options.lists.services()) {
+      const list = options.lists.get(service);
+      if (list) this.remember(list);
+    }
+    this.unsubscribe = options.lists.subscribe((list) => this.onList(list));
+    const every = options.checkEveryMs ?? 250;
+    if (every > 0) {
+      this.timer = setInterval(() => this.check(), every);
+      this.timer.unref();
+    }
+  }
+
+  /** Every swap kept, oldest first (the array is a copy; the swaps are live objects). */
+  history(): Swap[] {
+    return [...this.swaps];
+  }
+
+  /** Swaps still in their watch window. */
+  pending(): Swap[] {
+    return [...this.pendingByEndpoint.values()];
+  }
+
+  stop(): void {
+    this.unsubscribe();
+    clearInterval(this.timer);
+  }
+
+  /** Feeds one list; called by the subscription (public so tests can drive it). */
+  onList(list: PrioritizedEndpointList): void {
+    const before = this.previous.get(list.service);
+    const atMs = list.computedAt?.getTime() ?? this.now();
+    const fair = fairShareOf(list);
+    if (before && fair > 0) {
+      for (const e of list.endpoints) {
+        if (e.state !== EndpointState.ENDPOINT_STATE_ACTIVE) continue;
+        const prev = before.get(e.endpointId);
+        if (!prev) continue;
+        const relative = e.weight / fair;
+        const pending = this.pendingByEndpoint.get(e.endpointId);
+        if (pending) {
+          pending.lowestWeight = Math.min(pending.lowestWeight, e.weight);
+          continue;
+        }
+        const rule = this.cutRule(prev.relative, relative);
+        if (!rule) continue;
+        const record = this.store.get(e.endpointId);
+        const utilizationAtCut = record?.series.at('cpu') ?? NaN;
+        const swap: Swap = {
+          id: this.nextId++,
+          service: list.service,
+          endpointId: e.endpointId,
+          atMs,
+          rule,
+          weightBefore: prev.weight,
+          weightAfter: e.weight,
+          fairShare: fair,
+          scoreBefore: prev.score,
+          score: e.score,
+          predictedUtilization: e.parts?.predictedUtilization ?? NaN,
+          forecaster: e.parts?.forecaster ?? '',
+          utilizationAtCut,
+          overloadedAtCut:
+            utilizationAtCut > this.config.overloadUtilization ||
+            this.slowResponse(record?.series.at('responseTime') ?? NaN),
+          lowestWeight: e.weight,
+          outcome: 'pending',
+        };
+        this.swaps.push(swap);
+        if (this.swaps.length > this.config.history) this.swaps.shift();
+        this.pendingByEndpoint.set(e.endpointId, swap);
+        this.emit('swap', swap);
+      }
+    }
+    this.remember(list);
+    this.check();
+  }
+
+  /** Resolves pending swaps whose window shows overload or has ended. */
+  check(nowMs = this.now()): void {
+    for (const swap of [...this.pendingByEndpoint.values()]) {
+      const record = this.store.get(swap.endpointId);
+      if (!record) {
+        this.resolve(swap, 'unknown', nowMs);
+        continue;
+      }
+      const windowEnd = swap.atMs + this.config.watchIntervals * record.interval * 1000;
+      const overload = this.firstOverload(record, swap.atMs, windowEnd);
+      if (overload) {
+        swap.overloadAfterSeconds = Math.max(0, (overload.atMs - swap.atMs) / 1000);
+        swap.overloadCause = overload.cause;
+        this.resolve(swap, 'overload', nowMs);
+      } else if (nowMs >= windowEnd) {
+        this.resolve(swap, 'false-swap', nowMs);
+      }
+    }
+  }
+
+  private resolve(swap: Swap, outcome: SwapOutcome, nowMs: number): void {
+    swap.outcome = outcome;
+    swap.resolvedAtMs = nowMs;
+    this.pendingByEndpoint.delete(swap.endpointId);
+    this.emit('swap-resolved', swap);
+  }
+
+  private cutRule(before: number, after: number): Swap['rule'] | undefined {
+    const c = this.config;
+    if (before < c.minShareBefore) return undefined;
+    if (c.dropFraction > 0 && after < before * (1 - c.dropFraction)) return 'drop';
+    if (c.belowFairShare > 0 && before >= c.belowFairShare && after < c.belowFairShare)
+      return 'below-fair-share';
+    return undefined;
+  }
+
+  private slowResponse(seconds: number): boolean {
+    return this.config.responseTimeSlo > 0 && seconds > this.config.responseTimeSlo;
+  }
+
+  /** The oldest sample received in (fromMs, toMs] that shows overload. */
+  private firstOverload(
+    record: EndpointRecord,
+    fromMs: number,
+    toMs: number,
+  ): { atMs: number; cause: 'utilization' | 'response-time' } | undefined {
+    let found: { atMs: number; cause: 'utilization' | 'response-time' } | undefined;
+    const ring = record.series;
+    for (let back = 0; back < ring.size; back++) {
+      const at = ring.at('receivedAt', back);
+      if (at <= fromMs) break;
+      if (at > toMs) continue;
+      if (ring.at('cpu', back) > this.config.overloadUtilization)
+        found = { atMs: at, cause: 'utilization' };
+      else if (this.slowResponse(ring.at('responseTime', back)))
+        found = { atMs: at, cause: 'response-time' };
+    }
+    return found;
+  }
+
+  private remember(list: PrioritizedEndpointList): void {
+    if (list.endpoints.length === 0) {
+      this.previous.delete(list.service);
+      return;
+    }
+    const fair = fairShareOf(list);
+    const map = new Map<string, Previous>();
+    for (const e of list.endpoints) {
+      if (e.state !== EndpointState.ENDPOINT_STATE_ACTIVE) continue;
+      map.set(e.endpointId, {
+        weight: e.weight,
+        score: e.score,
+        relative: fair > 0 ? e.weight / fair : 0,
+      });
+    }
+    this.previous.set(list.service, map);
+  }
+}
+
+/** 1 / active endpoints, or 0 when none is active. */
+function fairShareOf(list: PrioritizedEndpointList): number {
+  let active = 0;
+  for (const e of list.endpoints) if (e.state === EndpointState.ENDPOINT_STATE_ACTIVE) active++;
+  return active > 0 ? 1 / active : 0;
+}
