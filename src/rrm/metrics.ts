@@ -2,6 +2,12 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ForwardOutcome } from './monitoring.js';
 import type { ServingMode } from './router.js';
 
+export interface LpsStatus {
+  reachable: boolean;
+  downSeconds: number;
+  mode: ServingMode;
+}
+
 export type DecisionOutcome = 'routed' | 'bad_request' | 'no_endpoint';
 
 /** The RRM's Prometheus metrics. Children are resolved once so the request path only increments. */
@@ -14,7 +20,8 @@ export class RrmMetrics {
   private readonly lpsDownSeconds: Gauge;
   private readonly mode: Gauge<'mode'>;
 
-  constructor(registry: Registry) {
+  /** `status` is read at each scrape: how the LPS connection and the serving mode are now. */
+  constructor(registry: Registry, status: () => LpsStatus) {
     const decisions = new Counter({
       name: 'augur_rrm_decisions_total',
       help: 'ext_proc routing decisions, by outcome (routed, bad_request: 400, no_endpoint: 503)',
@@ -48,23 +55,35 @@ export class RrmMetrics {
       help: 'Open ext_proc streams (one per HTTP request in flight at Envoy)',
       registers: [registry],
     });
+    // Read at scrape time, so /metrics says what is true now, not at the last timer tick.
     this.lpsReachable = new Gauge({
       name: 'augur_rrm_lps_reachable',
       help: '1 while the RRM gets prioritized lists from the LPS; 0 once it has been unreachable past rrm.lpsUnreachableAfter',
       registers: [registry],
+      collect() {
+        this.set(status().reachable ? 1 : 0);
+      },
     });
     this.lpsDownSeconds = new Gauge({
       name: 'augur_rrm_lps_unreachable_seconds',
       help: 'Seconds since the watch stream to the LPS went down; 0 while it is up',
       registers: [registry],
+      collect() {
+        this.set(status().downSeconds);
+      },
     });
     this.mode = new Gauge({
       name: 'augur_rrm_serving_mode',
       help: 'The list the RRM routes by: live (LPS reachable), last-list (unreachable, last lists), standard-order (unreachable too long)',
       labelNames: ['mode'],
       registers: [registry],
+      collect() {
+        const current = status().mode;
+        for (const m of ['live', 'last-list', 'standard-order'] as const) {
+          this.labels(m).set(m === current ? 1 : 0);
+        }
+      },
     });
-    this.setLps(true, 0, 'live');
   }
 
   decision(outcome: DecisionOutcome): void {
@@ -85,12 +104,5 @@ export class RrmMetrics {
 
   streamClosed(): void {
     this.streams.dec();
-  }
-
-  setLps(reachable: boolean, downSeconds: number, mode: ServingMode): void {
-    this.lpsReachable.set(reachable ? 1 : 0);
-    this.lpsDownSeconds.set(downSeconds);
-    for (const m of ['live', 'last-list', 'standard-order'] as const)
-      this.mode.labels(m).set(m === mode ? 1 : 0);
   }
 }

@@ -11,7 +11,7 @@ import {
   ExtProcHandler,
   extProcServiceDefinition,
 } from './ext-proc/server.js';
-import { RrmMetrics } from './metrics.js';
+import { RrmMetrics, type LpsStatus } from './metrics.js';
 import { MonitoringForwarder, type MonitoringIntervalSink } from './monitoring.js';
 import type { RequestApiLimits } from './request-api.js';
 import { responseRouterService } from './route-response.js';
@@ -51,7 +51,7 @@ export class Rrm {
     this.options = options;
     const { rrm, lps } = options.config;
     const logger = options.logger;
-    this.metrics = new RrmMetrics(options.registry);
+    this.metrics = new RrmMetrics(options.registry, () => this.lpsStatus());
     this.tables = new EndpointTables(options.lists);
     this.router = new Router(this.tables, {
       fallbacks: rrm.fallbacks,
@@ -93,7 +93,7 @@ export class Rrm {
       logger,
     });
     if (options.lpsDownSinceMs) {
-      this.modeTimer = setInterval(() => this.updateMode(), 250);
+      this.modeTimer = setInterval(() => this.lpsStatus(), 100);
       this.modeTimer.unref();
     }
   }
@@ -106,11 +106,11 @@ export class Rrm {
     host.addService('augur.v1.ResponseRouter', ResponseRouterService, this.responseRouter);
   }
 
-  /** Re-reads how long the LPS has been unreachable and picks the serving mode (also run by a timer). */
-  updateMode(now = Date.now()): ServingMode {
+  /** How long the LPS has been unreachable, and the serving mode that follows (switching to it). */
+  lpsStatus(now = Date.now()): LpsStatus {
     const since = this.options.lpsDownSinceMs?.();
     const { lpsUnreachableAfter, lpsStandardOrderAfter } = this.options.config.rrm;
-    const down = since === undefined ? 0 : (now - since) / 1000;
+    const down = since === undefined ? 0 : Math.max(0, (now - since) / 1000);
     const mode: ServingMode =
       down >= lpsStandardOrderAfter
         ? 'standard-order'
@@ -118,16 +118,13 @@ export class Rrm {
           ? 'last-list'
           : 'live';
     if (mode !== this.router.mode) {
-      const log = mode === 'live' ? this.options.logger.info : this.options.logger.warn;
-      log.call(
-        this.options.logger,
-        { mode, lpsDownSeconds: Math.round(down) },
-        `RRM now serves: ${describeMode(mode)}`,
-      );
+      const logger = this.options.logger;
+      const fields = { mode, lpsDownSeconds: Math.round(down) };
+      if (mode === 'live') logger.info(fields, `RRM now serves ${describeMode(mode)}`);
+      else logger.warn(fields, `RRM now serves ${describeMode(mode)}`);
       this.router.mode = mode;
     }
-    this.metrics.setLps(down < lpsUnreachableAfter, down, mode);
-    return mode;
+    return { reachable: down < lpsUnreachableAfter, downSeconds: down, mode };
   }
 
   async stop(): Promise<void> {
