@@ -37,8 +37,9 @@ export const lstmConfigSchema = z
     units: z.number().int().min(2).max(256).default(16),
     /** Samples an endpoint needs before the first fit uses it (window + horizons at least). */
     minHistory: z.number().int().positive().default(120),
-    /** Endpoints with enough history needed before the first fit. */
-    initialEpochs: z.number().int().positive().default(8),
+    /** Epochs of the first fit and of a retrain on drift. */
+    initialEpochs: z.number().int().positive().default(12),
+    /** Epochs of each periodic fine-tune. */
     fineTuneEpochs: z.number().int().positive().default(2),
     /** Fine-tune every this many ticks once fitted. */
     fineTuneEvery: z.number().int().positive().default(300),

@@ -1,0 +1,124 @@
+import { Worker } from 'node:worker_threads';
+import { AugurError } from '../../../common/errors.js';
+import type { EngineOptions, FitResult, SavedLstm } from './engine.js';
+import type { LstmSpec } from './model.js';
+import type { ResultOf, WorkerReply, WorkerRequest } from './protocol.js';
+
+type Op = WorkerRequest['op'];
+type Body<O extends Op> = Omit<Extract<WorkerRequest, { op: O }>, 'id' | 'op'>;
+
+/**
+ * The main thread's handle on the LSTM worker. Every call is a message; the
+ * worker answers in order, so an `append` followed by a `predict` sees the
+ * appended rows. Nothing here computes: the serving thread only posts and awaits.
+ */
+export class LstmWorker {
+  readonly backend: string;
+  private readonly worker: Worker;
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void }
+  >();
+  private nextId = 1;
+  private closed = false;
+
+  private constructor(worker: Worker, backend: string) {
+    this.worker = worker;
+    this.backend = backend;
+  }
+
+  /** Spawns the worker (the .ts source through tsx in development, the .js file when built). */
+  static async start(
+    spec: LstmSpec,
+    engine: Omit<EngineOptions, 'yieldEvery'>,
+  ): Promise<LstmWorker> {
+    const self = import.meta.url;
+    const worker = self.endsWith('.ts')
+      ? // Development (tsx, vitest): load the .ts worker through tsx's loader inside the thread;
+        // `execArgv: ['--import', 'tsx']` does not reach worker threads on Node 20.
+        new Worker(
+          `import('tsx/esm/api').then((m) => m.tsImport(${JSON.stringify(new URL('./worker.ts', self).href)}, ${JSON.stringify(self)}))`,
+          { eval: true },
+        )
+      : new Worker(new URL('./worker.js', self));
+    const client = new LstmWorker(worker, '');
+    worker.on('message', (reply: WorkerReply) => client.settle(reply));
+    worker.on('error', (err) => client.failAll(err));
+    worker.on('exit', (code) => client.failAll(new Error(`lstm worker exited with code ${code}`)));
+    try {
+      const { backend } = await client.call('init', { spec, engine });
+      (client as { backend: string }).backend = backend;
+    } catch (err) {
+      await worker.terminate();
+      throw new AugurError(
+        'LSTM_UNAVAILABLE',
+        `cannot start the LSTM worker: ${(err as Error).message}`,
+      );
+    }
+    return client;
+  }
+
+  private settle(reply: WorkerReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    this.pending.delete(reply.id);
+    if (reply.ok) p.resolve(reply.result);
+    else p.reject(new Error(reply.error));
+  }
+
+  private failAll(err: Error): void {
+    this.closed = true;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  private call<O extends Op>(
+    op: O,
+    body: Body<O>,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<ResultOf[O]> {
+    if (this.closed) return Promise.reject(new Error('lstm worker is closed'));
+    const id = this.nextId++;
+    return new Promise<ResultOf[O]>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ id, op, ...body }, transfer);
+    });
+  }
+
+  /** Appends rows to series' histories (the arrays are transferred: do not reuse them). */
+  append(series: Array<{ id: string; rows: Float32Array }>): Promise<null> {
+    return this.call(
+      'append',
+      { series },
+      series.map((s) => s.rows.buffer as ArrayBuffer),
+    );
+  }
+
+  forget(ids: string[]): Promise<null> {
+    return this.call('forget', { ids });
+  }
+
+  /** See LstmEngine.predict for the layout of the result. */
+  predict(items: Array<{ id: string; end?: number }>): Promise<Float32Array> {
+    return this.call('predict', { items });
+  }
+
+  fit(epochs: number, reset = false): Promise<FitResult> {
+    return this.call('fit', { epochs, reset });
+  }
+
+  export(): Promise<SavedLstm> {
+    return this.call('export', {});
+  }
+
+  import(state: unknown): Promise<null> {
+    return this.call('import', { state });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.worker.terminate();
+    this.failAll(new Error('lstm worker closed'));
+  }
+}

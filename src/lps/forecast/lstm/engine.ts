@@ -1,0 +1,357 @@
+import type { LayersModel, io } from '@tensorflow/tfjs';
+import {
+  buildModel,
+  compile,
+  computeNormaliser,
+  anchor,
+  outIndex,
+  specKey,
+  writeWindow,
+  type LstmSpec,
+  type Normaliser,
+} from './model.js';
+import type { Tf } from './tf.js';
+
+export interface EngineOptions {
+  /** Rows of history kept per series; older rows are dropped. */
+  maxRows: number;
+  /** Most windows one fit trains on (the newest half, plus a random half of the older ones). */
+  maxTrainWindows: number;
+  batchSize: number;
+  /** Called between training batches so the thread can answer other requests. */
+  yieldEvery?: () => Promise<void>;
+}
+
+export interface FitResult {
+  loss: number;
+  windows: number;
+  epochs: number;
+  ms: number;
+}
+
+/** What `export()` returns and `import()` accepts: JSON-serialisable. */
+export interface SavedLstm {
+  format: 'augur-lstm';
+  version: 1;
+  specKey: string;
+  spec: LstmSpec;
+  fits: number;
+  modelTopology: unknown;
+  weightSpecs: io.WeightsManifestEntry[];
+  /** base64 of the concatenated float32 weights. */
+  weights: string;
+  series: Record<string, { norm: Normaliser; rows: number; data: string }>;
+}
+
+interface Series {
+  data: Float32Array;
+  rows: number;
+  norm?: Normaliser;
+}
+
+/** A small deterministic PRNG (mulberry32), so fits are reproducible. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const toBase64 = (a: Float32Array): string =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+function fromBase64(s: string): Float32Array {
+  const b = Buffer.from(s, 'base64');
+  const out = new Float32Array(b.byteLength / 4);
+  new Uint8Array(out.buffer).set(b);
+  return out;
+}
+
+/**
+ * The LSTM's state and work: per-series history and normalisers, one shared
+ * model, fitting and batched inference. Runs wherever it is constructed (the
+ * worker in production; tests may use it directly). Not thread-safe by design:
+ * one owner, requests handled one at a time, except that a fit yields between
+ * batches so inference requests are answered during training.
+ */
+export class LstmEngine {
+  readonly spec: LstmSpec;
+  private readonly tf: Tf;
+  private readonly options: EngineOptions;
+  private model: LayersModel;
+  private readonly series = new Map<string, Series>();
+  private fits = 0;
+  private readonly random: () => number;
+
+  constructor(tf: Tf, spec: LstmSpec, options: EngineOptions) {
+    this.tf = tf;
+    this.spec = spec;
+    this.options = options;
+    this.model = buildModel(tf, spec);
+    this.random = rng(spec.seed);
+  }
+
+  get fitted(): boolean {
+    return this.fits > 0;
+  }
+
+  get fitCount(): number {
+    return this.fits;
+  }
+
+  seriesCount(): number {
+    return this.series.size;
+  }
+
+  /** Appends rows (n × features, row-major) to a series' history. */
+  append(id: string, rows: Float32Array): void {
+    const F = this.spec.features;
+    const n = rows.length / F;
+    let s = this.series.get(id);
+    if (!s) {
+      s = { data: new Float32Array(Math.max(64, n) * F), rows: 0 };
+      this.series.set(id, s);
+    }
+    const needed = s.rows + n;
+    if (needed * F > s.data.length) {
+      const max = Math.max(this.options.maxRows, n);
+      if (needed <= max) {
+        const grown = new Float32Array(Math.min(max, Math.max(2 * needed, 64)) * F);
+        grown.set(s.data.subarray(0, s.rows * F));
+        s.data = grown;
+      } else {
+        // Full: keep the newest rows that leave room for the new ones.
+        const keep = max - n;
+        const target = s.data.length === max * F ? s.data : new Float32Array(max * F);
+        target.set(s.data.subarray((s.rows - keep) * F, s.rows * F), 0);
+        s.data = target;
+        s.rows = keep;
+      }
+    }
+    s.data.set(rows, s.rows * F);
+    s.rows += n;
+  }
+
+  forget(id: string): void {
+    this.series.delete(id);
+  }
+
+  rowsOf(id: string): number {
+    return this.series.get(id)?.rows ?? 0;
+  }
+
+  /** Recomputes every series' normaliser from its history (done at each fit). */
+  private refreshNormalisers(): void {
+    for (const s of this.series.values()) s.norm = computeNormaliser(s.data, s.rows, this.spec);
+  }
+
+  /**
+   * Forecasts for each (series, end row): out[(i * targets + j) * H * 2 + (h-1) * 2 + k]
+   * in the series' own units; NaN where the series has too little history.
+   * A series without a normaliser gets one from its rows up to that end row, so
+   * nothing after the window is used.
+   */
+  async predict(items: ReadonlyArray<{ id: string; end?: number }>): Promise<Float32Array> {
+    const { window: W, features: F, targets: T, horizon: H } = this.spec;
+    const per = T * H * 2;
+    const out = new Float32Array(items.length * per).fill(NaN);
+    const ok: number[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const s = this.series.get(items[i]!.id);
+      const end = items[i]!.end ?? (s ? s.rows - 1 : -1);
+      if (s && end >= W - 1 && end < s.rows) ok.push(i);
+    }
+    if (ok.length === 0) return out;
+    const x = new Float32Array(ok.length * W * F);
+    ok.forEach((i, k) => {
+      const s = this.series.get(items[i]!.id)!;
+      const end = items[i]!.end ?? s.rows - 1;
+      s.norm ??= computeNormaliser(s.data, end + 1, this.spec);
+      writeWindow(s.data, end, s.norm, this.spec, x, k * W * F);
+    });
+    const tf = this.tf;
+    const input = tf.tensor3d(x, [ok.length, W, F]);
+    const pred = this.model.predict(input, { batchSize: ok.length }) as ReturnType<Tf['tensor2d']>;
+    const raw = (await pred.data()) as Float32Array;
+    input.dispose();
+    pred.dispose();
+    ok.forEach((i, k) => {
+      const s = this.series.get(items[i]!.id)!;
+      const end = items[i]!.end ?? s.rows - 1;
+      for (let j = 0; j < T; j++) {
+        const last = anchor(s.data, end, j, this.spec);
+        const sd = s.norm!.std[j]!;
+        for (let h = 1; h <= H; h++) {
+          const med = last + sd * raw[k * per + outIndex(this.spec, j, h, 0)]!;
+          const up = last + sd * raw[k * per + outIndex(this.spec, j, h, 1)]!;
+          out[i * per + outIndex(this.spec, j, h, 0)] = med;
+          out[i * per + outIndex(this.spec, j, h, 1)] = Math.max(med, up);
+        }
+      }
+    });
+    return out;
+  }
+
+  /** Training windows (end rows) per series: every end with a full window and all H targets known. */
+  private sampleWindows(): Array<[Series, number]> {
+    const { window: W, horizon: H } = this.spec;
+    const all: Array<[Series, number]> = [];
+    for (const s of this.series.values())
+      for (let end = W - 1; end + H < s.rows; end++) all.push([s, end]);
+    const max = this.options.maxTrainWindows;
+    if (all.length <= max) return all;
+    // Newest half by position in each series is approximated by the global tail order:
+    // keep a random half of everything plus the windows nearest each series' end.
+    const chosen: Array<[Series, number]> = [];
+    const recent = Math.floor(max / 2);
+    const perSeries = Math.max(1, Math.floor(recent / this.series.size));
+    for (const s of this.series.values())
+      for (let end = s.rows - H - 1; end >= Math.max(W - 1, s.rows - H - perSeries); end--)
+        chosen.push([s, end]);
+    while (chosen.length < max) chosen.push(all[Math.floor(this.random() * all.length)]!);
+    return chosen;
+  }
+
+  /**
+   * Fits the shared model on windows of every series' history (refreshing the
+   * normalisers first); `reset` starts from fresh weights (a retrain on drift).
+   */
+  async fit(epochs: number, reset = false): Promise<FitResult> {
+    const started = Date.now();
+    const tf = this.tf;
+    if (reset) {
+      this.model.dispose();
+      this.model = buildModel(tf, this.spec);
+    }
+    this.refreshNormalisers();
+    const windows = this.sampleWindows();
+    const { window: W, features: F, targets: T, horizon: H } = this.spec;
+    const per = T * H * 2;
+    const n = windows.length;
+    if (n === 0) return { loss: NaN, windows: 0, epochs: 0, ms: Date.now() - started };
+    const x = new Float32Array(n * W * F);
+    const y = new Float32Array(n * per);
+    windows.forEach(([s, end], k) => {
+      writeWindow(s.data, end, s.norm!, this.spec, x, k * W * F);
+      for (let j = 0; j < T; j++) {
+        const last = anchor(s.data, end, j, this.spec);
+        for (let h = 1; h <= H; h++) {
+          const v = s.data[(end + h) * F + j]!;
+          const d = (v - last) / s.norm!.std[j]!;
+          const target = Number.isFinite(d) ? d : 0;
+          y[k * per + outIndex(this.spec, j, h, 0)] = target;
+          y[k * per + outIndex(this.spec, j, h, 1)] = target;
+        }
+      }
+    });
+    const xs = tf.tensor3d(x, [n, W, F]);
+    const ys = tf.tensor2d(y, [n, per]);
+    const order = Array.from({ length: n }, (_, i) => i);
+    let loss = NaN;
+    for (let e = 0; e < epochs; e++) {
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(this.random() * (i + 1));
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      let sum = 0;
+      let batches = 0;
+      for (let b = 0; b < n; b += this.options.batchSize) {
+        const idx = tf.tensor1d(order.slice(b, b + this.options.batchSize), 'int32');
+        const xb = tf.gather(xs, idx);
+        const yb = tf.gather(ys, idx);
+        const l = await this.model.trainOnBatch(xb, yb);
+        sum += Array.isArray(l) ? l[0]! : l;
+        batches++;
+        tf.dispose([idx, xb, yb]);
+        if (this.options.yieldEvery) await this.options.yieldEvery();
+      }
+      loss = sum / batches;
+    }
+    tf.dispose([xs, ys]);
+    this.fits++;
+    return { loss, windows: n, epochs, ms: Date.now() - started };
+  }
+
+  /** The model and each series' normaliser and last window, for `--data-dir`. */
+  async export(): Promise<SavedLstm> {
+    const tf = this.tf;
+    let artifacts: io.ModelArtifacts | undefined;
+    await this.model.save(
+      tf.io.withSaveHandler(async (a) => {
+        artifacts = a;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const wd = artifacts!.weightData!;
+    const buffers = Array.isArray(wd) ? wd : [wd];
+    const total = buffers.reduce((a, b) => a + b.byteLength, 0);
+    const bytes = new Uint8Array(total);
+    let off = 0;
+    for (const b of buffers) {
+      bytes.set(new Uint8Array(b), off);
+      off += b.byteLength;
+    }
+    const series: SavedLstm['series'] = {};
+    const F = this.spec.features;
+    for (const [id, s] of this.series) {
+      if (!s.norm) continue;
+      const keep = Math.min(s.rows, this.spec.window + this.spec.horizon);
+      series[id] = {
+        norm: s.norm,
+        rows: keep,
+        data: toBase64(s.data.slice((s.rows - keep) * F, s.rows * F)),
+      };
+    }
+    return {
+      format: 'augur-lstm',
+      version: 1,
+      specKey: specKey(this.spec),
+      spec: this.spec,
+      fits: this.fits,
+      modelTopology: artifacts!.modelTopology,
+      weightSpecs: artifacts!.weightSpecs!,
+      weights: Buffer.from(bytes).toString('base64'),
+      series,
+    };
+  }
+
+  /**
+   * Restores a saved state. Throws (and leaves the engine as it was) when the
+   * state is not ours, is for another model shape, or does not load.
+   */
+  async import(saved: unknown): Promise<void> {
+    const s = saved as Partial<SavedLstm> | null;
+    if (!s || s.format !== 'augur-lstm' || s.version !== 1)
+      throw new Error('not an augur LSTM state (format/version)');
+    if (s.specKey !== specKey(this.spec))
+      throw new Error(
+        `saved model is for ${s.specKey}, this configuration needs ${specKey(this.spec)}`,
+      );
+    const tf = this.tf;
+    const bytes = Buffer.from(s.weights ?? '', 'base64');
+    const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    const model = await tf.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: s.modelTopology as object,
+        weightSpecs: s.weightSpecs,
+        weightData,
+      }),
+    );
+    compile(tf, model, this.spec);
+    const series = new Map<string, Series>();
+    for (const [id, v] of Object.entries(s.series ?? {})) {
+      const data = fromBase64(v.data);
+      if (data.length !== v.rows * this.spec.features || v.norm.std.length !== this.spec.targets)
+        throw new Error(`saved series ${id} has the wrong shape`);
+      series.set(id, { data, rows: v.rows, norm: v.norm });
+    }
+    this.model.dispose();
+    this.model = model;
+    this.series.clear();
+    for (const [id, v] of series) this.series.set(id, v);
+    this.fits = s.fits ?? 1;
+  }
+}

@@ -1,0 +1,200 @@
+import type { Logger } from '../../../common/logger.js';
+import type { LstmConfig } from '../config.js';
+import type { Forecast } from '../forecaster.js';
+import { LstmWorker } from './client.js';
+import type { FitResult } from './engine.js';
+import { outIndex, type LstmSpec } from './model.js';
+import { loadLstm, saveLstm } from './persistence.js';
+
+/** Metrics the LPS's LSTM forecasts, in row order; time of day follows them. */
+export const LSTM_TARGETS = 4;
+export const LSTM_FEATURES = LSTM_TARGETS + 2;
+
+export interface OnlineLstmOptions {
+  config: LstmConfig;
+  maxHorizon: number;
+  /** Where the model is saved; undefined: not persisted. */
+  file?: string;
+  logger: Logger;
+  /** Rows of history the worker keeps per endpoint. */
+  maxRows?: number;
+}
+
+/**
+ * The LPS's LSTM: the worker, its training schedule and its persistence.
+ *
+ * Schedule, counted in scoring ticks: the first fit once some endpoint has
+ * `minHistory` rows; a fine-tune every `fineTuneEvery` ticks; a retrain from fresh
+ * weights when the caller reports drift (its rolling error well above the best
+ * baseline's), at most once per `fineTuneEvery` ticks. One fit at a time, never
+ * awaited by a tick: the worker keeps answering `predict` between batches.
+ */
+export class OnlineLstm {
+  readonly spec: LstmSpec;
+  private readonly options: OnlineLstmOptions;
+  private readonly worker: LstmWorker;
+  private readonly rows = new Map<string, number>();
+  private fitting: Promise<void> | undefined;
+  private fitted = false;
+  private ticksSinceFit = 0;
+  private ticksSinceRetrain = Infinity;
+  private lastFit: FitResult | undefined;
+  private closed = false;
+
+  private constructor(worker: LstmWorker, spec: LstmSpec, options: OnlineLstmOptions) {
+    this.worker = worker;
+    this.spec = spec;
+    this.options = options;
+  }
+
+  static async start(options: OnlineLstmOptions): Promise<OnlineLstm> {
+    const c = options.config;
+    const spec: LstmSpec = {
+      window: c.window,
+      targets: LSTM_TARGETS,
+      features: LSTM_FEATURES,
+      horizon: options.maxHorizon,
+      units: c.units,
+      upperQuantile: c.upperQuantile,
+      learningRate: c.learningRate,
+      seed: 42,
+    };
+    const worker = await LstmWorker.start(spec, {
+      maxRows: options.maxRows ?? 1024,
+      maxTrainWindows: c.maxTrainWindows,
+      batchSize: c.batchSize,
+    });
+    const lstm = new OnlineLstm(worker, spec, options);
+    if (options.file) lstm.fitted = await loadLstm(worker, options.file, options.logger);
+    options.logger.info({ backend: worker.backend, restored: lstm.fitted }, 'LSTM worker ready');
+    return lstm;
+  }
+
+  get backend(): string {
+    return this.worker.backend;
+  }
+
+  /** True once a model has been fitted or restored: before that its forecasts are not offered. */
+  get ready(): boolean {
+    return this.fitted;
+  }
+
+  get training(): boolean {
+    return this.fitting !== undefined;
+  }
+
+  get lastFitResult(): FitResult | undefined {
+    return this.lastFit;
+  }
+
+  /** Appends rows (n × LSTM_FEATURES) per endpoint; transferred to the worker. */
+  append(batch: Array<{ id: string; rows: Float32Array }>): void {
+    if (batch.length === 0) return;
+    for (const b of batch)
+      this.rows.set(b.id, (this.rows.get(b.id) ?? 0) + b.rows.length / LSTM_FEATURES);
+    void this.worker
+      .append(batch)
+      .catch((err: Error) => this.options.logger.error({ err: err.message }, 'LSTM append failed'));
+  }
+
+  forget(ids: string[]): void {
+    if (ids.length === 0) return;
+    for (const id of ids) this.rows.delete(id);
+    void this.worker.forget(ids).catch(() => undefined);
+  }
+
+  /**
+   * Forecasts of each endpoint's metrics (target order) for 1..H from its newest
+   * row; undefined for endpoints with too little history, and for all of them if
+   * the worker does not answer within `inferenceTimeoutMs`.
+   */
+  async predict(ids: readonly string[]): Promise<Map<string, Forecast[][]>> {
+    const out = new Map<string, Forecast[][]>();
+    if (!this.fitted || ids.length === 0 || this.closed) return out;
+    const want = ids.filter((id) => (this.rows.get(id) ?? 0) >= this.spec.window);
+    if (want.length === 0) return out;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), this.options.config.inferenceTimeoutMs);
+    });
+    const raw = await Promise.race([
+      this.worker.predict(want.map((id) => ({ id }))),
+      timeout,
+    ]).catch(() => undefined);
+    clearTimeout(timer);
+    if (!raw) return out;
+    const { targets: T, horizon: H } = this.spec;
+    const per = T * H * 2;
+    want.forEach((id, i) => {
+      const metrics: Forecast[][] = [];
+      for (let j = 0; j < T; j++) {
+        const path: Forecast[] = [];
+        for (let h = 1; h <= H; h++) {
+          const median = raw[i * per + outIndex(this.spec, j, h, 0)]!;
+          const upper = raw[i * per + outIndex(this.spec, j, h, 1)]!;
+          path.push({ median, upper });
+        }
+        metrics.push(path);
+      }
+      out.set(id, metrics);
+    });
+    return out;
+  }
+
+  /** One scoring tick passed; `drift` says the LSTM's rolling error is well above the best baseline's. */
+  tick(drift: boolean): void {
+    this.ticksSinceFit++;
+    this.ticksSinceRetrain++;
+    if (this.fitting || this.closed) return;
+    const c = this.options.config;
+    if (!this.fitted) {
+      let enough = false;
+      for (const n of this.rows.values()) if (n >= c.minHistory) enough = true;
+      if (enough) this.startFit(c.initialEpochs, false, 'initial fit');
+    } else if (drift && this.ticksSinceRetrain >= c.fineTuneEvery) {
+      this.startFit(c.initialEpochs, true, 'retrain on drift');
+    } else if (this.ticksSinceFit >= c.fineTuneEvery) {
+      this.startFit(c.fineTuneEpochs, false, 'fine-tune');
+    }
+  }
+
+  private startFit(epochs: number, reset: boolean, why: string): void {
+    const log = this.options.logger;
+    this.ticksSinceFit = 0;
+    if (reset) this.ticksSinceRetrain = 0;
+    this.fitting = (async () => {
+      try {
+        const r = await this.worker.fit(epochs, reset);
+        this.lastFit = r;
+        this.fitted = true;
+        log.info({ why, loss: r.loss, windows: r.windows, epochs, ms: r.ms }, `LSTM ${why} done`);
+        if (this.options.file && !this.closed) await saveLstm(this.worker, this.options.file);
+      } catch (err) {
+        if (!this.closed) log.error({ why, err: (err as Error).message }, `LSTM ${why} failed`);
+      } finally {
+        this.fitting = undefined;
+      }
+    })();
+  }
+
+  /** Waits for a running fit (tests, benchmarks). */
+  async settled(): Promise<void> {
+    await this.fitting;
+  }
+
+  async save(): Promise<void> {
+    if (this.options.file && this.fitted) await saveLstm(this.worker, this.options.file);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      // Not waiting for a running fit: the worker answers the export between two batches.
+      await this.save();
+    } catch (err) {
+      this.options.logger.error({ err: (err as Error).message }, 'cannot save the LSTM model');
+    }
+    this.closed = true;
+    await this.worker.close();
+  }
+}

@@ -1,0 +1,26 @@
+import type { EngineOptions, FitResult, SavedLstm } from './engine.js';
+import type { LstmSpec } from './model.js';
+
+/** Messages from the main thread to the LSTM worker; each `id` gets one reply. */
+export type WorkerRequest =
+  | { id: number; op: 'init'; spec: LstmSpec; engine: Omit<EngineOptions, 'yieldEvery'> }
+  | { id: number; op: 'append'; series: Array<{ id: string; rows: Float32Array }> }
+  | { id: number; op: 'forget'; ids: string[] }
+  | { id: number; op: 'predict'; items: Array<{ id: string; end?: number }> }
+  | { id: number; op: 'fit'; epochs: number; reset: boolean }
+  | { id: number; op: 'export' }
+  | { id: number; op: 'import'; state: unknown };
+
+export interface ResultOf {
+  init: { backend: string };
+  append: null;
+  forget: null;
+  predict: Float32Array;
+  fit: FitResult;
+  export: SavedLstm;
+  import: null;
+}
+
+export type WorkerReply =
+  | { id: number; ok: true; result: ResultOf[keyof ResultOf] }
+  | { id: number; ok: false; error: string };

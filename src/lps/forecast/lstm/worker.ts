@@ -1,0 +1,57 @@
+import { parentPort } from 'node:worker_threads';
+import { LstmEngine } from './engine.js';
+import type { WorkerReply, WorkerRequest } from './protocol.js';
+import { loadTf } from './tf.js';
+
+/**
+ * The LSTM worker thread: owns the engine, answers requests in order. A fit
+ * yields between batches, so `predict` requests that arrive during training are
+ * answered between two batches rather than after the whole fit.
+ */
+const port = parentPort;
+if (!port) throw new Error('lstm worker must run in a worker thread');
+
+let engine: LstmEngine | undefined;
+const yieldToMessages = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function handle(req: WorkerRequest): Promise<unknown> {
+  if (req.op === 'init') {
+    const { tf, backend } = await loadTf();
+    engine = new LstmEngine(tf, req.spec, { ...req.engine, yieldEvery: yieldToMessages });
+    return { backend };
+  }
+  if (!engine) throw new Error('worker not initialised');
+  switch (req.op) {
+    case 'append':
+      for (const s of req.series) engine.append(s.id, s.rows);
+      return null;
+    case 'forget':
+      for (const id of req.ids) engine.forget(id);
+      return null;
+    case 'predict':
+      return engine.predict(req.items);
+    case 'fit':
+      return engine.fit(req.epochs, req.reset);
+    case 'export':
+      return engine.export();
+    case 'import':
+      await engine.import(req.state);
+      return null;
+  }
+}
+
+port.on('message', (req: WorkerRequest) => {
+  handle(req).then(
+    (result) => {
+      const transfer = result instanceof Float32Array ? [result.buffer as ArrayBuffer] : [];
+      port.postMessage({ id: req.id, ok: true, result } as WorkerReply, transfer);
+    },
+    (err: unknown) => {
+      port.postMessage({
+        id: req.id,
+        ok: false,
+        error: err instanceof Error ? err.message : String(err),
+      } as WorkerReply);
+    },
+  );
+});

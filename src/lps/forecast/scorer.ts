@@ -1,0 +1,337 @@
+import { secondsToDuration } from '../../common/duration.js';
+import type { Logger } from '../../common/logger.js';
+import {
+  Metric,
+  type ForecasterError,
+  type GetForecastResponse,
+  type MetricForecast,
+} from '../../gen/augur/v1/load_prediction.js';
+import type { StoredSample } from '../ring.js';
+import { loadScore } from '../score/load-score.js';
+import { WeightController, type WeightObservation } from '../score/weight.js';
+import { EndpointState, type Assessment, type EndpointRecord, type Scorer } from '../types.js';
+import { BASELINES } from './baselines.js';
+import type { ForecastConfig } from './config.js';
+import { ForecastEnsemble } from './ensemble.js';
+import { timeOfDay } from './lstm/features.js';
+import { LSTM_FEATURES, type OnlineLstm } from './lstm/online.js';
+
+/** The metrics forecast per endpoint, in the LSTM's target order. */
+export const FORECAST_METRICS = ['cpu', 'memory', 'network', 'responseTime'] as const;
+export type ForecastMetric = (typeof FORECAST_METRICS)[number];
+const PROTO_METRIC: Record<ForecastMetric, Metric> = {
+  cpu: Metric.METRIC_CPU,
+  memory: Metric.METRIC_MEMORY,
+  network: Metric.METRIC_NETWORK,
+  responseTime: Metric.METRIC_RESPONSE_TIME,
+};
+
+function metricValue(s: StoredSample, m: ForecastMetric): number {
+  if (m === 'network') return s.networkCapacity > 0 ? s.network / s.networkCapacity : NaN;
+  return s[m];
+}
+
+interface EndpointForecasts {
+  service: string;
+  ensembles: Record<ForecastMetric, ForecastEnsemble>;
+  /** `samplesStored` of the record when last fed. */
+  fed: number;
+  interval: number;
+  computedAt: Date;
+}
+
+export interface ForecastScorerOptions {
+  config: ForecastConfig;
+  logger: Logger;
+  /** The LSTM, when enabled and started; baselines only without it. */
+  lstm?: OnlineLstm;
+}
+
+/**
+ * The forecasting Scorer. Per endpoint and metric it keeps the baselines (and
+ * the LSTM's forecasts when it has a model) in a ForecastEnsemble, feeds it only
+ * the samples stored since the last tick, scores every forecast when its actual
+ * arrives, and uses the forecaster with the lowest rolling error at the score
+ * horizon. The Load Score comes from the selected upper-quantile forecasts; the
+ * weight from a WeightController per service. LSTM inference for every endpoint
+ * is one batched request per tick to the worker.
+ */
+export class ForecastScorer implements Scorer {
+  private readonly config: ForecastConfig;
+  private readonly logger: Logger;
+  readonly lstm: OnlineLstm | undefined;
+  private readonly endpoints = new Map<string, EndpointForecasts>();
+  private readonly weights = new Map<string, WeightController>();
+  private readonly names: string[];
+
+  constructor({ config, logger, lstm }: ForecastScorerOptions) {
+    this.config = config;
+    this.logger = logger;
+    this.lstm = lstm;
+    this.names = [...Object.keys(BASELINES), ...(lstm ? ['lstm'] : [])];
+  }
+
+  /** Forecaster names, in the order errors are reported. */
+  forecasterNames(): readonly string[] {
+    return this.names;
+  }
+
+  private stateFor(r: EndpointRecord): EndpointForecasts {
+    let e = this.endpoints.get(r.id);
+    if (!e) {
+      const make = () =>
+        new ForecastEnsemble({
+          forecasters: Object.values(BASELINES).map((f) => f()),
+          external: this.lstm ? ['lstm'] : [],
+          maxHorizon: this.config.maxHorizon,
+          window: this.config.errorWindow,
+          minCount: this.config.minErrorCount,
+          fallback: 'ewma',
+        });
+      e = {
+        service: r.service,
+        ensembles: { cpu: make(), memory: make(), network: make(), responseTime: make() },
+        fed: Math.max(0, r.samplesStored - r.series.size),
+        interval: r.interval,
+        computedAt: new Date(0),
+      };
+      this.endpoints.set(r.id, e);
+    }
+    e.service = r.service;
+    e.interval = r.interval;
+    return e;
+  }
+
+  async assess(
+    endpoints: readonly EndpointRecord[],
+    states: ReadonlyMap<string, EndpointState>,
+    nowMs: number,
+  ): Promise<Map<string, Assessment>> {
+    const present = new Set(endpoints.map((r) => r.id));
+    const gone = [...this.endpoints.keys()].filter((id) => !present.has(id));
+    for (const id of gone) this.endpoints.delete(id);
+    this.lstm?.forget(gone);
+
+    // 1. Feed the samples stored since the last tick, oldest first.
+    const fresh: string[] = [];
+    const lstmRows: Array<{ id: string; rows: Float32Array }> = [];
+    for (const r of endpoints) {
+      const e = this.stateFor(r);
+      const n = Math.min(r.samplesStored - e.fed, r.series.size);
+      e.fed = r.samplesStored;
+      if (n <= 0) continue;
+      fresh.push(r.id);
+      const rows = this.lstm ? new Float32Array(n * LSTM_FEATURES) : undefined;
+      for (let back = n - 1, k = 0; back >= 0; back--, k++) {
+        const s = r.series.get(back);
+        FORECAST_METRICS.forEach((m, j) => {
+          const v = metricValue(s, m);
+          e.ensembles[m].observe(v);
+          if (rows) rows[k * LSTM_FEATURES + j] = v;
+        });
+        if (rows) {
+          const [sin, cos] = timeOfDay(s.timestamp);
+          rows[k * LSTM_FEATURES + 4] = sin;
+          rows[k * LSTM_FEATURES + 5] = cos;
+        }
+      }
+      if (rows) lstmRows.push({ id: r.id, rows });
+    }
+
+    // 2. One batched LSTM inference for every endpoint with a new sample.
+    if (this.lstm) {
+      this.lstm.append(lstmRows);
+      const predicted = await this.lstm.predict(fresh);
+      for (const [id, perMetric] of predicted) {
+        const e = this.endpoints.get(id);
+        if (!e) continue;
+        FORECAST_METRICS.forEach((m, j) => {
+          const path = perMetric[j]!;
+          if (path.every((f) => Number.isFinite(f.median))) e.ensembles[m].offer('lstm', path);
+        });
+      }
+      this.lstm.tick(this.lstmDrifting());
+    }
+
+    // 3. Score each endpoint from the selected forecasts; weights per service.
+    const H = this.config.scoreHorizon;
+    const out = new Map<string, Assessment>();
+    const byService = new Map<string, WeightObservation[]>();
+    const computedAt = new Date(nowMs);
+    for (const r of endpoints) {
+      const e = this.endpoints.get(r.id)!;
+      const available =
+        states.get(r.id) === EndpointState.ENDPOINT_STATE_ACTIVE && r.series.size > 0;
+      const at = (m: ForecastMetric) => e.ensembles[m].forecast(H);
+      const cpu = at('cpu');
+      const memory = at('memory');
+      const network = at('network');
+      const rt = at('responseTime');
+      e.computedAt = computedAt;
+      const score = loadScore(
+        {
+          cpu: cpu?.upper ?? NaN,
+          memory: memory?.upper ?? NaN,
+          network: network?.upper ?? NaN,
+          responseTime: rt?.upper ?? NaN,
+          available,
+        },
+        this.config.score,
+      );
+      const latest = r.series.latest();
+      const list = byService.get(r.service) ?? [];
+      list.push({
+        id: r.id,
+        utilization: latest?.cpu ?? NaN,
+        requestRate: latest?.requestRate ?? 0,
+        available,
+      });
+      byService.set(r.service, list);
+      out.set(r.id, {
+        score: score.score,
+        weight: 0,
+        parts: {
+          predictedUtilization: cpu?.upper ?? 0,
+          predictedResponseTime: rt?.upper ?? 0,
+          stalenessSeconds: Math.max(0, (nowMs - r.lastSeenMs) / 1000),
+          forecaster: cpu?.forecaster ?? '',
+          utilizationFactor: score.utilizationFactor,
+          latencyFactor: score.latencyFactor,
+          horizon: secondsToDuration(H * r.interval),
+          predictedMemory: memory?.upper ?? 0,
+          predictedNetwork: network?.upper ?? 0,
+          estimatedCapacity: 0,
+        },
+      });
+    }
+    for (const service of [...this.weights.keys()])
+      if (!byService.has(service)) this.weights.delete(service);
+    for (const [service, obs] of byService) {
+      let controller = this.weights.get(service);
+      if (!controller) {
+        controller = new WeightController(this.config.weight);
+        this.weights.set(service, controller);
+      }
+      for (const [id, w] of controller.update(obs)) {
+        const a = out.get(id)!;
+        a.weight = w.share;
+        a.parts.estimatedCapacity = w.capacity;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Drift: over endpoints where the LSTM has been scored, its mean rolling MASE
+   * at the score horizon (CPU) exceeds the best baseline's by `driftFactor`.
+   */
+  private lstmDrifting(): boolean {
+    const H = this.config.scoreHorizon;
+    let lstm = 0;
+    let best = 0;
+    let n = 0;
+    for (const e of this.endpoints.values()) {
+      const t = e.ensembles.cpu.tracker;
+      const l = t.indexOf('lstm');
+      if (t.count(l, H) < this.config.minErrorCount) continue;
+      const lm = t.maseOf(l, H);
+      let b = Infinity;
+      for (let f = 0; f < t.names.length; f++) if (f !== l) b = Math.min(b, t.maseOf(f, H));
+      if (!Number.isFinite(lm) || !Number.isFinite(b)) continue;
+      lstm += lm;
+      best += b;
+      n++;
+    }
+    return n > 0 && lstm > this.config.lstm.driftFactor * best;
+  }
+
+  /** GetForecast: the forecasts of one endpoint, their bounds, the forecaster used, the recent errors. */
+  forecastFor(endpointId: string): GetForecastResponse | undefined {
+    const e = this.endpoints.get(endpointId);
+    if (!e) return undefined;
+    const metrics: MetricForecast[] = [];
+    for (const m of FORECAST_METRICS) {
+      const ens = e.ensembles[m];
+      const path = ens.path(this.config.scoreHorizon);
+      if (!path) continue;
+      const errors: ForecasterError[] = ens.tracker
+        .errors()
+        .filter((x) => x.count > 0)
+        .map((x) => ({
+          forecaster: x.forecaster,
+          horizon: x.horizon,
+          mae: x.mae,
+          mase: x.mase,
+          count: x.count,
+        }));
+      metrics.push({
+        metric: PROTO_METRIC[m],
+        forecaster: path.forecaster,
+        median: path.median,
+        upper: path.upper,
+        errors,
+      });
+    }
+    return {
+      endpointId,
+      interval: secondsToDuration(e.interval),
+      metrics,
+      computedAt: e.computedAt,
+    };
+  }
+
+  /**
+   * Mean rolling MAE and MASE over endpoints, per metric, forecaster and horizon
+   * (bounded label set for /metrics), and how many endpoints use each forecaster.
+   */
+  errorSummary(): {
+    errors: Array<{
+      metric: ForecastMetric;
+      forecaster: string;
+      horizon: number;
+      mae: number;
+      mase: number;
+      endpoints: number;
+    }>;
+    selected: Record<string, number>;
+  } {
+    const H = this.config.maxHorizon;
+    const acc = new Map<string, { mae: number; mase: number; n: number }>();
+    const selected: Record<string, number> = Object.fromEntries(this.names.map((n) => [n, 0]));
+    for (const e of this.endpoints.values()) {
+      for (const m of FORECAST_METRICS) {
+        const t = e.ensembles[m].tracker;
+        for (let f = 0; f < t.names.length; f++)
+          for (let h = 1; h <= H; h++) {
+            if (t.count(f, h) === 0) continue;
+            const mase = t.maseOf(f, h);
+            const key = `${m}|${t.names[f]}|${h}`;
+            const a = acc.get(key) ?? { mae: 0, mase: 0, n: 0 };
+            a.mae += t.maeOf(f, h);
+            if (Number.isFinite(mase)) a.mase += mase;
+            a.n++;
+            acc.set(key, a);
+          }
+      }
+      const sel = e.ensembles.cpu.forecast(this.config.scoreHorizon)?.forecaster;
+      if (sel) selected[sel] = (selected[sel] ?? 0) + 1;
+    }
+    const errors = [...acc].map(([key, a]) => {
+      const [metric, forecaster, h] = key.split('|') as [ForecastMetric, string, string];
+      return {
+        metric,
+        forecaster,
+        horizon: Number(h),
+        mae: a.mae / a.n,
+        mase: a.mase / a.n,
+        endpoints: a.n,
+      };
+    });
+    return { errors, selected };
+  }
+
+  async close(): Promise<void> {
+    await this.lstm?.close();
+    this.logger.debug('forecast scorer closed');
+  }
+}
