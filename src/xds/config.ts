@@ -6,6 +6,12 @@ export const xdsConfigSchema = z
     /** Serve ADS on augur's gRPC address. */
     enabled: z.boolean().default(true),
     /**
+     * Seconds after start before the first snapshot: until then requests wait unanswered, so
+     * clients that reconnect after an augur restart keep their last configuration while the
+     * agents reconnect, instead of being told that every endpoint is gone. Seconds.
+     */
+    warmup: z.number().min(0).max(300).default(3),
+    /**
      * Score changes are gathered for this long before a push, so one scoring tick (every service
      * at once) makes one snapshot. Membership and state changes (an endpoint going stale or
      * failing) are pushed at once, not debounced. Milliseconds.

@@ -14,6 +14,8 @@ export interface PublisherOptions {
   builder: ResourceBuilder;
   /** Milliseconds score changes are gathered before a push (membership changes are not delayed). */
   debounceMs: number;
+  /** Milliseconds after start before the first snapshot (clients keep their config meanwhile). */
+  warmupMs: number;
   /** Smallest change of any endpoint's share that is worth a push. */
   hysteresis: number;
   /** Resolve host names to IP literals; off: endpoints with a host name are left out. */
@@ -42,6 +44,7 @@ interface ServiceResources extends PublishedService {
 
 /**
  * Turns the LPS's prioritized lists into snapshots, one per kind of client. Pushing policy:
+ * - nothing is published during the warm-up after start (see XdsConfig.warmup);
  * - a change of membership (an endpoint joins, or leaves because it went stale, failing or
  *   draining) is pushed at once, on the next turn of the event loop, with whatever else is pending;
  * - other changes (weights) wait `debounceMs` so a scoring tick, which emits every service,
@@ -58,23 +61,34 @@ export class XdsPublisher {
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
+  private warmupTimer: NodeJS.Timeout | undefined;
+  private warm = false;
 
   constructor(options: PublisherOptions) {
     this.options = options;
   }
 
-  /** Publishes every current list at once, then follows the source. */
+  /** Follows the source; the first snapshot (every current list) goes out after the warm-up. */
   start(): void {
-    for (const s of this.options.source.services()) {
-      const list = this.options.source.get(s);
-      if (list) this.pending.set(s, list);
-    }
-    this.flush();
     this.unsubscribe = this.options.source.subscribe((list) => this.onList(list));
+    const publishAll = (): void => {
+      this.warm = true;
+      for (const s of this.options.source.services()) {
+        const list = this.options.source.get(s);
+        if (list) this.pending.set(s, list);
+      }
+      this.flush();
+    };
+    if (this.options.warmupMs > 0) {
+      this.warmupTimer = setTimeout(publishAll, this.options.warmupMs);
+    } else {
+      publishAll();
+    }
   }
 
   stop(): void {
     this.unsubscribe?.();
+    clearTimeout(this.warmupTimer);
     clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.timer = this.immediate = undefined;
@@ -87,6 +101,7 @@ export class XdsPublisher {
 
   private onList(list: PrioritizedEndpointList): void {
     this.pending.set(list.service, list);
+    if (!this.warm) return;
     const current = this.services.get(list.service);
     const { endpoints } = publishedEndpoints(list, (a) => this.ipOf(a));
     const urgent =

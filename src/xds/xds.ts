@@ -62,6 +62,7 @@ export class Xds {
       cache: this.cache,
       builder: this.builder,
       debounceMs: config.debounceMs,
+      warmupMs: config.warmup * 1000,
       hysteresis: config.hysteresis,
       resolveHostnames: config.resolveHostnames,
       logger,

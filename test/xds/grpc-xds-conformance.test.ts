@@ -1,0 +1,326 @@
+/**
+ * Conformance with a real, independent xDS client: @grpc/grpc-js-xds dialling `xds:///S`,
+ * configured by `augur serve` fed through the Telemetry API. Runs in its own forked process
+ * (vitest's forks pool): GRPC_XDS_BOOTSTRAP_CONFIG is process-global.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadEnvoyProtos } from '../../src/common/envoy-protos.js';
+import { RawAdsClient } from '../../src/xds/ads-client.js';
+import { TypeUrl } from '../../src/xds/types.js';
+import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
+import { RawAgentStream } from '../support/raw-agent.js';
+
+const SERVICE = 'S';
+const WHO = '/augur.test.Echo/Who';
+const bytes = {
+  serialize: (b: Buffer): Buffer => b,
+  deserialize: (b: Buffer): Buffer => b,
+};
+
+/** A gRPC backend that answers every call with its id. */
+async function startBackend(
+  id: string,
+): Promise<{ id: string; port: number; server: grpc.Server }> {
+  const server = new grpc.Server();
+  server.addService(
+    {
+      Who: {
+        path: WHO,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: bytes.serialize,
+        requestDeserialize: bytes.deserialize,
+        responseSerialize: bytes.serialize,
+        responseDeserialize: bytes.deserialize,
+      },
+    },
+    {
+      Who: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+        cb(null, Buffer.from(id)),
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  return { id, port, server };
+}
+
+/**
+ * A minimal agent: hello, then a sample every 100 ms with the CPU it is told. Like the real
+ * agent it outlives augur: it reconnects with its sequence numbers continuing.
+ */
+class FeedingAgent {
+  private stream: RawAgentStream | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private sequence = 0;
+  private lastTs = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly port: number,
+    private cpu: number,
+  ) {}
+
+  connect(address: string): this {
+    this.stream = new RawAgentStream(address);
+    this.stream.hello({
+      endpointId: this.id,
+      service: SERVICE,
+      address: '127.0.0.1',
+      port: this.port,
+      locality: { region: 'r1', zone: 'z1', subZone: '' },
+    });
+    this.setCpu(this.cpu);
+    this.timer = setInterval(() => this.sample(), 100);
+    return this;
+  }
+
+  /** New load; a burst of samples moves the LPS's EWMA there at once. */
+  setCpu(cpu: number): void {
+    this.cpu = cpu;
+    for (let i = 0; i < 25; i++) this.sample();
+  }
+
+  private sample(): void {
+    this.lastTs = Math.max(Date.now(), this.lastTs + 1);
+    this.stream?.sample({
+      endpointId: this.id,
+      sequence: ++this.sequence,
+      cpuUsage: this.cpu,
+      responseTime: 0.001,
+      timestamp: new Date(this.lastTs),
+    });
+  }
+
+  /** Goes silent (augur gone, or the agent stopped without a goodbye). */
+  disconnect(): void {
+    clearInterval(this.timer);
+    this.stream?.close();
+    this.stream = undefined;
+  }
+}
+
+type Cla = {
+  endpoints?: Array<{
+    lb_endpoints: Array<{ endpoint: { address: { socket_address: { port_value: number } } } }>;
+    load_balancing_weight: { value: number };
+  }>;
+};
+
+/** Watches what augur publishes for S over a raw ADS stream, as an independent observer. */
+class AssignmentObserver {
+  private readonly client: RawAdsClient;
+  latest: Map<number, number> = new Map();
+
+  constructor(address: string) {
+    this.client = new RawAdsClient(address, loadEnvoyProtos().root);
+    this.client.send({
+      node: { id: 'observer', user_agent_name: 'test observer' },
+      type_url: TypeUrl.ClusterLoadAssignment,
+      resource_names: [SERVICE],
+    });
+  }
+
+  /** Reads responses (ACKing each) until the assignment, port → weight, satisfies `pred`. */
+  async until(
+    pred: (weights: Map<number, number>) => boolean,
+    timeoutMs = 8000,
+  ): Promise<Map<number, number>> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred(this.latest)) {
+      const r = await this.client.next(Math.max(1, deadline - Date.now()));
+      this.client.send({
+        type_url: r.type_url,
+        resource_names: [SERVICE],
+        version_info: r.version_info,
+        response_nonce: r.nonce,
+      });
+      const cla = this.client.decode(r.resources[0]!) as Cla;
+      this.latest = new Map(
+        (cla.endpoints ?? []).map((e) => [
+          e.lb_endpoints[0]!.endpoint.address.socket_address.port_value,
+          e.load_balancing_weight.value,
+        ]),
+      );
+    }
+    return this.latest;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** Chi-square statistic of observed counts against weights; categories with weight 0 must be empty. */
+function chiSquare(
+  counts: Map<string, number>,
+  weights: Map<string, number>,
+): { stat: number; df: number } {
+  const n = [...counts.values()].reduce((a, b) => a + b, 0);
+  const total = [...weights.values()].reduce((a, b) => a + b, 0);
+  let stat = 0;
+  for (const [id, w] of weights) {
+    const expected = (n * w) / total;
+    stat += ((counts.get(id) ?? 0) - expected) ** 2 / expected;
+  }
+  for (const id of counts.keys()) if (!weights.has(id)) stat = Infinity;
+  return { stat, df: weights.size - 1 };
+}
+/** Critical values at p = 0.001: a correct client fails this one run in a thousand. */
+const CHI2_CRITICAL: Record<number, number> = { 1: 10.83, 2: 13.82 };
+
+describe('a @grpc/grpc-js-xds client follows augur', () => {
+  let plane: TestPlane;
+  let grpcPort: number;
+  let dataDir: string;
+  const backends: Array<{ id: string; port: number; server: grpc.Server }> = [];
+  const agents = new Map<string, FeedingAgent>();
+  let observer: AssignmentObserver;
+  let client: grpc.Client;
+  const flags = {
+    lps: { defaultInterval: 0.2, minInterval: 0.1, scoreInterval: 0.2, staleAfterIntervals: 3 },
+    xds: { warmup: 0.3 },
+  };
+
+  const idOfPort = (port: number): string => backends.find((b) => b.port === port)!.id;
+  const byId = (weights: Map<number, number>): Map<string, number> =>
+    new Map([...weights].map(([port, w]) => [idOfPort(port), w]));
+
+  /** `n` RPCs, `concurrency` at a time; counts of answers per backend id. */
+  async function split(n: number, concurrency = 50): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next++ < n) {
+        const id = await new Promise<string>((resolve, reject) =>
+          client.makeUnaryRequest(
+            WHO,
+            bytes.serialize,
+            bytes.deserialize,
+            Buffer.alloc(0),
+            { deadline: Date.now() + 5000 },
+            (err, reply) => (err ? reject(err) : resolve(reply!.toString())),
+          ),
+        );
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return counts;
+  }
+
+  beforeAll(async () => {
+    for (const id of ['a', 'b', 'c']) backends.push(await startBackend(id));
+    plane = await startTestPlane(flags);
+    dataDir = plane.dataDir;
+    grpcPort = Number(plane.grpcAddress.split(':').pop());
+    const cpu: Record<string, number> = { a: 0.2, b: 0.5, c: 0.8 };
+    for (const b of backends)
+      agents.set(b.id, new FeedingAgent(b.id, b.port, cpu[b.id]!).connect(plane.grpcAddress));
+    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
+      xds_servers: [
+        {
+          server_uri: plane.grpcAddress,
+          channel_creds: [{ type: 'insecure' }],
+          server_features: ['xds_v3'],
+        },
+      ],
+      node: { id: 'conformance-client', locality: {} },
+    });
+    const xds = await import('@grpc/grpc-js-xds');
+    xds.register();
+    client = new grpc.Client(`xds:///${SERVICE}`, grpc.credentials.createInsecure());
+    observer = new AssignmentObserver(plane.grpcAddress);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    observer?.close();
+    for (const a of agents.values()) a.disconnect();
+    await plane?.dispose();
+    for (const b of backends) b.server.forceShutdown();
+  });
+
+  it('splits a few thousand RPCs across the three backends as the published weights say', async () => {
+    // EWMA scorer: weight ∝ 1 - cpu, so shares 0.8 : 0.5 : 0.2.
+    const weights = await observer.until((w) => w.size === 3);
+    const w = byId(weights);
+    expect(w.get('a')!).toBeGreaterThan(w.get('b')!);
+    expect(w.get('b')!).toBeGreaterThan(w.get('c')!);
+    const counts = await split(2000);
+    const { stat, df } = chiSquare(counts, w);
+    expect(
+      stat,
+      `counts ${JSON.stringify([...counts])} vs weights ${JSON.stringify([...w])}`,
+    ).toBeLessThan(CHI2_CRITICAL[df]!);
+  });
+
+  it('follows a change of scores within a second of its publication', async () => {
+    agents.get('a')!.setCpu(0.8);
+    agents.get('c')!.setCpu(0.2);
+    const weights = await observer.until((w) => {
+      const x = byId(w);
+      return x.size === 3 && x.get('c')! > 2 * x.get('a')!;
+    });
+    const seenAt = Date.now();
+    await new Promise((r) => setTimeout(r, 200));
+    const counts = await split(2000);
+    expect(Date.now() - seenAt).toBeGreaterThan(0);
+    const { stat, df } = chiSquare(counts, byId(weights));
+    expect(stat, `counts ${JSON.stringify([...counts])}`).toBeLessThan(CHI2_CRITICAL[df]!);
+  });
+
+  it('sends nothing to an endpoint that went stale', async () => {
+    agents.get('c')!.disconnect();
+    agents.delete('c');
+    const weights = await observer.until((w) => w.size === 2);
+    expect([...byId(weights).keys()].sort()).toEqual(['a', 'b']);
+    await new Promise((r) => setTimeout(r, 200));
+    const counts = await split(800);
+    expect(counts.get('c') ?? 0).toBe(0);
+    const { stat, df } = chiSquare(counts, byId(weights));
+    expect(stat).toBeLessThan(CHI2_CRITICAL[df]!);
+  });
+
+  it('keeps routing on its last config while augur is down, then resynchronises after a restart', async () => {
+    const before = byId(observer.latest);
+    observer.close();
+    for (const a of agents.values()) a.disconnect();
+    await plane.stop();
+
+    const whileDown = await split(400);
+    expect(whileDown.get('c') ?? 0).toBe(0);
+    expect((whileDown.get('a') ?? 0) + (whileDown.get('b') ?? 0)).toBe(400);
+    expect(chiSquare(whileDown, before).stat).toBeLessThan(CHI2_CRITICAL[1]!);
+
+    plane = await startTestPlane({ ...flags, grpcListen: `127.0.0.1:${grpcPort}` }, dataDir);
+    for (const a of agents.values()) a.connect(plane.grpcAddress);
+    // New load: b is now far better than a; the client must pick that up from the new augur.
+    agents.get('a')!.setCpu(0.9);
+    agents.get('b')!.setCpu(0.1);
+    observer = new AssignmentObserver(plane.grpcAddress);
+    const weights = byId(
+      await observer.until((w) => w.size === 2 && byId(w).get('b')! > 5 * byId(w).get('a')!),
+    );
+
+    // grpc-js-xds reconnects with backoff; wait until its split has moved, then test it.
+    await waitFor(
+      async () => {
+        const c = await split(300);
+        return (c.get('b') ?? 0) > 3 * (c.get('a') ?? 0);
+      },
+      15_000,
+      'the client to resynchronise with the restarted augur',
+    );
+    const counts = await split(2000);
+    expect(counts.get('c') ?? 0).toBe(0);
+    const { stat, df } = chiSquare(counts, weights);
+    expect(
+      stat,
+      `counts ${JSON.stringify([...counts])} vs ${JSON.stringify([...weights])}`,
+    ).toBeLessThan(CHI2_CRITICAL[df]!);
+  });
+});
