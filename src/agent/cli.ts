@@ -20,6 +20,7 @@ interface AgentFlags {
   label: Record<string, string>;
   buffer: string;
   linkMbps: string;
+  loadUrl?: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -104,6 +105,10 @@ export function registerAgentCommand(program: Command): void {
     .option('--label <key=value>', 'a label for the endpoint (repeatable)', collectLabel, {})
     .option('--buffer <samples>', 'unacknowledged samples kept while the LPS is unreachable', '600')
     .option('--link-mbps <mbps>', 'link speed when the host does not report one, Mbit/s', '1000')
+    .option(
+      '--load-url <url>',
+      'read the load from this URL (JSON {cpuUsage, memoryUsage, networkIo, requestRate}) instead of the host',
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -120,6 +125,12 @@ export function registerAgentCommand(program: Command): void {
       const linkMbps = Number(flags.linkMbps);
       if (!(linkMbps > 0))
         throw new AugurError('BAD_FLAG', `--link-mbps must be > 0, got "${flags.linkMbps}"`);
+      const sampler = flags.loadUrl
+        ? new (await import('./http-sampler.js')).HttpLoadSampler({
+            url: flags.loadUrl,
+            timeoutSeconds: parseDurationSeconds(flags.healthTimeout, '--health-timeout'),
+          })
+        : undefined;
       const agent = await Agent.start({
         lps: flags.lps,
         endpointId: flags.endpointId,
@@ -132,6 +143,7 @@ export function registerAgentCommand(program: Command): void {
         healthTimeoutSeconds: parseDurationSeconds(flags.healthTimeout, '--health-timeout'),
         bufferSize: positiveInt(flags.buffer, '--buffer'),
         defaultLinkMbps: linkMbps,
+        sampler,
         logger,
       });
       stopOnSignals(logger, () => agent.stop());

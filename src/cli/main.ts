@@ -5,6 +5,7 @@ import { registerServeCommand } from '../serve/cli.js';
 import { registerAgentCommand } from '../agent/cli.js';
 import { registerForecastCommand } from '../lps/forecast/cli.js';
 import { registerRrmCommand } from '../rrm/cli.js';
+import { registerDemoToolsCommand } from '../demo/cli.js';
 import { registerBenchCommand } from '../sim/cli.js';
 
 /**
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerAgentCommand(program);
   registerForecastCommand(program);
   registerRrmCommand(program);
+  registerDemoToolsCommand(program);
   registerBenchCommand(program);
   return program;
 }

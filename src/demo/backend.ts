@@ -22,6 +22,8 @@ export interface DemoBackendOptions {
  * (service time 1/(capacity × (1 − background))), so latency rises for real
  * when it is overloaded, without burning this machine's CPU. Its health
  * endpoint waits in the same queue, so a probe measures what a request would.
+ * `GET /load` answers its own load (`HostLoad` JSON since the previous
+ * `/load`) at once, for an agent in another process (`augur agent --load-url`).
  */
 export class DemoBackend {
   readonly id: string;
@@ -33,12 +35,15 @@ export class DemoBackend {
   private served = 0;
   private refused = 0;
   private port = 0;
+  /** Answers `/load`; made with the backend so the first answer covers everything since. */
+  private readonly loadReporter: LoadSampler;
 
   constructor(options: DemoBackendOptions) {
     this.options = { maxQueueSeconds: 2, host: '127.0.0.1', ...options };
     this.id = options.id;
     this.server = createServer((req, res) => this.handle(req, res));
     this.server.keepAliveTimeout = 10_000;
+    this.loadReporter = this.sampler();
   }
 
   async start(port = 0): Promise<string> {
@@ -103,6 +108,13 @@ export class DemoBackend {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     req.resume();
+    if (req.url === '/load') {
+      void this.loadReporter.sample().then((load) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-augur-backend': this.id });
+        res.end(JSON.stringify(load));
+      });
+      return;
+    }
     const now = performance.now();
     const wait = Math.max(0, this.nextFreeMs - now);
     if (wait / 1000 > this.options.maxQueueSeconds) {

@@ -1,0 +1,94 @@
+import { AugurError } from '../common/errors.js';
+import type { HostLoad, LoadSampler } from './load-sampler.js';
+
+export interface HttpLoadSamplerOptions {
+  /** Where the endpoint reports its own load as `HostLoad` JSON, e.g. `http://backend:8080/load`. */
+  url: string;
+  /** Seconds before a request for the load counts as failed. Default 1. */
+  timeoutSeconds?: number;
+}
+
+/**
+ * Reads the load from the endpoint itself instead of from the host: for an
+ * endpoint that knows its own utilisation better than /proc does (a demo
+ * backend with a simulated background load, or a container whose /proc shows
+ * the whole machine). Each `sample()` is one GET; the endpoint answers with
+ * `{cpuUsage, memoryUsage, networkIo, requestRate?}` covering the time since
+ * it was last asked. A failed or malformed answer rejects, so the agent skips
+ * that tick rather than report a made-up sample.
+ */
+export class HttpLoadSampler implements LoadSampler {
+  private readonly url: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: HttpLoadSamplerOptions) {
+    let parsed: URL;
+    try {
+      parsed = new URL(options.url);
+    } catch {
+      throw new AugurError('BAD_LOAD_URL', `load URL "${options.url}" is not a URL`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new AugurError(
+        'BAD_LOAD_URL',
+        `load URL "${options.url}" must be http:// or https://, got ${parsed.protocol}`,
+      );
+    }
+    this.url = parsed.toString();
+    this.timeoutMs = (options.timeoutSeconds ?? 1) * 1000;
+  }
+
+  async sample(): Promise<HostLoad> {
+    let res: Response;
+    try {
+      res = await fetch(this.url, { signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      throw new AugurError(
+        'LOAD_URL_UNREACHABLE',
+        `cannot read the load from ${this.url}: ${(err as Error).message}`,
+      );
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      throw new AugurError(
+        'LOAD_URL_FAILED',
+        `${this.url} answered HTTP ${res.status}: ${text.slice(0, 200)}`,
+      );
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new AugurError(
+        'BAD_LOAD_REPORT',
+        `${this.url} did not answer JSON: ${text.slice(0, 200)}`,
+      );
+    }
+    return parseHostLoad(body, this.url);
+  }
+}
+
+/** Validates a load report: the same ranges the LPS enforces, said here with the URL at fault. */
+export function parseHostLoad(body: unknown, source: string): HostLoad {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new AugurError('BAD_LOAD_REPORT', `${source}: the load report must be a JSON object`);
+  }
+  const record = body as Record<string, unknown>;
+  const field = (name: string, max: number): number => {
+    const v = record[name];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) {
+      throw new AugurError(
+        'BAD_LOAD_REPORT',
+        `${source}: "${name}" must be a number in [0, ${max}], got ${JSON.stringify(v)}`,
+      );
+    }
+    return v;
+  };
+  const load: HostLoad = {
+    cpuUsage: field('cpuUsage', 1),
+    memoryUsage: field('memoryUsage', 1),
+    networkIo: field('networkIo', Number.MAX_VALUE),
+  };
+  if (record.requestRate !== undefined) load.requestRate = field('requestRate', Number.MAX_VALUE);
+  return load;
+}
