@@ -1,5 +1,5 @@
 import type { Forecaster } from '../lps/forecast/forecaster.js';
-import { WeightController, type WeightParams } from '../lps/score/weight.js';
+import { DEFAULT_WEIGHT_PARAMS, WeightController, type WeightParams } from '../lps/score/weight.js';
 import type { WeightSource } from './policies/weights.js';
 import type { FleetView, IntervalReport } from './types.js';
 
@@ -20,7 +20,10 @@ export class AugurWeights implements WeightSource {
    *   filling at the last interval's total rate). `capacity`: weights from the
    *   same estimates, (1 − predicted background) / cost per request, i.e. the
    *   forecast capacity left for our traffic, without the water filling (a
-   *   variant: see BENCHMARKS.md for why).
+   *   variant: see BENCHMARKS.md for why), floored like the controller's
+   *   shares at `minShareFraction` of the equal share so that no endpoint
+   *   starves (an endpoint without traffic looks expensive to the estimator
+   *   and would never get any back).
    */
   constructor(
     private readonly params: Partial<WeightParams> = {},
@@ -59,6 +62,11 @@ export class AugurWeights implements WeightSource {
             ? Math.max(0, 1 - r.predictedBackground) / r.costPerUnit
             : 0;
     });
+    if (this.allocation === 'capacity') {
+      const minShare = this.params.minShareFraction ?? DEFAULT_WEIGHT_PARAMS.minShareFraction;
+      const floor = (minShare * w.reduce((a, x) => a + x, 0)) / w.length;
+      for (let e = 0; e < w.length; e++) w[e] = Math.max(w[e], floor);
+    }
     return w;
   }
 }

@@ -44,7 +44,7 @@ export interface BenchOptions {
 export const BENCH_DEFAULTS = {
   interval: SCENARIO_DEFAULTS.interval,
   seed: SCENARIO_DEFAULTS.seed,
-  simulatedSeconds: 900,
+  simulatedSeconds: 600,
   scenarios: SCENARIOS,
   policies: POLICIES,
   sloFactor: 4,

@@ -97,12 +97,13 @@ function churn(shares: Float64Array[], from: number): number {
 /**
  * Overload onsets, defined without reference to any policy so that every
  * policy is judged against the same events: endpoint e has an onset at step k
- * if its capacity fell at k and, kept at the share of traffic proportional to
- * its capacity of step k−1 (what a perfect reactive balancer gives it), its
- * utilisation crosses `threshold` at step k while it was below at k−1.
+ * if its capacity fell by at least `minDrop` at k and, kept at the share of
+ * traffic proportional to its capacity of step k−1 (what a perfect reactive
+ * balancer gives it), its utilisation crosses `threshold` at step k while it
+ * was below at k−1.
  * Returns per endpoint the onset steps (after warm-up).
  */
-export function overloadOnsets(setup: SimSetup, threshold: number): number[][] {
+export function overloadOnsets(setup: SimSetup, threshold: number, minDrop: number): number[][] {
   const N = setup.speed.length;
   const steps = setup.rate.length;
   const util = (e: number, k: number): number => {
@@ -115,7 +116,7 @@ export function overloadOnsets(setup: SimSetup, threshold: number): number[][] {
   return Array.from({ length: N }, (_, e) => {
     const onsets: number[] = [];
     for (let k = Math.max(2, setup.warmupSteps); k < steps; k++) {
-      const fell = setup.speed[e][k] < setup.speed[e][k - 1];
+      const fell = setup.speed[e][k] <= (1 - minDrop) * setup.speed[e][k - 1];
       if (fell && util(e, k) >= threshold && util(e, k - 1) < threshold) onsets.push(k);
     }
     return onsets;
@@ -124,7 +125,7 @@ export function overloadOnsets(setup: SimSetup, threshold: number): number[][] {
 
 function swapFigures(shares: Float64Array[], setup: SimSetup, opts: MetricsOptions): SwapFigures {
   const N = setup.speed.length;
-  const onsets = overloadOnsets(setup, opts.overloadThreshold);
+  const onsets = overloadOnsets(setup, opts.overloadThreshold, opts.cutRatio);
   let nOnsets = 0;
   let caught = 0;
   let leadSum = 0;

@@ -107,4 +107,33 @@ export const POLICIES: readonly PolicyEntry[] = [
         (v, r) => new WeightedP2cPicker(v, r),
       ),
   },
+  {
+    name: 'perfect-reactive-wrr',
+    group: 'bound',
+    description: 'perfect reactive weights with weighted round robin (the bound for augur-wrr)',
+    make: (speed) =>
+      new WeightedPolicy(
+        'perfect-reactive-wrr',
+        new TrueCapacityWeights(speed, 0),
+        (v, r) => new SmoothWrrPicker(v, r),
+      ),
+  },
+  {
+    name: 'oracle-wrr',
+    group: 'bound',
+    description: 'oracle weights with weighted round robin',
+    make: (speed) =>
+      new WeightedPolicy(
+        'oracle-wrr',
+        new TrueCapacityWeights(speed, 1),
+        (v, r) => new SmoothWrrPicker(v, r),
+      ),
+  },
+  {
+    name: 'oracle-prequal',
+    group: 'bound',
+    description:
+      'Prequal probing in proportion to the oracle weights: the most a forecast can add to instant signals',
+    make: (speed) => new PrequalPolicy('oracle-prequal', {}, new TrueCapacityWeights(speed, 1)),
+  },
 ];
