@@ -1,0 +1,131 @@
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  BOOTSTRAP_TYPE,
+  checkEnvoyFolder,
+  checkEnvoyYaml,
+} from '../../src/xds/envoy-config-check.js';
+import { EnvoyProtos } from '../../src/xds/proto-registry.js';
+
+const ENVOY_DIR = join(import.meta.dirname, '../../envoy');
+const protos = new EnvoyProtos();
+const bootstrap = readFileSync(join(ENVOY_DIR, 'bootstrap.yaml'), 'utf8');
+const check = (yaml: string, root = BOOTSTRAP_TYPE): string[] =>
+  checkEnvoyYaml(yaml, root, { protos }).map((p) => `${p.path}: ${p.message}`);
+
+describe('Envoy configuration check', () => {
+  it('accepts every Envoy YAML shipped in envoy/', () => {
+    const results = checkEnvoyFolder(ENVOY_DIR, { protos });
+    expect([...results.keys()]).toContain('bootstrap.yaml');
+    for (const [file, problems] of results) expect(problems, file).toEqual([]);
+  });
+
+  it('catches a misspelt field inside a typed_config, with its path and a suggestion', () => {
+    const problems = check(bootstrap.replace('stat_prefix: ingress', 'stat_prefx: ingress'));
+    expect(problems).toEqual([
+      'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.stat_prefx: unknown field "stat_prefx" in envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager (did you mean "stat_prefix"?)',
+    ]);
+  });
+
+  it('catches a wrong enum name', () => {
+    const problems = check(bootstrap.replace('type: STRICT_DNS', 'type: STRICT_DNZ'));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      /^static_resources\.clusters\[0\]\.type: "STRICT_DNZ" is not a value of envoy\.config\.cluster\.v3\.Cluster\.DiscoveryType/,
+    );
+  });
+
+  it('catches two members of one oneof', () => {
+    const problems = check(
+      bootstrap.replace(
+        'socket_address: { address: augur, port_value: 18000 }',
+        'socket_address: { address: augur, port_value: 18000, named_port: grpc }',
+      ),
+    );
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(
+      '"named_port" and "port_value" are both members of oneof "port_specifier"',
+    );
+  });
+
+  it('catches an unknown @type', () => {
+    const problems = check(bootstrap.replace('http.router.v3.Router', 'http.router.v3.Routr'));
+    expect(problems).toEqual([
+      'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type: unknown type "envoy.extensions.filters.http.router.v3.Routr": no proto defines it',
+    ]);
+  });
+
+  it('catches scalars of the wrong type and a malformed duration', () => {
+    const problems = check(
+      bootstrap
+        .replace('connect_timeout: 1s', 'connect_timeout: 1')
+        .replace('port_value: 9901', 'port_value: "ninety"'),
+    );
+    expect(problems).toEqual([
+      'admin.address.socket_address.port_value: expected an integer (uint32), got string "ninety"',
+      'static_resources.clusters[0].connect_timeout: expected a duration like "1.5s", got number 1',
+    ]);
+  });
+
+  it('reads camelCase names as Envoy does, but not the same field twice', () => {
+    expect(check('node: { id: a, userAgentName: envoy }')).toEqual([]);
+    expect(check('node: { user_agent_name: envoy, userAgentName: envoy }')).toHaveLength(1);
+  });
+
+  it("knows the override-host policy from proto/envoy-extra, and a user's protos from extra folders", () => {
+    const overrideHost = `
+name: demo
+type: EDS
+eds_cluster_config: { eds_config: { ads: {}, resource_api_version: V3 } }
+load_balancing_policy:
+  policies:
+    - typed_extension_config:
+        name: envoy.load_balancing_policies.override_host
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost
+          override_host_sources: [{ metadata: { key: envoy.lb, path: [{ key: x-gateway-destination-endpoint }] } }]
+          fallback_policy:
+            policies:
+              - typed_extension_config:
+                  name: envoy.load_balancing_policies.least_request
+                  typed_config: { "@type": type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest }
+`;
+    expect(check(overrideHost, 'envoy.config.cluster.v3.Cluster')).toEqual([]);
+    // selected_host_key is deliberately not in augur's minimal copy of the proto.
+    expect(
+      check(
+        overrideHost.replace(
+          'override_host_sources:',
+          'selected_host_key: x\n          override_host_sources:',
+        ),
+        'envoy.config.cluster.v3.Cluster',
+      ),
+    ).toHaveLength(1);
+
+    const dir = mkdtempSync(join(tmpdir(), 'augur-protos-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, 'acme/filters/v1'), { recursive: true });
+    writeFileSync(
+      join(dir, 'acme/filters/v1/tag.proto'),
+      'syntax = "proto3";\npackage acme.filters.v1;\nmessage Tag { string value = 1; }\n',
+    );
+    const filter = `
+name: ingress
+address: { socket_address: { address: 0.0.0.0, port_value: 1 } }
+filter_chains:
+  - filters:
+      - name: acme.tag
+        typed_config: { "@type": type.googleapis.com/acme.filters.v1.Tag, value: x }
+`;
+    expect(check(filter, 'envoy.config.listener.v3.Listener')).toHaveLength(1);
+    expect(
+      checkEnvoyYaml(filter, 'envoy.config.listener.v3.Listener', { extraProtoDirs: [dir] }),
+    ).toEqual([]);
+  });
+
+  it('reports YAML syntax errors', () => {
+    expect(check('node: { id: [ }')[0]).toMatch(/^: YAML: /);
+  });
+});
