@@ -6,6 +6,7 @@ import { HttpHost, createRegistry } from '../common/http-host.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Lps } from '../lps/lps.js';
 import { attachRrm } from '../rrm/rrm.js';
+import { attachForecast } from '../lps/forecast/attach.js';
 import { attachXds } from '../xds/attach.js';
 import { attachDashboard } from '../dashboard/attach.js';
 
@@ -68,6 +69,7 @@ export async function startControlPlane({
   const ctx: ControlPlaneContext = { config, logger, registry, grpc, http, lps };
   const parts: AttachedPart[] = [];
   // Parts attach here, in order (each returns what stops it).
+  parts.push(await attachForecast(ctx));
   parts.push(await attachRrm(ctx));
   parts.push(await attachXds(ctx));
   parts.push(await attachDashboard(ctx));

@@ -31,6 +31,19 @@ function metricValue(s: StoredSample, m: ForecastMetric): number {
   return s[m];
 }
 
+/** The newest `k` samples of a record as LSTM rows (metrics, then time of day), oldest first. */
+function lstmRowsOf(r: EndpointRecord, k: number): Float32Array {
+  const rows = new Float32Array(k * LSTM_FEATURES);
+  for (let back = k - 1, i = 0; back >= 0; back--, i++) {
+    const s = r.series.get(back);
+    FORECAST_METRICS.forEach((m, j) => (rows[i * LSTM_FEATURES + j] = metricValue(s, m)));
+    const [sin, cos] = timeOfDay(s.timestamp);
+    rows[i * LSTM_FEATURES + 4] = sin;
+    rows[i * LSTM_FEATURES + 5] = cos;
+  }
+  return rows;
+}
+
 interface EndpointForecasts {
   service: string;
   ensembles: Record<ForecastMetric, ForecastEnsemble>;
@@ -43,8 +56,14 @@ interface EndpointForecasts {
 export interface ForecastScorerOptions {
   config: ForecastConfig;
   logger: Logger;
-  /** The LSTM, when enabled and started; baselines only without it. */
-  lstm?: OnlineLstm;
+  /**
+   * Starts the LSTM (its worker thread). Called once, not before some endpoint
+   * has `lstm.minHistory` samples (so a control plane with nothing to learn
+   * never pays for the worker), or at the first tick when `startLstmEagerly`
+   * (a saved model is waiting to be restored). Without it: baselines only.
+   */
+  startLstm?: () => Promise<OnlineLstm>;
+  startLstmEagerly?: boolean;
 }
 
 /**
@@ -59,16 +78,56 @@ export interface ForecastScorerOptions {
 export class ForecastScorer implements Scorer {
   private readonly config: ForecastConfig;
   private readonly logger: Logger;
-  readonly lstm: OnlineLstm | undefined;
+  private readonly options: ForecastScorerOptions;
+  private lstmState: 'off' | 'waiting' | 'starting' | 'ready' | 'failed';
+  private lstmStart: Promise<OnlineLstm | undefined> | undefined;
+  private lstmInstance: OnlineLstm | undefined;
+  /** The LSTM's history must be filled from the rings once, when it becomes ready. */
+  private lstmBackfilled = false;
+  private closed = false;
   private readonly endpoints = new Map<string, EndpointForecasts>();
   private readonly weights = new Map<string, WeightController>();
   private readonly names: string[];
 
-  constructor({ config, logger, lstm }: ForecastScorerOptions) {
-    this.config = config;
-    this.logger = logger;
-    this.lstm = lstm;
-    this.names = [...Object.keys(BASELINES), ...(lstm ? ['lstm'] : [])];
+  constructor(options: ForecastScorerOptions) {
+    this.options = options;
+    this.config = options.config;
+    this.logger = options.logger;
+    this.lstmState = options.startLstm ? 'waiting' : 'off';
+    this.names = [...Object.keys(BASELINES), ...(options.startLstm ? ['lstm'] : [])];
+  }
+
+  /** The LSTM once its worker runs; undefined before (and when disabled). */
+  get lstm(): OnlineLstm | undefined {
+    return this.lstmInstance;
+  }
+
+  /** Resolves when a started LSTM is ready (or failed); for tests and benchmarks. */
+  async lstmStarted(): Promise<OnlineLstm | undefined> {
+    return this.lstmStart;
+  }
+
+  private maybeStartLstm(endpoints: readonly EndpointRecord[]): void {
+    if (this.lstmState !== 'waiting' || this.closed) return;
+    const need = this.config.lstm.minHistory;
+    if (!this.options.startLstmEagerly && !endpoints.some((r) => r.samplesStored >= need)) return;
+    this.lstmState = 'starting';
+    this.lstmStart = this.options.startLstm!().then(
+      async (lstm) => {
+        if (this.closed) {
+          await lstm.close();
+          return undefined;
+        }
+        this.lstmInstance = lstm;
+        this.lstmState = 'ready';
+        return lstm;
+      },
+      (err: Error) => {
+        this.lstmState = 'failed';
+        this.logger.warn({ err: err.message }, 'LSTM unavailable; forecasting with the baselines only');
+        return undefined;
+      },
+    );
   }
 
   /** Forecaster names, in the order errors are reported. */
@@ -82,7 +141,7 @@ export class ForecastScorer implements Scorer {
       const make = () =>
         new ForecastEnsemble({
           forecasters: Object.values(BASELINES).map((f) => f()),
-          external: this.lstm ? ['lstm'] : [],
+          external: this.options.startLstm ? ['lstm'] : [],
           maxHorizon: this.config.maxHorizon,
           window: this.config.errorWindow,
           minCount: this.config.minErrorCount,
@@ -110,38 +169,33 @@ export class ForecastScorer implements Scorer {
     const present = new Set(endpoints.map((r) => r.id));
     const gone = [...this.endpoints.keys()].filter((id) => !present.has(id));
     for (const id of gone) this.endpoints.delete(id);
-    this.lstm?.forget(gone);
+    this.lstmInstance?.forget(gone);
 
     // 1. Feed the samples stored since the last tick, oldest first.
+    this.maybeStartLstm(endpoints);
+    const lstm = this.lstmInstance;
+    const backfill = lstm !== undefined && !this.lstmBackfilled;
+    this.lstmBackfilled ||= backfill;
     const fresh: string[] = [];
     const lstmRows: Array<{ id: string; rows: Float32Array }> = [];
     for (const r of endpoints) {
       const e = this.stateFor(r);
       const n = Math.min(r.samplesStored - e.fed, r.series.size);
       e.fed = r.samplesStored;
-      if (n <= 0) continue;
-      fresh.push(r.id);
-      const rows = this.lstm ? new Float32Array(n * LSTM_FEATURES) : undefined;
-      for (let back = n - 1, k = 0; back >= 0; back--, k++) {
+      if (n > 0) fresh.push(r.id);
+      for (let back = n - 1; back >= 0; back--) {
         const s = r.series.get(back);
-        FORECAST_METRICS.forEach((m, j) => {
-          const v = metricValue(s, m);
-          e.ensembles[m].observe(v);
-          if (rows) rows[k * LSTM_FEATURES + j] = v;
-        });
-        if (rows) {
-          const [sin, cos] = timeOfDay(s.timestamp);
-          rows[k * LSTM_FEATURES + 4] = sin;
-          rows[k * LSTM_FEATURES + 5] = cos;
-        }
+        for (const m of FORECAST_METRICS) e.ensembles[m].observe(metricValue(s, m));
       }
-      if (rows) lstmRows.push({ id: r.id, rows });
+      // The LSTM gets the same new rows; on its first tick, everything the ring holds.
+      const k = backfill ? r.series.size : Math.max(0, n);
+      if (lstm && k > 0) lstmRows.push({ id: r.id, rows: lstmRowsOf(r, k) });
     }
 
     // 2. One batched LSTM inference for every endpoint with a new sample.
-    if (this.lstm) {
-      this.lstm.append(lstmRows);
-      const predicted = await this.lstm.predict(fresh);
+    if (lstm) {
+      lstm.append(lstmRows);
+      const predicted = await lstm.predict(fresh);
       for (const [id, perMetric] of predicted) {
         const e = this.endpoints.get(id);
         if (!e) continue;
@@ -150,7 +204,7 @@ export class ForecastScorer implements Scorer {
           if (path.every((f) => Number.isFinite(f.median))) e.ensembles[m].offer('lstm', path);
         });
       }
-      this.lstm.tick(this.lstmDrifting());
+      lstm.tick(this.lstmDrifting());
     }
 
     // 3. Score each endpoint from the selected forecasts; weights per service.
@@ -331,7 +385,9 @@ export class ForecastScorer implements Scorer {
   }
 
   async close(): Promise<void> {
-    await this.lstm?.close();
+    this.closed = true;
+    await this.lstmStart;
+    await this.lstmInstance?.close();
     this.logger.debug('forecast scorer closed');
   }
 }
