@@ -4,7 +4,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerResponse } from 'node:http';
 import { AugurError } from '../common/errors.js';
-import type { ForecastProvider } from '../lps/load-prediction-service.js';
 import type { Lps } from '../lps/lps.js';
 import { SwapDetector } from '../lps/swaps.js';
 import type { AttachedPart, ControlPlaneContext } from '../serve/control-plane.js';
@@ -69,12 +68,6 @@ export function swapsOf(lps: Lps): SwapDetector | undefined {
   return detectors.get(lps);
 }
 
-/** The scorer's forecasts, once the LPS exposes them (`Lps.forecasts()`); undefined until then. */
-function forecastsOf(lps: Lps): () => ForecastProvider | undefined {
-  const withForecasts = lps as Lps & { forecasts?: () => ForecastProvider | undefined };
-  return () => withForecasts.forecasts?.();
-}
-
 /**
  * Serves the live dashboard on the control plane's HTTP address: the page at
  * `/dashboard`, its event stream at `/dashboard/events`, a JSON snapshot at
@@ -92,7 +85,7 @@ export async function attachDashboard(ctx: ControlPlaneContext): Promise<Attache
     lists: ctx.lps.lists,
     store: ctx.lps.store,
     swaps,
-    forecasts: forecastsOf(ctx.lps),
+    forecasts: () => ctx.lps.forecasts(),
     plotSamples: config.plotSamples,
   });
   const hub = new SseHub({

@@ -57,13 +57,18 @@ export class Lps {
       lists: this.prioritizer,
       config,
       isLive: (id) => this.telemetry.isLive(id),
-      forecasts: () => (this.scorer.forecastFor ? (this.scorer as ForecastProvider) : undefined),
+      forecasts: () => this.forecasts(),
     });
   }
 
   /** The prioritized lists, for in-process readers (xDS, RRM, dashboard). */
   get lists(): PrioritizedListSource {
     return this.prioritizer;
+  }
+
+  /** The scorer's forecasts (GetForecast's data), when it makes any; the dashboard plots them. */
+  forecasts(): ForecastProvider | undefined {
+    return this.scorer.forecastFor ? (this.scorer as ForecastProvider) : undefined;
   }
 
   /** Swaps the scorer (for example once a forecasting scorer has loaded its model). */

@@ -12,8 +12,8 @@ import {
  * What counts as a swap and as overload: `dashboard.swaps` in the config.
  *
  * Shares are compared in units of the fair share (1 / number of active
- * endpoints of the service), so an endpoint joining or leaving, which changes
- * everyone's plain share, is not a cut.
+ * endpoints of the service that have a weight), so an endpoint joining or
+ * leaving, which changes everyone's plain share, is not a cut.
  */
 export const swapConfigSchema = z
   .object({
@@ -175,7 +175,7 @@ export class SwapDetector extends EventEmitter<SwapEvents> {
   onList(list: PrioritizedEndpointList): void {
     const before = this.previous.get(list.service);
     const atMs = list.computedAt?.getTime() ?? this.now();
-    const fair = fairShareOf(list);
+    const fair = fairShareOf(list, before);
     if (before && fair > 0) {
       for (const e of list.endpoints) {
         if (e.state !== EndpointState.ENDPOINT_STATE_ACTIVE) continue;
@@ -300,9 +300,17 @@ export class SwapDetector extends EventEmitter<SwapEvents> {
   }
 }
 
-/** 1 / active endpoints, or 0 when none is active. */
-function fairShareOf(list: PrioritizedEndpointList): number {
-  let active = 0;
-  for (const e of list.endpoints) if (e.state === EndpointState.ENDPOINT_STATE_ACTIVE) active++;
-  return active > 0 ? 1 / active : 0;
+/**
+ * 1 / the endpoints that share the traffic: active ones with a weight, plus
+ * active ones that had a weight in the previous list (a cut to 0 is a cut).
+ * An endpoint that joined and has no weight yet does not dilute the others'
+ * fair share, so its first weight is not seen as a cut of theirs.
+ */
+function fairShareOf(list: PrioritizedEndpointList, previous?: Map<string, Previous>): number {
+  let sharing = 0;
+  for (const e of list.endpoints) {
+    if (e.state !== EndpointState.ENDPOINT_STATE_ACTIVE) continue;
+    if (e.weight > 0 || (previous?.get(e.endpointId)?.weight ?? 0) > 0) sharing++;
+  }
+  return sharing > 0 ? 1 / sharing : 0;
 }

@@ -112,6 +112,17 @@ describe('SwapDetector', () => {
     expect(t.swaps).toHaveLength(0);
   });
 
+  it('does not count newcomers getting their first weight as a cut of the others', () => {
+    const t = setup();
+    // a reported first: it has all the traffic while b and c have no samples yet.
+    t.lists.publish('svc', T0, { a: 1, b: 0, c: 0 });
+    t.lists.publish('svc', T0 + 1000, { a: 0.34, b: 0.33, c: 0.33 });
+    expect(t.swaps).toHaveLength(0);
+    // A cut to 0 of an endpoint that had a weight is still a cut.
+    t.lists.publish('svc', T0 + 2000, { a: 0.5, b: 0.5, c: 0 });
+    expect(t.swaps.map((s) => [s.endpointId, s.weightAfter])).toEqual([['c', 0]]);
+  });
+
   it('catches a slow cut when the share crosses below the fair-share fraction', () => {
     const t = setup({ dropFraction: 0.3, belowFairShare: 0.5 });
     t.lists.publish('svc', T0, { a: 1 / 3, b: 1 / 3, c: 1 / 3 });

@@ -354,7 +354,12 @@ function renderPlot(ep) {
       scales: { y: { range: [0, 1] } },
       axes: [
         { size: 20, font: '10px system-ui', ticks: { size: 3 } },
-        { size: 30, font: '10px system-ui', values: (_u, v) => v.map((x) => `${x * 100}%`) },
+        {
+          size: 40,
+          font: '10px system-ui',
+          splits: () => [0, 0.5, 1],
+          values: (_u, v) => v.map((x) => `${Math.round(x * 100)}%`),
+        },
       ],
       series: [
         {},
