@@ -151,6 +151,7 @@ export class Agent {
     await this.inFlight;
     await this.reporter.stop();
     this.probe.close();
+    await this.sampler.close?.();
     this.logger.info({ ticks: this.ticks, failedTicks: this.failedTicks }, 'agent stopped');
   }
 

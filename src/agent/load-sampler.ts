@@ -21,6 +21,8 @@ export interface HostLoad {
  */
 export interface LoadSampler {
   sample(): Promise<HostLoad>;
+  /** Releases what the sampler keeps open between ticks. */
+  close?(): Promise<void>;
 }
 
 /** procfs on Linux (cheap); systeminformation elsewhere, loaded only there. */

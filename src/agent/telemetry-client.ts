@@ -254,8 +254,18 @@ export class TelemetryReporter {
         this.opts.onInterval?.(seconds);
       }
     } else if (msg.ack) {
-      if (msg.ack.lastSequence > this.lastAcked) this.lastAcked = msg.ack.lastSequence;
-      this.buffer.ackThrough(msg.ack.lastSequence);
+      const last = msg.ack.lastSequence;
+      if (last > this.sequence) return this.continueAfter(last);
+      if (last < this.lastAcked) {
+        // Only the first ack of a stream can go back: the LPS lost samples it had acknowledged.
+        this.logger.warn(
+          { acknowledgedBefore: this.lastAcked, holdsNow: last },
+          'the LPS no longer holds samples it acknowledged (restarted without saving them?)',
+        );
+        this.lastAcked = last;
+      }
+      if (last > this.lastAcked) this.lastAcked = last;
+      this.buffer.ackThrough(last);
     } else if (msg.error) {
       const e = msg.error;
       this.rejected++;
@@ -268,6 +278,25 @@ export class TelemetryReporter {
         { sequence: e.sequence, field: e.field, code: e.code, reason: e.message },
         'the LPS rejected a sample',
       );
+    }
+  }
+
+  /**
+   * The LPS acknowledged a sequence we never sent: it stored samples of this
+   * endpoint from an earlier run of the agent (sequences restart at 1 with the
+   * process). It dropped what we sent as duplicates, so renumber the buffered
+   * samples after its last one, send them again, and continue from there.
+   */
+  private continueAfter(lastStored: number): void {
+    this.logger.info(
+      { lastStored, ourLast: this.sequence, renumbered: this.buffer.size },
+      'the LPS holds newer samples of this endpoint from an earlier agent run; continuing after them',
+    );
+    this.sequence = lastStored;
+    this.lastAcked = lastStored;
+    for (const samples of this.buffer.chunks(this.opts.replayBatchSize ?? 500)) {
+      for (const s of samples) s.sequence = ++this.sequence;
+      this.call?.write({ batch: { samples } });
     }
   }
 

@@ -1,0 +1,233 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Agent, type AgentOptions } from '../../src/agent/agent.js';
+import { loadConfig } from '../../src/common/config.js';
+import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
+import type { EndpointRecord } from '../../src/lps/types.js';
+
+/** Real LPS, real agents, real gRPC on loopback; intervals of 0.1 s keep it quick. */
+
+let dataDir: string;
+let backend: net.Server;
+let backendAddress: string;
+let planes: ControlPlane[] = [];
+let agents: Agent[] = [];
+
+async function startLps(grpcListen = '127.0.0.1:0'): Promise<ControlPlane> {
+  const config = loadConfig({
+    env: {},
+    flags: { grpcListen, httpListen: '127.0.0.1:0', dataDir, logLevel: 'silent' },
+  });
+  const plane = await startControlPlane({ config });
+  planes.push(plane);
+  return plane;
+}
+
+async function startAgent(
+  lps: string,
+  id: string,
+  extra: Partial<AgentOptions> = {},
+): Promise<Agent> {
+  const agent = await Agent.start({
+    lps,
+    endpointId: id,
+    service: 'shop',
+    address: backendAddress,
+    intervalSeconds: 0.1,
+    probe: { kind: 'tcp', address: backendAddress },
+    healthTimeoutSeconds: 0.5,
+    backoff: { initialSeconds: 0.05, maxSeconds: 0.4 },
+    ...extra,
+  });
+  agents.push(agent);
+  return agent;
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 8000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const sequences = (r: EndpointRecord | undefined): number[] =>
+  r ? Array.from(r.series.column('sequence')) : [];
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'augur-agent-lps-'));
+  backend = net.createServer((s) => s.destroy());
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  backendAddress = `127.0.0.1:${(backend.address() as AddressInfo).port}`;
+});
+
+afterEach(async () => {
+  await Promise.all(agents.map((a) => a.stop()));
+  await Promise.all(planes.map((p) => p.stop()));
+  agents = [];
+  planes = [];
+  await new Promise<void>((r) => backend.close(() => r()));
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('agents streaming to the LPS', () => {
+  it('delivers the samples of several agents, each stored in order with none missing', async () => {
+    const lps = await startLps();
+    const ids = ['shop-a', 'shop-b', 'shop-c'];
+    const started = await Promise.all(ids.map((id) => startAgent(lps.grpcAddress, id)));
+    const store = lps.lps.store;
+    await waitFor('10 samples from every agent', () =>
+      ids.every((id) => (store.get(id)?.samplesStored ?? 0) >= 10),
+    );
+    await Promise.all(started.map((a) => a.stop()));
+
+    for (const [i, id] of ids.entries()) {
+      const record = store.get(id)!;
+      const sent = started[i]!.stats().sequence;
+      expect(record.service).toBe('shop');
+      expect(`${record.address}:${record.port}`).toBe(backendAddress);
+      expect(record.capacity.cpuCores).toBeGreaterThanOrEqual(1);
+      // Every sample the agent sent is stored once, in sequence order.
+      expect(sequences(record)).toEqual(range(1, sent));
+      expect(record.samplesStored).toBe(sent);
+      const timestamps = Array.from(record.series.column('timestamp'));
+      expect(timestamps).toEqual([...timestamps].sort((a, b) => a - b));
+      for (const cpu of record.series.column('cpu')) expect(cpu).toBeGreaterThanOrEqual(0);
+      expect(record.series.at('healthy')).toBe(1); // the TCP probe of the backend succeeds
+      // The agent closed its stream on purpose: a goodbye, not a crash.
+      expect(record.draining).toBe(true);
+      expect(record.connected).toBe(false);
+    }
+  });
+
+  it('follows a monitoring interval set by the LPS within one tick', async () => {
+    const lps = await startLps();
+    const ids = ['iv-a', 'iv-b'];
+    const started = await Promise.all(ids.map((id) => startAgent(lps.grpcAddress, id)));
+    const store = lps.lps.store;
+    await waitFor('first samples', () =>
+      ids.every((id) => (store.get(id)?.samplesStored ?? 0) >= 3),
+    );
+
+    const changedAt = Date.now();
+    expect(lps.lps.setMonitoringInterval(ids, 0.4).sort()).toEqual(ids);
+    await waitFor('agents to take the new interval', () =>
+      started.every((a) => a.intervalSeconds === 0.4),
+    );
+    await waitFor('4 samples at the new interval', () =>
+      ids.every(
+        (id) =>
+          Array.from(store.get(id)!.series.column('timestamp')).filter((t) => t > changedAt)
+            .length >= 4,
+      ),
+    );
+
+    for (const id of ids) {
+      const ts = Array.from(store.get(id)!.series.column('timestamp'));
+      const firstAfter = ts.findIndex((t) => t > changedAt);
+      // From the last sample before the change on, every gap is the new interval:
+      // the tick due after the change was already rescheduled (none at 0.1 s).
+      const gaps = ts
+        .slice(firstAfter - 1)
+        .map((t, i, a) => (i === 0 ? NaN : t - a[i - 1]!))
+        .slice(1);
+      expect(gaps.length).toBeGreaterThanOrEqual(4);
+      for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(350);
+    }
+
+    // And back to a short interval: applied at once too.
+    lps.lps.setMonitoringInterval(ids, 0.1);
+    await waitFor('agents to speed up', () => started.every((a) => a.intervalSeconds === 0.1));
+    const before = store.get(ids[0]!)!.samplesStored;
+    await waitFor('samples at 0.1 s', () => store.get(ids[0]!)!.samplesStored >= before + 5, 3000);
+  });
+
+  it('reconnects after an LPS restart on the same port and replays the buffer: none lost, none twice', async () => {
+    const first = await startLps();
+    const port = first.grpcAddress.split(':')[1]!;
+    const ids = ['rs-a', 'rs-b', 'rs-c'];
+    const started = await Promise.all(
+      ids.map((id) => startAgent(first.grpcAddress, id, { bufferSize: 1000 })),
+    );
+    // An agent whose buffer is too small for the outage: it must drop its oldest samples.
+    const small = await startAgent(first.grpcAddress, 'rs-small', { bufferSize: 4 });
+    await waitFor('samples before the restart', () =>
+      [...ids, 'rs-small'].every((id) => (first.lps.store.get(id)?.samplesStored ?? 0) >= 5),
+    );
+
+    await first.stop();
+    const storedByFirst = new Map(ids.map((id) => [id, first.lps.store.get(id)!.lastSequence]));
+    await waitFor(
+      'agents to buffer during the outage',
+      () =>
+        started.every((a) => !a.stats().connected && a.stats().buffered >= 8) &&
+        small.stats().dropped >= 3,
+    );
+    const smallStoredByFirst = first.lps.store.get('rs-small')!.lastSequence;
+    expect(small.stats().dropped).toBeGreaterThan(0);
+
+    const second = await startLps(`127.0.0.1:${port}`);
+    expect(second.grpcAddress).toBe(first.grpcAddress);
+    await waitFor('every agent to reconnect and be acknowledged', () =>
+      [...started, small].every((a) => a.stats().connected && a.stats().buffered <= 2),
+    );
+    // A few more samples over the new stream, then a clean stop.
+    const resumedAt = started.map((a) => a.stats().sequence);
+    await waitFor('samples after the reconnect', () =>
+      started.every((a, i) => a.stats().lastAcked >= resumedAt[i]! + 3),
+    );
+    await Promise.all([...started, small].map((a) => a.stop()));
+
+    for (const [i, id] of ids.entries()) {
+      const record = second.lps.store.get(id)!;
+      const stats = started[i]!.stats();
+      expect(stats.streams).toBeGreaterThanOrEqual(2);
+      expect(stats.dropped).toBe(0);
+      // The restarted LPS restored what the first one stored (data dir) and got the
+      // rest by replay: every sequence exactly once, strictly increasing.
+      expect(record.lastSequence).toBe(stats.sequence);
+      expect(sequences(record)).toEqual(range(1, stats.sequence));
+      expect(record.samplesStored).toBe(stats.sequence);
+      expect(stats.sequence).toBeGreaterThan(storedByFirst.get(id)! + 8);
+    }
+
+    // The small-buffer agent lost exactly the samples it counted as dropped, the oldest ones.
+    const smallRecord = second.lps.store.get('rs-small')!;
+    const smallStats = small.stats();
+    const got = sequences(smallRecord);
+    const missing = range(1, smallStats.sequence).filter((s) => !got.includes(s));
+    expect(missing.length).toBe(smallStats.dropped);
+    expect(missing.length).toBeGreaterThan(0);
+    expect(Math.min(...missing)).toBe(smallStoredByFirst + 1);
+    expect(new Set(got).size).toBe(got.length);
+    expect(got).toEqual([...got].sort((a, b) => a - b));
+  });
+
+  it('continues after the sequences an earlier run of the same endpoint left in the LPS', async () => {
+    const lps = await startLps();
+    const store = lps.lps.store;
+    const before = await startAgent(lps.grpcAddress, 'again');
+    await waitFor(
+      'samples from the first run',
+      () => (store.get('again')?.samplesStored ?? 0) >= 5,
+    );
+    await before.stop();
+    const last = store.get('again')!.lastSequence;
+
+    // A new agent process for the same endpoint starts its sequences at 1 again.
+    const after = await startAgent(lps.grpcAddress, 'again');
+    await waitFor(
+      'samples from the second run',
+      () => store.get('again')!.samplesStored >= last + 5,
+    );
+    await after.stop();
+    expect(after.stats().sequence).toBe(store.get('again')!.lastSequence);
+    expect(sequences(store.get('again'))).toEqual(range(1, store.get('again')!.lastSequence));
+  });
+});

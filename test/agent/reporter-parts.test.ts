@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { ProbeHealth } from '../../src/gen/augur/v1/common.js';
+import type { EndpointData } from '../../src/gen/augur/v1/telemetry.js';
+import { SampleBuffer } from '../../src/agent/sample-buffer.js';
+import { DEFAULT_BACKOFF, backoffDelaySeconds } from '../../src/agent/telemetry-client.js';
+import { parseLocality } from '../../src/agent/cli.js';
+
+const sample = (sequence: number): EndpointData => ({
+  endpointId: 'e',
+  cpuUsage: 0,
+  memoryUsage: 0,
+  networkIo: 0,
+  responseTime: 0,
+  timestamp: new Date(),
+  sequence,
+  networkCapacity: 0,
+  health: ProbeHealth.PROBE_HEALTH_SERVING,
+  requestRate: 0,
+});
+
+describe('SampleBuffer', () => {
+  it('drops the oldest sample when full and counts it', () => {
+    const b = new SampleBuffer(3);
+    for (let i = 1; i <= 5; i++) b.push(sample(i));
+    expect(b.sequences()).toEqual([3, 4, 5]);
+    expect(b.dropped).toBe(2);
+    expect(b.size).toBe(3);
+  });
+
+  it('forgets acknowledged samples, including across the ring wrap', () => {
+    const b = new SampleBuffer(4);
+    for (let i = 1; i <= 6; i++) b.push(sample(i));
+    expect(b.ackThrough(4)).toBe(2); // 3 and 4 of the buffered 3..6
+    expect(b.sequences()).toEqual([5, 6]);
+    b.push(sample(7));
+    expect(b.ackThrough(100)).toBe(3);
+    expect(b.size).toBe(0);
+    expect(b.ackThrough(100)).toBe(0);
+  });
+
+  it('removes one rejected sample and keeps the order of the rest', () => {
+    const b = new SampleBuffer(4);
+    for (let i = 1; i <= 6; i++) b.push(sample(i)); // holds 3..6 across the wrap
+    expect(b.remove(4)).toBe(true);
+    expect(b.remove(42)).toBe(false);
+    expect(b.sequences()).toEqual([3, 5, 6]);
+    b.push(sample(7));
+    expect(b.sequences()).toEqual([3, 5, 6, 7]);
+  });
+
+  it('yields the buffer in bounded chunks, oldest first', () => {
+    const b = new SampleBuffer(10);
+    for (let i = 1; i <= 7; i++) b.push(sample(i));
+    expect([...b.chunks(3)].map((c) => c.map((s) => s.sequence))).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+      [7],
+    ]);
+    expect(() => new SampleBuffer(0)).toThrow(RangeError);
+  });
+});
+
+describe('reconnect backoff', () => {
+  const b = { ...DEFAULT_BACKOFF, initialSeconds: 0.5, maxSeconds: 8 };
+
+  it('grows the ceiling exponentially up to the bound, with full jitter below it', () => {
+    const top = (attempt: number) => backoffDelaySeconds(attempt, b, () => 0.999999);
+    expect(top(0)).toBeCloseTo(0.5, 4);
+    expect(top(1)).toBeCloseTo(1, 4);
+    expect(top(3)).toBeCloseTo(4, 4);
+    expect(top(4)).toBeCloseTo(8, 4);
+    expect(top(30)).toBeCloseTo(8, 4);
+    expect(backoffDelaySeconds(5, b, () => 0)).toBe(0);
+    expect(backoffDelaySeconds(5, b, () => 0.25)).toBeCloseTo(2, 10);
+  });
+});
+
+describe('agent flags', () => {
+  it('parses a locality and refuses a malformed one', () => {
+    expect(parseLocality('eu-west-1/eu-west-1a/rack7')).toEqual({
+      region: 'eu-west-1',
+      zone: 'eu-west-1a',
+      subZone: 'rack7',
+    });
+    expect(parseLocality('us-east-1')).toEqual({ region: 'us-east-1', zone: '', subZone: '' });
+    expect(() => parseLocality('a//b')).toThrow(/region/);
+    expect(() => parseLocality('a/b/c/d')).toThrow(/region/);
+  });
+});
