@@ -1,0 +1,79 @@
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, test } from 'vitest';
+import { forecastConfigSchema } from '../../src/lps/forecast/config.js';
+import { OnlineLstm } from '../../src/lps/forecast/lstm/online.js';
+import { ForecastScorer } from '../../src/lps/forecast/scorer.js';
+import { ACTIVE, push, record } from './scorer-support.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'augur-scorer-lstm-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('ForecastScorer with the LSTM', () => {
+  test('starts the worker once there is history, backfills it, fits, and scores the LSTM beside the baselines', async () => {
+    const config = forecastConfigSchema.parse({
+      maxHorizon: 3,
+      scoreHorizon: 2,
+      lstm: {
+        window: 4,
+        units: 4,
+        minHistory: 40,
+        initialEpochs: 2,
+        fineTuneEvery: 10_000,
+        maxTrainWindows: 256,
+        batchSize: 32,
+        inferenceTimeoutMs: 20_000,
+      },
+    });
+    const logger = pino({ level: 'silent' });
+    const file = join(dir, 'lstm.json');
+    let starts = 0;
+    const scorer = new ForecastScorer({
+      config,
+      logger,
+      startLstm: () => {
+        starts++;
+        return OnlineLstm.start({
+          config: config.lstm,
+          maxHorizon: config.maxHorizon,
+          file,
+          logger,
+        });
+      },
+    });
+    const eps = [record('a'), record('b')];
+    const states = new Map(eps.map((e) => [e.id, ACTIVE]));
+    let now = 1_700_000_000_000;
+    const tick = async () => {
+      now += 1000;
+      const t = now / 1000;
+      eps.forEach((e, i) =>
+        push(e, now, { cpu: 0.4 + 0.2 * Math.sin(t / 4 + i) + ((t * 7) % 5) / 100 }),
+      );
+      return scorer.assess(eps, states, now);
+    };
+    try {
+      for (let i = 0; i < 39; i++) await tick();
+      expect(starts).toBe(0); // nothing to learn yet: no worker
+      await tick(); // 40 samples: the worker starts
+      expect(starts).toBe(1);
+      const lstm = (await scorer.lstmStarted())!;
+      expect(lstm).toBeDefined();
+      await tick(); // backfill + first fit starts
+      await lstm.settled();
+      expect(lstm.ready).toBe(true);
+      expect(lstm.lastFitResult!.windows).toBeGreaterThan(2 * 30); // both endpoints' backfilled history
+      for (let i = 0; i < 8; i++) await tick();
+      const errors = scorer.forecastFor('a')!.metrics[0]!.errors;
+      const lstmErr = errors.find((e) => e.forecaster === 'lstm' && e.horizon === 1);
+      expect(lstmErr?.count).toBeGreaterThan(0);
+      expect(Number.isFinite(lstmErr!.mase)).toBe(true);
+      expect(existsSync(file)).toBe(true); // saved after the fit
+    } finally {
+      await scorer.close();
+    }
+    expect(starts).toBe(1);
+  }, 60_000);
+});
