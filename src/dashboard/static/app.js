@@ -355,7 +355,7 @@ function renderPlot(ep) {
       axes: [
         { size: 20, font: '10px system-ui', ticks: { size: 3 } },
         {
-          size: 40,
+          size: 48,
           font: '10px system-ui',
           splits: () => [0, 0.5, 1],
           values: (_u, v) => v.map((x) => `${Math.round(x * 100)}%`),
@@ -365,8 +365,10 @@ function renderPlot(ep) {
         {},
         { label: 'cpu', stroke: '#1d2330', width: 1.5, spanGaps: true },
         { label: 'forecast', stroke: '#2563eb', width: 1.5, dash: [5, 3], spanGaps: true },
-        { label: 'upper', stroke: '#93c5fd', width: 1, dash: [2, 2], spanGaps: true },
+        { label: 'upper', stroke: '#60a5fa', width: 1, dash: [2, 2], spanGaps: true },
       ],
+      // The band between the median and the upper bound: where the load may go.
+      bands: [{ series: [3, 2], fill: 'rgba(37,99,235,0.12)' }],
       hooks: { draw: [(u) => drawMarks(u, ep)] },
     },
     data,
@@ -402,6 +404,7 @@ function renderSwaps() {
     li.dataset.swapId = String(s.id);
     li.dataset.endpoint = s.endpointId;
     li.dataset.outcome = s.outcome;
+    li.dataset.at = String(s.atMs);
     const { outcome } = swapText(s);
     li.innerHTML =
       `<b class="when"></b> <span class="who"></span> share ${pct(s.weightBefore)} → ${pct(s.weightAfter)}` +
