@@ -175,6 +175,7 @@ describe('augur forecast eval', () => {
         '--horizons',
         '1,3',
         '--json',
+        '--no-lstm',
       ]);
     } finally {
       process.stdout.write = write;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { AugurError } from '../../common/errors.js';
 import { parseCsv, type ParsedCsv } from './csv.js';
 import { evaluate, type SeriesInput } from './evaluate.js';
+import { LstmWalkForward } from './lstm/walk-forward.js';
 import { formatReport } from './report-format.js';
 
 interface EvalFlags {
@@ -10,6 +11,7 @@ interface EvalFlags {
   column?: string;
   horizons: string;
   json?: boolean;
+  lstm: boolean;
 }
 
 export function parseHorizons(text: string): number[] {
@@ -54,6 +56,10 @@ export function registerForecastCommand(program: Command): void {
     .option('--column <name>', 'evaluate only this value column')
     .option('--horizons <list>', 'horizons in samples, comma separated', '1,3,5')
     .option('--json', 'print the report as JSON')
+    .option(
+      '--no-lstm',
+      'skip the LSTM (it trains in a worker thread: about a minute per 10,000 values)',
+    )
     .action(async (flags: EvalFlags) => {
       const horizons = parseHorizons(flags.horizons);
       let text: string;
@@ -73,7 +79,10 @@ export function registerForecastCommand(program: Command): void {
           `${flags.csv}: ${csv.problems.length - shown.length} more problems not shown\n`,
         );
       const series = pickSeries(csv, flags.column);
-      const report = await evaluate(series, { horizons });
+      const report = await evaluate(series, {
+        horizons,
+        batch: flags.lstm ? [new LstmWalkForward({ initialEpochs: 16, fineTuneEpochs: 2 })] : [],
+      });
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ ...report, problems: csv.problems }, null, 2)}\n`);
       } else {

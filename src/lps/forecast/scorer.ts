@@ -124,7 +124,10 @@ export class ForecastScorer implements Scorer {
       },
       (err: Error) => {
         this.lstmState = 'failed';
-        this.logger.warn({ err: err.message }, 'LSTM unavailable; forecasting with the baselines only');
+        this.logger.warn(
+          { err: err.message },
+          'LSTM unavailable; forecasting with the baselines only',
+        );
         return undefined;
       },
     );
