@@ -46,6 +46,7 @@ class AgentStream {
 /** Serves augur.v1.Telemetry/Report: validates what agents send and stores it. */
 export class TelemetryServiceImpl {
   private readonly live = new Map<string, AgentStream>();
+  private closing = false;
 
   constructor(
     private readonly store: EndpointStore,
@@ -71,11 +72,19 @@ export class TelemetryServiceImpl {
 
   /** Ends every open stream (shutdown): agents see UNAVAILABLE and reconnect elsewhere or later. */
   closeAll(): void {
+    // Refuse streams from now on: agents reconnect within milliseconds, and a
+    // sample stored and acknowledged after the LPS saved its state would be lost
+    // to the next LPS (the agent drops acknowledged samples from its buffer).
+    this.closing = true;
     for (const stream of this.live.values())
       stream.fail(grpc.status.UNAVAILABLE, 'LPS is shutting down');
   }
 
   private onStream(call: ReportCall): void {
+    if (this.closing) {
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'LPS is shutting down' });
+      return;
+    }
     const stream = new AgentStream(call);
     this.metrics.streams.inc();
     let closed = false;
@@ -101,6 +110,7 @@ export class TelemetryServiceImpl {
   }
 
   private onMessage(stream: AgentStream, msg: AgentMessage): void {
+    if (this.closing) return; // unacknowledged: the agent replays it to the next LPS
     const now = Date.now();
     if (msg.hello) {
       if (stream.record)
