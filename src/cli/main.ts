@@ -6,6 +6,7 @@ import { registerAgentCommand } from '../agent/cli.js';
 import { registerForecastCommand } from '../lps/forecast/cli.js';
 import { registerRrmCommand } from '../rrm/cli.js';
 import { registerDemoToolsCommand } from '../demo/cli.js';
+import { registerDemoCommand } from '../demo/demo-command.js';
 import { registerBenchCommand } from '../sim/cli.js';
 
 /**
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerAgentCommand(program);
   registerForecastCommand(program);
   registerRrmCommand(program);
+  registerDemoCommand(program);
   registerDemoToolsCommand(program);
   registerBenchCommand(program);
   return program;

@@ -5,6 +5,7 @@ import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Lps } from '../lps/lps.js';
+import type { SwapDetector } from '../lps/swaps.js';
 import { attachRrm } from '../rrm/rrm.js';
 import { attachForecast } from '../lps/forecast/attach.js';
 import { attachXds } from '../xds/attach.js';
@@ -32,6 +33,8 @@ export interface ControlPlane {
   httpUrl: string;
   config: AugurConfig;
   lps: Lps;
+  /** Cuts of endpoints' traffic shares and what followed them (shown on the dashboard). */
+  swaps: SwapDetector;
   registry: Registry;
   logger: Logger;
   stop(): Promise<void>;
@@ -72,8 +75,8 @@ export async function startControlPlane({
   parts.push(await attachForecast(ctx));
   parts.push(await attachRrm(ctx));
   parts.push(await attachXds(ctx));
-  parts.push(await attachDashboard(ctx));
-  void ctx;
+  const dashboard = await attachDashboard(ctx);
+  parts.push(dashboard);
 
   await lps.start();
   const grpcAddr = await grpc.start();
@@ -90,6 +93,7 @@ export async function startControlPlane({
     httpUrl: http.url,
     config,
     lps,
+    swaps: dashboard.swaps,
     registry,
     logger,
     stop: () =>

@@ -1,0 +1,261 @@
+import { loadConfig } from '../common/config.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { Agent } from '../agent/agent.js';
+import { EndpointState } from '../gen/augur/v1/common.js';
+import type { Swap } from '../lps/swaps.js';
+import { DataPlane } from '../rrm/dataplane.js';
+import { startControlPlane, type ControlPlane } from '../serve/control-plane.js';
+import { DemoBackend } from './backend.js';
+import { LoadGenerator, type RequestResult } from './loadgen.js';
+import { constantProfile, rampProfile, type BackgroundProfile } from './profile.js';
+
+export interface DemoOptions {
+  grpcListen: string;
+  httpListen: string;
+  /** Where the demo data plane (the stand-in for Envoy) listens. */
+  proxyListen: string;
+  dataDir: string;
+  /** Requests per second the load generator sends through the data plane. */
+  rate: number;
+  /** Stop after this many seconds; 0 runs until SIGTERM. */
+  durationSeconds: number;
+  /** Write the live table (false: only the swap lines and the start banner). */
+  table: boolean;
+  /** Where the table and swap lines go. */
+  out: NodeJS.WritableStream;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export const DEMO_DEFAULTS: DemoOptions = {
+  grpcListen: '127.0.0.1:18000',
+  httpListen: '127.0.0.1:18080',
+  proxyListen: '127.0.0.1:18081',
+  dataDir: './.augur/demo',
+  rate: 200,
+  durationSeconds: 0,
+  table: true,
+  out: process.stdout,
+  logLevel: 'warn',
+};
+
+const SERVICE = 'demo';
+const CAPACITY_RPS = 150;
+
+/**
+ * The three demo backends. backend-2's background load ramps from 15 % to 85 %
+ * of its capacity from t = 20 s to t = 45 s, holds 40 s, comes back down, and
+ * does it again every 150 s, so a swap happens within the first minute and
+ * keeps happening while the demo runs.
+ */
+export const DEMO_BACKENDS: Array<{ id: string; background: BackgroundProfile }> = [
+  { id: 'backend-1', background: constantProfile(0.2) },
+  {
+    id: 'backend-2',
+    background: rampProfile(0.15, { at: 20, over: 25, to: 0.85, hold: 40, every: 150 }),
+  },
+  { id: 'backend-3', background: constantProfile(0.3) },
+];
+
+export interface RunningDemo {
+  plane: ControlPlane;
+  backends: DemoBackend[];
+  dataPlane: DataPlane;
+  load: LoadGenerator;
+  /** Resolves when the demo has stopped (duration reached or `stop()`). */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * `augur demo`: the control plane, three HTTP backends whose capacity is shared
+ * with a changing background load, an agent beside each, the demo data plane
+ * routing through the RRM, and a load generator, all in one process with no
+ * external services. Prints where everything listens, a live table, and one
+ * line each time augur cuts a backend's traffic (and what followed).
+ */
+export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<RunningDemo> {
+  const opts: DemoOptions = { ...DEMO_DEFAULTS, ...partial };
+  const logger = createLogger('augur-demo', opts.logLevel);
+  const config = loadConfig({
+    flags: {
+      grpcListen: opts.grpcListen,
+      httpListen: opts.httpListen,
+      dataDir: opts.dataDir,
+      logLevel: opts.logLevel,
+    },
+  });
+  const plane = await startControlPlane({ config, logger });
+  const started = Date.now();
+  const backends = DEMO_BACKENDS.map(
+    (b) => new DemoBackend({ id: b.id, capacityRps: CAPACITY_RPS, background: b.background }),
+  );
+  await Promise.all(backends.map((b) => b.start()));
+  const agents = await Promise.all(
+    backends.map((b) =>
+      Agent.start({
+        lps: plane.grpcAddress,
+        endpointId: b.id,
+        service: SERVICE,
+        address: b.address,
+        probe: { kind: 'http', url: `http://${b.address}/healthz` },
+        intervalSeconds: 1,
+        sampler: b.sampler(),
+        logger: logger.child({ part: 'agent', endpoint: b.id }),
+      }),
+    ),
+  );
+  const dataPlane = new DataPlane({
+    listen: opts.proxyListen,
+    rrm: plane.grpcAddress,
+    routeName: SERVICE,
+    clusterName: SERVICE,
+    fallbackHosts: backends.map((b) => b.address),
+    logger: logger.child({ part: 'dataplane' }),
+  });
+  await dataPlane.start();
+  const load = new LoadGenerator({
+    target: `${dataPlane.url}/`,
+    rate: opts.rate,
+    timeoutSeconds: 5,
+  });
+  load.start();
+
+  const write = (line: string) => opts.out.write(`${line}\n`);
+  const clock = () => formatClock((Date.now() - started) / 1000);
+  const banner = [
+    '',
+    'augur demo: predictive load balancing, all in this process',
+    `  dashboard     ${plane.httpUrl}/dashboard   (open it in a browser)`,
+    `  gRPC (LPS, xDS, ext_proc, RouteResponse)   ${plane.grpcAddress}`,
+    `  data plane    ${dataPlane.url}   (the demo stand-in for Envoy; curl it)`,
+    `  metrics       ${plane.httpUrl}/metrics`,
+    `  backends      ${backends.map((b) => `${b.id} ${b.address}`).join(', ')}`,
+    `  load          ${opts.rate} requests/s; backend-2's background load ramps up at 0:20`,
+    '',
+  ];
+  for (const line of banner) write(line);
+
+  const swaps = plane.swaps;
+  const onSwap = (s: Swap) => {
+    if (s.service !== SERVICE) return;
+    const p99 = percentile(
+      load.recent(5000).filter((r) => r.backend === s.endpointId),
+      0.99,
+    );
+    write(
+      `${clock()}  SWAP  augur cut ${s.endpointId} from ${pct(s.weightBefore)} to ${pct(s.weightAfter)} of traffic: ` +
+        `predicted CPU ${pct(s.predictedUtilization)} (${s.forecaster}), measured ${pct(s.utilizationAtCut)}, ` +
+        `its p99 still ${p99.toFixed(0)} ms${s.overloadedAtCut ? ' (already overloaded: a reaction, not a prediction)' : ''}`,
+    );
+  };
+  const onResolved = (s: Swap) => {
+    if (s.service !== SERVICE) return;
+    if (s.outcome === 'overload') {
+      write(
+        `${clock()}  ...   ${s.endpointId} became overloaded ${s.overloadAfterSeconds?.toFixed(0)} s after the cut: traffic had moved ahead of it`,
+      );
+    } else if (s.outcome === 'false-swap') {
+      write(
+        `${clock()}  ...   ${s.endpointId} never became overloaded after the cut (a false swap, or the cut prevented it)`,
+      );
+    }
+  };
+  swaps.on('swap', onSwap);
+  swaps.on('swap-resolved', onResolved);
+
+  const tableTimer = opts.table
+    ? setInterval(() => write(renderTable(plane, backends, load.recent(5000), clock())), 5000)
+    : undefined;
+
+  let stopping: Promise<void> | undefined;
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const stop = () =>
+    (stopping ??= (async () => {
+      clearInterval(tableTimer);
+      clearTimeout(durationTimer);
+      swaps.off('swap', onSwap);
+      swaps.off('swap-resolved', onResolved);
+      const totals = await load.stop();
+      await dataPlane.stop();
+      await Promise.all(agents.map((a) => a.stop()));
+      await Promise.all(backends.map((b) => b.stop()));
+      await plane.stop();
+      write(`augur demo stopped: ${totals.sent} requests sent, ${totals.errors} errors`);
+      resolveDone();
+    })());
+  const durationTimer =
+    opts.durationSeconds > 0
+      ? setTimeout(() => void stop(), opts.durationSeconds * 1000)
+      : undefined;
+  return { plane, backends, dataPlane, load, done, stop };
+}
+
+function renderTable(
+  plane: ControlPlane,
+  backends: DemoBackend[],
+  recent: RequestResult[],
+  at: string,
+): string {
+  const list = plane.lps.lists.get(SERVICE);
+  const rows = [
+    [
+      'endpoint',
+      'state',
+      'score',
+      'weight',
+      'pred CPU',
+      'CPU',
+      'background',
+      'traffic',
+      'p99',
+      'forecaster',
+    ],
+  ];
+  const total = recent.filter((r) => r.backend).length || 1;
+  for (const b of backends) {
+    const e = list?.endpoints.find((x) => x.endpointId === b.id);
+    const record = plane.lps.store.get(b.id);
+    const mine = recent.filter((r) => r.backend === b.id);
+    rows.push([
+      b.id,
+      e ? (STATE_NAMES[e.state] ?? '?') : 'joining',
+      e ? e.score.toFixed(2) : '-',
+      e ? pct(e.weight) : '-',
+      e?.parts ? pct(e.parts.predictedUtilization) : '-',
+      record?.series.size ? pct(record.series.at('cpu')) : '-',
+      pct(b.backgroundNow()),
+      pct(mine.length / total),
+      mine.length ? `${percentile(mine, 0.99).toFixed(0)} ms` : '-',
+      e?.parts?.forecaster ?? '-',
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) => '  ' + r.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+  const errors = recent.filter((r) => r.status !== 200).length;
+  return `${at}  service ${SERVICE}, list v${list?.version ?? 0}, last 5 s: ${recent.length} requests, ${errors} errors\n${lines.join('\n')}`;
+}
+
+const STATE_NAMES: Record<number, string> = {
+  [EndpointState.ENDPOINT_STATE_ACTIVE]: 'active',
+  [EndpointState.ENDPOINT_STATE_STALE]: 'stale',
+  [EndpointState.ENDPOINT_STATE_FAILING]: 'failing',
+  [EndpointState.ENDPOINT_STATE_DRAINING]: 'draining',
+};
+
+function pct(x: number): string {
+  return Number.isFinite(x) ? `${Math.round(x * 100)}%` : '-';
+}
+
+function percentile(results: RequestResult[], q: number): number {
+  if (!results.length) return 0;
+  const sorted = results.map((r) => r.latencyMs).sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function formatClock(seconds: number): string {
+  const s = Math.floor(seconds);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+export type { Logger };
