@@ -104,3 +104,22 @@ describe('weight controller, closed loop', () => {
     expect(share.shares.at(-1)![1]!).toBeGreaterThan(share.shares.at(-1)![0]!);
   });
 });
+
+describe('weight controller, repeated measurements', () => {
+  test('an update marked fresh: false leaves the estimates alone (the measurement was already learnt)', () => {
+    const c = new WeightController();
+    const obs = (u: number, fresh: boolean) => [
+      { id: 'a', utilization: u, requestRate: 0, available: true, fresh },
+      { id: 'b', utilization: 0.2, requestRate: 0, available: true, fresh },
+    ];
+    let r = c.update(obs(0.8, true));
+    for (let i = 0; i < 10; i++) r = c.update(obs(0.8, true));
+    const before = r.get('a')!;
+    // Even a different value must not be learnt when the caller says it is not new.
+    const after = c.update(obs(0.3, false)).get('a')!;
+    expect(after.costPerUnit).toBe(before.costPerUnit);
+    expect(after.background).toBe(before.background);
+    const learnt = c.update(obs(0.3, true)).get('a')!;
+    expect(learnt.costPerUnit).not.toBe(before.costPerUnit);
+  });
+});

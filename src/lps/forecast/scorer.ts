@@ -215,6 +215,7 @@ export class ForecastScorer implements Scorer {
     const out = new Map<string, Assessment>();
     const byService = new Map<string, WeightObservation[]>();
     const computedAt = new Date(nowMs);
+    const freshIds = new Set(fresh);
     for (const r of endpoints) {
       const e = this.endpoints.get(r.id)!;
       const available =
@@ -242,6 +243,7 @@ export class ForecastScorer implements Scorer {
         utilization: latest?.cpu ?? NaN,
         requestRate: latest?.requestRate ?? 0,
         available,
+        fresh: freshIds.has(r.id),
       });
       byService.set(r.service, list);
       out.set(r.id, {

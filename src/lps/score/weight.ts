@@ -79,6 +79,12 @@ export interface WeightObservation {
   requestRate: number;
   /** False for stale, failing or draining endpoints: they get weight 0 and are forgotten. */
   available: boolean;
+  /**
+   * False when `utilization` is the same measurement as at the previous update
+   * (the agent reports less often than the weights are recomputed): the endpoint's
+   * estimates are left alone and only the allocation is redone. Default true.
+   */
+  fresh?: boolean;
 }
 
 export interface WeightResult {
@@ -159,11 +165,13 @@ export class WeightController {
       }
       const u = clamp(o.utilization, 0, 1);
       const x = rateMode ? o.requestRate : s.share;
-      this.learn(s, x, u);
-      const b = clamp(u - s.k * x, 0, 1);
-      s.background.observe(b);
-      s.lastBackground = b;
-      const bHat = clamp(s.background.forecast(p.horizon)?.median ?? b, 0, 1);
+      if (o.fresh !== false || s.n === 0) {
+        this.learn(s, x, u);
+        const b = clamp(u - s.k * x, 0, 1);
+        s.background.observe(b);
+        s.lastBackground = b;
+      }
+      const bHat = clamp(s.background.forecast(p.horizon)?.median ?? s.lastBackground, 0, 1);
       est.push({ o, s, x, k: s.k, bHat });
     }
 

@@ -1,3 +1,5 @@
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { LstmEngine } from './engine.js';
 import type { WorkerReply, WorkerRequest } from './protocol.js';
@@ -12,13 +14,30 @@ const port = parentPort;
 if (!port) throw new Error('lstm worker must run in a worker thread');
 
 let engine: LstmEngine | undefined;
+
+/**
+ * Lowers this thread's CPU priority (Linux: a thread has its own nice value, and
+ * /proc/thread-self names its id), so on a busy host the serving thread wins the
+ * CPU over training. Elsewhere it is a no-op and training simply shares the CPU.
+ */
+function lowerPriority(): boolean {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(tid)) return false;
+    setPriority(tid, 10);
+    return true;
+  } catch {
+    return false;
+  }
+}
 const yieldToMessages = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 async function handle(req: WorkerRequest): Promise<unknown> {
   if (req.op === 'init') {
+    const niced = lowerPriority();
     const { tf, backend } = await loadTf();
     engine = new LstmEngine(tf, req.spec, { ...req.engine, yieldEvery: yieldToMessages });
-    return { backend };
+    return { backend: niced ? `${backend} (nice 10)` : backend };
   }
   if (!engine) throw new Error('worker not initialised');
   switch (req.op) {
