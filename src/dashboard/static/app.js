@@ -11,6 +11,7 @@ const servicesEl = $('#services');
 const filterEl = $('#filter');
 const SWAP_ROWS = 100;
 const STRIP_SECONDS = 600;
+const PLOTS_PER_FRAME = 4;
 
 const state = {
   /** serverNow - Date.now(), ms: staleness is computed on the server's clock. */
@@ -34,6 +35,10 @@ const stats = {
   plotsCreated: 0,
   longTasks: 0,
   longestTaskMs: 0,
+  /** Main-thread time spent applying frames and drawing them, ms. */
+  applyMs: 0,
+  renderMs: 0,
+  maxRenderMs: 0,
 };
 window.augurDashboard = {
   stats,
@@ -259,13 +264,24 @@ function scheduleRender() {
 }
 
 function render() {
+  const t = performance.now();
   renderScheduled = false;
   stats.renders++;
+  // Only cards on (or near) the screen are drawn; the others stay dirty until
+  // the IntersectionObserver brings them in. New plots are made a few per
+  // frame, so a jump across hundreds of cards never blocks input.
+  let created = 0;
+  let more = false;
   for (const ep of state.endpoints.values()) {
-    if (!ep.dirty) continue;
+    if (!ep.dirty || !ep.visible || ep.card.hidden) continue;
+    if (!ep.plot && created >= PLOTS_PER_FRAME) {
+      more = true;
+      continue;
+    }
     ep.dirty = false;
     renderCard(ep);
-    if (ep.visible && !ep.card.hidden) renderPlot(ep);
+    if (!ep.plot) created++;
+    renderPlot(ep);
   }
   for (const svc of state.services.values()) {
     if (!svc.meta) continue;
@@ -275,6 +291,10 @@ function render() {
   if (state.swapsDirty) renderSwaps();
   $('#summary').textContent =
     `${state.services.size} services · ${state.endpoints.size} endpoints · ${state.swaps.size} swaps · updated ${clock(serverNow())}`;
+  const took = performance.now() - t;
+  stats.renderMs += took;
+  stats.maxRenderMs = Math.max(stats.maxRenderMs, took);
+  if (more) scheduleRender();
 }
 
 function renderCard(ep) {
@@ -465,9 +485,11 @@ function connect() {
     ['delta', onDelta],
   ]) {
     source.addEventListener(name, (ev) => {
+      const t = performance.now();
       stats.bytes += ev.data.length;
       stats.lastFrameAt = Date.now();
       handler(JSON.parse(ev.data));
+      stats.applyMs += performance.now() - t;
     });
   }
 }
