@@ -10,6 +10,38 @@ import { loadLstm, saveLstm } from './persistence.js';
 export const LSTM_TARGETS = 4;
 export const LSTM_FEATURES = LSTM_TARGETS + 2;
 
+export interface ScheduleState {
+  fitted: boolean;
+  fitting: boolean;
+  ticksSinceFit: number;
+  ticksSinceRetrain: number;
+  /** Rows of the endpoint with the most history. */
+  longestHistory: number;
+  drift: boolean;
+}
+
+/**
+ * The training schedule, as a pure function of the state: the first fit once an
+ * endpoint has `minHistory` rows; then a retrain from fresh weights on drift (at
+ * most once per `fineTuneEvery` ticks), else a fine-tune every `fineTuneEvery`
+ * ticks; nothing while a fit runs.
+ */
+export function nextFit(
+  s: ScheduleState,
+  c: Pick<LstmConfig, 'minHistory' | 'initialEpochs' | 'fineTuneEpochs' | 'fineTuneEvery'>,
+): { epochs: number; reset: boolean; why: string } | undefined {
+  if (s.fitting) return undefined;
+  if (!s.fitted)
+    return s.longestHistory >= c.minHistory
+      ? { epochs: c.initialEpochs, reset: false, why: 'initial fit' }
+      : undefined;
+  if (s.drift && s.ticksSinceRetrain >= c.fineTuneEvery)
+    return { epochs: c.initialEpochs, reset: true, why: 'retrain on drift' };
+  if (s.ticksSinceFit >= c.fineTuneEvery)
+    return { epochs: c.fineTuneEpochs, reset: false, why: 'fine-tune' };
+  return undefined;
+}
+
 export interface OnlineLstmOptions {
   config: LstmConfig;
   maxHorizon: number;
@@ -145,17 +177,21 @@ export class OnlineLstm {
   tick(drift: boolean): void {
     this.ticksSinceFit++;
     this.ticksSinceRetrain++;
-    if (this.fitting || this.closed) return;
-    const c = this.options.config;
-    if (!this.fitted) {
-      let enough = false;
-      for (const n of this.rows.values()) if (n >= c.minHistory) enough = true;
-      if (enough) this.startFit(c.initialEpochs, false, 'initial fit');
-    } else if (drift && this.ticksSinceRetrain >= c.fineTuneEvery) {
-      this.startFit(c.initialEpochs, true, 'retrain on drift');
-    } else if (this.ticksSinceFit >= c.fineTuneEvery) {
-      this.startFit(c.fineTuneEpochs, false, 'fine-tune');
-    }
+    if (this.closed) return;
+    let longest = 0;
+    for (const n of this.rows.values()) longest = Math.max(longest, n);
+    const next = nextFit(
+      {
+        fitted: this.fitted,
+        fitting: this.fitting !== undefined,
+        ticksSinceFit: this.ticksSinceFit,
+        ticksSinceRetrain: this.ticksSinceRetrain,
+        longestHistory: longest,
+        drift,
+      },
+      this.options.config,
+    );
+    if (next) this.startFit(next.epochs, next.reset, next.why);
   }
 
   private startFit(epochs: number, reset: boolean, why: string): void {
