@@ -211,6 +211,48 @@ describe('agents streaming to the LPS', () => {
     expect(got).toEqual([...got].sort((a, b) => a - b));
   });
 
+  it('a second agent for a live endpoint is refused, backs off (bounded), and takes over when the first leaves', async () => {
+    const lps = await startLps();
+    const store = lps.lps.store;
+    const first = await startAgent(lps.grpcAddress, 'dup');
+    await waitFor('the first agent to report', () => (store.get('dup')?.samplesStored ?? 0) >= 3);
+
+    // Jitter pinned to its top, so the delays are the ceilings: 0.05, 0.1, 0.2, 0.2, ...
+    const second = await startAgent(lps.grpcAddress, 'dup', {
+      backoff: { initialSeconds: 0.05, maxSeconds: 0.2 },
+      random: () => 0.999,
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const refused = second.stats();
+    expect(refused.connected).toBe(false);
+    // Each refusal waited its backoff: about 9 attempts in 1.5 s, not hundreds.
+    expect(refused.streams).toBeGreaterThanOrEqual(2);
+    expect(refused.streams).toBeLessThanOrEqual(12);
+    expect(refused.buffered).toBeGreaterThanOrEqual(5);
+
+    await first.stop();
+    const firstLast = store.get('dup')!.lastSequence;
+    await waitFor('the second agent to take over', () => second.stats().connected);
+    await waitFor('its buffered samples to be stored', () => second.stats().buffered <= 1);
+    await waitFor(
+      'live samples from it',
+      () => store.get('dup')!.lastSequence >= firstLast + refused.buffered + 3,
+    );
+    await second.stop();
+
+    // Its sequences restarted at 1 in a new agent; it continued after the first one's
+    // instead. What it buffered while refused covers a time the first agent already
+    // reported, so the LPS rejects those samples (timestamps not increasing) with a
+    // SampleError each; everything else is stored once, in order.
+    const record = store.get('dup')!;
+    const got = sequences(record);
+    const stats = second.stats();
+    expect(record.lastSequence).toBe(stats.sequence);
+    expect(got).toEqual([...new Set(got)].sort((a, b) => a - b));
+    expect(got.length + stats.rejected).toBe(record.lastSequence);
+    expect(stats.dropped).toBe(0);
+  });
+
   it('continues after the sequences an earlier run of the same endpoint left in the LPS', async () => {
     const lps = await startLps();
     const store = lps.lps.store;
