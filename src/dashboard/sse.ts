@@ -40,6 +40,8 @@ export class SseHub {
   private readonly clients = new Set<Client>();
   private timer: NodeJS.Timeout | undefined;
   private keepAlive: NodeJS.Timeout | undefined;
+  /** Snapshots sent to clients that had fallen behind. */
+  resyncs = 0;
 
   constructor(options: SseHubOptions) {
     this.options = { keepAliveMs: 15_000, ...options };
@@ -47,6 +49,13 @@ export class SseHub {
 
   get clientCount(): number {
     return this.clients.size;
+  }
+
+  /** Clients skipping deltas because too much is unsent on their connection. */
+  get behindCount(): number {
+    let n = 0;
+    for (const c of this.clients) if (c.behind) n++;
+    return n;
   }
 
   start(): void {
@@ -90,6 +99,7 @@ export class SseHub {
       }
       if (c.behind) {
         c.behind = false;
+        this.resyncs++;
         c.res.write(sseEvent('snapshot', this.options.source.snapshot()));
       } else if (bytes) {
         c.res.write(bytes);

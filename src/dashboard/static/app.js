@@ -97,6 +97,10 @@ const CARD_HTML = `
     MASE <span data-field="mase"></span> · predicted <span data-field="pu"></span></div>
   <div class="plot" data-points="0" data-forecast="no"></div>`;
 
+// Cloned for each endpoint: much cheaper than parsing HTML 500 times.
+const CARD_TEMPLATE = document.createElement('template');
+CARD_TEMPLATE.innerHTML = `<div class="card">${CARD_HTML}</div>`;
+
 const observer = new IntersectionObserver(
   (entries) => {
     for (const entry of entries) {
@@ -116,10 +120,8 @@ const observer = new IntersectionObserver(
 );
 
 function newEndpoint(id) {
-  const card = document.createElement('div');
-  card.className = 'card';
+  const card = /** @type {HTMLElement} */ (CARD_TEMPLATE.content.firstElementChild.cloneNode(true));
   card.dataset.endpoint = id;
-  card.innerHTML = CARD_HTML;
   card.querySelector('.id').textContent = id;
   card.title = id;
   const field = (name) => card.querySelector(`[data-field="${name}"]`);
