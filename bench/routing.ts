@@ -1,5 +1,6 @@
 import { markdownTable, writeBenchmarkSection } from './report.js';
-import { BENCH_DEFAULTS, runRoutingBench } from '../src/sim/bench.js';
+import { BENCH_DEFAULTS } from '../src/sim/bench.js';
+import { runScenariosInParallel } from '../src/sim/parallel.js';
 import { renderPolicyList, renderTables } from '../src/sim/report.js';
 import { loadDefaultTraces, SCENARIO_DEFAULTS } from '../src/sim/scenarios.js';
 
@@ -9,15 +10,18 @@ import { loadDefaultTraces, SCENARIO_DEFAULTS } from '../src/sim/scenarios.js';
  * the same figures. Writes the "Routing quality" section of BENCHMARKS.md.
  */
 const t0 = performance.now();
-const results = await runRoutingBench({
-  ...BENCH_DEFAULTS,
-  ...loadDefaultTraces(),
-  onRun: (s, f, secs) =>
+const cpu0 = process.cpuUsage();
+const results = await runScenariosInParallel(
+  BENCH_DEFAULTS.scenarios,
+  { ...BENCH_DEFAULTS, ...loadDefaultTraces() },
+  (s, policy, p99, secs) =>
     process.stderr.write(
-      `${s}: ${f.policy} p99 ${(f.p99 * 1000).toFixed(1)} ms (${secs.toFixed(1)} s)\n`,
+      `${s}: ${policy} p99 ${(p99 * 1000).toFixed(1)} ms (${secs.toFixed(1)} s)\n`,
     ),
-});
+);
 const elapsed = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage(cpu0);
+const cpuSeconds = (cpu.user + cpu.system) / 1e6;
 const d = SCENARIO_DEFAULTS;
 const world =
   `${d.endpoints} endpoints, each a FIFO queue with ${d.workers} workers (mean unloaded service time ` +
@@ -26,7 +30,8 @@ const world =
   `Poisson arrivals following the NAB ELB request count, scaled to a mean fleet utilisation of ` +
   `${d.targetUtilisation} and capped at ${d.peakUtilisation} of each interval's capacity; queue limit ` +
   `${d.queueLimit}; ${BENCH_DEFAULTS.simulatedSeconds} s measured per scenario (at least ${d.minSteps} intervals) ` +
-  `after ${d.warmupSteps} warm-up intervals; seed ${BENCH_DEFAULTS.seed}. Whole run: ${elapsed.toFixed(0)} s.`;
+  `after ${d.warmupSteps} warm-up intervals; seed ${BENCH_DEFAULTS.seed}. Whole run: ${elapsed.toFixed(0)} s wall clock, ${cpuSeconds.toFixed(0)} s of CPU ` +
+  `(scenarios run in worker threads, one per core).`;
 const reading = process.env.ROUTING_READING ?? '';
 writeBenchmarkSection(
   'Routing quality (simulated)',

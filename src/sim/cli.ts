@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { AugurError } from '../common/errors.js';
-import { BENCH_DEFAULTS, runRoutingBench, SCENARIOS } from './bench.js';
+import { BENCH_DEFAULTS, SCENARIOS } from './bench.js';
+import { runScenariosInParallel } from './parallel.js';
 import { renderTables } from './report.js';
 import { loadDefaultTraces } from './scenarios.js';
 import { readTrace } from './traces.js';
@@ -58,21 +59,16 @@ export function registerBenchCommand(program: Command): void {
           `unknown scenario in ${wanted.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`,
         );
       }
-      const results = await runRoutingBench({
-        ...BENCH_DEFAULTS,
-        cpuTraces,
-        arrivalTrace,
-        interval,
-        seed,
-        simulatedSeconds,
+      const results = await runScenariosInParallel(
         scenarios,
-        onRun: o.json
+        { ...BENCH_DEFAULTS, cpuTraces, arrivalTrace, interval, seed, simulatedSeconds },
+        o.json
           ? undefined
-          : (s, f, secs) =>
+          : (s, policy, p99, secs) =>
               process.stderr.write(
-                `${s}: ${f.policy} p99 ${(f.p99 * 1000).toFixed(1)} ms (${secs.toFixed(1)} s)\n`,
+                `${s}: ${policy} p99 ${(p99 * 1000).toFixed(1)} ms (${secs.toFixed(1)} s)\n`,
               ),
-      });
+      );
       if (o.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
       else process.stdout.write(renderTables(results, plainTable) + '\n');
     });

@@ -58,7 +58,7 @@ export const SCENARIO_DEFAULTS = {
   targetUtilisation: 0.7,
   peakUtilisation: 0.95,
   simulatedSeconds: 1800,
-  minSteps: 120,
+  minSteps: 60,
   warmupSteps: 30,
   startStep: 0,
   queueLimit: 100,

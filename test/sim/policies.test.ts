@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WeightController } from '../../src/lps/score/weight.js';
+import { AugurScorerWeights } from '../../src/sim/augur-scorer.js';
 import { AugurWeights } from '../../src/sim/augur-weights.js';
 import {
   drawWeighted,
@@ -156,6 +157,32 @@ describe('weight sources', () => {
       );
       for (let e = 0; e < 3; e++) expect(w[e]).toBeCloseTo(expected.get(`ep-${e}`)!.share, 12);
     }
+  });
+  it("the LPS's ForecastScorer gives the same weights, and a Load Score that falls with utilisation", async () => {
+    const weights = new AugurScorerWeights('weight');
+    const scores = new AugurScorerWeights('score');
+    weights.init(fakeView(3));
+    scores.init(fakeView(3));
+    const controller = new WeightController();
+    const rng = new Rng(10);
+    let last: Float64Array = new Float64Array(3);
+    for (let k = 0; k < 30; k++) {
+      const qps = [100 + 20 * rng.next(), 90, 80];
+      const util = [0.3, 0.5, 0.9];
+      const w = await weights.update(k + 1, report(k, qps, util));
+      const expected = controller.update(
+        qps.map((q, e) => ({
+          id: `ep-${e}`,
+          utilization: util[e]!,
+          requestRate: q,
+          available: true,
+        })),
+      );
+      for (let e = 0; e < 3; e++) expect(w[e]).toBeCloseTo(expected.get(`ep-${e}`)!.share, 12);
+      last = await scores.update(k + 1, report(k, qps, util));
+    }
+    expect(last[0]).toBeGreaterThan(last[1]!);
+    expect(last[1]).toBeGreaterThan(last[2]!);
   });
 });
 

@@ -1,4 +1,5 @@
 import type { RoutingPolicy } from '../types.js';
+import { AugurScorerWeights } from '../augur-scorer.js';
 import { AugurWeights } from '../augur-weights.js';
 import { P2cPicker, RoundRobinPicker, SmoothWrrPicker, WeightedP2cPicker } from './pickers.js';
 import { PrequalPolicy } from './prequal.js';
@@ -54,17 +55,38 @@ export const POLICIES: readonly PolicyEntry[] = [
   {
     name: 'augur-wrr',
     group: 'augur',
-    description: "augur's weights, weighted round robin (Envoy EDS weights with round robin)",
+    description:
+      "augur's weights (the LPS ForecastScorer's weight, i.e. the WeightController's share), weighted round robin (Envoy EDS weights with round robin)",
     make: () =>
-      new WeightedPolicy('augur-wrr', new AugurWeights(), (v, r) => new SmoothWrrPicker(v, r)),
+      new WeightedPolicy(
+        'augur-wrr',
+        new AugurScorerWeights(),
+        (v, r) => new SmoothWrrPicker(v, r),
+      ),
   },
   {
     name: 'augur-p2c',
     group: 'augur',
     description:
-      "augur's weights with weighted two-choice least request (Envoy least request + EDS weights)",
+      "augur's weights (as augur-wrr) with weighted two-choice least request (Envoy least request + EDS weights)",
     make: () =>
-      new WeightedPolicy('augur-p2c', new AugurWeights(), (v, r) => new WeightedP2cPicker(v, r)),
+      new WeightedPolicy(
+        'augur-p2c',
+        new AugurScorerWeights(),
+        (v, r) => new WeightedP2cPicker(v, r),
+      ),
+  },
+  {
+    name: 'augur-score-p2c',
+    group: 'augur',
+    description:
+      'variant: the Load Score (ForecastScorer, upper-quantile forecasts) used as the weight, weighted two-choice',
+    make: () =>
+      new WeightedPolicy(
+        'augur-score-p2c',
+        new AugurScorerWeights('score'),
+        (v, r) => new WeightedP2cPicker(v, r),
+      ),
   },
   {
     name: 'augur-cap-p2c',

@@ -1,0 +1,14 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { BENCH_DEFAULTS, runRoutingBench, SCENARIOS } from './bench.js';
+import type { ParallelJob } from './parallel.js';
+
+/** Runs the scenarios it is given and posts their results (see parallel.ts). */
+const job = workerData as ParallelJob;
+const results = await runRoutingBench({
+  ...BENCH_DEFAULTS,
+  ...job.options,
+  scenarios: SCENARIOS.filter((s) => job.scenarios.includes(s.name)),
+  onRun: (scenario, f, seconds) =>
+    parentPort!.postMessage({ progress: { scenario, policy: f.policy, p99: f.p99, seconds } }),
+});
+parentPort!.postMessage({ results });
