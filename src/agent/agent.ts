@@ -40,6 +40,7 @@ export interface AgentOptions {
 }
 
 const ENDPOINT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const SERVICE = /^[A-Za-z0-9._-]{1,128}$/;
 
 export interface AgentStats extends ReporterStats {
   /** Ticks that produced a sample. */
@@ -205,8 +206,26 @@ function validate(opts: AgentOptions): void {
       `endpoint id "${opts.endpointId}" must be 1 to 128 characters of A-Z a-z 0-9 . _ : -`,
     );
   }
-  if (!opts.service) throw new AugurError('BAD_SERVICE', 'the service name must not be empty');
-  parseHostPort(opts.address, 'endpoint address');
+  // The LPS's rules, checked here so a bad flag fails at start instead of on every reconnect.
+  if (!SERVICE.test(opts.service)) {
+    throw new AugurError(
+      'BAD_SERVICE',
+      `service "${opts.service}" must be 1 to 128 characters of A-Z a-z 0-9 . _ -`,
+    );
+  }
+  const endpoint = parseHostPort(opts.address, 'endpoint address');
+  if (endpoint.port < 1) {
+    throw new AugurError(
+      'BAD_ADDRESS',
+      `endpoint address "${opts.address}" needs a port in 1..65535`,
+    );
+  }
+  if (endpoint.host === '0.0.0.0' || endpoint.host === '::') {
+    throw new AugurError(
+      'BAD_ADDRESS',
+      `endpoint address "${opts.address}" is a wildcard; give the address clients reach the endpoint at`,
+    );
+  }
   parseHostPort(opts.lps, 'LPS address');
   const interval = opts.intervalSeconds ?? 1;
   if (!(interval > 0) || !Number.isFinite(interval)) {

@@ -323,7 +323,8 @@ export class TelemetryReporter {
     // Refusals that a retry cannot fix deserve an error; the rest is the weather.
     if (
       status.code === grpc.status.ALREADY_EXISTS ||
-      status.code === grpc.status.FAILED_PRECONDITION
+      status.code === grpc.status.FAILED_PRECONDITION ||
+      status.code === grpc.status.INVALID_ARGUMENT
     ) {
       this.logger.error(fields, 'the LPS refused the stream; retrying');
     } else {

@@ -4,6 +4,7 @@ import type { EndpointData } from '../../src/gen/augur/v1/telemetry.js';
 import { SampleBuffer } from '../../src/agent/sample-buffer.js';
 import { DEFAULT_BACKOFF, backoffDelaySeconds } from '../../src/agent/telemetry-client.js';
 import { parseLocality } from '../../src/agent/cli.js';
+import { Agent, type AgentOptions } from '../../src/agent/agent.js';
 
 const sample = (sequence: number): EndpointData => ({
   endpointId: 'e',
@@ -85,5 +86,35 @@ describe('agent flags', () => {
     expect(parseLocality('us-east-1')).toEqual({ region: 'us-east-1', zone: '', subZone: '' });
     expect(() => parseLocality('a//b')).toThrow(/region/);
     expect(() => parseLocality('a/b/c/d')).toThrow(/region/);
+  });
+});
+
+describe('agent options', () => {
+  const base: AgentOptions = {
+    lps: '127.0.0.1:18000',
+    endpointId: 'shop-1',
+    service: 'shop',
+    address: '10.0.0.7:8080',
+  };
+  const start = (over: Partial<AgentOptions>) => Agent.start({ ...base, ...over });
+
+  it('refuses what the LPS would refuse, before connecting, with a code and the rule', async () => {
+    await expect(start({ endpointId: 'a b' })).rejects.toMatchObject({ code: 'BAD_ENDPOINT_ID' });
+    await expect(start({ endpointId: 'x'.repeat(129) })).rejects.toMatchObject({
+      code: 'BAD_ENDPOINT_ID',
+    });
+    await expect(start({ service: 'shop/v2' })).rejects.toMatchObject({
+      code: 'BAD_SERVICE',
+      message: expect.stringMatching(/A-Z a-z 0-9 \. _ -/),
+    });
+    await expect(start({ address: '10.0.0.7' })).rejects.toMatchObject({ code: 'BAD_ADDRESS' });
+    await expect(start({ address: '10.0.0.7:0' })).rejects.toMatchObject({ code: 'BAD_ADDRESS' });
+    await expect(start({ address: ':8080' })).rejects.toMatchObject({
+      code: 'BAD_ADDRESS',
+      message: expect.stringMatching(/wildcard/),
+    });
+    await expect(start({ lps: 'nowhere' })).rejects.toMatchObject({ code: 'BAD_ADDRESS' });
+    await expect(start({ intervalSeconds: 0 })).rejects.toMatchObject({ code: 'BAD_INTERVAL' });
+    await expect(start({ bufferSize: 0 })).rejects.toMatchObject({ code: 'BAD_BUFFER' });
   });
 });
