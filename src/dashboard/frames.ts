@@ -115,6 +115,21 @@ interface Sent {
   samples: number;
   /** `at` of the forecast sent, 0 for none. */
   forecastAt: number;
+  /** Version of the service's list when the forecast was last asked for (-1: not listed). */
+  forecastVersion: number;
+  forecaster: ForecasterInfo | undefined;
+}
+
+/** The CPU forecaster in use and its error, as shown in a row. */
+interface ForecasterInfo {
+  fc: string;
+  mase: number | null;
+}
+
+interface Scored {
+  e: ScoredEndpoint;
+  rank: number;
+  version: number;
 }
 
 const STATE_NAMES: Record<number, string> = {
@@ -182,7 +197,7 @@ export class DashboardFeed {
       endpoints: this.records().map((r) => {
         const forecast = provider?.forecastFor(r.id);
         return {
-          ...this.row(r, scored.get(r.id), forecast, now),
+          ...this.row(r, scored.get(r.id), forecasterOf(forecast), now),
           s: samplesOf(r, this.options.plotSamples),
           f: forecastFrame(r, forecast),
         };
@@ -209,9 +224,25 @@ export class DashboardFeed {
     const endpoints: EndpointFrame[] = [];
     for (const r of this.records()) {
       present.add(r.id);
-      const forecast = provider?.forecastFor(r.id);
-      const row = this.row(r, scored.get(r.id), forecast, now);
+      const listed = scored.get(r.id);
       const prev = this.sent.get(r.id);
+      const version = listed?.version ?? -1;
+      // Forecasts change when the scorer runs, which is when lists get new
+      // versions: asking only then spares building hundreds of forecast
+      // responses per frame for nothing.
+      let forecastAt = prev?.forecastAt ?? 0;
+      let forecaster = prev?.forecaster;
+      let f: ForecastFrame | null | undefined;
+      if (!provider) {
+        forecaster = undefined;
+        if (forecastAt !== 0) [f, forecastAt] = [null, 0];
+      } else if (!prev || prev.forecastVersion !== version) {
+        const forecast = provider.forecastFor(r.id);
+        forecaster = forecasterOf(forecast);
+        const at = forecast?.computedAt?.getTime() ?? 0;
+        if (at !== forecastAt) [f, forecastAt] = [forecastFrame(r, forecast), at];
+      }
+      const row = this.row(r, listed, forecaster, now);
       const fields: Partial<Record<keyof EndpointRow, unknown>> = {};
       let changed = false;
       for (const k of ROW_KEYS) {
@@ -230,12 +261,17 @@ export class DashboardFeed {
         out.s = samplesOf(r, newSamples);
         changed = true;
       }
-      const forecastAt = forecast?.computedAt?.getTime() ?? 0;
-      if ((prev?.forecastAt ?? 0) !== forecastAt) {
-        out.f = forecastFrame(r, forecast);
+      if (f !== undefined) {
+        out.f = f;
         changed = true;
       }
-      this.sent.set(r.id, { row, samples: r.samplesStored, forecastAt });
+      this.sent.set(r.id, {
+        row,
+        samples: r.samplesStored,
+        forecastAt,
+        forecastVersion: version,
+        forecaster,
+      });
       if (changed) endpoints.push(out);
     }
     if (endpoints.length) frame.endpoints = endpoints;
@@ -263,23 +299,24 @@ export class DashboardFeed {
     return out.sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
-  private scoredEndpoints(): Map<string, { e: ScoredEndpoint; rank: number }> {
-    const out = new Map<string, { e: ScoredEndpoint; rank: number }>();
+  private scoredEndpoints(): Map<string, Scored> {
+    const out = new Map<string, Scored>();
     for (const name of this.options.lists.services()) {
       const list = this.options.lists.get(name);
-      list?.endpoints.forEach((e, i) => out.set(e.endpointId, { e, rank: i + 1 }));
+      list?.endpoints.forEach((e, i) =>
+        out.set(e.endpointId, { e, rank: i + 1, version: list.version }),
+      );
     }
     return out;
   }
 
   private row(
     r: EndpointRecord,
-    scored: { e: ScoredEndpoint; rank: number } | undefined,
-    forecast: GetForecastResponse | undefined,
+    scored: Scored | undefined,
+    forecaster: ForecasterInfo | undefined,
     now: number,
   ): EndpointRow {
     const e = scored?.e;
-    const cpu = cpuForecastOf(forecast);
     return {
       id: r.id,
       svc: r.service,
@@ -289,8 +326,8 @@ export class DashboardFeed {
       weight: e ? round(e.weight, 4) : null,
       rank: scored?.rank ?? null,
       pu: e?.parts ? round(e.parts.predictedUtilization, 3) : null,
-      fc: cpu?.forecaster || e?.parts?.forecaster || '',
-      mase: cpu ? maseOf(cpu) : null,
+      fc: forecaster?.fc || e?.parts?.forecaster || '',
+      mase: forecaster?.mase ?? null,
       rt: r.series.size > 0 ? round(r.series.at('responseTime'), 4) : null,
       seen: r.lastSeenMs,
     };
@@ -299,6 +336,11 @@ export class DashboardFeed {
 
 function cpuForecastOf(f: GetForecastResponse | undefined) {
   return f?.metrics.find((m) => m.metric === Metric.METRIC_CPU);
+}
+
+function forecasterOf(f: GetForecastResponse | undefined): ForecasterInfo | undefined {
+  const cpu = cpuForecastOf(f);
+  return cpu ? { fc: cpu.forecaster, mase: maseOf(cpu) } : undefined;
 }
 
 /** The selected forecaster's MASE at the forecast's horizon (the score horizon), else its longest scored one. */

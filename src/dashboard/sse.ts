@@ -77,6 +77,9 @@ export class SseHub {
     });
     res.socket?.setNoDelay(true);
     const client: Client = { res, behind: false };
+    // Nobody was watching, so no delta was computed: start the baseline now,
+    // so the first delta holds only what changed after this snapshot.
+    if (this.clients.size === 0) this.options.source.delta();
     res.write('retry: 2000\n\n');
     res.write(sseEvent('snapshot', this.options.source.snapshot()));
     this.clients.add(client);
@@ -87,10 +90,9 @@ export class SseHub {
 
   /** Computes the delta since the previous flush and sends it; called by the timer. */
   flush(): void {
-    // Without clients, deltas still advance so a client that connects later does
-    // not get everything since the last one on top of its snapshot.
-    const delta = this.options.source.delta();
+    // Without clients nothing is computed: a dashboard nobody watches costs nothing.
     if (this.clients.size === 0) return;
+    const delta = this.options.source.delta();
     const bytes = delta ? sseEvent('delta', delta) : undefined;
     for (const c of this.clients) {
       if (c.res.writableLength > this.options.maxBufferedBytes) {

@@ -153,9 +153,13 @@ describe('dashboard frames', () => {
     expect(d2.swaps).toHaveLength(1);
     expect(d2.swaps![0]).toMatchObject({ endpointId: 'b', outcome: 'pending' });
 
-    // A forecast appears for a: sent once.
+    // The scorer runs: a forecast for a and the same list content again (a new
+    // version). The forecast is sent once, when the list moves.
     t.forecasts.set('a', T0 + 1200, [0.4, 0.45], [0.5, 0.55]);
+    expect(t.feed.delta()).toBeUndefined();
+    t.lists.publish('svc', T0 + 1200, { a: 0.8, b: 0.2 });
     const d3 = t.feed.delta()!;
+    expect(d3.services).toEqual([{ name: 'svc', version: 3, at: T0 + 1200 }]);
     expect(d3.endpoints).toEqual([
       {
         id: 'a',
