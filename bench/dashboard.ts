@@ -9,7 +9,6 @@
  *   npm run bench:dashboard -- --sizes=100,500,1000 --steady=10
  */
 import { performance } from 'node:perf_hooks';
-import { swapsOf } from '../src/dashboard/attach.js';
 import { DashboardFeed } from '../src/dashboard/frames.js';
 import { startTestPlane, waitFor } from '../test/support/control-plane.js';
 import { launchChromium } from '../test/dashboard/chromium.js';
@@ -67,7 +66,7 @@ async function measure(n: number): Promise<Result> {
     const feed = new DashboardFeed({
       lists: plane.lps.lists,
       store: plane.lps.store,
-      swaps: swapsOf(plane.lps)!,
+      swaps: plane.swaps,
       forecasts: () => plane.lps.forecasts(),
       plotSamples: 150,
     });

@@ -4,7 +4,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerResponse } from 'node:http';
 import { AugurError } from '../common/errors.js';
-import type { Lps } from '../lps/lps.js';
 import { SwapDetector } from '../lps/swaps.js';
 import type { AttachedPart, ControlPlaneContext } from '../serve/control-plane.js';
 import { dashboardConfigOf } from './config.js';
@@ -54,18 +53,9 @@ function loadAssets(): Map<string, Asset> {
 }
 
 export interface AttachedDashboard extends AttachedPart {
+  /** The swaps the page shows; `augur serve` exposes it as `ControlPlane.swaps`. */
   swaps: SwapDetector;
   feed: DashboardFeed;
-}
-
-const detectors = new WeakMap<Lps, SwapDetector>();
-
-/**
- * The swap detector the dashboard of this LPS shows, for in-process readers
- * (`augur demo` prints a line on its `swap` event); undefined without a dashboard.
- */
-export function swapsOf(lps: Lps): SwapDetector | undefined {
-  return detectors.get(lps);
 }
 
 /**
@@ -80,7 +70,6 @@ export async function attachDashboard(ctx: ControlPlaneContext): Promise<Attache
     store: ctx.lps.store,
     config: config.swaps,
   });
-  detectors.set(ctx.lps, swaps);
   const feed = new DashboardFeed({
     lists: ctx.lps.lists,
     store: ctx.lps.store,
@@ -97,7 +86,6 @@ export async function attachDashboard(ctx: ControlPlaneContext): Promise<Attache
     hub.stop();
     feed.close();
     swaps.stop();
-    if (detectors.get(ctx.lps) === swaps) detectors.delete(ctx.lps);
   };
   if (!config.enabled) return { swaps, feed, stop };
 
