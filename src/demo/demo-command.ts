@@ -4,7 +4,7 @@ import { parseDurationSeconds } from '../common/duration.js';
 import { AugurError } from '../common/errors.js';
 import { stopOnSignals } from '../common/lifecycle.js';
 import { createLogger } from '../common/logger.js';
-import { DEMO_DEFAULTS, runDemo } from './demo.js';
+import { DEMO_DEFAULTS } from './defaults.js';
 
 interface DemoFlags {
   grpcListen: string;
@@ -46,6 +46,7 @@ export function registerDemoCommand(program: Command): void {
       if (!Number.isFinite(rate) || rate <= 0) {
         throw new AugurError('BAD_FLAG', `--rate must be a number > 0, got "${flags.rate}"`);
       }
+      const { runDemo } = await import('./demo.js');
       const demo = await runDemo({
         grpcListen: flags.grpcListen,
         httpListen: flags.httpListen,

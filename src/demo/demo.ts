@@ -7,36 +7,11 @@ import { DataPlane } from '../rrm/dataplane.js';
 import { startControlPlane, type ControlPlane } from '../serve/control-plane.js';
 import { DemoBackend } from './backend.js';
 import { LoadGenerator, type RequestResult } from './loadgen.js';
+import { DEMO_DEFAULTS, type DemoOptions } from './defaults.js';
 import { constantProfile, rampProfile, type BackgroundProfile } from './profile.js';
 
-export interface DemoOptions {
-  grpcListen: string;
-  httpListen: string;
-  /** Where the demo data plane (the stand-in for Envoy) listens. */
-  proxyListen: string;
-  dataDir: string;
-  /** Requests per second the load generator sends through the data plane. */
-  rate: number;
-  /** Stop after this many seconds; 0 runs until SIGTERM. */
-  durationSeconds: number;
-  /** Write the live table (false: only the swap lines and the start banner). */
-  table: boolean;
-  /** Where the table and swap lines go. */
-  out: NodeJS.WritableStream;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-}
-
-export const DEMO_DEFAULTS: DemoOptions = {
-  grpcListen: '127.0.0.1:18000',
-  httpListen: '127.0.0.1:18080',
-  proxyListen: '127.0.0.1:18081',
-  dataDir: './.augur/demo',
-  rate: 200,
-  durationSeconds: 0,
-  table: true,
-  out: process.stdout,
-  logLevel: 'warn',
-};
+export type { DemoOptions };
+export { DEMO_DEFAULTS };
 
 const SERVICE = 'demo';
 const CAPACITY_RPS = 150;

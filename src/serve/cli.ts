@@ -1,7 +1,4 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../common/config.js';
-import { stopOnSignals } from '../common/lifecycle.js';
-import { startControlPlane } from './control-plane.js';
 
 interface ServeFlags {
   grpcListen?: string;
@@ -24,6 +21,12 @@ export function registerServeCommand(program: Command): void {
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (flags: ServeFlags) => {
+      // Loaded here, not at the top: `augur agent` shares this CLI and must stay small.
+      const [{ loadConfig }, { stopOnSignals }, { startControlPlane }] = await Promise.all([
+        import('../common/config.js'),
+        import('../common/lifecycle.js'),
+        import('./control-plane.js'),
+      ]);
       const config = loadConfig({
         file: flags.config,
         flags: {
