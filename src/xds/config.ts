@@ -16,11 +16,11 @@ export const xdsConfigSchema = z
      * at once) makes one snapshot. Membership and state changes (an endpoint going stale or
      * failing) are pushed at once, not debounced. Milliseconds.
      */
-    debounceMs: z.number().int().min(0).max(60_000).default(20),
+    debounceMs: z.number().int().min(0).max(60_000).default(10),
     /**
-     * A service's new weights are pushed only if some endpoint's share of its traffic moved by at
-     * least this much (absolute, in [0,1]) since the last push, or its membership or states
-     * changed: keeps Envoy from being churned by every tick's noise.
+     * A service's new weights are pushed only if at least this fraction of its traffic would go to
+     * another endpoint (½ Σ |new share − pushed share|), or its membership changed: keeps Envoy
+     * from being churned by every tick's noise. 0.02 = 2 % of the traffic moves.
      */
     hysteresis: z.number().min(0).max(1).default(0.02),
     /** A share w in [0,1] becomes the integer load_balancing_weight max(1, round(w × scale)). */

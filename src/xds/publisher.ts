@@ -16,7 +16,7 @@ export interface PublisherOptions {
   debounceMs: number;
   /** Milliseconds after start before the first snapshot (clients keep their config meanwhile). */
   warmupMs: number;
-  /** Smallest change of any endpoint's share that is worth a push. */
+  /** Smallest fraction of a service's traffic that must change endpoint to be worth a push. */
   hysteresis: number;
   /** Resolve host names to IP literals; off: endpoints with a host name are left out. */
   resolveHostnames: boolean;
@@ -35,7 +35,8 @@ export interface PublishedService {
 }
 
 interface ServiceResources extends PublishedService {
-  membership: string;
+  /** Endpoint id → where it is; a change of any of it is a membership change. */
+  membership: Map<string, string>;
   endpointsResource: EncodedResource;
   clusters: Record<ClientKind, EncodedResource>;
   listener: EncodedResource;
@@ -48,8 +49,9 @@ interface ServiceResources extends PublishedService {
  * - a change of membership (an endpoint joins, or leaves because it went stale, failing or
  *   draining) is pushed at once, on the next turn of the event loop, with whatever else is pending;
  * - other changes (weights) wait `debounceMs` so a scoring tick, which emits every service,
- *   becomes one snapshot; then a service is re-published only if some endpoint's share moved by at
- *   least `hysteresis` since its last push (compared with what was pushed, so slow drifts add up);
+ *   becomes one snapshot; then a service is re-published only if at least `hysteresis` of its
+ *   traffic would change endpoint (trafficMoved) compared with its last push (compared with what
+ *   was pushed, not with the last list seen, so slow drifts add up);
  * - a list with no endpoints at all removes the service's resources (full-state CDS/LDS then tell
  *   clients it is gone); a service whose endpoints are all stale keeps its cluster with none.
  */
@@ -105,7 +107,7 @@ export class XdsPublisher {
     const current = this.services.get(list.service);
     const { endpoints } = publishedEndpoints(list, (a) => this.ipOf(a));
     const urgent =
-      !current || list.endpoints.length === 0 || membershipOf(endpoints) !== current.membership;
+      !current || list.endpoints.length === 0 || !sameMembership(current.membership, endpoints);
     if (urgent) {
       this.immediate ??= setImmediate(() => this.flush());
     } else if (!this.timer && !this.immediate) {
@@ -132,6 +134,7 @@ export class XdsPublisher {
     this.pending.clear();
     if (changed.length === 0 && this.options.cache.getSnapshot(CLIENT_KINDS[0]!)) return;
     for (const kind of CLIENT_KINDS) this.options.cache.setSnapshot(kind, this.snapshotFor(kind));
+    this.options.logger.debug({ changed }, 'xDS snapshots published');
     this.options.onPublish?.(changed);
   }
 
@@ -150,11 +153,10 @@ export class XdsPublisher {
         { service, unresolved },
         'endpoints without an IP address left out',
       );
-    const membership = membershipOf(endpoints);
     if (
       current &&
-      membership === current.membership &&
-      maxShareChange(current.endpoints, endpoints) < this.options.hysteresis
+      sameMembership(current.membership, endpoints) &&
+      trafficMoved(current.endpoints, endpoints) < this.options.hysteresis
     ) {
       this.options.metrics?.publishes.inc({ outcome: 'skipped' });
       return false;
@@ -164,7 +166,7 @@ export class XdsPublisher {
       service,
       listVersion: list.version,
       endpoints,
-      membership,
+      membership: new Map(endpoints.map((e) => [e.id, placeOf(e)])),
       endpointsResource: b.endpoints(service, endpoints),
       // These depend on the service name only; build them once.
       clusters: current?.clusters ?? {
@@ -214,20 +216,32 @@ export class XdsPublisher {
   }
 }
 
-function membershipOf(endpoints: readonly PublishedEndpoint[]): string {
-  return endpoints
-    .map((e) => `${e.id}@${e.ip}:${e.port}/${e.region}/${e.zone}/${e.subZone}`)
-    .sort()
-    .join(',');
+const placeOf = (e: PublishedEndpoint): string =>
+  `${e.ip}:${e.port}/${e.region}/${e.zone}/${e.subZone}`;
+
+function sameMembership(
+  known: ReadonlyMap<string, string>,
+  endpoints: readonly PublishedEndpoint[],
+): boolean {
+  return known.size === endpoints.length && endpoints.every((e) => known.get(e.id) === placeOf(e));
 }
 
-/** Largest absolute change of one endpoint's share between two pushes with the same members. */
-export function maxShareChange(
+/**
+ * The fraction of a service's traffic that would go to another endpoint if the new shares replaced
+ * the old ones (total variation distance, ½ Σ |Δshare|). Unlike the largest single change it does
+ * not vanish as endpoints multiply: at 1,000 endpoints every share is ~0.001, yet a reshuffle can
+ * move half the traffic.
+ */
+export function trafficMoved(
   before: readonly PublishedEndpoint[],
   after: readonly PublishedEndpoint[],
 ): number {
   const old = new Map(before.map((e) => [e.id, e.share]));
-  let max = 0;
-  for (const e of after) max = Math.max(max, Math.abs(e.share - (old.get(e.id) ?? 0)));
-  return max;
+  let sum = 0;
+  for (const e of after) {
+    sum += Math.abs(e.share - (old.get(e.id) ?? 0));
+    old.delete(e.id);
+  }
+  for (const share of old.values()) sum += share;
+  return sum / 2;
 }

@@ -100,8 +100,8 @@ export function weightOf(share: number, scale: number): number {
 export class ResourceBuilder {
   private readonly resolver: TypeResolver;
   private readonly options: ResourceBuildOptions;
-  /** Encoded LocalityLbEndpoints of the last build, by endpoint content. */
-  private localityCache = new Map<string, Uint8Array>();
+  /** The weight-independent bytes of each endpoint of the last build, by endpoint content. */
+  private fixedCache = new Map<string, FixedParts>();
   /** Whether the override-host proto is known; without it Envoy clusters use least request alone. */
   readonly overrideHostAvailable: boolean;
 
@@ -167,20 +167,22 @@ export class ResourceBuilder {
    */
   endpoints(service: string, endpoints: readonly PublishedEndpoint[]): EncodedResource {
     const scale = this.options.weightScale;
-    const parts: Uint8Array[] = [
-      protobuf.Writer.create().uint32(tag(1, LEN)).string(service).finish(),
-    ];
-    const seen = new Map<string, Uint8Array>();
+    const fixed: FixedParts[] = [];
+    const weights: number[] = [];
+    const seen = new Map<string, FixedParts>();
     for (const e of endpoints) {
-      const weight = weightOf(e.share, scale);
-      const key = `${e.id}\0${e.ip}\0${e.port}\0${weight}\0${e.region}\0${e.zone}\0${e.subZone}`;
-      let bytes = this.localityCache.get(key);
-      if (!bytes) bytes = encodeLocalityEndpoint(e, weight);
-      seen.set(key, bytes);
-      parts.push(bytes);
+      const key = `${e.id}\0${e.ip}\0${e.port}\0${e.region}\0${e.zone}\0${e.subZone}`;
+      const parts = this.fixedCache.get(key) ?? fixedParts(e);
+      seen.set(key, parts);
+      fixed.push(parts);
+      weights.push(weightOf(e.share, scale));
     }
-    this.localityCache = seen;
-    return encodedResource(TypeUrl.ClusterLoadAssignment, service, Buffer.concat(parts));
+    this.fixedCache = seen;
+    return encodedResource(
+      TypeUrl.ClusterLoadAssignment,
+      service,
+      encodeAssignment(service, fixed, weights),
+    );
   }
 
   /** For gRPC clients dialling `xds:///<service>`: the listener is named as the target. */
@@ -254,35 +256,94 @@ function duration(seconds: number): string {
   return `${Number(seconds.toFixed(9))}s`;
 }
 
+/*
+ * ClusterLoadAssignment { cluster_name = 1; repeated LocalityLbEndpoints endpoints = 2 }
+ * LocalityLbEndpoints { Locality locality = 1 {region = 1, zone = 2, sub_zone = 3};
+ *   repeated LbEndpoint lb_endpoints = 2; UInt32Value load_balancing_weight = 3 }
+ * LbEndpoint { Endpoint endpoint = 1 {Address address = 1 {SocketAddress socket_address = 1
+ *   {address = 2, port_value = 3}}}; HealthStatus health_status = 2; UInt32Value load_balancing_weight = 4 }
+ * Only the weights change from one push to the next, so the rest of each endpoint is encoded once
+ * and the whole assignment is written into one buffer sized in a first pass.
+ */
 const LEN = 2;
-const VARINT = 0;
 const tag = (field: number, wireType: number): number => (field << 3) | wireType;
 /** envoy.config.core.v3.HealthStatus.HEALTHY */
 const HEALTHY = 1;
 
-/**
- * ClusterLoadAssignment.endpoints[] entry (field 2), a LocalityLbEndpoints:
- * locality = 1 {region = 1, zone = 2, sub_zone = 3}; lb_endpoints = 2 {endpoint = 1 {address = 1
- * {socket_address = 1 {address = 2, port_value = 3}}}, health_status = 2,
- * load_balancing_weight = 4 {value = 1}}; load_balancing_weight = 3 {value = 1}.
- */
-function encodeLocalityEndpoint(e: PublishedEndpoint, weight: number): Uint8Array {
-  const w = protobuf.Writer.create();
-  w.uint32(tag(2, LEN)).fork();
-  w.uint32(tag(1, LEN)).fork();
-  if (e.region) w.uint32(tag(1, LEN)).string(e.region);
-  if (e.zone) w.uint32(tag(2, LEN)).string(e.zone);
-  w.uint32(tag(3, LEN)).string(e.subZone ? `${e.subZone}/${e.id}` : e.id);
-  w.ldelim();
-  w.uint32(tag(2, LEN)).fork();
-  w.uint32(tag(1, LEN)).fork().uint32(tag(1, LEN)).fork().uint32(tag(1, LEN)).fork();
-  w.uint32(tag(2, LEN)).string(e.ip);
-  if (e.port) w.uint32(tag(3, VARINT)).uint32(e.port);
-  w.ldelim().ldelim().ldelim();
-  w.uint32(tag(2, VARINT)).uint32(HEALTHY);
-  w.uint32(tag(4, LEN)).fork().uint32(tag(1, VARINT)).uint32(weight).ldelim();
-  w.ldelim();
-  w.uint32(tag(3, LEN)).fork().uint32(tag(1, VARINT)).uint32(weight).ldelim();
-  w.ldelim();
-  return w.finish();
+interface FixedParts {
+  /** `locality` field of LocalityLbEndpoints, tag and length included. */
+  locality: Uint8Array;
+  /** `endpoint` field of LbEndpoint, tag and length included. */
+  endpoint: Uint8Array;
+}
+
+function fixedParts(e: PublishedEndpoint): FixedParts {
+  const l = protobuf.Writer.create().uint32(tag(1, LEN)).fork();
+  if (e.region) l.uint32(tag(1, LEN)).string(e.region);
+  if (e.zone) l.uint32(tag(2, LEN)).string(e.zone);
+  l.uint32(tag(3, LEN)).string(e.subZone ? `${e.subZone}/${e.id}` : e.id);
+  const a = protobuf.Writer.create().uint32(tag(1, LEN)).fork(); // endpoint
+  a.uint32(tag(1, LEN)).fork().uint32(tag(1, LEN)).fork(); // address, socket_address
+  a.uint32(tag(2, LEN)).string(e.ip);
+  if (e.port) a.uint32(tag(3, 0)).uint32(e.port);
+  return { locality: l.ldelim().finish(), endpoint: a.ldelim().ldelim().ldelim().finish() };
+}
+
+const varintSize = (n: number): number =>
+  n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+
+function encodeAssignment(
+  service: string,
+  fixed: readonly FixedParts[],
+  weights: readonly number[],
+): Uint8Array {
+  const name = Buffer.from(service);
+  const sizes: Array<{ lb: number; lle: number }> = [];
+  let total = 1 + varintSize(name.length) + name.length;
+  for (let i = 0; i < fixed.length; i++) {
+    const f = fixed[i]!;
+    const wrapped = 1 + varintSize(weights[i]!); // UInt32Value { value = 1 }
+    const lb = f.endpoint.length + 2 + (2 + wrapped);
+    const lle = f.locality.length + (1 + varintSize(lb) + lb) + (2 + wrapped);
+    sizes.push({ lb, lle });
+    total += 1 + varintSize(lle) + lle;
+  }
+  const out = Buffer.allocUnsafe(total);
+  let pos = 0;
+  const varint = (n: number): void => {
+    while (n > 0x7f) {
+      out[pos++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    out[pos++] = n;
+  };
+  const bytes = (b: Uint8Array): void => {
+    out.set(b, pos);
+    pos += b.length;
+  };
+  const weight = (field: number, w: number): void => {
+    out[pos++] = tag(field, LEN);
+    out[pos++] = 1 + varintSize(w);
+    out[pos++] = tag(1, 0);
+    varint(w);
+  };
+  out[pos++] = tag(1, LEN);
+  varint(name.length);
+  bytes(name);
+  for (let i = 0; i < fixed.length; i++) {
+    const { lb, lle } = sizes[i]!;
+    out[pos++] = tag(2, LEN);
+    varint(lle);
+    bytes(fixed[i]!.locality);
+    out[pos++] = tag(2, LEN);
+    varint(lb);
+    bytes(fixed[i]!.endpoint);
+    out[pos++] = tag(2, 0);
+    out[pos++] = HEALTHY;
+    weight(4, weights[i]!);
+    weight(3, weights[i]!);
+  }
+  if (pos !== total)
+    throw new Error(`ClusterLoadAssignment size mismatch: wrote ${pos} of ${total} bytes`);
+  return out;
 }

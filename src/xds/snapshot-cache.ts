@@ -17,12 +17,13 @@ export interface WatchRequest {
   force?: boolean;
 }
 
-/** The answer to a watch, for one type. `body` is shared by every stream; do not mutate it. */
+/** The answer to a watch, for one type. `bytes` are shared by every stream; do not mutate them. */
 export interface WatchResponse {
   typeUrl: ResourceTypeUrl;
   version: string;
-  /** DiscoveryResponse bytes without the nonce. */
-  body: Uint8Array;
+  /** The encoded DiscoveryResponse, nonce included (see ResourceSet.response). */
+  bytes: Uint8Array;
+  nonce: string;
   resources: readonly EncodedResource[];
 }
 
@@ -127,8 +128,8 @@ function answer(snapshot: Snapshot, request: WatchRequest): WatchResponse | unde
   const set = snapshot.get(request.typeUrl);
   if (!request.force && set.version === request.versionInfo) return undefined;
   if (set.version === request.rejectedVersion) return undefined;
-  const { body, resources } = set.body(request.resourceNames);
+  const { bytes, nonce, resources } = set.response(request.resourceNames);
   const mayBeEmpty = request.resourceNames.length === 0 || isFullState(request.typeUrl);
   if (resources.length === 0 && !mayBeEmpty) return undefined;
-  return { typeUrl: request.typeUrl, version: set.version, body, resources };
+  return { typeUrl: request.typeUrl, version: set.version, bytes, nonce, resources };
 }

@@ -1,4 +1,4 @@
-import { contentHash, encodeAny, encodeResponseHead, frameResource } from './wire.js';
+import { contentHash, encodeAny, encodeNonce, encodeResponseHead, frameResource } from './wire.js';
 import { PUSH_ORDER, type ResourceTypeUrl } from './types.js';
 
 /**
@@ -23,8 +23,9 @@ export function encodedResource(
   return { name, typeUrl, framed, hash: contentHash(framed) };
 }
 
-/** Response bodies kept per resource set; named subscriptions of many clients are usually equal. */
-const MAX_MEMOISED_BODIES = 64;
+/** Responses kept per resource set; named subscriptions of many clients are usually equal. */
+const MAX_MEMOISED_RESPONSES = 64;
+let nonceCounter = 0;
 
 /** The resources of one type in a snapshot, with the version that names their content. */
 export class ResourceSet {
@@ -35,7 +36,7 @@ export class ResourceSet {
    */
   readonly version: string;
   readonly resources: ReadonlyMap<string, EncodedResource>;
-  private readonly bodies = new Map<string, Uint8Array>();
+  private readonly responses = new Map<string, { bytes: Uint8Array; nonce: string }>();
 
   constructor(typeUrl: ResourceTypeUrl, resources: Iterable<EncodedResource>) {
     this.typeUrl = typeUrl;
@@ -56,22 +57,35 @@ export class ResourceSet {
   }
 
   /**
-   * The DiscoveryResponse without its nonce, for a subscription: version, type URL and the
-   * selected resources, concatenated once and shared by every stream with the same subscription.
+   * The whole DiscoveryResponse for a subscription (version, type URL, the selected resources and
+   * a nonce), marshalled once and written as is to every stream with the same subscription.
+   *
+   * The nonce names these bytes rather than a (stream, response) pair: it comes from a
+   * process-wide counter, so two different responses never share a nonce, on any stream. A stream
+   * may be sent the same bytes twice (a forced re-send); both copies then carry one nonce, which is
+   * harmless since an ACK or NACK of either is about the same content. Sharing the nonce is what
+   * lets a push to many streams cost no per-stream allocation here.
    */
-  body(names: readonly string[]): { body: Uint8Array; resources: EncodedResource[] } {
+  response(names: readonly string[]): {
+    bytes: Uint8Array;
+    nonce: string;
+    resources: EncodedResource[];
+  } {
     const key = names.length === 0 ? '*' : [...new Set(names)].sort().join('\0');
     const selected = this.select(names);
-    let body = this.bodies.get(key);
-    if (!body) {
-      body = Buffer.concat([
+    let memo = this.responses.get(key);
+    if (!memo) {
+      const nonce = (++nonceCounter).toString(36);
+      const bytes = Buffer.concat([
         encodeResponseHead(this.version, this.typeUrl),
         ...selected.map((r) => r.framed),
+        encodeNonce(nonce),
       ]);
-      if (this.bodies.size >= MAX_MEMOISED_BODIES) this.bodies.clear();
-      this.bodies.set(key, body);
+      memo = { bytes, nonce };
+      if (this.responses.size >= MAX_MEMOISED_RESPONSES) this.responses.clear();
+      this.responses.set(key, memo);
     }
-    return { body, resources: selected };
+    return { ...memo, resources: selected };
   }
 }
 

@@ -5,7 +5,6 @@ import type { XdsMetrics } from './metrics.js';
 import type protobuf from 'protobufjs';
 import type { ConfigWatcher, WatchRequest, WatchResponse } from './snapshot-cache.js';
 import { DEPENDENT_TYPE, isKnownTypeUrl, type ResourceTypeUrl } from './types.js';
-import { encodeNonce } from './wire.js';
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 export const ADS_METHOD_PATH = `/${ADS_SERVICE}/StreamAggregatedResources`;
@@ -83,7 +82,6 @@ interface StreamState {
   call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>;
   node?: NodeIdentity;
   group?: ClientKind;
-  nonceCounter: number;
   types: Map<ResourceTypeUrl, TypeState>;
 }
 
@@ -100,7 +98,7 @@ export interface StreamInfo {
 
 /**
  * The state-of-the-world ADS protocol (go-control-plane's sotw server): each request becomes a
- * watch on the cache; the answer goes out with a fresh nonce. Per stream and type it tracks the
+ * watch on the cache; the answer goes out as the cache marshalled it, nonce included. Per stream and type it tracks the
  * nonce, the version sent, ACKed and NACKed. Rules:
  * - a request quoting a nonce other than the last one sent for its type is stale and ignored
  *   (it answers a response the client has not seen the successor of yet);
@@ -158,7 +156,6 @@ export class SotwServer {
     const stream: StreamState = {
       id: this.nextStreamId++,
       call,
-      nonceCounter: 0,
       types: new Map(),
     };
     this.open.set(stream.id, stream);
@@ -286,12 +283,16 @@ export class SotwServer {
     ts: TypeState,
     response: WatchResponse,
   ): void {
-    const nonce = String(++stream.nonceCounter);
+    const nonce = response.nonce;
     const previous = ts.sentVersion;
     ts.nonce = nonce;
     ts.sentVersion = response.version;
-    call.write(Buffer.concat([response.body, encodeNonce(nonce)]));
+    call.write(response.bytes);
     this.options.metrics?.responses.inc({ type_url: response.typeUrl });
+    this.options.logger.trace(
+      { stream: stream.id, typeUrl: response.typeUrl, version: response.version, nonce },
+      'response sent',
+    );
 
     const dependent = DEPENDENT_TYPE[response.typeUrl];
     if (!dependent || previous === undefined || previous === response.version) return;

@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
 
 /*
- * Hand-framed protobuf for the two messages the server writes per stream. A response is the
- * concatenation of parts marshalled once (each resource's Any, the version and type URL) and the
- * only per-stream part, the nonce: protobuf allows fields in any order and repeated fields in
- * separate runs, so the concatenation is a valid DiscoveryResponse.
+ * Hand-framed protobuf for DiscoveryResponse. A response is the concatenation of parts marshalled
+ * once (each resource's Any, the version and type URL, the nonce): protobuf allows fields in any
+ * order and repeated fields in separate runs, so the concatenation is a valid message.
  */
 
 /** envoy.service.discovery.v3.DiscoveryResponse field numbers. */
@@ -42,7 +41,7 @@ export function encodeResponseHead(version: string, typeUrl: string): Uint8Array
     .finish();
 }
 
-/** The per-stream tail of a response. */
+/** The nonce field of a response. */
 export function encodeNonce(nonce: string): Uint8Array {
   return protobuf.Writer.create().uint32(tag(NONCE, LENGTH_DELIMITED)).string(nonce).finish();
 }

@@ -126,7 +126,7 @@ describe('resource builders', () => {
     ];
     const r = builder.endpoints('svc', eps);
     expect(r.typeUrl).toBe(TypeUrl.ClusterLoadAssignment);
-    const cla = decodeCla(new Snapshot([r]).get(TypeUrl.ClusterLoadAssignment).body([]).body);
+    const cla = decodeCla(new Snapshot([r]).get(TypeUrl.ClusterLoadAssignment).response([]).bytes);
     expect(cla.cluster_name).toBe('svc');
     expect(cla.endpoints.map((e) => e.locality)).toEqual([
       { region: 'eu', zone: 'eu-1', sub_zone: 'a' },
@@ -227,7 +227,7 @@ describe('snapshots and the cache', () => {
       );
     }
     expect(shared).toHaveLength(2);
-    expect(shared[0]!.body).toBe(shared[1]!.body);
+    expect(shared[0]!.bytes).toBe(shared[1]!.bytes);
   });
 });
 
