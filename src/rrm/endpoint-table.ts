@@ -36,6 +36,16 @@ export class ServiceTable {
    */
   readonly memo = new Map<string, unknown>();
 
+  /** The entries of the listed ids this table has, in the order of `ids` (unknown ids skipped). */
+  select(ids: readonly string[]): EndpointEntry[] {
+    const out: EndpointEntry[] = [];
+    for (const id of ids) {
+      const e = this.byId.get(id);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
   constructor(list: PrioritizedEndpointList, ranks: Map<string, number>) {
     this.service = list.service;
     this.version = list.version;

