@@ -4,6 +4,12 @@ import { DashboardFeed, type DeltaFrame, type SnapshotFrame } from '../../src/da
 import { Metric, type GetForecastResponse } from '../../src/gen/augur/v1/load_prediction.js';
 import type { ForecastProvider } from '../../src/lps/load-prediction-service.js';
 import { SwapDetector } from '../../src/lps/swaps.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/common/config.js';
+import { dashboardConfigSchema } from '../../src/dashboard/config.js';
+import { startControlPlane } from '../../src/serve/control-plane.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
 import { RawAgentStream } from '../support/raw-agent.js';
 import { DrivenLists, addEndpoint, addSample, makeStore } from './support.js';
@@ -286,5 +292,26 @@ describe('dashboard over HTTP', () => {
       await fetch(`${plane.httpUrl}/dashboard/state.json`)
     ).json()) as SnapshotFrame;
     expect(state.endpoints).toHaveLength(2);
+  });
+});
+
+describe('dashboard config', () => {
+  it('dashboard.enabled: false serves no page; the swap detector is still there for augur demo', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'augur-dash-'));
+    const config = loadConfig({
+      env: {},
+      flags: { grpcListen: '127.0.0.1:0', httpListen: '127.0.0.1:0', dataDir, logLevel: 'silent' },
+    });
+    // Set directly: the section may not be composed into the config schema yet.
+    Object.assign(config, { dashboard: dashboardConfigSchema.parse({ enabled: false }) });
+    const plane = await startControlPlane({ config });
+    cleanups.push(async () => {
+      await plane.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+    expect((await fetch(`${plane.httpUrl}/dashboard`)).status).toBe(404);
+    expect((await fetch(`${plane.httpUrl}/dashboard/events`)).status).toBe(404);
+    expect(plane.swaps.history()).toEqual([]);
+    expect(plane.swaps.config.watchIntervals).toBe(10);
   });
 });
