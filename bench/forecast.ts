@@ -82,7 +82,7 @@ async function evaluation(): Promise<{ body: string; ms: number }> {
   lines.push(
     `${series.length} traces (${series.reduce((a, s) => a + s.values.length, 0)} samples), walk-forward, ` +
       `scored from step 1008 of each trace; the LSTM (one model shared by all traces, window 12, 16 units, ` +
-      `anchored on an EWMA) is fitted at step 1008 on everything before it and fine-tuned every 1000 steps ` +
+      `inputs and outputs relative to an EWMA anchor, scaled per trace by its mean absolute one-step change) is fitted at step 1008 on everything before it and fine-tuned every 1000 steps ` +
       `(${fits} fits). Evaluation took ${(ms / 1000).toFixed(1)} s.`,
     '',
     '### Mean MASE over traces (lower is better; < 1 beats the last value at h=1)',

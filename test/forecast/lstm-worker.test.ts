@@ -30,11 +30,11 @@ describe('LSTM worker', () => {
         ),
       );
     try {
-      const w = await LstmWorker.start(spec, engine);
+      const w = await LstmWorker.start(spec, engine, { niceness: 0 });
       workers.push(w);
-      await w.append([{ id: 's', rows: rows(600) }]);
+      await w.append([{ id: 's', rows: rows(400) }]);
       let done = false;
-      const fit = w.fit(4).then((r) => ((done = true), r));
+      const fit = w.fit(3).then((r) => ((done = true), r));
       let answered = 0;
       let predicted = 0;
       while (!done) {

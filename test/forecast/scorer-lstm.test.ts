@@ -25,6 +25,7 @@ describe('ForecastScorer with the LSTM', () => {
         maxTrainWindows: 256,
         batchSize: 32,
         inferenceTimeoutMs: 20_000,
+        niceness: 0,
       },
     });
     const logger = pino({ level: 'silent' });

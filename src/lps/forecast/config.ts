@@ -51,6 +51,8 @@ export const lstmConfigSchema = z
     learningRate: z.number().positive().default(0.005),
     /** Quantile of the upper forecast (pinball loss). */
     upperQuantile: z.number().gt(0.5).lt(1).default(0.9),
+    /** Nice value of the worker thread on Linux (0 = as the serving thread); training yields the CPU to serving. */
+    niceness: z.number().int().min(0).max(19).default(10),
     /** Longest a tick waits for the worker's inference before scoring without it, ms. */
     inferenceTimeoutMs: z.number().int().positive().default(500),
   })

@@ -31,6 +31,7 @@ export class LstmWorker {
   static async start(
     spec: LstmSpec,
     engine: Omit<EngineOptions, 'yieldEvery'>,
+    { niceness = 10 }: { niceness?: number } = {},
   ): Promise<LstmWorker> {
     const self = import.meta.url;
     const worker = self.endsWith('.ts')
@@ -46,7 +47,7 @@ export class LstmWorker {
     worker.on('error', (err) => client.failAll(err));
     worker.on('exit', (code) => client.failAll(new Error(`lstm worker exited with code ${code}`)));
     try {
-      const { backend } = await client.call('init', { spec, engine });
+      const { backend } = await client.call('init', { spec, engine, niceness });
       (client as { backend: string }).backend = backend;
     } catch (err) {
       await worker.terminate();

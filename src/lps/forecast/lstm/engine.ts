@@ -32,7 +32,7 @@ export interface FitResult {
 /** What `export()` returns and `import()` accepts: JSON-serialisable. */
 export interface SavedLstm {
   format: 'augur-lstm';
-  version: 1;
+  version: 2;
   specKey: string;
   spec: LstmSpec;
   fits: number;
@@ -198,21 +198,55 @@ export class LstmEngine {
   /** Training windows (end rows) per series: every end with a full window and all H targets known. */
   private sampleWindows(): Array<[Series, number]> {
     const { window: W, horizon: H } = this.spec;
-    const all: Array<[Series, number]> = [];
-    for (const s of this.series.values())
-      for (let end = W - 1; end + H < s.rows; end++) all.push([s, end]);
+    const list = [...this.series.values()];
+    // Windows of a series: every end row with a full window and all H targets known.
+    const counts = list.map((s) => Math.max(0, s.rows - H - (W - 1)));
+    const total = counts.reduce((a, b) => a + b, 0);
     const max = this.options.maxTrainWindows;
-    if (all.length <= max) return all;
-    // Newest half by position in each series is approximated by the global tail order:
-    // keep a random half of everything plus the windows nearest each series' end.
-    const chosen: Array<[Series, number]> = [];
-    const recent = Math.floor(max / 2);
-    const perSeries = Math.max(1, Math.floor(recent / this.series.size));
-    for (const s of this.series.values())
-      for (let end = s.rows - H - 1; end >= Math.max(W - 1, s.rows - H - perSeries); end--)
-        chosen.push([s, end]);
-    while (chosen.length < max) chosen.push(all[Math.floor(this.random() * all.length)]!);
+    if (total <= max) {
+      const all: Array<[Series, number]> = [];
+      list.forEach((s, i) => {
+        for (let k = 0; k < counts[i]!; k++) all.push([s, W - 1 + k]);
+      });
+      return all;
+    }
+    // Half the budget for the newest windows of each series (what the model must
+    // track now), half drawn at random from everything (what it must not forget);
+    // never materialising every window, which at 10,000 endpoints would be millions.
+    const half = Math.floor(max / 2);
+    const perSeries = Math.max(1, Math.ceil(half / list.length));
+    const recent: Array<[Series, number]> = [];
+    list.forEach((s, i) => {
+      for (let k = 0; k < Math.min(perSeries, counts[i]!); k++)
+        recent.push([s, s.rows - H - 1 - k]);
+    });
+    const chosen = this.pick(recent, half);
+    const prefix = new Float64Array(list.length);
+    let acc = 0;
+    counts.forEach((c, i) => (prefix[i] = acc += c));
+    while (chosen.length < max) {
+      const r = Math.floor(this.random() * total);
+      let lo = 0;
+      let hi = list.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (prefix[mid]! > r) hi = mid;
+        else lo = mid + 1;
+      }
+      const before = lo > 0 ? prefix[lo - 1]! : 0;
+      chosen.push([list[lo]!, W - 1 + (r - before)]);
+    }
     return chosen;
+  }
+
+  /** `k` distinct items drawn at random (partial Fisher-Yates); all of them if fewer. */
+  private pick<T>(items: T[], k: number): T[] {
+    if (items.length <= k) return items;
+    for (let i = 0; i < k; i++) {
+      const j = i + Math.floor(this.random() * (items.length - i));
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items.slice(0, k);
   }
 
   /**
@@ -307,7 +341,7 @@ export class LstmEngine {
     }
     return {
       format: 'augur-lstm',
-      version: 1,
+      version: 2,
       specKey: specKey(this.spec),
       spec: this.spec,
       fits: this.fits,
@@ -324,7 +358,7 @@ export class LstmEngine {
    */
   async import(saved: unknown): Promise<void> {
     const s = saved as Partial<SavedLstm> | null;
-    if (!s || s.format !== 'augur-lstm' || s.version !== 1)
+    if (!s || s.format !== 'augur-lstm' || s.version !== 2)
       throw new Error('not an augur LSTM state (format/version)');
     if (s.specKey !== specKey(this.spec))
       throw new Error(

@@ -63,38 +63,58 @@ export function compile(tf: Tf, model: LayersModel, spec: LstmSpec): void {
   model.compile({ optimizer: tf.train.adam(spec.learningRate), loss });
 }
 
-/** Per-series, per-target mean and standard deviation, frozen between refreshes. */
+/**
+ * Per-series, per-target statistics, frozen between refreshes: the mean (kept for
+ * operators and persistence) and the scale (`std`, named for the saved format:
+ * it holds the mean absolute one-step change) every input and output is divided by.
+ */
 export interface Normaliser {
   mean: number[];
   std: number[];
 }
 
-/** Mean and std of each target column over `rows` rows (NaN skipped), with a floor on std. */
+/**
+ * Per target column: the mean, and as the scale the mean absolute one-step
+ * change (the MASE scale) rather than the standard deviation: on series with
+ * rare large spikes the standard deviation is dominated by the spikes, and
+ * corrections learnt on other series, multiplied by it, become far too large.
+ * NaN are skipped; the scale has a floor so a flat series does not divide by 0.
+ */
 export function computeNormaliser(data: Float32Array, rows: number, spec: LstmSpec): Normaliser {
   const mean: number[] = [];
   const std: number[] = [];
   for (let j = 0; j < spec.targets; j++) {
     let n = 0;
     let sum = 0;
-    let sq = 0;
+    let diffs = 0;
+    let diffSum = 0;
+    let prev = NaN;
     for (let r = 0; r < rows; r++) {
       const v = data[r * spec.features + j]!;
       if (!Number.isFinite(v)) continue;
       n++;
       sum += v;
-      sq += v * v;
+      if (Number.isFinite(prev)) {
+        diffSum += Math.abs(v - prev);
+        diffs++;
+      }
+      prev = v;
     }
     const m = n ? sum / n : 0;
-    const variance = n ? Math.max(0, sq / n - m * m) : 0;
+    const scale = diffs ? diffSum / diffs : 0;
     mean.push(m);
-    std.push(Math.max(Math.sqrt(variance), 1e-3 * Math.abs(m), 1e-6));
+    std.push(Math.max(scale, 1e-3 * Math.abs(m), 1e-6));
   }
   return { mean, std };
 }
 
+/** Inputs beyond this many scales from the mean are clipped (spikes would saturate the cell). */
+const INPUT_CLIP = 10;
+
 /**
  * Writes the normalised window ending at row `end` (inclusive) into `out` at
- * `offset`. Missing values become 0 (the series mean).
+ * `offset`: each target as (value - anchor) / scale, clipped; time of day as is.
+ * Missing values become 0 (the anchor).
  */
 export function writeWindow(
   data: Float32Array,
@@ -105,13 +125,16 @@ export function writeWindow(
   offset: number,
 ): void {
   const F = spec.features;
+  // Inputs are relative to the window's own anchor, not to the series mean: a level
+  // that drifted far from the history it was normalised on would otherwise clip.
+  const centre = norm.mean.map((_, j) => anchor(data, end, j, spec));
   for (let r = 0; r < spec.window; r++) {
     const src = (end - spec.window + 1 + r) * F;
     const dst = offset + r * F;
     for (let j = 0; j < F; j++) {
       const v = data[src + j]!;
-      const z = j < spec.targets ? (v - norm.mean[j]!) / norm.std[j]! : v;
-      out[dst + j] = Number.isFinite(z) ? z : 0;
+      const z = j < spec.targets ? (v - centre[j]!) / norm.std[j]! : v;
+      out[dst + j] = Number.isFinite(z) ? Math.max(-INPUT_CLIP, Math.min(INPUT_CLIP, z)) : 0;
     }
   }
 }

@@ -67,6 +67,7 @@ export class OnlineLstm {
   private readonly worker: LstmWorker;
   private readonly rows = new Map<string, number>();
   private fitting: Promise<void> | undefined;
+  private inflight: Promise<void> | undefined;
   private fitted = false;
   private ticksSinceFit = 0;
   private ticksSinceRetrain = Infinity;
@@ -91,11 +92,15 @@ export class OnlineLstm {
       learningRate: c.learningRate,
       seed: 42,
     };
-    const worker = await LstmWorker.start(spec, {
-      maxRows: options.maxRows ?? 1024,
-      maxTrainWindows: c.maxTrainWindows,
-      batchSize: c.batchSize,
-    });
+    const worker = await LstmWorker.start(
+      spec,
+      {
+        maxRows: options.maxRows ?? 1024,
+        maxTrainWindows: c.maxTrainWindows,
+        batchSize: c.batchSize,
+      },
+      { niceness: c.niceness },
+    );
     const lstm = new OnlineLstm(worker, spec, options);
     if (options.file) lstm.fitted = await loadLstm(worker, options.file, options.logger);
     options.logger.info({ backend: worker.backend, restored: lstm.fitted }, 'LSTM worker ready');
@@ -145,14 +150,23 @@ export class OnlineLstm {
     if (!this.fitted || ids.length === 0 || this.closed) return out;
     const want = ids.filter((id) => (this.rows.get(id) ?? 0) >= this.spec.window);
     if (want.length === 0) return out;
+    // Backpressure: while an earlier tick's inference is still running (a slow or busy
+    // host), this tick goes without the LSTM instead of queueing more work behind it.
+    if (this.inflight) return out;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), this.options.config.inferenceTimeoutMs);
     });
-    const raw = await Promise.race([
-      this.worker.predict(want.map((id) => ({ id }))),
-      timeout,
-    ]).catch(() => undefined);
+    const request = this.worker.predict(want.map((id) => ({ id })));
+    const settled = request.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inflight = settled;
+    void settled.then(() => {
+      if (this.inflight === settled) this.inflight = undefined;
+    });
+    const raw = await Promise.race([request, timeout]).catch(() => undefined);
     clearTimeout(timer);
     if (!raw) return out;
     const { targets: T, horizon: H } = this.spec;

@@ -3,7 +3,14 @@ import type { LstmSpec } from './model.js';
 
 /** Messages from the main thread to the LSTM worker; each `id` gets one reply. */
 export type WorkerRequest =
-  | { id: number; op: 'init'; spec: LstmSpec; engine: Omit<EngineOptions, 'yieldEvery'> }
+  | {
+      id: number;
+      op: 'init';
+      spec: LstmSpec;
+      engine: Omit<EngineOptions, 'yieldEvery'>;
+      /** Nice value for the worker thread (Linux), 0..19. */
+      niceness: number;
+    }
   | { id: number; op: 'append'; series: Array<{ id: string; rows: Float32Array }> }
   | { id: number; op: 'forget'; ids: string[] }
   | { id: number; op: 'predict'; items: Array<{ id: string; end?: number }> }

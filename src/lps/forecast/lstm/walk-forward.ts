@@ -17,6 +17,8 @@ export interface LstmWalkForwardOptions {
   learningRate?: number;
   upperQuantile?: number;
   seed?: number;
+  /** Nice value of the worker thread (Linux); default 0: an evaluation has nothing to serve. */
+  niceness?: number;
   /** Called after each fit (progress for long benchmarks). */
   onFit?: (info: { step: number; loss: number; windows: number; ms: number }) => void;
 }
@@ -64,11 +66,15 @@ export class LstmWalkForward implements BatchWalkForward {
       return r;
     });
     const out = series.map((s) => new Float64Array(s.values.length * H).fill(NaN));
-    const worker = await LstmWorker.start(spec, {
-      maxRows: maxLen,
-      maxTrainWindows: o.maxTrainWindows ?? 4096,
-      batchSize: o.batchSize ?? 128,
-    });
+    const worker = await LstmWorker.start(
+      spec,
+      {
+        maxRows: maxLen,
+        maxTrainWindows: o.maxTrainWindows ?? 4096,
+        batchSize: o.batchSize ?? 128,
+      },
+      { niceness: o.niceness ?? 0 },
+    );
     try {
       const appended = series.map(() => 0);
       const appendUpTo = async (step: number) => {

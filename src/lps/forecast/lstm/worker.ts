@@ -20,11 +20,12 @@ let engine: LstmEngine | undefined;
  * /proc/thread-self names its id), so on a busy host the serving thread wins the
  * CPU over training. Elsewhere it is a no-op and training simply shares the CPU.
  */
-function lowerPriority(): boolean {
+function lowerPriority(niceness: number): boolean {
+  if (niceness <= 0) return false;
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
     if (!Number.isInteger(tid)) return false;
-    setPriority(tid, 10);
+    setPriority(tid, niceness);
     return true;
   } catch {
     return false;
@@ -34,10 +35,10 @@ const yieldToMessages = () => new Promise<void>((resolve) => setImmediate(resolv
 
 async function handle(req: WorkerRequest): Promise<unknown> {
   if (req.op === 'init') {
-    const niced = lowerPriority();
+    const niced = lowerPriority(req.niceness);
     const { tf, backend } = await loadTf();
     engine = new LstmEngine(tf, req.spec, { ...req.engine, yieldEvery: yieldToMessages });
-    return { backend: niced ? `${backend} (nice 10)` : backend };
+    return { backend: niced ? `${backend} (nice ${req.niceness})` : backend };
   }
   if (!engine) throw new Error('worker not initialised');
   switch (req.op) {
