@@ -11,6 +11,7 @@ const servicesEl = $('#services');
 const filterEl = $('#filter');
 const SWAP_ROWS = 100;
 const STRIP_SECONDS = 600;
+const STRIP_DOTS = 300;
 const PLOTS_PER_FRAME = 4;
 
 const state = {
@@ -22,6 +23,7 @@ const state = {
   endpoints: new Map(),
   swaps: new Map(),
   swapsDirty: true,
+  stripDirty: true,
   filter: '',
 };
 
@@ -61,7 +63,13 @@ try {
 
 const pct = (x) => (x == null ? '–' : `${(x * 100).toFixed(1)} %`);
 const num = (x, d) => (x == null ? '–' : x.toFixed(d));
-const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
+// Formatted by hand: toLocaleTimeString builds a formatter per call, which cost
+// seconds per minute of main thread with hundreds of swaps on the page.
+const two = (n) => (n < 10 ? `0${n}` : `${n}`);
+const clock = (ms) => {
+  const d = new Date(ms);
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+};
 const serverNow = () => Date.now() + state.offset;
 function staleness(seen) {
   if (!seen) return '–';
@@ -291,6 +299,7 @@ function render() {
     svc.meta.textContent = `${n} endpoint${n === 1 ? '' : 's'} · list v${svc.version}${svc.at ? ` at ${clock(svc.at)}` : ''}`;
   }
   if (state.swapsDirty) renderSwaps();
+  if (state.stripDirty) renderStrip();
   $('#summary').textContent =
     `${state.services.size} services · ${state.endpoints.size} endpoints · ${state.swaps.size} swaps · updated ${clock(serverNow())}`;
   const took = performance.now() - t;
@@ -441,26 +450,33 @@ function renderSwaps() {
     frag.append(li);
   }
   list.replaceChildren(frag);
-  const strip = $('#swap-strip');
+  state.stripDirty = true;
+}
+
+/** The dots of the last STRIP_SECONDS; redrawn each second as they slide left. */
+function renderStrip() {
+  state.stripDirty = false;
   const now = serverNow();
   const dots = document.createDocumentFragment();
-  for (const s of swaps) {
+  let n = 0;
+  for (const s of state.swaps.values()) {
     const age = (now - s.atMs) / 1000;
-    if (age > STRIP_SECONDS) break;
+    if (age > STRIP_SECONDS || n >= STRIP_DOTS) continue;
+    n++;
     const dot = document.createElement('i');
     dot.dataset.outcome = s.outcome;
     dot.style.left = `${100 - (Math.max(0, age) / STRIP_SECONDS) * 100}%`;
     dot.title = `${clock(s.atMs)} ${s.endpointId}: ${swapText(s).outcome}`;
     dots.append(dot);
   }
-  strip.replaceChildren(dots);
+  $('#swap-strip').replaceChildren(dots);
 }
 
 // Staleness keeps moving between frames: refresh the cards on screen.
 setInterval(() => {
   for (const ep of state.endpoints.values())
     if (ep.visible) ep.els.staleness.textContent = staleness(ep.seen);
-  state.swapsDirty = true;
+  state.stripDirty = true;
   scheduleRender();
 }, 1000);
 
