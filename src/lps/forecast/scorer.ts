@@ -153,7 +153,10 @@ export class ForecastScorer implements Scorer {
       e = {
         service: r.service,
         ensembles: { cpu: make(), memory: make(), network: make(), responseTime: make() },
-        fed: Math.max(0, r.samplesStored - r.series.size),
+        // A new (or restored) endpoint starts from its recent history only: the baselines
+        // settle within tens of samples, and a whole ring per endpoint at 10,000
+        // endpoints would hold up one tick for seconds.
+        fed: Math.max(0, r.samplesStored - Math.min(r.series.size, 2 * this.config.errorWindow)),
         interval: r.interval,
         computedAt: new Date(0),
       };
@@ -179,6 +182,11 @@ export class ForecastScorer implements Scorer {
     const lstm = this.lstmInstance;
     const backfill = lstm !== undefined && !this.lstmBackfilled;
     this.lstmBackfilled ||= backfill;
+    // Enough rows for the first fit, and no more: the backfill is one message to the worker.
+    const backfillRows = Math.max(
+      this.config.lstm.minHistory,
+      this.config.lstm.window + this.config.maxHorizon,
+    );
     const fresh: string[] = [];
     const lstmRows: Array<{ id: string; rows: Float32Array }> = [];
     for (const r of endpoints) {
@@ -191,7 +199,7 @@ export class ForecastScorer implements Scorer {
         for (const m of FORECAST_METRICS) e.ensembles[m].observe(metricValue(s, m));
       }
       // The LSTM gets the same new rows; on its first tick, everything the ring holds.
-      const k = backfill ? r.series.size : Math.max(0, n);
+      const k = backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
       if (lstm && k > 0) lstmRows.push({ id: r.id, rows: lstmRowsOf(r, k) });
     }
 
