@@ -1,4 +1,5 @@
 import { markdownTable, writeBenchmarkSection } from './report.js';
+import { routingReading } from './routing-reading.js';
 import { BENCH_DEFAULTS } from '../src/sim/bench.js';
 import { runScenariosInParallel } from '../src/sim/parallel.js';
 import { renderPolicyList, renderTables } from '../src/sim/report.js';
@@ -32,7 +33,7 @@ const world =
   `${d.queueLimit}; ${BENCH_DEFAULTS.simulatedSeconds} s measured per scenario (at least ${d.minSteps} intervals) ` +
   `after ${d.warmupSteps} warm-up intervals; seed ${BENCH_DEFAULTS.seed}. Whole run: ${elapsed.toFixed(0)} s wall clock, ${cpuSeconds.toFixed(0)} s of CPU ` +
   `(scenarios run in worker threads, one per core).`;
-const reading = process.env.ROUTING_READING ?? '';
+const reading = routingReading(results);
 writeBenchmarkSection(
   'Routing quality (simulated)',
   'npm run bench:routing',

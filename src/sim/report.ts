@@ -50,9 +50,11 @@ export function renderTables(
     // a gap under 5 % of the oracle's p99 is within run-to-run noise: no ratio of it means anything
     const measurable = (from: number) => from - g.oracleP99 >= 0.05 * g.oracleP99;
     const closed = (x: number, from: number, name: string) =>
-      measurable(from)
-        ? `closes ${pct(x, 0)} % of the ${name}→oracle gap`
-        : `${name}→oracle gap under 5 %`;
+      !measurable(from)
+        ? `${name}→oracle gap under 5 %`
+        : x < 0
+          ? `closes none of the ${name}→oracle gap (worse than ${name})`
+          : `closes ${pct(x, 0)} % of the ${name}→oracle gap`;
     const lines = g.augur.map(
       (a) =>
         `${a.policy}: p99 ${ms(a.p99)} ms, ${signed(a.vsBestReactive)} vs ${g.bestReactive}; ` +
