@@ -52,9 +52,10 @@ describe('Envoy configuration check', () => {
 
   it('catches an unknown @type', () => {
     const problems = check(bootstrap.replace('http.router.v3.Router', 'http.router.v3.Routr'));
-    expect(problems).toEqual([
-      'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.@type: unknown type "envoy.extensions.filters.http.router.v3.Routr": no proto defines it',
-    ]);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      /^static_resources\.listeners\[0\]\.filter_chains\[0\]\.filters\[0\]\.typed_config\.http_filters\[\d+\]\.typed_config\.@type: unknown type "envoy\.extensions\.filters\.http\.router\.v3\.Routr": no proto defines it$/,
+    );
   });
 
   it('catches scalars of the wrong type and a malformed duration', () => {
