@@ -50,6 +50,8 @@ interface LogLine {
   msg?: string;
   byBackend?: Record<string, number>;
   completed?: number;
+  p50Ms?: number;
+  p99Ms?: number;
 }
 
 describe('docker-compose.yml commands, as processes', () => {
@@ -176,6 +178,13 @@ describe('docker-compose.yml commands, as processes', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(lines.some((l) => l.msg === 'local compose started')).toBe(true);
+    // The load generator's reports carry latency percentiles of what was answered.
+    const answered = lines.filter((l) => l.msg === 'load report' && (l.completed ?? 0) > 0);
+    expect(answered.length).toBeGreaterThan(0);
+    for (const r of answered) {
+      expect(r.p50Ms).toBeGreaterThan(0);
+      expect(r.p99Ms).toBeGreaterThanOrEqual(r.p50Ms!);
+    }
     console.log(`every backend served after ${Date.now() - t0} ms:`, everyBackend.byBackend);
 
     // augur has the three endpoints, and their agents read the backends' /load without a failure.
