@@ -437,15 +437,17 @@ function renderSwaps() {
     li.dataset.outcome = s.outcome;
     li.dataset.at = String(s.atMs);
     const { outcome } = swapText(s);
+    // Only numbers are interpolated; names go in with textContent.
     li.innerHTML =
       `<b class="when"></b> <span class="who"></span> share ${pct(s.weightBefore)} → ${pct(s.weightAfter)}` +
       ` · score ${num(s.scoreBefore, 3)} → ${num(s.score, 3)} · predicted ${pct(s.predictedUtilization)}` +
-      ` (measured ${pct(s.utilizationAtCut)}, ${s.forecaster || '?'}) · <span class="outcome"></span>` +
+      ` (measured ${pct(s.utilizationAtCut)}, <span class="fc"></span>) · <span class="outcome"></span>` +
       (s.overloadedAtCut
         ? ' <span class="tag" title="already overloaded when cut">reactive</span>'
         : '');
     li.querySelector('.when').textContent = clock(s.atMs);
     li.querySelector('.who').textContent = `${s.service}/${s.endpointId}`;
+    li.querySelector('.fc').textContent = s.forecaster || '?';
     li.querySelector('.outcome').textContent = outcome;
     frag.append(li);
   }
