@@ -188,7 +188,9 @@ export class DataPlane {
       if (!host) break;
       try {
         const upstream = await this.attempt(host, req, headers, body);
-        if (upstream.statusCode === 503 && i < attempts - 1) {
+        const another =
+          i < attempts - 1 && (i + 1 < hosts.length || this.options.fallbackHosts.length > 0);
+        if (upstream.statusCode === 503 && another) {
           upstream.resume();
           last = `${host}: 503`;
           continue;
