@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { AugurError } from '../common/errors.js';
 import { registerServeCommand } from '../serve/cli.js';
@@ -8,6 +10,7 @@ import { registerRrmCommand } from '../rrm/cli.js';
 import { registerDemoToolsCommand } from '../demo/cli.js';
 import { registerDemoCommand } from '../demo/demo-command.js';
 import { registerBenchCommand } from '../sim/cli.js';
+import { registerXdsCommand } from '../xds/cli.js';
 
 /**
  * The `augur` command. Each part registers its own subcommands from its folder's
@@ -26,6 +29,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerDemoToolsCommand(program);
   registerBenchCommand(program);
+  registerXdsCommand(program);
   return program;
 }
 
@@ -42,4 +46,7 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+// Run only as the program, so tests can import buildProgram().
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  await main(process.argv);
+}

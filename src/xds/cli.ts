@@ -1,0 +1,52 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { AugurError } from '../common/errors.js';
+import { BOOTSTRAP_TYPE, checkEnvoyYaml } from './envoy-config-check.js';
+import { EnvoyProtos } from './proto-registry.js';
+
+interface CheckFlags {
+  type: string;
+  protoDir: string[];
+}
+
+/** `augur envoy-check`: the strict Envoy config check, for CI and for people editing envoy/. */
+export function registerXdsCommand(program: Command): void {
+  program
+    .command('envoy-check')
+    .description(
+      "check Envoy YAML files strictly against Envoy's protos (unknown fields, enums, oneofs, @types)",
+    )
+    .argument('<files...>', 'Envoy YAML files')
+    .option('--type <message>', 'root message of each file', BOOTSTRAP_TYPE)
+    .option(
+      '--proto-dir <dir>',
+      'extra proto include folder for @types (repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [],
+    )
+    .action((files: string[], flags: CheckFlags) => {
+      const protos = new EnvoyProtos(flags.protoDir);
+      let bad = 0;
+      for (const file of files) {
+        let text: string;
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch (err) {
+          throw new AugurError('FILE_UNREADABLE', `cannot read ${file}: ${(err as Error).message}`);
+        }
+        const problems = checkEnvoyYaml(text, flags.type, { protos });
+        if (problems.length === 0) {
+          process.stdout.write(`${file}: ok\n`);
+          continue;
+        }
+        bad++;
+        for (const p of problems)
+          process.stdout.write(`${file}: ${p.path || '(root)'}: ${p.message}\n`);
+      }
+      if (bad > 0)
+        throw new AugurError(
+          'ENVOY_CONFIG_INVALID',
+          `${bad} of ${files.length} Envoy files have problems`,
+        );
+    });
+}
