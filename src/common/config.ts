@@ -6,6 +6,7 @@ import { lpsConfigSchema } from '../lps/config.js';
 import { rrmConfigSchema } from '../rrm/config.js';
 import { xdsConfigSchema } from '../xds/config.js';
 import { forecastConfigSchema } from '../lps/forecast/config.js';
+import { dashboardConfigSchema } from '../dashboard/config.js';
 
 /**
  * The whole configuration of `augur serve`. Each part owns its section's schema
@@ -26,6 +27,7 @@ export const configSchema = z
     rrm: rrmConfigSchema.default(() => rrmConfigSchema.parse({})),
     xds: xdsConfigSchema.default(() => xdsConfigSchema.parse({})),
     forecast: forecastConfigSchema.default(() => forecastConfigSchema.parse({})),
+    dashboard: dashboardConfigSchema.default(() => dashboardConfigSchema.parse({})),
   })
   .strict();
 

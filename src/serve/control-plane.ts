@@ -77,6 +77,32 @@ export async function startControlPlane({
   parts.push(await attachXds(ctx));
   const dashboard = await attachDashboard(ctx);
   parts.push(dashboard);
+  // One line per swap in the log, as `augur demo` prints one in the terminal.
+  dashboard.swaps.on('swap', (s) =>
+    logger.info(
+      {
+        swap: s.id,
+        service: s.service,
+        endpoint: s.endpointId,
+        weightBefore: s.weightBefore,
+        weightAfter: s.weightAfter,
+        predictedUtilization: s.predictedUtilization,
+        forecaster: s.forecaster,
+      },
+      `swap: traffic share of ${s.endpointId} cut from ${(s.weightBefore * 100).toFixed(0)}% to ${(s.weightAfter * 100).toFixed(0)}%`,
+    ),
+  );
+  dashboard.swaps.on('swap-resolved', (s) =>
+    logger.info(
+      {
+        swap: s.id,
+        endpoint: s.endpointId,
+        outcome: s.outcome,
+        overloadAfterSeconds: s.overloadAfterSeconds,
+      },
+      `swap resolved: ${s.outcome}`,
+    ),
+  );
 
   await lps.start();
   const grpcAddr = await grpc.start();
