@@ -108,7 +108,8 @@ beforeAll(async () => {
       httpListen: '127.0.0.1:0',
       dataDir,
       logLevel: 'silent',
-      lps: { scoreInterval: 0.2 },
+      // Agents must miss many reports before going stale: the test machine can be very busy.
+      lps: { scoreInterval: 0.2, staleAfterIntervals: 20 },
       rrm: { fallbacks: 2 },
     },
   });
@@ -120,7 +121,7 @@ beforeAll(async () => {
         endpointId: id,
         service: 'shop',
         address: backends.get(id)!.address,
-        intervalSeconds: 0.1,
+        intervalSeconds: 0.25,
         probe: { kind: 'tcp', address: healthAddress },
         sampler: { sample: async () => ({ cpuUsage: cpu, memoryUsage: 0.3, networkIo: 1000 }) },
         hostFacts: {
