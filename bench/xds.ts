@@ -23,8 +23,9 @@ import { TypeUrl } from '../src/xds/types.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 
 const CLIENTS = Number(process.env.XDS_BENCH_CLIENTS ?? 100);
-const SIZES = [1_000, 10_000];
+const SIZES = (process.env.XDS_BENCH_SIZES ?? '1000,10000').split(',').map(Number);
 const ROUNDS: Record<number, number> = { 1_000: 40, 10_000: 12 };
+const roundsFor = (size: number): number => ROUNDS[size] ?? 20;
 const SERVICE = 'bench';
 
 setFlagsFromString('--expose-gc');
@@ -160,7 +161,7 @@ async function main(): Promise<void> {
     const publishDelays: number[] = [];
     const cpuPerPush: number[] = [];
     let bytes = 0;
-    for (let round = 0; round < ROUNDS[size]!; round++) {
+    for (let round = 0; round < roundsFor(size); round++) {
       await new Promise((r) => setTimeout(r, 50));
       arrivals = [];
       const list = randomList(size);
@@ -180,7 +181,7 @@ async function main(): Promise<void> {
     rows.push([
       size,
       CLIENTS,
-      ROUNDS[size]!,
+      roundsFor(size),
       latencies.length,
       `${(bytes / 1024).toFixed(0)} KiB`,
       quantile(publishDelays, 0.5).toFixed(1),
