@@ -66,16 +66,16 @@ describe('benchmark', () => {
     simulatedSeconds: 60,
     sloFactor: 4,
     scenarios: SCENARIOS.filter((s) => s.name === 'default' || s.name === 'constant capacity'),
-    policies: POLICIES.filter((p) => ['p2c', 'a58-p2c', 'augur-p2c', 'oracle'].includes(p.name)),
+    policies: POLICIES.filter((p) => ['p2c', 'augur-p2c', 'oracle'].includes(p.name)),
   };
 
   it('gives identical figures for the same seed, different ones for another', async () => {
     const a = await runRoutingBench({ ...small, seed: 5 });
     const b = await runRoutingBench({ ...small, seed: 5 });
-    const c = await runRoutingBench({ ...small, seed: 6 });
+    const c = await runRoutingBench({ ...small, scenarios: small.scenarios.slice(0, 1), seed: 6 });
     expect(JSON.stringify(a)).toBe(JSON.stringify(b));
-    expect(JSON.stringify(a)).not.toBe(JSON.stringify(c));
-    expect(a[0]!.figures.map((f) => f.policy)).toEqual(['p2c', 'a58-p2c', 'augur-p2c', 'oracle']);
+    expect(JSON.stringify(a[0])).not.toBe(JSON.stringify(c[0]));
+    expect(a[0]!.figures.map((f) => f.policy)).toEqual(['p2c', 'augur-p2c', 'oracle']);
     for (const f of a[0]!.figures) expect(f.requests).toBeGreaterThan(10000);
   });
 });
