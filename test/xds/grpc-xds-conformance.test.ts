@@ -267,6 +267,12 @@ describe('a @grpc/grpc-js-xds client follows augur', () => {
       stat,
       `counts ${JSON.stringify([...counts])} vs weights ${JSON.stringify([...w])}`,
     ).toBeLessThan(CHI2_CRITICAL[df]!);
+    // Both ADS streams (the grpc-js-xds client and the observer) are gRPC-kind and on /metrics.
+    const metrics = await (await fetch(`${plane.httpUrl}/metrics`)).text();
+    expect(Number(/^augur_xds_streams\{client_kind="grpc"\} (\d+)/m.exec(metrics)?.[1])).toBe(2);
+    expect(metrics).toMatch(
+      /^augur_xds_responses_total\{type_url="type\.googleapis\.com\/envoy\.config\.listener\.v3\.Listener"\} [1-9]/m,
+    );
   });
 
   it('follows a change of scores within a second of its publication', async () => {
