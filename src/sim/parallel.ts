@@ -6,6 +6,8 @@ import type { Trace } from './traces.js';
 /** What one worker runs: scenario names and the options every scenario shares. */
 export interface ParallelJob {
   scenarios: string[];
+  /** Policy names to run (catalog order); all when undefined. */
+  policies?: string[];
   options: {
     cpuTraces: Trace[];
     arrivalTrace: Trace;
@@ -27,6 +29,7 @@ export async function runScenariosInParallel(
   options: ParallelJob['options'],
   onProgress?: (scenario: string, policy: string, p99: number, seconds: number) => void,
   workers = Math.min(availableParallelism(), scenarios.length),
+  policies?: readonly string[],
 ): Promise<ScenarioResult[]> {
   const groups: string[][] = Array.from({ length: Math.max(1, workers) }, () => []);
   scenarios.forEach((s, i) => groups[i % groups.length]!.push(s.name));
@@ -47,6 +50,7 @@ export async function runScenariosInParallel(
             // only data crosses to a worker (the caller may pass a wider object)
             const job: ParallelJob = {
               scenarios: names,
+              policies: policies ? [...policies] : undefined,
               options: { cpuTraces, arrivalTrace, interval, seed, simulatedSeconds, sloFactor },
             };
             const worker = new Worker(boot, { eval: true, workerData: job });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runRoutingBench, SCENARIOS } from '../../src/sim/bench.js';
+import { runScenariosInParallel } from '../../src/sim/parallel.js';
 import { POLICIES } from '../../src/sim/policies/catalog.js';
 import {
   buildScenario,
@@ -77,5 +78,13 @@ describe('benchmark', () => {
     expect(JSON.stringify(a[0])).not.toBe(JSON.stringify(c[0]));
     expect(a[0]!.figures.map((f) => f.policy)).toEqual(['p2c', 'augur-p2c', 'oracle']);
     for (const f of a[0]!.figures) expect(f.requests).toBeGreaterThan(10000);
+  });
+
+  it('runs scenarios in worker threads with the same figures as in one thread', async () => {
+    const names = ['p2c', 'oracle'];
+    const few = { ...small, policies: POLICIES.filter((p) => names.includes(p.name)), seed: 4 };
+    const sequential = await runRoutingBench(few);
+    const parallel = await runScenariosInParallel(few.scenarios, few, undefined, 2, names);
+    expect(JSON.stringify(parallel)).toBe(JSON.stringify(sequential));
   });
 });
