@@ -20,7 +20,7 @@ import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 import { BenchListSource, benchRrm } from './rrm-server.js';
 
 const ENDPOINTS = 1000;
-const RATES = [200, 1000, 5000];
+const RATES = (process.env.BENCH_RRM_RATES ?? '200,1000,5000').split(',').map(Number);
 const SECONDS_PER_RATE = Number(process.env.BENCH_RRM_SECONDS ?? 6);
 const WARMUP_SECONDS = 1;
 
@@ -237,6 +237,7 @@ interface RateResult {
   max: number;
   serverCpuPerExchange: number;
   errors: number;
+  firstError: string;
 }
 
 async function openLoop(
@@ -247,6 +248,7 @@ async function openLoop(
   const request = Buffer.from(requestBytes());
   const latencies: number[] = [];
   let errors = 0;
+  let firstError = '';
   let inWindow = false;
   let sentInWindow = 0;
   const start = performance.now();
@@ -280,8 +282,8 @@ async function openLoop(
           (ms) => {
             if (record) latencies.push(ms);
           },
-          () => {
-            errors++;
+          (err: Error) => {
+            if (errors++ === 0) firstError = err.message;
           },
         );
         pending.add(p);
@@ -300,6 +302,7 @@ async function openLoop(
     max: quantile(latencies, 1),
     serverCpuPerExchange: (cpu1 - cpu0) / latencies.length,
     errors,
+    firstError,
   };
 }
 
@@ -390,6 +393,12 @@ async function main(): Promise<void> {
       ]),
     ),
     '',
+    ...rateResults
+      .filter((r) => r.errors > 0)
+      .map(
+        (r) =>
+          `At ${r.rate} req/s offered, ${r.errors} exchanges failed (first: "${r.firstError}"): the server could not get the CPU to keep up, streams queued, and Node's HTTP/2 session refused new ones once its memory cap was reached. Envoy would count these as ext_proc failures and, with \`failure_mode_allow\`, send the requests on through the cluster's fallback policy.\n`,
+      ),
     `Closed loop, 64 streams in flight: **${max.perSecond.toLocaleString('en')} decisions/s** from one server process (${max.serverCores.toFixed(2)} cores busy, ${max.serverCpuPerExchange.toFixed(1)} µs CPU per exchange).`,
     '',
     `The load generator shares the machine with the server (and, during this run, with other developers' builds and tests: load average ${loadBefore.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end on ${cpus().length} cores), so the exchange latencies are mostly the wait for a core; where the achieved rate falls short of the offered one, the server process could not get the CPU it needed and requests queued. The in-process figures are the RRM's own cost; the rest of the server CPU per exchange is grpc-js's HTTP/2 stream handling (a new stream, metadata, status and trailers per request).`,
