@@ -123,3 +123,21 @@ describe('weight controller, repeated measurements', () => {
     expect(learnt.costPerUnit).not.toBe(before.costPerUnit);
   });
 });
+
+describe('weight controller, request rates', () => {
+  test('an endpoint that served nothing (rate 0) keeps its estimates; the service stays in rate mode', () => {
+    const c = new WeightController();
+    const obs = (rateB: number) => [
+      { id: 'a', utilization: 0.5, requestRate: 100, available: true },
+      { id: 'b', utilization: 0.25, requestRate: rateB, available: true },
+    ];
+    let r = c.update(obs(100));
+    for (let i = 0; i < 10; i++) r = c.update(obs(100));
+    const before = r.get('b')!;
+    expect(before.capacity).toBeGreaterThan(0);
+    const after = c.update(obs(0)).get('b')!;
+    expect(after.costPerUnit).toBe(before.costPerUnit);
+    expect(after.capacity).toBe(before.capacity); // still rate mode: capacity known
+    expect(c.update(obs(100)).get('a')!.capacity).toBeGreaterThan(0);
+  });
+});

@@ -75,7 +75,11 @@ export interface WeightObservation {
   id: string;
   /** Measured utilisation of the resource the weight steers (CPU), [0,1]. */
   utilization: number;
-  /** Requests/s the endpoint served over the interval; 0 when unknown. */
+  /**
+   * Requests/s the endpoint served over the interval; 0 when unknown. The service
+   * is in rate mode when any endpoint reports a rate; an endpoint reporting 0 then
+   * keeps its estimates (nothing is learnt from that interval).
+   */
   requestRate: number;
   /** False for stale, failing or draining endpoints: they get weight 0 and are forgotten. */
   available: boolean;
@@ -148,7 +152,10 @@ export class WeightController {
     for (const o of observations) if (!live.includes(o)) out.set(o.id, zero());
     if (n === 0) return out;
 
-    const rateMode = live.every((o) => o.requestRate > 0);
+    // Rate mode as soon as any agent reports a rate: an endpoint that served nothing
+    // in an interval reports 0 (the same as "unknown"), and must not flip the whole
+    // service to share mode (and back), which would throw away what was learnt.
+    const rateMode = live.some((o) => o.requestRate > 0);
     const equal = 1 / n;
     const est: Array<{
       o: WeightObservation;
@@ -165,7 +172,9 @@ export class WeightController {
       }
       const u = clamp(o.utilization, 0, 1);
       const x = rateMode ? o.requestRate : s.share;
-      if (o.fresh !== false || s.n === 0) {
+      // In rate mode an endpoint without a rate this interval says nothing about its cost.
+      const informative = !rateMode || o.requestRate > 0;
+      if (informative && (o.fresh !== false || s.n === 0)) {
         this.learn(s, x, u);
         const b = clamp(u - s.k * x, 0, 1);
         s.background.observe(b);
@@ -175,6 +184,10 @@ export class WeightController {
       est.push({ o, s, x, k: s.k, bHat });
     }
 
+    // An endpoint with nothing learnt yet borrows the mean cost of the others.
+    const known = est.filter((e) => e.s.n > 0 && e.s.mx > 0);
+    const meanK = known.length ? known.reduce((a, e) => a + e.k, 0) / known.length : 1;
+    for (const e of est) if (!(e.s.n > 0 && e.s.mx > 0)) e.k = meanK;
     const total = rateMode ? est.reduce((acc, e) => acc + e.x, 0) : 1;
     const level = waterLevel(
       est.map((e) => e.bHat),
