@@ -4,7 +4,9 @@
  * N endpoints, republished (new version, new scores) every second like the LPS's scoring tick.
  * Talks to the parent over IPC: sends `{ ready, address }`, answers `cpu` with its cpuUsage.
  */
+import * as grpc from '@grpc/grpc-js';
 import { GrpcHost } from '../src/common/grpc-host.js';
+import { extProcServiceDefinition } from '../src/rrm/ext-proc/server.js';
 import { createRegistry } from '../src/common/http-host.js';
 import { silentLogger } from '../src/common/logger.js';
 import { loadConfig } from '../src/common/config.js';
@@ -79,9 +81,25 @@ async function main(): Promise<void> {
   const size = Number(process.argv[2] ?? 1000);
   const source = new BenchListSource('bench', size);
   const rrm = benchRrm(source);
-  const host = new GrpcHost({ listen: '127.0.0.1:0' });
-  rrm.register(host);
-  const { port } = await host.start();
+  // 'plain': a bare grpc-js server with channelz off, to show what GrpcHost's defaults cost.
+  const variant = process.argv[3] ?? 'augur';
+  let port: number;
+  let stopServer: () => Promise<void>;
+  if (variant === 'plain') {
+    const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
+    server.addService(extProcServiceDefinition, rrm.extProc.implementation());
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    stopServer = async () => server.forceShutdown();
+  } else {
+    const host = new GrpcHost({ listen: '127.0.0.1:0' });
+    rrm.register(host);
+    port = (await host.start()).port;
+    stopServer = () => host.stop();
+  }
   const tick = setInterval(() => source.republish(), 1000);
   process.on('message', (msg: { cmd: string }) => {
     if (msg.cmd === 'cpu') process.send!({ cpu: process.cpuUsage() });
@@ -89,7 +107,7 @@ async function main(): Promise<void> {
       clearInterval(tick);
       void rrm
         .stop()
-        .then(() => host.stop())
+        .then(stopServer)
         .then(() => process.exit(0));
     }
   });

@@ -138,10 +138,10 @@ interface ServerChild {
   stop(): Promise<void>;
 }
 
-async function startServer(): Promise<ServerChild> {
+async function startServer(variant: 'augur' | 'plain' = 'augur'): Promise<ServerChild> {
   const child = fork(
     fileURLToPath(new URL('./rrm-server.ts', import.meta.url)),
-    [String(ENDPOINTS)],
+    [String(ENDPOINTS), variant],
     {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -363,6 +363,15 @@ async function main(): Promise<void> {
   client.close();
   await server.stop();
 
+  // The same server as a bare grpc-js server with channelz off (GrpcHost leaves it on).
+  const plain = await startServer('plain');
+  const plainClient = new RawExtProcClient(plain.address);
+  for (let i = 0; i < 2000; i++) await plainClient.exchange(Buffer.from(requestBytes()));
+  const plainMax = await closedLoop(plain, plainClient, 64, 4);
+  console.log('channelz off', plainMax);
+  plainClient.close();
+  await plain.stop();
+
   const body = [
     `One service of ${ENDPOINTS.toLocaleString('en')} endpoints; its list is republished (new version, new scores) every second, as the LPS's scoring tick does. Targets: p99 of one exchange under 1 ms, under 30 µs of CPU per decision.`,
     '',
@@ -400,6 +409,8 @@ async function main(): Promise<void> {
           `At ${r.rate} req/s offered, ${r.errors} exchanges failed (first: "${r.firstError}"): the server could not get the CPU to keep up, streams queued, and Node's HTTP/2 session refused new ones once its memory cap was reached. Envoy would count these as ext_proc failures and, with \`failure_mode_allow\`, send the requests on through the cluster's fallback policy.\n`,
       ),
     `Closed loop, 64 streams in flight: **${max.perSecond.toLocaleString('en')} decisions/s** from one server process (${max.serverCores.toFixed(2)} cores busy, ${max.serverCpuPerExchange.toFixed(1)} µs CPU per exchange).`,
+    '',
+    `The same server on a bare grpc-js server with channelz off (\`grpc.enable_channelz: 0\`; augur's GrpcHost keeps grpc-js's default, on): **${plainMax.perSecond.toLocaleString('en')} decisions/s**, ${plainMax.serverCpuPerExchange.toFixed(1)} µs CPU per exchange.`,
     '',
     `The load generator shares the machine with the server (and, during this run, with other developers' builds and tests: load average ${loadBefore.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end on ${cpus().length} cores), so the exchange latencies are mostly the wait for a core; where the achieved rate falls short of the offered one, the server process could not get the CPU it needed and requests queued. The in-process figures are the RRM's own cost; the rest of the server CPU per exchange is grpc-js's HTTP/2 stream handling (a new stream, metadata, status and trailers per request).`,
   ].join('\n');
