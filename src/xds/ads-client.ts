@@ -23,7 +23,7 @@ export class RawAdsClient {
   private ended: Error | undefined;
   private readonly root: protobuf.Root;
 
-  constructor(address: string, root: protobuf.Root, options: { decode?: boolean } = {}) {
+  constructor(address: string, root: protobuf.Root) {
     this.root = root;
     const requestType = root.lookupType('envoy.service.discovery.v3.DiscoveryRequest');
     const responseType = root.lookupType('envoy.service.discovery.v3.DiscoveryResponse');
@@ -33,18 +33,10 @@ export class RawAdsClient {
       (m: DiscoveryRequestMessage) =>
         Buffer.from(requestType.encode(requestType.fromObject(m)).finish()),
       (b: Buffer) =>
-        options.decode === false
-          ? ({
-              version_info: '',
-              type_url: '',
-              nonce: '',
-              resources: [],
-              raw: b,
-            } as RawDiscoveryResponse)
-          : (responseType.toObject(responseType.decode(b), {
-              defaults: true,
-              arrays: true,
-            }) as RawDiscoveryResponse),
+        responseType.toObject(responseType.decode(b), {
+          defaults: true,
+          arrays: true,
+        }) as RawDiscoveryResponse,
     );
     this.call.on('data', (r: RawDiscoveryResponse) => {
       const w = this.waiters.shift();
