@@ -85,3 +85,16 @@ describe('parsers', () => {
     expect(() => parseDurationSeconds(-1)).toThrow(/>= 0/);
   });
 });
+
+describe('augur.example.yaml', () => {
+  it('lists every configuration key with its default (regenerate with npm run config:example)', async () => {
+    const { exampleConfigText } = await import('../../scripts/config-example.js');
+    const { readFileSync } = await import('node:fs');
+    const file = readFileSync(new URL('../../augur.example.yaml', import.meta.url), 'utf8');
+    expect(file).toBe(exampleConfigText());
+    const { parse } = await import('yaml');
+    expect(loadConfig({ env: {}, flags: parse(file) as Record<string, unknown> })).toEqual(
+      loadConfig({ env: {} }),
+    );
+  });
+});
