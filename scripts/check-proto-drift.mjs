@@ -15,12 +15,18 @@ try {
     });
   const fresh = join(tmp, 'src/gen');
   const want = new Map(list(fresh).map((p) => [relative(fresh, p), readFileSync(p, 'utf8')]));
-  const have = new Map(list('src/gen').map((p) => [relative('src/gen', p), readFileSync(p, 'utf8')]));
+  const have = new Map(
+    list('src/gen').map((p) => [relative('src/gen', p), readFileSync(p, 'utf8')]),
+  );
   const drift = [];
-  for (const [file, text] of want) if (have.get(file) !== text) drift.push(`changed or missing: src/gen/${file}`);
-  for (const file of have.keys()) if (!want.has(file)) drift.push(`not generated from proto/: src/gen/${file}`);
+  for (const [file, text] of want)
+    if (have.get(file) !== text) drift.push(`changed or missing: src/gen/${file}`);
+  for (const file of have.keys())
+    if (!want.has(file)) drift.push(`not generated from proto/: src/gen/${file}`);
   if (drift.length) {
-    console.error(`generated code is out of date with proto/ (run npm run proto:gen):\n  ${drift.join('\n  ')}`);
+    console.error(
+      `generated code is out of date with proto/ (run npm run proto:gen):\n  ${drift.join('\n  ')}`,
+    );
     process.exit(1);
   }
   console.log(`proto: src/gen matches proto/ (${want.size} files)`);
