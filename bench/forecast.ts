@@ -23,6 +23,7 @@ import { LstmWalkForward } from '../src/lps/forecast/lstm/walk-forward.js';
 import { forecastConfigSchema } from '../src/lps/forecast/config.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 
+const LSTM_DEFAULTS = forecastConfigSchema.parse({}).lstm;
 const TRACES = fileURLToPath(new URL('../../shared/data/traces/nab/', import.meta.url));
 const HORIZONS = [1, 3, 5];
 const BASELINE_NAMES = ['last', 'ewma', 'holt'];
@@ -81,7 +82,7 @@ async function evaluation(): Promise<{ body: string; ms: number }> {
   const lines: string[] = [];
   lines.push(
     `${series.length} traces (${series.reduce((a, s) => a + s.values.length, 0)} samples), walk-forward, ` +
-      `scored from step 1008 of each trace; the LSTM (one model shared by all traces, window 12, 16 units, ` +
+      `scored from step 1008 of each trace; the LSTM (one model shared by all traces, window ${LSTM_DEFAULTS.window}, ${LSTM_DEFAULTS.units} units, ` +
       `inputs and outputs relative to an EWMA anchor, scaled per trace by its mean absolute one-step change) is fitted at step 1008 on everything before it and fine-tuned every 1000 steps ` +
       `(${fits} fits). Evaluation took ${(ms / 1000).toFixed(1)} s.`,
     '',

@@ -1,4 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import {
   LoadPredictionClient,
@@ -48,4 +50,36 @@ describe('forecasting in augur serve', () => {
     const metrics = await (await fetch(`${plane.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/augur_forecast_mase\{metric="cpu",forecaster="\w+",horizon="1"\}/);
   }, 30_000);
+
+  test('the LSTM starts once there is history, is saved in --data-dir on stop, and is restored on restart', async () => {
+    const flags = {
+      lps: { scoreInterval: 0.05 },
+      forecast: {
+        lstm: { minHistory: 20, window: 4, units: 4, initialEpochs: 1, batchSize: 16, niceness: 0 },
+      },
+    };
+    plane = await startTestPlane(flags);
+    const dataDir = plane.dataDir;
+    const agent = new RawAgentStream(plane.grpcAddress);
+    closers.push(() => agent.close());
+    agent.hello({ endpointId: 'ep-l' });
+    for (let seq = 1; seq <= 40; seq++) {
+      agent.sample({ sequence: seq, cpuUsage: 0.3 + 0.1 * Math.sin(seq / 3) });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const ready = async (p: TestPlane) =>
+      /^augur_forecast_lstm_ready 1$/m.test(await (await fetch(`${p.httpUrl}/metrics`)).text());
+    const first = plane;
+    await waitFor(() => ready(first), 40_000, 'the first LSTM fit');
+    for (const c of closers.splice(0)) c();
+    await plane.stop(); // keeps the data dir
+    expect(existsSync(join(dataDir, 'forecast', 'lstm.json'))).toBe(true);
+
+    // minHistory out of reach: after the restart the LSTM can only be ready by restoring.
+    const noFit = { ...flags, forecast: { lstm: { ...flags.forecast.lstm, minHistory: 100_000 } } };
+    plane = await startTestPlane(noFit, dataDir);
+    const second = plane;
+    // Restored at start, before any endpoint has reported again.
+    await waitFor(() => ready(second), 20_000, 'the restored LSTM');
+  }, 90_000);
 });

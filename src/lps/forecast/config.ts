@@ -34,7 +34,7 @@ export const lstmConfigSchema = z
     enabled: z.boolean().default(true),
     /** Input window, in monitoring intervals. */
     window: z.number().int().min(2).max(256).default(12),
-    units: z.number().int().min(2).max(256).default(16),
+    units: z.number().int().min(2).max(256).default(8),
     /** Samples an endpoint needs before the first fit uses it (window + horizons at least). */
     minHistory: z.number().int().positive().default(120),
     /** Epochs of the first fit and of a retrain on drift. */

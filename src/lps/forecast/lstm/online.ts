@@ -68,6 +68,7 @@ export class OnlineLstm {
   private readonly rows = new Map<string, number>();
   private fitting: Promise<void> | undefined;
   private inflight: Promise<void> | undefined;
+  private saving: Promise<void> = Promise.resolve();
   private fitted = false;
   private ticksSinceFit = 0;
   private ticksSinceRetrain = Infinity;
@@ -218,7 +219,7 @@ export class OnlineLstm {
         this.lastFit = r;
         this.fitted = true;
         log.info({ why, loss: r.loss, windows: r.windows, epochs, ms: r.ms }, `LSTM ${why} done`);
-        if (this.options.file && !this.closed) await saveLstm(this.worker, this.options.file);
+        if (!this.closed) await this.save();
       } catch (err) {
         if (!this.closed) log.error({ why, err: (err as Error).message }, `LSTM ${why} failed`);
       } finally {
@@ -232,8 +233,12 @@ export class OnlineLstm {
     await this.fitting;
   }
 
-  async save(): Promise<void> {
-    if (this.options.file && this.fitted) await saveLstm(this.worker, this.options.file);
+  /** Saves the model to the data dir; saves are serialised, so the newest state lands last. */
+  save(): Promise<void> {
+    const file = this.options.file;
+    if (!file || !this.fitted) return this.saving;
+    this.saving = this.saving.catch(() => undefined).then(() => saveLstm(this.worker, file));
+    return this.saving;
   }
 
   async close(): Promise<void> {

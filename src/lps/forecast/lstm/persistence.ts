@@ -3,11 +3,13 @@ import { dirname } from 'node:path';
 import type { Logger } from '../../../common/logger.js';
 import type { LstmWorker } from './client.js';
 
+let saves = 0;
+
 /** Writes the worker's model and normalisers to `file` atomically (temp file + rename). */
 export async function saveLstm(worker: LstmWorker, file: string): Promise<void> {
   const state = await worker.export();
   await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.${++saves}.tmp`;
   await writeFile(tmp, JSON.stringify(state));
   await rename(tmp, file);
 }

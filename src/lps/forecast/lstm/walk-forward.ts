@@ -2,6 +2,10 @@ import type { BatchWalkForward, ForecastMatrix, SeriesInput } from '../evaluate.
 import { LstmWorker } from './client.js';
 import { timeOfDay } from './features.js';
 import { outIndex, type LstmSpec } from './model.js';
+import { lstmConfigSchema } from '../config.js';
+
+/** The evaluation uses the LPS's model shape unless told otherwise. */
+const LSTM_DEFAULTS = lstmConfigSchema.parse({});
 
 export interface LstmWalkForwardOptions {
   window?: number;
@@ -43,11 +47,11 @@ export class LstmWalkForward implements BatchWalkForward {
     const o = this.options;
     const H = maxHorizon;
     const spec: LstmSpec = {
-      window: o.window ?? 12,
+      window: o.window ?? LSTM_DEFAULTS.window,
       targets: 1,
       features: 3,
       horizon: H,
-      units: o.units ?? 16,
+      units: o.units ?? LSTM_DEFAULTS.units,
       upperQuantile: o.upperQuantile ?? 0.9,
       learningRate: o.learningRate ?? 0.005,
       seed: o.seed ?? 42,
