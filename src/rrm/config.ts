@@ -12,6 +12,13 @@ export const rrmConfigSchema = z
   .object({
     /** Whether a request without `x-augur-dynamic-routing` is routed by Load Score. */
     dynamicRoutingDefault: z.boolean().default(true),
+    /**
+     * How dynamic routing picks: `weighted` makes each endpoint the pick in proportion to the
+     * LPS's weight (smooth weighted round robin per list version), fallbacks by Load Score;
+     * `highest-score` always picks the best Load Score (the seed's literal rule; it herds every
+     * request between two list versions onto one endpoint, see README.md).
+     */
+    dynamicPicker: z.enum(['weighted', 'highest-score']).default('weighted'),
     /** The service of a request whose route and cluster say nothing better. */
     defaultService: z.string().min(1).default('default'),
     /** Envoy route name (`xds.route_name`) to service. */

@@ -10,6 +10,11 @@ export interface EndpointEntry {
   readonly hostPort: string;
   /** Load Score in [0,1]; higher is better. */
   readonly score: number;
+  /**
+   * Share of the service's traffic the LPS wants this endpoint to get (the weights of a list
+   * sum to 1); 0 when not finite or negative. Kept apart from `score`, which only orders.
+   */
+  readonly weight: number;
   readonly state: EndpointState;
   /** Seconds since the endpoint's last sample when its list was computed. */
   readonly stalenessSeconds: number;
@@ -63,6 +68,7 @@ export class ServiceTable {
         id: e.endpointId,
         hostPort: formatHostPort({ host: e.address, port: e.port }),
         score: Number.isFinite(e.score) ? e.score : 0,
+        weight: Number.isFinite(e.weight) && e.weight > 0 ? e.weight : 0,
         state: e.state,
         stalenessSeconds: e.parts?.stalenessSeconds ?? 0,
         registrationRank: rank,

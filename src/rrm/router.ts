@@ -1,9 +1,11 @@
-import type { EndpointEntry, EndpointTables } from './endpoint-table.js';
+import type { EndpointEntry, EndpointTables, ServiceTable } from './endpoint-table.js';
 import {
   defaultPipeline,
   standardOrderPipeline,
+  type DynamicPickerName,
   type PickerPipeline,
 } from './pipeline/pipeline.js';
+import type { PickPlan } from './pipeline/types.js';
 
 /**
  * How far the RRM trusts its copy of the lists:
@@ -32,14 +34,28 @@ export interface RouterOptions {
   /** Endpoints after the pick. */
   fallbacks: number;
   maxEndpointStaleness: number;
-  /** Decisions memoised per list version (cleared when full). */
+  dynamicPicker: DynamicPickerName;
+  /** Request shapes memoised per list version (cleared when full). */
   memoSize?: number;
 }
 
 /**
+ * What the router memoises per list version and request shape: the picker's plan (with its
+ * rotation state, if any) and the decisions built so far, one per answer of the plan, so a
+ * rotating pick still costs no encoding after its first use. Without a plan, `none`.
+ */
+interface Shape {
+  readonly plan: PickPlan | undefined;
+  readonly decisions: Array<Decision | undefined>;
+  readonly none: Decision | undefined;
+}
+
+/**
  * Answers "where should this request go" from the local tables. The pipeline runs once per
- * list version and request shape (dynamic or not, candidate list); the answer is memoised on
- * the table, so a steady stream of similar requests costs a map lookup.
+ * list version and request shape (dynamic or not, candidate list) and its plan is memoised on
+ * the table; per request the plan names its answer (a rotation step for the weighted picker)
+ * and the decision for that answer is memoised too, so a steady stream of similar requests
+ * costs a map lookup and, with weights, one pass over the candidates.
  */
 export class Router {
   mode: ServingMode = 'live';
@@ -52,7 +68,10 @@ export class Router {
     this.tables = tables;
     this.limit = options.fallbacks + 1;
     this.memoSize = options.memoSize ?? 4096;
-    const normal = defaultPipeline({ maxEndpointStaleness: options.maxEndpointStaleness });
+    const normal = defaultPipeline({
+      maxEndpointStaleness: options.maxEndpointStaleness,
+      dynamicPicker: options.dynamicPicker,
+    });
     this.pipelines = {
       live: normal,
       'last-list': normal,
@@ -68,6 +87,8 @@ export class Router {
   }
 
   /**
+   * The answer for one request. Successive calls of the same shape may differ (the weighted
+   * picker rotates the pick); each distinct answer is one memoised Decision.
    * @param candidatesKey a string identifying `candidates` (the raw header value), for the memo.
    */
   decide(
@@ -80,37 +101,28 @@ export class Router {
     if (!table) {
       return noEndpoint(service, `service "${service}" has no endpoints known to augur`);
     }
-    const key = `${this.mode}|${dynamic ? 1 : 0}|${candidates ? (candidatesKey ?? candidates.join(',')) : '*'}`;
-    const memo = table.memo as Map<string, Decision>;
-    const hit = memo.get(key);
-    if (hit) return hit;
-    const endpoints = this.pipelines[this.mode].run(table, {
-      candidates,
-      dynamic,
-      limit: this.limit,
-    });
-    let decision: Decision;
-    if (endpoints.length > 0) {
+    const shape = this.shape(table, service, dynamic, candidates, candidatesKey);
+    const plan = shape.plan;
+    if (!plan) return shape.none!;
+    const variant = plan.variants === 1 ? 0 : plan.next();
+    let decision = shape.decisions[variant];
+    if (!decision) {
+      const endpoints = plan.answer(variant, this.limit);
       decision = {
         service,
         endpoints,
         value: endpoints.map((e) => e.hostPort).join(','),
         encoded: [],
       };
-    } else if (candidates) {
-      decision = noEndpoint(
-        service,
-        `none of the ${candidates.length} endpoints in x-augur-endpoints is a healthy, fresh endpoint of service "${service}"`,
-      );
-    } else {
-      decision = noEndpoint(service, `no endpoint of service "${service}" is healthy and fresh`);
+      shape.decisions[variant] = decision;
     }
-    if (memo.size >= this.memoSize) memo.clear();
-    memo.set(key, decision);
     return decision;
   }
 
-  /** Like `decide` with another limit (RouteResponse's max_attempts), not memoised. */
+  /**
+   * Like `decide` with another limit (RouteResponse's max_attempts): the same plan, so its
+   * picks take their turn in the same rotation; the list itself is not memoised.
+   */
   order(
     service: string,
     dynamic: boolean,
@@ -119,7 +131,41 @@ export class Router {
   ): EndpointEntry[] {
     const table = this.tables.get(service);
     if (!table) return [];
-    return this.pipelines[this.mode].run(table, { candidates, dynamic, limit });
+    const plan = this.shape(table, service, dynamic, candidates, undefined).plan;
+    return plan ? plan.answer(plan.variants === 1 ? 0 : plan.next(), limit) : [];
+  }
+
+  private shape(
+    table: ServiceTable,
+    service: string,
+    dynamic: boolean,
+    candidates: readonly string[] | undefined,
+    candidatesKey: string | undefined,
+  ): Shape {
+    const key = `${this.mode}|${dynamic ? 1 : 0}|${candidates ? (candidatesKey ?? candidates.join(',')) : '*'}`;
+    const memo = table.memo as Map<string, Shape>;
+    const hit = memo.get(key);
+    if (hit) return hit;
+    const plan = this.pipelines[this.mode].plan(table, {
+      candidates,
+      dynamic,
+      limit: this.limit,
+    });
+    let none: Decision | undefined;
+    if (plan) none = undefined;
+    else if (candidates) {
+      none = noEndpoint(
+        service,
+        `none of the ${candidates.length} endpoints in x-augur-endpoints is a healthy, fresh endpoint of service "${service}"`,
+      );
+    } else {
+      none = noEndpoint(service, `no endpoint of service "${service}" is healthy and fresh`);
+    }
+    const shape: Shape = { plan, decisions: [], none };
+    // Clearing also restarts the rotations of the shapes dropped; bounded memory matters more.
+    if (memo.size >= this.memoSize) memo.clear();
+    memo.set(key, shape);
+    return shape;
   }
 }
 

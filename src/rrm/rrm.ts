@@ -56,6 +56,7 @@ export class Rrm {
     this.router = new Router(this.tables, {
       fallbacks: rrm.fallbacks,
       maxEndpointStaleness: rrm.maxEndpointStaleness,
+      dynamicPicker: rrm.dynamicPicker,
     });
     this.forwarder = new MonitoringForwarder({
       sink: options.monitoring,

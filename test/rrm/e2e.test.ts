@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig, type AugurConfig } from '../../src/common/config.js';
+import { GrpcHost } from '../../src/common/grpc-host.js';
+import { createRegistry } from '../../src/common/http-host.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { EndpointState } from '../../src/gen/augur/v1/common.js';
 import {
@@ -15,12 +17,16 @@ import {
   type RouteResponseResponse,
 } from '../../src/gen/augur/v1/response_router.js';
 import { DataPlane } from '../../src/rrm/dataplane.js';
+import { attachRrm } from '../../src/rrm/rrm.js';
 import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
 
 /*
  * End to end on loopback: three HTTP backends, a real agent for each (its CPU reading set by
  * the test, so the Load Scores are known: web-a best, then web-b, then web-c), `augur serve`
- * (LPS + RRM), and the demo data plane asking the RRM over ext_proc as Envoy would.
+ * (LPS + RRM), and the demo data plane asking the RRM over ext_proc as Envoy would. The RRM
+ * of `augur serve` is set to `dynamicPicker: highest-score`, so where a request goes is
+ * known; a second RRM with the default (weighted) picker reads the same LPS, behind a second
+ * data plane, to check that real requests are shared as the LPS's weights say.
  *
  * The agents probe a separate always-up TCP port, not their backend: so when a backend dies
  * the LPS still believes it healthy, and the requests must survive on the data plane's walk
@@ -44,6 +50,7 @@ let plane: ControlPlane;
 let dataPlane: DataPlane;
 let router: ResponseRouterClient;
 let dataDir: string;
+let config: AugurConfig;
 
 async function startBackend(id: string): Promise<Backend> {
   const b: Backend = { id, server: createServer(), address: '', hits: 0, callbacks: [] };
@@ -101,7 +108,7 @@ beforeAll(async () => {
   const healthAddress = `127.0.0.1:${(healthPort.address() as AddressInfo).port}`;
   for (const id of Object.keys(CPU)) await startBackend(id);
 
-  const config = loadConfig({
+  config = loadConfig({
     env: {},
     flags: {
       grpcListen: '127.0.0.1:0',
@@ -110,7 +117,7 @@ beforeAll(async () => {
       logLevel: 'silent',
       // Agents must miss many reports before going stale: the test machine can be very busy.
       lps: { scoreInterval: 0.2, staleAfterIntervals: 20 },
-      rrm: { fallbacks: 2 },
+      rrm: { fallbacks: 2, dynamicPicker: 'highest-score' },
     },
   });
   plane = await startControlPlane({ config, logger: silentLogger });
@@ -177,6 +184,88 @@ describe('augur serve + agents + demo data plane', () => {
     for (let i = 0; i < 10; i++) expect(await get()).toEqual({ status: 200, body: 'web-a' });
     expect(backends.get('web-a')!.hits).toBe(10);
     expect(backends.get('web-b')!.hits + backends.get('web-c')!.hits).toBe(0);
+  });
+
+  it('with the default weighted picker, shares real requests between backends as the LPS weights them', async () => {
+    const weightedConfig = loadConfig({
+      env: {},
+      flags: { grpcListen: '127.0.0.1:0', dataDir, logLevel: 'silent', rrm: { fallbacks: 2 } },
+    });
+    expect(weightedConfig.rrm.dynamicPicker).toBe('weighted');
+    const host = new GrpcHost({ listen: '127.0.0.1:0' });
+    const attached = await attachRrm({
+      config: weightedConfig,
+      logger: silentLogger,
+      registry: createRegistry(false),
+      grpc: host,
+      lps: plane.lps,
+    });
+    const { port } = await host.start();
+    const weighted = new DataPlane({
+      listen: '127.0.0.1:0',
+      rrm: `127.0.0.1:${port}`,
+      routeName: 'shop-route',
+      clusterName: 'shop',
+      retries: 2,
+      messageTimeoutMs: 2_000,
+      logger: silentLogger,
+    });
+    await weighted.start();
+    try {
+      const before = new Map([...backends].map(([id, b]) => [id, b.hits]));
+      // The weights move with each list version (the agents' samples differ), and requests
+      // arrive evenly in time, so the expected share is each endpoint's weight averaged over
+      // the run, each version counted for as long as it was the newest.
+      const published = [{ at: performance.now(), list: plane.lps.lists.get('shop')! }];
+      const unsubscribe = plane.lps.lists.subscribe((l) => {
+        if (l.service === 'shop') published.push({ at: performance.now(), list: l });
+      });
+      const bodies = new Map<string, number>();
+      const total = 300;
+      for (let sent = 0; sent < total; sent += 10) {
+        const batch = await Promise.all(
+          Array.from({ length: 10 }, async () => {
+            const res = await fetch(`${weighted.url}/hello`);
+            return { status: res.status, body: await res.text() };
+          }),
+        );
+        for (const r of batch) {
+          expect(r.status).toBe(200);
+          bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);
+        }
+      }
+      unsubscribe();
+      const end = performance.now();
+      const ids = Object.keys(CPU);
+      const expected = new Map(ids.map((id) => [id, 0]));
+      published.forEach(({ at, list }, i) => {
+        const share = ((published[i + 1]?.at ?? end) - at) / (end - published[0]!.at);
+        for (const e of list.endpoints) {
+          expected.set(e.endpointId, (expected.get(e.endpointId) ?? 0) + e.weight * share);
+        }
+      });
+      // Smooth WRR stays within about a pick per endpoint of the exact share in each list
+      // version (each starts a fresh rotation), plus the weights' drift inside a version.
+      const tolerance = 0.02 + published.length / total;
+      console.log(
+        JSON.stringify({
+          expected: [...expected],
+          bodies: [...bodies],
+          versions: published.length,
+        }),
+      );
+      for (const id of ids) {
+        const hits = backends.get(id)!.hits - before.get(id)!;
+        expect(hits).toBe(bodies.get(id) ?? 0);
+        expect(Math.abs(hits / total - expected.get(id)!)).toBeLessThan(tolerance);
+        // Not herding: every backend with a real weight got requests (highest-score: none).
+        if (expected.get(id)! > 0.03) expect(hits).toBeGreaterThan(0);
+      }
+    } finally {
+      await weighted.stop();
+      await attached.stop();
+      await host.stop();
+    }
   });
 
   it("follows the caller's order with dynamic routing off", async () => {

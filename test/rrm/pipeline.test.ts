@@ -20,6 +20,7 @@ function entry(id: string, score: number, extra: Partial<EndpointEntry> = {}): E
     id,
     hostPort: `10.0.0.${id.length}:80`,
     score,
+    weight: 0,
     state: ACTIVE,
     stalenessSeconds: 0,
     registrationRank: 0,
@@ -162,7 +163,7 @@ describe('pipelines', () => {
   ]);
 
   it('default: filters, then best score first with the retry budget of fallbacks', () => {
-    const p = defaultPipeline({ maxEndpointStaleness: 10 });
+    const p = defaultPipeline({ maxEndpointStaleness: 10, dynamicPicker: 'highest-score' });
     expect(p.run(t, req({ limit: 3 })).map((e) => e.id)).toEqual(['c', 'e', 'a']);
     expect(p.run(t, req({ limit: 3, candidates: ['a', 'b', 'e'] })).map((e) => e.id)).toEqual([
       'e',
@@ -195,7 +196,7 @@ describe('pipelines', () => {
       ranks,
     );
     expect(v2.byScore.map((e) => e.id)).toEqual(['z', 'y', 'x']);
-    const p = defaultPipeline({ maxEndpointStaleness: 10 });
+    const p = defaultPipeline({ maxEndpointStaleness: 10, dynamicPicker: 'highest-score' });
     expect(p.run(v2, req({ dynamic: false })).map((e) => e.id)).toEqual(['x', 'y', 'z']);
   });
 

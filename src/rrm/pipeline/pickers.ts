@@ -1,9 +1,29 @@
 import type { EndpointEntry } from '../endpoint-table.js';
-import type { EndpointPicker, PickRequest } from './types.js';
+import type { EndpointPicker, PickPlan, PickRequest } from './types.js';
+
+/** One answer for every request: a fixed order, cut per call. */
+export class FixedPlan implements PickPlan {
+  readonly variants = 1;
+  private readonly order: readonly EndpointEntry[];
+
+  constructor(order: readonly EndpointEntry[]) {
+    this.order = order;
+  }
+
+  next(): number {
+    return 0;
+  }
+
+  answer(_variant: number, limit: number): EndpointEntry[] {
+    return this.order.slice(0, Math.max(0, limit));
+  }
+}
 
 /**
  * Highest score first, then the fallbacks in score order. Ties keep the order the entries
  * came in (registration order), so equal endpoints are not reshuffled between versions.
+ * This is the seed's literal per-request rule; between two list versions every request gets
+ * the same answer, so the best endpoint takes all the traffic (see WeightedPrimaryPicker).
  */
 export class HighestScorePicker implements EndpointPicker {
   readonly name = 'highest-score';
@@ -20,6 +40,14 @@ export class HighestScorePicker implements EndpointPicker {
     const out = new Array<EndpointEntry>(n);
     for (let i = 0; i < n; i++) out[i] = entries[order[i]!]!;
     return out;
+  }
+
+  plan(
+    entries: readonly EndpointEntry[],
+    scores: Float64Array | undefined,
+    request: PickRequest,
+  ): PickPlan {
+    return new FixedPlan(this.pick(entries, scores, { ...request, limit: entries.length }));
   }
 }
 
@@ -52,5 +80,13 @@ export class CallerOrderPicker implements EndpointPicker {
       }
     }
     return out;
+  }
+
+  plan(
+    entries: readonly EndpointEntry[],
+    scores: Float64Array | undefined,
+    request: PickRequest,
+  ): PickPlan {
+    return new FixedPlan(this.pick(entries, scores, { ...request, limit: entries.length }));
   }
 }

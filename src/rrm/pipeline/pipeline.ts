@@ -2,7 +2,20 @@ import type { EndpointEntry, ServiceTable } from '../endpoint-table.js';
 import { CandidateListFilter, FreshFilter, HealthyFilter } from './filters.js';
 import { CallerOrderPicker, HighestScorePicker } from './pickers.js';
 import { LoadScoreScorer } from './scorers.js';
-import type { EndpointFilter, EndpointPicker, EndpointScorer, PickRequest } from './types.js';
+import type {
+  EndpointFilter,
+  EndpointPicker,
+  EndpointScorer,
+  PickPlan,
+  PickRequest,
+} from './types.js';
+import { WeightedPrimaryPicker } from './weighted-primary.js';
+
+/**
+ * How dynamic routing orders endpoints: `weighted` draws the pick in proportion to the LPS's
+ * weights (fallbacks by Load Score); `highest-score` always puts the best Load Score first.
+ */
+export type DynamicPickerName = 'weighted' | 'highest-score';
 
 /** The stages of a pipeline, in the order a request passes them. */
 export interface PipelineStages {
@@ -10,7 +23,7 @@ export interface PipelineStages {
   filters: readonly EndpointFilter[];
   /** Rates each remaining endpoint when routing is dynamic. */
   scorer: EndpointScorer;
-  /** Orders by score when routing is dynamic. */
+  /** Orders by score (and weight) when routing is dynamic. */
   dynamicPicker: EndpointPicker;
   /** Orders by the caller's list when routing is not dynamic. */
   staticPicker: EndpointPicker;
@@ -27,8 +40,18 @@ export class PickerPipeline {
     this.stages = stages;
   }
 
-  /** The endpoints to try, best first; empty when none may take the request. */
+  /** The endpoints to try for one request, pick first; empty when none may take the request. */
   run(table: ServiceTable, request: PickRequest): EndpointEntry[] {
+    const plan = this.plan(table, request);
+    return plan ? plan.answer(plan.next(), request.limit) : [];
+  }
+
+  /**
+   * The picker's plan for every request of this shape on this table (filters and scores run
+   * once); undefined when no endpoint may take the request. `request.limit` is not applied:
+   * `plan.answer` cuts.
+   */
+  plan(table: ServiceTable, request: PickRequest): PickPlan | undefined {
     const { filters, scorer, dynamicPicker, staticPicker } = this.stages;
     // A caller's list is looked up (a few map reads) rather than filtered out of the whole
     // service; otherwise start from the order the picker will most likely keep.
@@ -39,17 +62,23 @@ export class PickerPipeline {
         : table.byRegistration;
     for (const f of filters) {
       entries = f.filter(entries, request);
-      if (entries.length === 0) return [];
+      if (entries.length === 0) return undefined;
     }
-    if (!request.dynamic) return staticPicker.pick(entries, undefined, request);
+    if (!request.dynamic) return staticPicker.plan(entries, undefined, request);
     const scores = new Float64Array(entries.length);
     for (let i = 0; i < entries.length; i++) scores[i] = scorer.score(entries[i]!, request);
-    return dynamicPicker.pick(entries, scores, request);
+    return dynamicPicker.plan(entries, scores, request);
   }
 }
 
-/** The RRM's normal pipeline: in the candidate list, healthy, fresh; Load Score; highest first. */
-export function defaultPipeline(options: { maxEndpointStaleness: number }): PickerPipeline {
+/**
+ * The RRM's normal pipeline: in the candidate list, healthy, fresh; Load Score; then the pick
+ * by weight (default) or the highest score, fallbacks by Load Score.
+ */
+export function defaultPipeline(options: {
+  maxEndpointStaleness: number;
+  dynamicPicker: DynamicPickerName;
+}): PickerPipeline {
   return new PickerPipeline({
     filters: [
       new CandidateListFilter(),
@@ -57,7 +86,8 @@ export function defaultPipeline(options: { maxEndpointStaleness: number }): Pick
       new FreshFilter(options.maxEndpointStaleness),
     ],
     scorer: new LoadScoreScorer(),
-    dynamicPicker: new HighestScorePicker(),
+    dynamicPicker:
+      options.dynamicPicker === 'weighted' ? new WeightedPrimaryPicker() : new HighestScorePicker(),
     staticPicker: new CallerOrderPicker(),
   });
 }

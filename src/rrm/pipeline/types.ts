@@ -33,16 +33,40 @@ export interface EndpointScorer {
 }
 
 /**
- * A picker orders the filtered endpoints and cuts the list to `request.limit`: the first
- * is the pick, the rest are the fallbacks in the order they should be tried. Contract:
- * returns a new array (callers may keep it), never more than `request.limit` entries,
- * each entry at most once.
+ * What a picker prepares once per list version and request shape (the router memoises it on
+ * the table): the answers it gives, and which one the next request gets. A fixed order has
+ * one answer; a rotating picker has one per endpoint that can be first.
+ */
+export interface PickPlan {
+  /** How many distinct answers `answer` gives (at most the number of candidates). */
+  readonly variants: number;
+  /** The answer for the next request, in 0..variants-1; advances the plan's rotation, if any. */
+  next(): number;
+  /**
+   * Answer `variant`: the pick, then the fallbacks in the order they should be tried, at most
+   * `limit` entries, each at most once. A new array each call (callers may keep it).
+   */
+  answer(variant: number, limit: number): EndpointEntry[];
+}
+
+/**
+ * A picker orders the filtered endpoints: the first is the pick, the rest are the fallbacks
+ * in the order they should be tried. Contract: `pick` returns a new array (callers may keep
+ * it), never more than `request.limit` entries, each entry at most once; `plan` returns what
+ * successive `pick`s of the same request shape would give, uncut (its `answer` cuts).
  */
 export interface EndpointPicker {
   readonly name: string;
+  /** One answer for one request (a rotating picker's first answer). */
   pick(
     entries: readonly EndpointEntry[],
     scores: Float64Array | undefined,
     request: PickRequest,
   ): EndpointEntry[];
+  /** The answers for every request of this shape, for as long as the list version lasts. */
+  plan(
+    entries: readonly EndpointEntry[],
+    scores: Float64Array | undefined,
+    request: PickRequest,
+  ): PickPlan;
 }
