@@ -63,10 +63,13 @@ export class BenchListSource implements PrioritizedListSource {
   }
 }
 
-export function benchRrm(source: PrioritizedListSource): Rrm {
+export function benchRrm(
+  source: PrioritizedListSource,
+  dynamicPicker: 'weighted' | 'highest-score' = 'weighted',
+): Rrm {
   const config = loadConfig({
     env: {},
-    flags: { logLevel: 'silent', rrm: { defaultService: 'bench' } },
+    flags: { logLevel: 'silent', rrm: { defaultService: 'bench', dynamicPicker } },
   });
   return new Rrm({
     config,

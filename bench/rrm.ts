@@ -17,12 +17,15 @@ import { fileURLToPath } from 'node:url';
 import { loadEnvoyProtos } from '../src/common/envoy-protos.js';
 import { decodeProcessingRequest } from '../src/rrm/ext-proc/messages.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
+import type { Rrm } from '../src/rrm/rrm.js';
 import { BenchListSource, benchRrm } from './rrm-server.js';
 
 const ENDPOINTS = 1000;
 const RATES = (process.env.BENCH_RRM_RATES ?? '200,1000,5000').split(',').map(Number);
 const SECONDS_PER_RATE = Number(process.env.BENCH_RRM_SECONDS ?? 6);
 const WARMUP_SECONDS = 1;
+/** Set to 1 for the in-process figures only (printed, BENCHMARKS.md left alone): a short run. */
+const IN_PROCESS_ONLY = process.env.BENCH_RRM_IN_PROCESS_ONLY === '1';
 
 const requestType = loadEnvoyProtos().root.lookupType(
   'envoy.service.ext_proc.v3.ProcessingRequest',
@@ -70,6 +73,7 @@ function cpuMicros(u: NodeJS.CpuUsage): number {
 function inProcess(): Array<Array<string | number>> {
   const source = new BenchListSource('bench', ENDPOINTS);
   const rrm = benchRrm(source);
+  const highest = benchRrm(source, 'highest-score');
   const rows: Array<Array<string | number>> = [];
   const random = (n: number) => Math.floor(Math.random() * n);
   const callerLists = Array.from({ length: 20_000 }, () =>
@@ -82,32 +86,45 @@ function inProcess(): Array<Array<string | number>> {
     ['x-augur-dynamic-routing', 'false'],
     ['x-gateway-destination-endpoint', '6.6.6.6:22'],
   ]);
-  const shapes: Array<{ name: string; next: (i: number) => Uint8Array; republishEvery?: number }> =
-    [
-      { name: 'default (all endpoints, by score)', next: () => defaultReq },
-      {
-        name: 'default, list republished every 5,000 decisions',
-        next: () => defaultReq,
-        republishEvery: 5000,
-      },
-      {
-        name: 'x-augur-endpoints: 5 of 1,000 (20,000 distinct lists)',
-        next: (i) => callerLists[i % callerLists.length]!,
-      },
-      {
-        name: 'dynamic off + client-sent destination header',
-        next: () => offReq,
-      },
-    ];
+  const shapes: Array<{
+    name: string;
+    next: (i: number) => Uint8Array;
+    republishEvery?: number;
+    rrm?: Rrm;
+  }> = [
+    {
+      name: 'default (all endpoints; weighted pick: 1,000 equal weights, a new pick each request)',
+      next: () => defaultReq,
+    },
+    {
+      name: 'default, list republished every 5,000 decisions',
+      next: () => defaultReq,
+      republishEvery: 5000,
+    },
+    {
+      name: 'default, `dynamicPicker: highest-score` (one answer per version)',
+      next: () => defaultReq,
+      rrm: highest,
+    },
+    {
+      name: 'x-augur-endpoints: 5 of 1,000 (20,000 distinct lists)',
+      next: (i) => callerLists[i % callerLists.length]!,
+    },
+    {
+      name: 'dynamic off + client-sent destination header',
+      next: () => offReq,
+    },
+  ];
   for (const shape of shapes) {
     const n = 100_000;
-    for (let i = 0; i < 5000; i++) rrm.extProc.answer(decodeProcessingRequest(shape.next(i)));
+    const handler = (shape.rrm ?? rrm).extProc;
+    for (let i = 0; i < 5000; i++) handler.answer(decodeProcessingRequest(shape.next(i)));
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     let bytes = 0;
     for (let i = 0; i < n; i++) {
       if (shape.republishEvery && i % shape.republishEvery === 0) source.republish();
-      bytes += rrm.extProc.answer(decodeProcessingRequest(shape.next(i))).length;
+      bytes += handler.answer(decodeProcessingRequest(shape.next(i))).length;
     }
     const wall = performance.now() - t0;
     const cpu = cpuMicros(process.cpuUsage(c0));
@@ -128,6 +145,7 @@ function inProcess(): Array<Array<string | number>> {
     '-',
   ]);
   void rrm.stop();
+  void highest.stop();
   return rows;
 }
 
@@ -345,6 +363,7 @@ async function main(): Promise<void> {
   console.log(
     markdownTable(['request shape', 'CPU µs / decision', 'decisions/s (one core)'], decisionRows),
   );
+  if (IN_PROCESS_ONLY) return;
 
   const server = await startServer();
   const client = new RawExtProcClient(server.address);
