@@ -120,6 +120,10 @@ async function hold(lps: ServeProcess) {
     cpuPercent: (cpu / elapsed) * 100,
     rssMb: (await lps.metric('process_resident_memory_bytes')) / 2 ** 20,
     rejected: await lps.metric('augur_lps_samples_rejected_total'),
+    scoringMeanMs:
+      ((await lps.metric('augur_lps_scoring_duration_seconds_sum')) /
+        Math.max(1, await lps.metric('augur_lps_scoring_duration_seconds_count'))) *
+      1000,
   };
   for (const t of timers) clearInterval(t);
   for (const c of calls) c.cancel();

@@ -189,7 +189,9 @@ export class ForecastScorer implements Scorer {
     );
     const fresh: string[] = [];
     const lstmRows: Array<{ id: string; rows: Float32Array }> = [];
+    let work = 0;
     for (const r of endpoints) {
+      if (++work % YIELD_EVERY === 0) await yieldToEventLoop();
       const e = this.stateFor(r);
       const n = Math.min(r.samplesStored - e.fed, r.series.size);
       e.fed = r.samplesStored;
@@ -225,6 +227,7 @@ export class ForecastScorer implements Scorer {
     const computedAt = new Date(nowMs);
     const freshIds = new Set(fresh);
     for (const r of endpoints) {
+      if (++work % YIELD_EVERY === 0) await yieldToEventLoop();
       const e = this.endpoints.get(r.id)!;
       const available =
         states.get(r.id) === EndpointState.ENDPOINT_STATE_ACTIVE && r.series.size > 0;
@@ -403,4 +406,16 @@ export class ForecastScorer implements Scorer {
     await this.lstmInstance?.close();
     this.logger.debug('forecast scorer closed');
   }
+}
+
+/**
+ * Scoring thousands of endpoints takes hundreds of milliseconds; it gives the
+ * event loop back every YIELD_EVERY endpoints so ingest and the gRPC services
+ * keep answering during a tick (records may gain samples meanwhile: each is read
+ * once per tick, and its new samples are fed on the next).
+ */
+const YIELD_EVERY = 200;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
