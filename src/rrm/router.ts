@@ -111,7 +111,7 @@ export class Router {
       decision = {
         service,
         endpoints,
-        value: endpoints.map((e) => e.hostPort).join(','),
+        value: endpoints.map((e) => e.destination).join(','),
         encoded: [],
       };
       shape.decisions[variant] = decision;

@@ -17,9 +17,10 @@ import type { RequestApiLimits } from './request-api.js';
 import { responseRouterService } from './route-response.js';
 import { Router, type ServingMode } from './router.js';
 import { ServiceResolver } from './service-resolver.js';
+import { HostResolver, sharedHostResolver } from '../xds/host-resolver.js';
 
 export interface RrmOptions {
-  config: Pick<AugurConfig, 'rrm' | 'lps'>;
+  config: Pick<AugurConfig, 'rrm' | 'lps' | 'xds'>;
   logger: Logger;
   registry: Registry;
   /** Where prioritized lists come from: the in-process LPS or a RemoteListSource. */
@@ -31,6 +32,12 @@ export interface RrmOptions {
    * which cannot be unreachable.
    */
   lpsDownSinceMs?: () => number | undefined;
+  /**
+   * Resolves the host names agents report, for the `ip:port` Envoy's override-host matches
+   * against its EDS hosts. Share xDS's so both give a name the same IP; default: an own one,
+   * on if `xds.resolveHostnames`.
+   */
+  resolver?: HostResolver;
 }
 
 /**
@@ -52,7 +59,11 @@ export class Rrm {
     const { rrm, lps } = options.config;
     const logger = options.logger;
     this.metrics = new RrmMetrics(options.registry, () => this.lpsStatus());
-    this.tables = new EndpointTables(options.lists);
+    this.tables = new EndpointTables(
+      options.lists,
+      options.resolver ??
+        new HostResolver({ enabled: options.config.xds.resolveHostnames, logger }),
+    );
     this.router = new Router(this.tables, {
       fallbacks: rrm.fallbacks,
       maxEndpointStaleness: rrm.maxEndpointStaleness,
@@ -164,6 +175,7 @@ export async function attachRrm(ctx: RrmHostContext): Promise<{ rrm: Rrm; stop()
       setMonitoringInterval: async (_service, ids, seconds) =>
         ctx.lps.setMonitoringInterval(ids, seconds),
     },
+    resolver: sharedHostResolver(ctx),
   });
   rrm.register(ctx.grpc);
   return { rrm, stop: () => rrm.stop() };

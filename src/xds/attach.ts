@@ -1,5 +1,6 @@
 import { loadEnvoyProtos } from '../common/envoy-protos.js';
 import type { AttachedPart, ControlPlaneContext } from '../serve/control-plane.js';
+import { sharedHostResolver } from './host-resolver.js';
 import { Xds } from './xds.js';
 
 /** Serves ADS on `augur serve`'s gRPC address, publishing the LPS's prioritized lists. */
@@ -13,6 +14,7 @@ export async function attachXds(ctx: ControlPlaneContext): Promise<AttachedPart>
     root: loadEnvoyProtos().root,
     logger,
     registry: ctx.registry,
+    resolver: sharedHostResolver(ctx),
   });
   xds.register((name, definition, impl) => ctx.grpc.addService(name, definition, impl));
   xds.start();

@@ -1,8 +1,7 @@
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { PrioritizedEndpointList, PrioritizedListSource } from '../lps/types.js';
 import { CLIENT_KINDS, type ClientKind } from './client-kind.js';
+import { HostResolver } from './host-resolver.js';
 import type { XdsMetrics } from './metrics.js';
 import { publishedEndpoints, type PublishedEndpoint, type ResourceBuilder } from './resources.js';
 import { Snapshot, type EncodedResource } from './snapshot.js';
@@ -20,6 +19,8 @@ export interface PublisherOptions {
   hysteresis: number;
   /** Resolve host names to IP literals; off: endpoints with a host name are left out. */
   resolveHostnames: boolean;
+  /** The resolver to use (shared with the RRM so both give a name the same IP); default: own one. */
+  resolver?: HostResolver;
   logger: Logger;
   metrics?: XdsMetrics;
   /** Called after each new snapshot with the services that changed (for benchmarks and tests). */
@@ -59,8 +60,9 @@ export class XdsPublisher {
   private readonly options: PublisherOptions;
   private readonly services = new Map<string, ServiceResources>();
   private readonly pending = new Map<string, PrioritizedEndpointList>();
-  private readonly addresses = new Map<string, string | null>();
+  private readonly resolver: HostResolver;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeResolved: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private warmupTimer: NodeJS.Timeout | undefined;
@@ -68,11 +70,21 @@ export class XdsPublisher {
 
   constructor(options: PublisherOptions) {
     this.options = options;
+    this.resolver =
+      options.resolver ??
+      new HostResolver({ enabled: options.resolveHostnames, logger: options.logger });
   }
 
   /** Follows the source; the first snapshot (every current list) goes out after the warm-up. */
   start(): void {
     this.unsubscribe = this.options.source.subscribe((list) => this.onList(list));
+    // A host name just resolved: its services can now publish the endpoints they left out.
+    this.unsubscribeResolved = this.resolver.onResolved((host) => {
+      for (const s of this.options.source.services()) {
+        const list = this.options.source.get(s);
+        if (list?.endpoints.some((e) => e.address === host)) this.onList(list);
+      }
+    });
     const publishAll = (): void => {
       this.warm = true;
       for (const s of this.options.source.services()) {
@@ -90,6 +102,7 @@ export class XdsPublisher {
 
   stop(): void {
     this.unsubscribe?.();
+    this.unsubscribeResolved?.();
     clearTimeout(this.warmupTimer);
     clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
@@ -105,7 +118,7 @@ export class XdsPublisher {
     this.pending.set(list.service, list);
     if (!this.warm) return;
     const current = this.services.get(list.service);
-    const { endpoints } = publishedEndpoints(list, (a) => this.ipOf(a));
+    const { endpoints } = publishedEndpoints(list, (a) => this.resolver.ipOf(a));
     const urgent =
       !current || list.endpoints.length === 0 || !sameMembership(current.membership, endpoints);
     if (urgent) {
@@ -147,7 +160,7 @@ export class XdsPublisher {
       this.options.metrics?.publishes.inc({ outcome: 'removed' });
       return true;
     }
-    const { endpoints, unresolved } = publishedEndpoints(list, (a) => this.ipOf(a));
+    const { endpoints, unresolved } = publishedEndpoints(list, (a) => this.resolver.ipOf(a));
     if (unresolved.length > 0)
       this.options.logger.debug(
         { service, unresolved },
@@ -188,31 +201,6 @@ export class XdsPublisher {
       if (kind === 'grpc') resources.push(s.listener, s.route);
     }
     return new Snapshot(resources);
-  }
-
-  /** An IP literal for an address; a host name is resolved in the background and its service re-queued. */
-  private ipOf(address: string): string | undefined {
-    if (isIP(address)) return address;
-    if (!this.options.resolveHostnames) return undefined;
-    const known = this.addresses.get(address);
-    if (known !== undefined) return known ?? undefined;
-    this.addresses.set(address, null);
-    lookup(address)
-      .then(({ address: ip }) => {
-        this.addresses.set(address, ip);
-        this.options.logger.info({ host: address, ip }, 'endpoint host name resolved');
-        for (const s of this.options.source.services()) {
-          const list = this.options.source.get(s);
-          if (list?.endpoints.some((e) => e.address === address)) this.onList(list);
-        }
-      })
-      .catch((err: Error) =>
-        this.options.logger.warn(
-          { host: address, err: err.message },
-          'cannot resolve endpoint host name; left out',
-        ),
-      );
-    return undefined;
   }
 }
 

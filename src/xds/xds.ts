@@ -16,6 +16,7 @@ import {
   type AdsImplementation,
 } from './sotw-server.js';
 import type * as grpc from '@grpc/grpc-js';
+import type { HostResolver } from './host-resolver.js';
 
 export interface XdsOptions {
   config: XdsConfig;
@@ -25,6 +26,8 @@ export interface XdsOptions {
   logger: Logger;
   registry?: Registry;
   onPublish?: (services: readonly string[]) => void;
+  /** Resolves endpoint host names (shared with the RRM in `augur serve`); default: its own. */
+  resolver?: HostResolver;
 }
 
 /** The xDS part wired together: cache, protocol server, builders and publisher. */
@@ -65,6 +68,7 @@ export class Xds {
       warmupMs: config.warmup * 1000,
       hysteresis: config.hysteresis,
       resolveHostnames: config.resolveHostnames,
+      resolver: options.resolver,
       logger,
       metrics,
       onPublish: options.onPublish,

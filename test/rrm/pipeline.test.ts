@@ -18,6 +18,7 @@ const {
 function entry(id: string, score: number, extra: Partial<EndpointEntry> = {}): EndpointEntry {
   return {
     id,
+    destination: `10.0.0.${id.length}:80`,
     hostPort: `10.0.0.${id.length}:80`,
     score,
     weight: 0,
