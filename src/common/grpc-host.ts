@@ -76,9 +76,19 @@ export class GrpcHost {
 
   async start(): Promise<HostPort> {
     const wanted = parseHostPort(this.options.listen, 'gRPC listen address');
-    const reflection = new ReflectionService(
-      Object.assign({}, loadAugurPackageDefinition(), ...(this.options.reflect ?? [])),
-    );
+    // @grpc/reflection console.warns, at construction, each well-known type that Envoy's
+    // proto tree references under another file name than proto-loader gave it; the
+    // services still resolve. Keep those lines out of the process's output.
+    const warn = console.warn;
+    console.warn = () => undefined;
+    let reflection: ReflectionService;
+    try {
+      reflection = new ReflectionService(
+        Object.assign({}, loadAugurPackageDefinition(), ...(this.options.reflect ?? [])),
+      );
+    } finally {
+      console.warn = warn;
+    }
     reflection.addToServer(this.server);
     const port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(

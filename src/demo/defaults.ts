@@ -22,7 +22,7 @@ export const DEMO_DEFAULTS: DemoOptions = {
   httpListen: '127.0.0.1:18080',
   proxyListen: '127.0.0.1:18081',
   dataDir: './.augur/demo',
-  rate: 200,
+  rate: 170,
   durationSeconds: 0,
   table: true,
   out: process.stdout,

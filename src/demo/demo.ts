@@ -110,6 +110,19 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<Runni
   ];
   for (const line of banner) write(line);
 
+  // A damped controller cuts in steps; the line reports the cut from the share the
+  // endpoint held during the last 30 s, not just the last step.
+  const shares = new Map<string, Array<{ at: number; weight: number }>>();
+  const unsubscribe = plane.lps.lists.subscribe((list) => {
+    if (list.service !== SERVICE) return;
+    const now = Date.now();
+    for (const e of list.endpoints) {
+      const h = shares.get(e.endpointId) ?? [];
+      h.push({ at: now, weight: e.weight });
+      while (h.length && h[0]!.at < now - 30_000) h.shift();
+      shares.set(e.endpointId, h);
+    }
+  });
   const swaps = plane.swaps;
   const onSwap = (s: Swap) => {
     if (s.service !== SERVICE) return;
@@ -117,8 +130,9 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<Runni
       load.recent(5000).filter((r) => r.backend === s.endpointId),
       0.99,
     );
+    const held = Math.max(s.weightBefore, ...(shares.get(s.endpointId) ?? []).map((h) => h.weight));
     write(
-      `${clock()}  SWAP  augur cut ${s.endpointId} from ${pct(s.weightBefore)} to ${pct(s.weightAfter)} of traffic: ` +
+      `${clock()}  SWAP  augur cut ${s.endpointId} from ${pct(held)} to ${pct(s.weightAfter)} of traffic: ` +
         `predicted CPU ${pct(s.predictedUtilization)} (${s.forecaster}), measured ${pct(s.utilizationAtCut)}, ` +
         `its p99 still ${p99.toFixed(0)} ms${s.overloadedAtCut ? ' (already overloaded: a reaction, not a prediction)' : ''}`,
     );
@@ -148,6 +162,7 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<Runni
   const stop = () =>
     (stopping ??= (async () => {
       clearInterval(tableTimer);
+      unsubscribe();
       clearTimeout(durationTimer);
       swaps.off('swap', onSwap);
       swaps.off('swap-resolved', onResolved);
