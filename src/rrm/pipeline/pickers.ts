@@ -33,22 +33,31 @@ export class HighestScorePicker implements EndpointPicker {
     scores: Float64Array | undefined,
     request: PickRequest,
   ): EndpointEntry[] {
-    if (!scores) return entries.slice(0, request.limit);
-    const order = Array.from({ length: entries.length }, (_, i) => i);
-    order.sort((a, b) => scores[b]! - scores[a]! || a - b);
-    const n = Math.min(request.limit, order.length);
-    const out = new Array<EndpointEntry>(n);
-    for (let i = 0; i < n; i++) out[i] = entries[order[i]!]!;
-    return out;
+    return byScore(entries, scores, request.limit);
   }
 
   plan(
     entries: readonly EndpointEntry[],
     scores: Float64Array | undefined,
-    request: PickRequest,
+    _request: PickRequest,
   ): PickPlan {
-    return new FixedPlan(this.pick(entries, scores, { ...request, limit: entries.length }));
+    return new FixedPlan(byScore(entries, scores, entries.length));
   }
+}
+
+/** The first `limit` entries by score, best first, ties in the order given. A new array. */
+export function byScore(
+  entries: readonly EndpointEntry[],
+  scores: Float64Array | undefined,
+  limit: number,
+): EndpointEntry[] {
+  if (!scores) return entries.slice(0, limit);
+  const order = Array.from({ length: entries.length }, (_, i) => i);
+  order.sort((a, b) => scores[b]! - scores[a]! || a - b);
+  const n = Math.min(limit, order.length);
+  const out = new Array<EndpointEntry>(n);
+  for (let i = 0; i < n; i++) out[i] = entries[order[i]!]!;
+  return out;
 }
 
 /**

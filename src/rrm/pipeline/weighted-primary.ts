@@ -1,5 +1,5 @@
 import type { EndpointEntry } from '../endpoint-table.js';
-import { FixedPlan, HighestScorePicker } from './pickers.js';
+import { FixedPlan, byScore } from './pickers.js';
 import type { EndpointPicker, PickPlan, PickRequest } from './types.js';
 
 /**
@@ -16,31 +16,44 @@ const WEIGHT_UNITS = 1_000_000;
  * the lower index.
  */
 export class SmoothWeightedRoundRobin {
-  private readonly weights: Float64Array;
-  private readonly credit: Float64Array;
+  // Plain arrays: typed-array allocation costs more than the few members of a caller's list.
+  private readonly weights: number[];
+  private readonly credit: number[];
   private readonly total: number;
 
-  private constructor(weights: Float64Array) {
+  private constructor(weights: number[], total: number) {
     this.weights = weights;
-    this.credit = new Float64Array(weights.length);
-    let total = 0;
-    for (const w of weights) total += w;
+    this.credit = new Array<number>(weights.length).fill(0);
     this.total = total;
   }
 
   /** A rotation over `weights` (non-positive and non-finite count as 0); undefined if all are 0. */
   static of(weights: readonly number[]): SmoothWeightedRoundRobin | undefined {
+    return SmoothWeightedRoundRobin.over(weights, (w) => w);
+  }
+
+  /** `of(items.map(weightOf))` without the intermediate array (this runs per request shape). */
+  static over<T>(
+    items: readonly T[],
+    weightOf: (item: T) => number,
+  ): SmoothWeightedRoundRobin | undefined {
     let sum = 0;
-    for (const w of weights) if (Number.isFinite(w) && w > 0) sum += w;
-    if (!(sum > 0) || !Number.isFinite(sum)) return undefined;
-    const units = new Float64Array(weights.length);
-    let any = false;
-    for (let i = 0; i < weights.length; i++) {
-      const w = weights[i]!;
-      units[i] = Number.isFinite(w) && w > 0 ? Math.round((w / sum) * WEIGHT_UNITS) : 0;
-      if (units[i]! > 0) any = true;
+    for (let i = 0; i < items.length; i++) {
+      const w = weightOf(items[i]!);
+      if (w > 0 && w !== Infinity) sum += w;
     }
-    return any ? new SmoothWeightedRoundRobin(units) : undefined;
+    if (!(sum > 0) || sum === Infinity) return undefined;
+    const units = new Array<number>(items.length).fill(0);
+    let total = 0;
+    for (let i = 0; i < items.length; i++) {
+      const w = weightOf(items[i]!);
+      if (w > 0 && w !== Infinity) {
+        const u = Math.round((w / sum) * WEIGHT_UNITS);
+        units[i] = u;
+        total += u;
+      }
+    }
+    return total > 0 ? new SmoothWeightedRoundRobin(units, total) : undefined;
   }
 
   /** The index of the next member. O(members). */
@@ -62,6 +75,8 @@ export class SmoothWeightedRoundRobin {
     return best;
   }
 }
+
+const weightOf = (e: EndpointEntry): number => e.weight;
 
 /** Weighted primary over candidates in Load Score order: answer i is entry i first, then the rest by score. */
 class WeightedPrimaryPlan implements PickPlan {
@@ -105,7 +120,6 @@ class WeightedPrimaryPlan implements PickPlan {
  */
 export class WeightedPrimaryPicker implements EndpointPicker {
   readonly name = 'weighted-primary';
-  private readonly byScore = new HighestScorePicker();
 
   pick(
     entries: readonly EndpointEntry[],
@@ -119,11 +133,11 @@ export class WeightedPrimaryPicker implements EndpointPicker {
   plan(
     entries: readonly EndpointEntry[],
     scores: Float64Array | undefined,
-    request: PickRequest,
+    _request: PickRequest,
   ): PickPlan {
     // Sorted once per list version and request shape; the per-request cost is the rotation.
-    const ordered = this.byScore.pick(entries, scores, { ...request, limit: entries.length });
-    const rotation = SmoothWeightedRoundRobin.of(ordered.map((e) => e.weight));
+    const ordered = byScore(entries, scores, entries.length);
+    const rotation = SmoothWeightedRoundRobin.over(ordered, weightOf);
     return rotation ? new WeightedPrimaryPlan(ordered, rotation) : new FixedPlan(ordered);
   }
 }
