@@ -1,10 +1,6 @@
+// Parts load inside each action: `augur agent` shares this CLI and must stay small.
 import type { Command } from 'commander';
-import { loadConfig } from '../common/config.js';
 import { AugurError } from '../common/errors.js';
-import { stopOnSignals } from '../common/lifecycle.js';
-import { createLogger } from '../common/logger.js';
-import { DataPlane } from './dataplane.js';
-import { startStandaloneRrm } from './standalone.js';
 
 interface RrmFlags {
   lps: string;
@@ -47,6 +43,11 @@ export function registerRrmCommand(program: Command): void {
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG); the rrm section applies')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (flags: RrmFlags) => {
+      const [{ loadConfig }, { stopOnSignals }, { startStandaloneRrm }] = await Promise.all([
+        import('../common/config.js'),
+        import('../common/lifecycle.js'),
+        import('./standalone.js'),
+      ]);
       const config = loadConfig({
         file: flags.config,
         flags: {
@@ -90,6 +91,11 @@ export function registerRrmCommand(program: Command): void {
           `--message-timeout "${flags.messageTimeout}" must be a number of ms > 0`,
         );
       }
+      const [{ createLogger }, { stopOnSignals }, { DataPlane }] = await Promise.all([
+        import('../common/logger.js'),
+        import('../common/lifecycle.js'),
+        import('./dataplane.js'),
+      ]);
       const logger = createLogger('augur-dataplane', (flags.logLevel ?? 'info') as 'info');
       const plane = new DataPlane({
         listen: flags.listen,

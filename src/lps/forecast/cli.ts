@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { AugurError } from '../../common/errors.js';
-import { parseCsv, type ParsedCsv } from './csv.js';
-import { evaluate, type SeriesInput } from './evaluate.js';
-import { LstmWalkForward } from './lstm/walk-forward.js';
-import { formatReport } from './report-format.js';
+import type { ParsedCsv } from './csv.js';
+import type { SeriesInput } from './evaluate.js';
 
 interface EvalFlags {
   csv: string;
@@ -71,6 +69,15 @@ export function registerForecastCommand(program: Command): void {
           `cannot read ${flags.csv}: ${(err as Error).message}`,
         );
       }
+      // Loaded here: TensorFlow.js must not weigh on every other augur command.
+      const [{ parseCsv }, { evaluate }, { LstmWalkForward }, { formatReport }] = await Promise.all(
+        [
+          import('./csv.js'),
+          import('./evaluate.js'),
+          import('./lstm/walk-forward.js'),
+          import('./report-format.js'),
+        ],
+      );
       const csv = parseCsv(text);
       const shown = csv.problems.slice(0, 20);
       for (const p of shown) process.stderr.write(`${flags.csv}:${p.line}: ${p.message}\n`);
