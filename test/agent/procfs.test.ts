@@ -128,6 +128,7 @@ describe('ProcSampler over fixture files', () => {
     const s2 = await sampler.sample();
     expect(s2.cpuUsage).toBe(1);
     expect(s2.networkIo).toBeCloseTo(1000, 10);
+    await sampler.close();
   });
 });
 
@@ -194,6 +195,7 @@ describe('procfs on this machine', () => {
     expect(load.memoryUsage).toBeGreaterThan(0);
     expect(load.memoryUsage).toBeLessThan(1);
     expect(load.networkIo).toBeGreaterThanOrEqual(0);
+    await sampler.close();
   });
 });
 
