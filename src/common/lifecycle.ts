@@ -13,14 +13,23 @@ export function stopOnSignals(logger: Logger, stop: () => Promise<void>): void {
     stop().then(
       () => {
         logger.info('stopped');
-        process.exit(0);
+        exitAfterFlush(logger, 0);
       },
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
-        process.exit(1);
+        exitAfterFlush(logger, 1);
       },
     );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** Exits once the log lines written so far are out (a pipe may still hold them), or after 1 s. */
+function exitAfterFlush(logger: Logger, code: number): void {
+  const timer = setTimeout(() => process.exit(code), 1000);
+  logger.flush(() => {
+    clearTimeout(timer);
+    process.exit(code);
+  });
 }

@@ -32,7 +32,8 @@ function augur(args: string[]): {
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
+    // 'close', not 'exit': output can still be in the pipe when the process exits.
+    child.once('close', (code) => resolve(code)),
   );
   return { child, out: () => out, exited };
 }
