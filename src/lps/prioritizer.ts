@@ -1,14 +1,9 @@
 import type { Logger } from '../common/logger.js';
 import type { ScoredEndpoint } from '../gen/augur/v1/load_prediction.js';
+import { ListStore } from './list-store.js';
 import type { LpsMetrics } from './metrics.js';
 import type { EndpointStore } from './store.js';
-import {
-  EndpointState,
-  type EndpointRecord,
-  type PrioritizedEndpointList,
-  type PrioritizedListSource,
-  type Scorer,
-} from './types.js';
+import { EndpointState, type EndpointRecord, type Scorer } from './types.js';
 
 /** Scores and weights are compared at this precision when deciding if a list changed. */
 const PRECISION = 1e4;
@@ -19,12 +14,10 @@ const PRECISION = 1e4;
  * endpoint, sorts each service best first, normalises weights to shares, and
  * publishes a new version of each list whose content changed.
  */
-export class Prioritizer implements PrioritizedListSource {
-  private readonly lists = new Map<string, PrioritizedEndpointList>();
+export class Prioritizer extends ListStore {
   private readonly fingerprints = new Map<string, string>();
   /** Survives a service's removal, so a service that comes back never reuses a version. */
   private readonly versions = new Map<string, number>();
-  private readonly listeners = new Set<(list: PrioritizedEndpointList) => void>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private rerun = false;
@@ -36,20 +29,10 @@ export class Prioritizer implements PrioritizedListSource {
     private readonly metrics: LpsMetrics,
     private readonly logger: Logger,
   ) {
+    super((err, list) =>
+      logger.error({ err, service: list.service }, 'prioritized list listener failed'),
+    );
     store.on('membership', () => this.recomputeSoon());
-  }
-
-  get(service: string): PrioritizedEndpointList | undefined {
-    return this.lists.get(service);
-  }
-
-  services(): string[] {
-    return [...this.lists.keys()];
-  }
-
-  subscribe(listener: (list: PrioritizedEndpointList) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   /** Replaces the scorer (the forecasting scorer once it is ready). */
@@ -122,8 +105,7 @@ export class Prioritizer implements PrioritizedListSource {
       list.push(r);
     }
     // A service whose last endpoint left gets one empty list, then is dropped.
-    for (const service of this.lists.keys())
-      if (!byService.has(service)) byService.set(service, []);
+    for (const service of this.services()) if (!byService.has(service)) byService.set(service, []);
 
     const computedAt = new Date(nowMs);
     for (const [service, members] of byService) {
@@ -145,16 +127,13 @@ export class Prioritizer implements PrioritizedListSource {
       const total = endpoints.reduce((s, e) => s + e.weight, 0);
       for (const e of endpoints) e.weight = total > 0 ? e.weight / total : 0;
       endpoints.sort((a, b) => b.score - a.score || (a.endpointId < b.endpointId ? -1 : 1));
-      this.publish(service, endpoints, computedAt);
-      if (members.length === 0) {
-        this.lists.delete(service);
-        this.fingerprints.delete(service);
-      }
+      this.publishIfChanged(service, endpoints, computedAt);
+      if (members.length === 0) this.fingerprints.delete(service);
     }
     stopTimer();
   }
 
-  private publish(service: string, endpoints: ScoredEndpoint[], computedAt: Date): void {
+  private publishIfChanged(service: string, endpoints: ScoredEndpoint[], computedAt: Date): void {
     const fingerprint = endpoints
       .map(
         (e) =>
@@ -165,16 +144,8 @@ export class Prioritizer implements PrioritizedListSource {
     this.fingerprints.set(service, fingerprint);
     const version = (this.versions.get(service) ?? 0) + 1;
     this.versions.set(service, version);
-    const list: PrioritizedEndpointList = { service, version, computedAt, endpoints };
-    this.lists.set(service, list);
     this.metrics.listVersions.inc();
-    for (const listener of this.listeners) {
-      try {
-        listener(list);
-      } catch (err) {
-        this.logger.error({ err, service }, 'prioritized list listener failed');
-      }
-    }
+    this.publish({ service, version, computedAt, endpoints });
   }
 }
 

@@ -5,7 +5,7 @@ import {
   LoadPredictionClient,
   type PrioritizedEndpointList,
 } from '../gen/augur/v1/load_prediction.js';
-import type { PrioritizedListSource } from '../lps/types.js';
+import { ListStore } from '../lps/list-store.js';
 import type { MonitoringIntervalSink } from './monitoring.js';
 
 export interface RemoteListSourceOptions {
@@ -27,11 +27,9 @@ export interface RemoteListSourceOptions {
  * down the last lists stay available: what to do with old lists is the caller's choice,
  * informed by `downSinceMs`.
  */
-export class RemoteListSource implements PrioritizedListSource, MonitoringIntervalSink {
+export class RemoteListSource extends ListStore implements MonitoringIntervalSink {
   private readonly options: RemoteListSourceOptions;
   private readonly client: LoadPredictionClient;
-  private readonly lists = new Map<string, PrioritizedEndpointList>();
-  private readonly listeners = new Set<(list: PrioritizedEndpointList) => void>();
   private call: grpc.ClientReadableStream<PrioritizedEndpointList> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private attempt = 0;
@@ -40,6 +38,10 @@ export class RemoteListSource implements PrioritizedListSource, MonitoringInterv
   private downSince: number;
 
   constructor(options: RemoteListSourceOptions) {
+    // A listener that throws is logged; it must not end the watch.
+    super((err, list) =>
+      options.logger.error({ err, service: list.service }, 'prioritized list listener failed'),
+    );
     this.options = options;
     this.client = new LoadPredictionClient(options.address, grpc.credentials.createInsecure(), {
       // Notice a silently dead LPS (a cut network sends no RST) within about 30 s.
@@ -75,19 +77,6 @@ export class RemoteListSource implements PrioritizedListSource, MonitoringInterv
     return this.up ? undefined : this.downSince;
   }
 
-  get(service: string): PrioritizedEndpointList | undefined {
-    return this.lists.get(service);
-  }
-
-  services(): string[] {
-    return [...this.lists.keys()];
-  }
-
-  subscribe(listener: (list: PrioritizedEndpointList) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
   setMonitoringInterval(
     service: string,
     endpointIds: string[],
@@ -118,9 +107,7 @@ export class RemoteListSource implements PrioritizedListSource, MonitoringInterv
       if (this.call !== call) return;
       this.up = true;
       this.attempt = 0;
-      if (list.endpoints.length === 0) this.lists.delete(list.service);
-      else this.lists.set(list.service, list);
-      for (const l of this.listeners) l(list);
+      this.publish(list);
     });
     const ended = (detail: string) => {
       if (this.call !== call) return;

@@ -3,12 +3,10 @@ import type {
   PrioritizedEndpointList,
   ScoredEndpoint,
 } from '../../../src/gen/augur/v1/load_prediction.js';
-import type { PrioritizedListSource } from '../../../src/lps/types.js';
+import { ListStore } from '../../../src/lps/list-store.js';
 
 /** A PrioritizedListSource whose lists the test sets by hand (the LPS's contract, nothing more). */
-export class StaticListSource implements PrioritizedListSource {
-  private readonly lists = new Map<string, PrioritizedEndpointList>();
-  private readonly listeners = new Set<(list: PrioritizedEndpointList) => void>();
+export class StaticListSource extends ListStore {
   private version = 0;
 
   /** Publishes a new full list of `service`, best first by score. */
@@ -31,22 +29,7 @@ export class StaticListSource implements PrioritizedListSource {
         }))
         .sort((a, b) => b.score - a.score),
     };
-    if (list.endpoints.length === 0) this.lists.delete(service);
-    else this.lists.set(service, list);
-    for (const l of this.listeners) l(list);
+    this.publish(list);
     return list;
-  }
-
-  get(service: string): PrioritizedEndpointList | undefined {
-    return this.lists.get(service);
-  }
-
-  services(): string[] {
-    return [...this.lists.keys()];
-  }
-
-  subscribe(listener: (list: PrioritizedEndpointList) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 }
