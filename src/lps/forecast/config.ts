@@ -33,7 +33,7 @@ export const lstmConfigSchema = z
   .object({
     enabled: z.boolean().default(true),
     /** Input window, in monitoring intervals. */
-    window: z.number().int().min(2).max(256).default(12),
+    window: z.number().int().min(2).max(256).default(8),
     units: z.number().int().min(2).max(256).default(8),
     /** Samples an endpoint needs before the first fit uses it (window + horizons at least). */
     minHistory: z.number().int().positive().default(120),
