@@ -1,16 +1,5 @@
 import type { WeightController, WeightObservation } from '../../src/lps/score/weight.js';
-
-/** A deterministic PRNG (mulberry32) so simulated noise is the same every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../src/lps/forecast/random.js';
 
 export interface SimWorld {
   /** Requests/s each endpoint serves at full utilisation, at tick t. */
@@ -40,7 +29,7 @@ export function simulate(
   opts: { reportRate: boolean; noise?: number; seed?: number },
 ): SimTrace {
   const n = world.capacity(0).length;
-  const random = rng(opts.seed ?? 1);
+  const random = mulberry32(opts.seed ?? 1);
   let shares = Array.from({ length: n }, () => 1 / n);
   const trace: SimTrace = { shares: [], utilization: [] };
   for (let t = 0; t < ticks; t++) {

@@ -11,6 +11,7 @@ import {
   type Normaliser,
 } from './model.js';
 import type { Tf } from './tf.js';
+import { mulberry32 } from '../random.js';
 
 export interface EngineOptions {
   /** Rows of history kept per series; older rows are dropped. */
@@ -49,18 +50,6 @@ interface Series {
   norm?: Normaliser;
 }
 
-/** A small deterministic PRNG (mulberry32), so fits are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const toBase64 = (a: Float32Array): string =>
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 function fromBase64(s: string): Float32Array {
@@ -91,7 +80,7 @@ export class LstmEngine {
     this.spec = spec;
     this.options = options;
     this.model = buildModel(tf, spec);
-    this.random = rng(spec.seed);
+    this.random = mulberry32(spec.seed);
   }
 
   get fitted(): boolean {
