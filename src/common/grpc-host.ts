@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { sharedResponses } from './shared-response.js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -56,6 +57,8 @@ export class GrpcHost {
       'grpc.keepalive_time_ms': 60_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+      // Responses shared by many streams (xDS snapshots) are written without a copy per stream.
+      interceptors: [sharedResponses],
     });
     this.health.addToServer(this.server);
   }

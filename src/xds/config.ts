@@ -13,10 +13,11 @@ export const xdsConfigSchema = z
     warmup: z.number().min(0).max(300).default(3),
     /**
      * Score changes are gathered for this long before a push, so one scoring tick (every service
-     * at once) makes one snapshot. Membership and state changes (an endpoint going stale or
-     * failing) are pushed at once, not debounced. Milliseconds.
+     * at once) makes one snapshot; 0: until the end of the current turn of the event loop, which
+     * holds a whole scoring pass of the LPS. Membership and state changes (an endpoint going stale
+     * or failing) are pushed at once, not debounced. Milliseconds.
      */
-    debounceMs: z.number().int().min(0).max(60_000).default(10),
+    debounceMs: z.number().int().min(0).max(60_000).default(0),
     /**
      * A service's new weights are pushed only if at least this fraction of its traffic would go to
      * another endpoint (½ Σ |new share − pushed share|), or its membership changed: keeps Envoy

@@ -11,7 +11,10 @@ export interface PublisherOptions {
   source: PrioritizedListSource;
   cache: SnapshotCache;
   builder: ResourceBuilder;
-  /** Milliseconds score changes are gathered before a push (membership changes are not delayed). */
+  /**
+   * Milliseconds score changes are gathered before a push (membership changes are not delayed);
+   * 0: until the end of the current turn of the event loop, which holds a whole scoring pass.
+   */
   debounceMs: number;
   /** Milliseconds after start before the first snapshot (clients keep their config meanwhile). */
   warmupMs: number;
@@ -36,8 +39,8 @@ export interface PublishedService {
 }
 
 interface ServiceResources extends PublishedService {
-  /** Endpoint id → where it is; a change of any of it is a membership change. */
-  membership: Map<string, string>;
+  /** Endpoint id → the endpoint; a change of where it is (address, locality) is a membership change. */
+  membership: Map<string, PublishedEndpoint>;
   endpointsResource: EncodedResource;
   clusters: Record<ClientKind, EncodedResource>;
   listener: EncodedResource;
@@ -49,8 +52,10 @@ interface ServiceResources extends PublishedService {
  * - nothing is published during the warm-up after start (see XdsConfig.warmup);
  * - a change of membership (an endpoint joins, or leaves because it went stale, failing or
  *   draining) is pushed at once, on the next turn of the event loop, with whatever else is pending;
- * - other changes (weights) wait `debounceMs` so a scoring tick, which emits every service,
- *   becomes one snapshot; then a service is re-published only if at least `hysteresis` of its
+ * - other changes (weights) are gathered so a scoring tick, which emits every service, becomes
+ *   one snapshot: until the end of the current turn of the event loop (`debounceMs` 0, the
+ *   default: the LPS's prioritizer publishes a whole scoring pass in one turn), or for
+ *   `debounceMs`; then a service is re-published only if at least `hysteresis` of its
  *   traffic would change endpoint (trafficMoved) compared with its last push (compared with what
  *   was pushed, not with the last list seen, so slow drifts add up);
  * - a list with no endpoints at all removes the service's resources (full-state CDS/LDS then tell
@@ -59,7 +64,8 @@ interface ServiceResources extends PublishedService {
 export class XdsPublisher {
   private readonly options: PublisherOptions;
   private readonly services = new Map<string, ServiceResources>();
-  private readonly pending = new Map<string, PrioritizedEndpointList>();
+  /** Lists not published yet, with what of them clients may use (worked out once per list). */
+  private readonly pending = new Map<string, PendingList>();
   private readonly resolver: HostResolver;
   private unsubscribe: (() => void) | undefined;
   private unsubscribeResolved: (() => void) | undefined;
@@ -89,7 +95,7 @@ export class XdsPublisher {
       this.warm = true;
       for (const s of this.options.source.services()) {
         const list = this.options.source.get(s);
-        if (list) this.pending.set(s, list);
+        if (list) this.pending.set(s, this.prepare(list));
       }
       this.flush();
     };
@@ -114,14 +120,20 @@ export class XdsPublisher {
     return s && { service: s.service, listVersion: s.listVersion, endpoints: s.endpoints };
   }
 
+  private prepare(list: PrioritizedEndpointList): PendingList {
+    return { list, ...publishedEndpoints(list, (a) => this.resolver.ipOf(a)) };
+  }
+
   private onList(list: PrioritizedEndpointList): void {
-    this.pending.set(list.service, list);
+    const pending = this.prepare(list);
+    this.pending.set(list.service, pending);
     if (!this.warm) return;
     const current = this.services.get(list.service);
-    const { endpoints } = publishedEndpoints(list, (a) => this.resolver.ipOf(a));
     const urgent =
-      !current || list.endpoints.length === 0 || !sameMembership(current.membership, endpoints);
-    if (urgent) {
+      !current ||
+      list.endpoints.length === 0 ||
+      !sameMembership(current.membership, pending.endpoints);
+    if (urgent || this.options.debounceMs === 0) {
       this.immediate ??= setImmediate(() => this.flush());
     } else if (!this.timer && !this.immediate) {
       this.timer = setTimeout(() => this.flush(), this.options.debounceMs);
@@ -134,9 +146,9 @@ export class XdsPublisher {
     if (this.immediate) clearImmediate(this.immediate);
     this.timer = this.immediate = undefined;
     const changed: string[] = [];
-    for (const [service, list] of this.pending) {
+    for (const [service, pending] of this.pending) {
       try {
-        if (this.apply(service, list)) changed.push(service);
+        if (this.apply(service, pending)) changed.push(service);
       } catch (err) {
         this.options.logger.error(
           { err, service },
@@ -152,7 +164,7 @@ export class XdsPublisher {
   }
 
   /** Updates one service; false if clients need not hear about it. */
-  private apply(service: string, list: PrioritizedEndpointList): boolean {
+  private apply(service: string, { list, endpoints, unresolved }: PendingList): boolean {
     const current = this.services.get(service);
     if (list.endpoints.length === 0) {
       if (!current) return false;
@@ -160,7 +172,6 @@ export class XdsPublisher {
       this.options.metrics?.publishes.inc({ outcome: 'removed' });
       return true;
     }
-    const { endpoints, unresolved } = publishedEndpoints(list, (a) => this.resolver.ipOf(a));
     if (unresolved.length > 0)
       this.options.logger.debug(
         { service, unresolved },
@@ -179,7 +190,7 @@ export class XdsPublisher {
       service,
       listVersion: list.version,
       endpoints,
-      membership: new Map(endpoints.map((e) => [e.id, placeOf(e)])),
+      membership: new Map(endpoints.map((e) => [e.id, e])),
       endpointsResource: b.endpoints(service, endpoints),
       // These depend on the service name only; build them once.
       clusters: current?.clusters ?? {
@@ -204,14 +215,31 @@ export class XdsPublisher {
   }
 }
 
-const placeOf = (e: PublishedEndpoint): string =>
-  `${e.ip}:${e.port}/${e.region}/${e.zone}/${e.subZone}`;
+interface PendingList {
+  list: PrioritizedEndpointList;
+  endpoints: PublishedEndpoint[];
+  unresolved: string[];
+}
 
+/** The same endpoints at the same places (address and locality); shares may differ. */
 function sameMembership(
-  known: ReadonlyMap<string, string>,
+  known: ReadonlyMap<string, PublishedEndpoint>,
   endpoints: readonly PublishedEndpoint[],
 ): boolean {
-  return known.size === endpoints.length && endpoints.every((e) => known.get(e.id) === placeOf(e));
+  if (known.size !== endpoints.length) return false;
+  for (const e of endpoints) {
+    const k = known.get(e.id);
+    if (
+      !k ||
+      k.ip !== e.ip ||
+      k.port !== e.port ||
+      k.region !== e.region ||
+      k.zone !== e.zone ||
+      k.subZone !== e.subZone
+    )
+      return false;
+  }
+  return true;
 }
 
 /**

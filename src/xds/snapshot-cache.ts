@@ -1,3 +1,4 @@
+import type { SharedResponse } from '../common/shared-response.js';
 import type { Snapshot, EncodedResource } from './snapshot.js';
 import { PUSH_ORDER, isFullState, type ResourceTypeUrl } from './types.js';
 
@@ -17,12 +18,12 @@ export interface WatchRequest {
   force?: boolean;
 }
 
-/** The answer to a watch, for one type. `bytes` are shared by every stream; do not mutate them. */
+/** The answer to a watch, for one type. `message` is shared by every stream; do not mutate it. */
 export interface WatchResponse {
   typeUrl: ResourceTypeUrl;
   version: string;
   /** The encoded DiscoveryResponse, nonce included (see ResourceSet.response). */
-  bytes: Uint8Array;
+  message: SharedResponse;
   nonce: string;
   resources: readonly EncodedResource[];
 }
@@ -128,8 +129,8 @@ function answer(snapshot: Snapshot, request: WatchRequest): WatchResponse | unde
   const set = snapshot.get(request.typeUrl);
   if (!request.force && set.version === request.versionInfo) return undefined;
   if (set.version === request.rejectedVersion) return undefined;
-  const { bytes, nonce, resources } = set.response(request.resourceNames);
+  const { message, nonce, resources } = set.response(request.resourceNames);
   const mayBeEmpty = request.resourceNames.length === 0 || isFullState(request.typeUrl);
   if (resources.length === 0 && !mayBeEmpty) return undefined;
-  return { typeUrl: request.typeUrl, version: set.version, bytes, nonce, resources };
+  return { typeUrl: request.typeUrl, version: set.version, message, nonce, resources };
 }

@@ -1,3 +1,4 @@
+import { SharedResponse } from '../common/shared-response.js';
 import { contentHash, encodeAny, encodeNonce, encodeResponseHead, frameResource } from './wire.js';
 import { PUSH_ORDER, type ResourceTypeUrl } from './types.js';
 
@@ -36,7 +37,7 @@ export class ResourceSet {
    */
   readonly version: string;
   readonly resources: ReadonlyMap<string, EncodedResource>;
-  private readonly responses = new Map<string, { bytes: Uint8Array; nonce: string }>();
+  private readonly responses = new Map<string, { message: SharedResponse; nonce: string }>();
 
   constructor(typeUrl: ResourceTypeUrl, resources: Iterable<EncodedResource>) {
     this.typeUrl = typeUrl;
@@ -64,10 +65,11 @@ export class ResourceSet {
    * process-wide counter, so two different responses never share a nonce, on any stream. A stream
    * may be sent the same bytes twice (a forced re-send); both copies then carry one nonce, which is
    * harmless since an ACK or NACK of either is about the same content. Sharing the nonce is what
-   * lets a push to many streams cost no per-stream allocation here.
+   * lets a push to many streams cost no per-stream allocation here, and the message is kept with
+   * its gRPC framing so grpc-js need not frame a copy per stream either (common/shared-response).
    */
   response(names: readonly string[]): {
-    bytes: Uint8Array;
+    message: SharedResponse;
     nonce: string;
     resources: EncodedResource[];
   } {
@@ -76,12 +78,12 @@ export class ResourceSet {
     let memo = this.responses.get(key);
     if (!memo) {
       const nonce = (++nonceCounter).toString(36);
-      const bytes = Buffer.concat([
+      const message = SharedResponse.concat([
         encodeResponseHead(this.version, this.typeUrl),
         ...selected.map((r) => r.framed),
         encodeNonce(nonce),
       ]);
-      memo = { bytes, nonce };
+      memo = { message, nonce };
       if (this.responses.size >= MAX_MEMOISED_RESPONSES) this.responses.clear();
       this.responses.set(key, memo);
     }

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
+import { serializeSharedResponse, type SharedResponse } from '../common/shared-response.js';
 import type { ClientKind, NodeIdentity } from './client-kind.js';
 import type { XdsMetrics } from './metrics.js';
 import type protobuf from 'protobufjs';
@@ -26,10 +27,14 @@ export interface DiscoveryRequestMessage {
 }
 
 export interface AdsImplementation extends grpc.UntypedServiceImplementation {
-  StreamAggregatedResources: grpc.handleBidiStreamingCall<DiscoveryRequestMessage, Uint8Array>;
+  StreamAggregatedResources: grpc.handleBidiStreamingCall<DiscoveryRequestMessage, SharedResponse>;
 }
 
-/** The ADS service with a pass-through response serializer: responses are pre-encoded bytes. */
+/**
+ * The ADS service. Responses are encoded once per snapshot and shared by every stream
+ * (SharedResponse); with the `sharedResponses` interceptor on the server they are written without
+ * a per-stream copy.
+ */
 export function adsServiceDefinition(
   root: protobuf.Root,
 ): grpc.ServiceDefinition<AdsImplementation> {
@@ -49,8 +54,10 @@ export function adsServiceDefinition(
           longs: String,
           enums: String,
         }) as DiscoveryRequestMessage,
-      responseSerialize: (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-      responseDeserialize: (b: Buffer) => b,
+      responseSerialize: serializeSharedResponse,
+      responseDeserialize: (b: Buffer): never => {
+        throw new Error(`the ADS server does not read responses (${b.length} bytes)`);
+      },
     },
   };
 }
@@ -79,7 +86,7 @@ interface TypeState {
 
 interface StreamState {
   id: number;
-  call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>;
+  call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>;
   node?: NodeIdentity;
   group?: ClientKind;
   types: Map<ResourceTypeUrl, TypeState>;
@@ -152,7 +159,9 @@ export class SotwServer {
     }
   }
 
-  private handleStream(call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>): void {
+  private handleStream(
+    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>,
+  ): void {
     const stream: StreamState = {
       id: this.nextStreamId++,
       call,
@@ -190,7 +199,7 @@ export class SotwServer {
 
   private onRequest(
     stream: StreamState,
-    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>,
+    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>,
     req: DiscoveryRequestMessage,
     log: Logger,
   ): void {
@@ -261,7 +270,7 @@ export class SotwServer {
 
   private watch(
     stream: StreamState,
-    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>,
+    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>,
     typeUrl: ResourceTypeUrl,
     ts: TypeState,
     request: WatchRequest,
@@ -279,7 +288,7 @@ export class SotwServer {
 
   private send(
     stream: StreamState,
-    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>,
+    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>,
     ts: TypeState,
     response: WatchResponse,
   ): void {
@@ -287,7 +296,7 @@ export class SotwServer {
     const previous = ts.sentVersion;
     ts.nonce = nonce;
     ts.sentVersion = response.version;
-    call.write(response.bytes);
+    call.write(response.message);
     this.options.metrics?.responses.inc({ type_url: response.typeUrl });
     this.options.logger.trace(
       { stream: stream.id, typeUrl: response.typeUrl, version: response.version, nonce },

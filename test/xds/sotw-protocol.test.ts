@@ -3,6 +3,7 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadEnvoyProtos } from '../../src/common/envoy-protos.js';
 import { silentLogger } from '../../src/common/logger.js';
+import type { SharedResponse } from '../../src/common/shared-response.js';
 import { RawAdsClient, type RawDiscoveryResponse } from '../../src/xds/ads-client.js';
 import { clientKindOf } from '../../src/xds/client-kind.js';
 import { XdsMetrics } from '../../src/xds/metrics.js';
@@ -77,6 +78,8 @@ describe('SotW ADS protocol over a raw stream', () => {
   const clients: RawAdsClient[] = [];
 
   beforeAll(async () => {
+    // Without the sharedResponses interceptor: grpc-js frames each response itself (the fallback
+    // path); the conformance test runs augur serve, which has it.
     server = new grpc.Server();
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
@@ -87,7 +90,7 @@ describe('SotW ADS protocol over a raw stream', () => {
     // One service implementation that forwards to the server of the current test.
     server.addService(adsServiceDefinition(root), {
       StreamAggregatedResources: (
-        call: grpc.ServerDuplexStream<DiscoveryRequestMessage, Uint8Array>,
+        call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>,
       ) => sotw.implementation.StreamAggregatedResources(call),
     });
   });

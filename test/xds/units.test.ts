@@ -126,7 +126,9 @@ describe('resource builders', () => {
     ];
     const r = builder.endpoints('svc', eps);
     expect(r.typeUrl).toBe(TypeUrl.ClusterLoadAssignment);
-    const cla = decodeCla(new Snapshot([r]).get(TypeUrl.ClusterLoadAssignment).response([]).bytes);
+    const cla = decodeCla(
+      new Snapshot([r]).get(TypeUrl.ClusterLoadAssignment).response([]).message.bytes,
+    );
     expect(cla.cluster_name).toBe('svc');
     expect(cla.endpoints.map((e) => e.locality)).toEqual([
       { region: 'eu', zone: 'eu-1', sub_zone: 'a' },
@@ -227,7 +229,7 @@ describe('snapshots and the cache', () => {
       );
     }
     expect(shared).toHaveLength(2);
-    expect(shared[0]!.bytes).toBe(shared[1]!.bytes);
+    expect(shared[0]!.message).toBe(shared[1]!.message);
   });
 });
 
@@ -301,6 +303,22 @@ describe('publisher', () => {
     board.put(list('s', 4, [scored('a', 0.625), scored('b', 0.375)]));
     await tick(60);
     expect(publisher.published('s')!.listVersion).toBe(4); // 0.025 from what was pushed
+  });
+
+  it('with debounce 0, gathers the lists of one turn of the event loop (a scoring pass) into one snapshot', async () => {
+    const { board, publisher, pushes } = start({ debounceMs: 0 });
+    publisher.start();
+    pushes.length = 0; // the first (empty) snapshot, at start
+    board.put(list('s', 1, [scored('a', 0.5), scored('b', 0.5)]));
+    board.put(list('t', 1, [scored('c', 1)]));
+    await tick(5);
+    expect(pushes).toEqual([['s', 't']]);
+    // A scoring pass: weights of both services move in one turn; one snapshot, no timer.
+    board.put(list('s', 2, [scored('a', 0.7), scored('b', 0.3)]));
+    board.put(list('t', 2, [scored('c', 1)]));
+    await new Promise((r) => setImmediate(r));
+    expect(pushes).toEqual([['s', 't'], ['s']]); // t's only endpoint keeps all of t's traffic
+    expect(shares(publisher, 's')).toEqual({ a: 0.7, b: 0.3 });
   });
 
   it('pushes a stale or failing endpoint out at once, without waiting for the debounce', async () => {
