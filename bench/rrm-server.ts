@@ -5,6 +5,9 @@
  * Talks to the parent over IPC: sends `{ ready, address }`, answers `cpu` with its cpuUsage.
  */
 import * as grpc from '@grpc/grpc-js';
+import http2 from 'node:http2';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { GrpcHost } from '../src/common/grpc-host.js';
 import { extProcServiceDefinition } from '../src/rrm/ext-proc/server.js';
 import { createRegistry } from '../src/common/http-host.js';
@@ -66,10 +69,14 @@ export class BenchListSource implements PrioritizedListSource {
 export function benchRrm(
   source: PrioritizedListSource,
   dynamicPicker: 'weighted' | 'highest-score' = 'weighted',
+  extProcListen = '',
 ): Rrm {
   const config = loadConfig({
     env: {},
-    flags: { logLevel: 'silent', rrm: { defaultService: 'bench', dynamicPicker } },
+    flags: {
+      logLevel: 'silent',
+      rrm: { defaultService: 'bench', dynamicPicker, extProcListen },
+    },
   });
   return new Rrm({
     config,
@@ -83,12 +90,50 @@ export function benchRrm(
 async function main(): Promise<void> {
   const size = Number(process.argv[2] ?? 1000);
   const source = new BenchListSource('bench', size);
-  const rrm = benchRrm(source);
-  // 'plain': a bare grpc-js server with channelz off, to show what GrpcHost's defaults cost.
+  // 'augur': ext_proc on augur's gRPC address (GrpcHost, grpc-js); 'http2': on the extra
+  // node:http2 listener (rrm.extProcListen); 'plain': a bare grpc-js server with channelz off,
+  // to show what GrpcHost's defaults cost; 'floor': no RRM, node:http2 answering a fixed message;
+  // 'echo': a TCP echo server.
   const variant = process.argv[3] ?? 'augur';
+  const rrm = benchRrm(source, 'weighted', variant === 'http2' ? '127.0.0.1:0' : '');
   let port: number;
   let stopServer: () => Promise<void>;
-  if (variant === 'plain') {
+  if (variant === 'echo') {
+    // Below the floor: a TCP echo, the round trip between two processes on this machine.
+    const server = net.createServer((socket) => {
+      socket.setNoDelay(true);
+      socket.on('data', (d) => socket.write(d));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+    stopServer = () => new Promise((resolve) => server.close(() => resolve()));
+  } else if (variant === 'floor') {
+    // The floor: node:http2 answering each stream with a fixed message and doing nothing else.
+    const answer = Buffer.alloc(5 + 200, 1);
+    answer[0] = 0;
+    answer.writeUInt32BE(200, 1);
+    const server = http2.createServer({ settings: { maxConcurrentStreams: 10_000 } });
+    server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    server.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      stream.respond(
+        { ':status': 200, 'content-type': 'application/grpc' },
+        { waitForTrailers: true },
+      );
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      let answered = false;
+      stream.on('data', () => {
+        if (answered) return;
+        answered = true;
+        stream.write(answer);
+      });
+      stream.on('end', () => stream.end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+    stopServer = () => new Promise((resolve) => server.close(() => resolve()));
+  } else if (variant === 'plain') {
     const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
     server.addService(extProcServiceDefinition, rrm.extProc.implementation());
     port = await new Promise<number>((resolve, reject) =>
@@ -101,11 +146,26 @@ async function main(): Promise<void> {
     const host = new GrpcHost({ listen: '127.0.0.1:0' });
     rrm.register(host);
     port = (await host.start()).port;
+    if (variant === 'http2') port = (await rrm.listenExtProc())!.port;
     stopServer = () => host.stop();
   }
   const tick = setInterval(() => source.republish(), 1000);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   process.on('message', (msg: { cmd: string }) => {
     if (msg.cmd === 'cpu') process.send!({ cpu: process.cpuUsage() });
+    // The event loop's delay since the last ask (ms): how long a request that arrived could wait
+    // for this process before anything of it ran.
+    if (msg.cmd === 'loop') {
+      process.send!({
+        loop: {
+          p50: loop.percentile(50) / 1e6,
+          p99: loop.percentile(99) / 1e6,
+          max: loop.max / 1e6,
+        },
+      });
+      loop.reset();
+    }
     if (msg.cmd === 'stop') {
       clearInterval(tick);
       void rrm

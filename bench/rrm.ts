@@ -4,15 +4,18 @@
  *
  * 1. In process: CPU per decision of the RRM's own work (decode the ProcessingRequest, read
  *    the headers, pick, encode the answer), for the request shapes that matter.
- * 2. Over gRPC: the ext_proc server in its own process, an open-loop load generator opening
- *    one Process stream per request as Envoy does, at 1,000 and 5,000 requests/s: the added
- *    latency of one exchange (write of the request headers to the answer), p50 and p99, and
- *    the server's CPU per exchange (grpc-js transport included); then a closed-loop run for
- *    the most decisions per second one server process gives.
+ * 2. Over loopback: three servers in turn, each in its own process (a node:http2 server that
+ *    answers a fixed message, the floor; augur's ext_proc fast path, `rrm.extProcListen`; augur's
+ *    gRPC address, grpc-js), and an open-loop load generator opening one Process stream per
+ *    request as Envoy does, at 1,000 and 5,000 requests/s: the latency of one exchange (write of
+ *    the request headers to the answer), p50 and p99, what augur adds over the floor, and the
+ *    server's CPU per exchange; then a closed-loop run for the most decisions per second.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { cpus, loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { loadEnvoyProtos } from '../src/common/envoy-protos.js';
 import { decodeProcessingRequest } from '../src/rrm/ext-proc/messages.js';
@@ -21,7 +24,7 @@ import type { Rrm } from '../src/rrm/rrm.js';
 import { BenchListSource, benchRrm } from './rrm-server.js';
 
 const ENDPOINTS = 1000;
-const RATES = (process.env.BENCH_RRM_RATES ?? '200,1000,5000').split(',').map(Number);
+const RATES = (process.env.BENCH_RRM_RATES ?? '1000,5000').split(',').map(Number);
 const SECONDS_PER_RATE = Number(process.env.BENCH_RRM_SECONDS ?? 6);
 const WARMUP_SECONDS = 1;
 /** Set to 1 for the in-process figures only (printed, BENCHMARKS.md left alone): a short run. */
@@ -149,14 +152,25 @@ function inProcess(): Array<Array<string | number>> {
   return rows;
 }
 
+/** The server's event-loop delay over a window, ms. */
+interface LoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
 interface ServerChild {
   child: ChildProcess;
   address: string;
   cpu(): Promise<number>;
+  /** Event-loop delay since the last call (the echo server has none). */
+  loop(): Promise<LoopDelay>;
   stop(): Promise<void>;
 }
 
-async function startServer(variant: 'augur' | 'plain' = 'augur'): Promise<ServerChild> {
+type Variant = 'augur' | 'plain' | 'http2' | 'floor' | 'echo';
+
+async function startServer(variant: Variant = 'augur'): Promise<ServerChild> {
   const child = fork(
     fileURLToPath(new URL('./rrm-server.ts', import.meta.url)),
     [String(ENDPOINTS), variant],
@@ -178,6 +192,11 @@ async function startServer(variant: 'augur' | 'plain' = 'augur'): Promise<Server
       new Promise((resolve) => {
         child.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(cpuMicros(m.cpu)));
         child.send({ cmd: 'cpu' });
+      }),
+    loop: () =>
+      new Promise((resolve) => {
+        child.once('message', (m: { loop: LoopDelay }) => resolve(m.loop));
+        child.send({ cmd: 'loop' });
       }),
     stop: () =>
       new Promise((resolve) => {
@@ -203,7 +222,14 @@ class RawExtProcClient {
   }
 
   private connect(): http2.ClientHttp2Session {
-    const session = http2.connect(`http://${this.address}`);
+    // Envoy sets TCP_NODELAY on its upstream connections; so does this client.
+    const [host, port] = [
+      this.address.slice(0, this.address.lastIndexOf(':')),
+      this.address.slice(this.address.lastIndexOf(':') + 1),
+    ];
+    const session = http2.connect(`http://${this.address}`, {
+      createConnection: () => net.connect({ host, port: Number(port), noDelay: true }),
+    });
     session.on('error', () => undefined);
     return session;
   }
@@ -248,6 +274,9 @@ class RawExtProcClient {
 }
 
 interface RateResult {
+  /** Event-loop delay of the server and of the load generator over the window. */
+  serverLoop: LoopDelay;
+  generatorLoop: LoopDelay;
   rate: number;
   achieved: number;
   p50: number;
@@ -257,6 +286,10 @@ interface RateResult {
   errors: number;
   firstError: string;
 }
+
+/** The load generator's own event-loop delay (its waits are in every latency it measures). */
+const generatorLoop = monitorEventLoopDelay({ resolution: 1 });
+generatorLoop.enable();
 
 async function openLoop(
   server: ServerChild,
@@ -283,7 +316,11 @@ async function openLoop(
       if (!inWindow && now >= windowStart) {
         inWindow = true;
         windowT0 = now;
-        void server.cpu().then((c) => (cpu0 = c));
+        void server.cpu().then((c) => {
+          cpu0 = c;
+          return server.loop(); // resets the server's loop-delay histogram
+        });
+        generatorLoop.reset();
       }
       if (now >= end) {
         clearInterval(timer);
@@ -312,7 +349,14 @@ async function openLoop(
   const windowSeconds = (performance.now() - windowT0) / 1000;
   await Promise.all(pending);
   const cpu1 = await server.cpu();
+  const serverLoop = await server.loop();
   return {
+    serverLoop,
+    generatorLoop: {
+      p50: generatorLoop.percentile(50) / 1e6,
+      p99: generatorLoop.percentile(99) / 1e6,
+      max: generatorLoop.max / 1e6,
+    },
     rate,
     achieved: Math.round(sentInWindow / windowSeconds),
     p50: quantile(latencies, 0.5),
@@ -356,6 +400,28 @@ async function closedLoop(
   };
 }
 
+/** `count` one-byte round trips in a row over one TCP connection; each one's milliseconds. */
+async function tcpEcho(address: string, count: number): Promise<number[]> {
+  const at = address.lastIndexOf(':');
+  const socket = net.connect({
+    host: address.slice(0, at),
+    port: Number(address.slice(at + 1)),
+    noDelay: true,
+  });
+  await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  const out: number[] = [];
+  for (let i = 0; i < count + 500; i++) {
+    const t0 = performance.now();
+    await new Promise((resolve) => {
+      socket.once('data', resolve);
+      socket.write('x');
+    });
+    if (i >= 500) out.push(performance.now() - t0); // the first 500 warm up
+  }
+  socket.destroy();
+  return out;
+}
+
 async function main(): Promise<void> {
   const loadBefore = loadavg()[0]!;
   console.log(`in-process decisions, ${ENDPOINTS} endpoints ...`);
@@ -365,31 +431,65 @@ async function main(): Promise<void> {
   );
   if (IN_PROCESS_ONLY) return;
 
-  const server = await startServer();
-  const client = new RawExtProcClient(server.address);
-  // Warm both sides (JIT, HTTP/2 connection) before measuring.
-  for (let i = 0; i < 2000; i++) await client.exchange(Buffer.from(requestBytes()));
-  const rateResults: RateResult[] = [];
-  for (const rate of RATES) {
-    console.log(`open loop at ${rate} req/s for ${SECONDS_PER_RATE} s ...`);
-    const r = await openLoop(server, client, rate);
-    console.log(r);
-    rateResults.push(r);
-  }
-  console.log('closed loop, 64 streams in flight ...');
-  const max = await closedLoop(server, client, 64, 4);
-  console.log(max);
-  client.close();
-  await server.stop();
+  // The round trip between two processes here, before any HTTP/2: 5,000 one-byte TCP echoes in a row.
+  const echo = await startServer('echo');
+  const echoLatencies = await tcpEcho(echo.address, 5000);
+  await echo.stop();
+  console.log('tcp echo', quantile(echoLatencies, 0.5), quantile(echoLatencies, 0.99));
 
-  // The same server as a bare grpc-js server with channelz off (GrpcHost leaves it on).
-  const plain = await startServer('plain');
-  const plainClient = new RawExtProcClient(plain.address);
-  for (let i = 0; i < 2000; i++) await plainClient.exchange(Buffer.from(requestBytes()));
-  const plainMax = await closedLoop(plain, plainClient, 64, 4);
-  console.log('channelz off', plainMax);
-  plainClient.close();
-  await plain.stop();
+  const variants: Array<{ variant: Variant; name: string }> = [
+    { variant: 'floor', name: 'floor: node:http2, fixed answer, no RRM' },
+    { variant: 'http2', name: 'augur, `rrm.extProcListen` (node:http2)' },
+    { variant: 'augur', name: 'augur, the gRPC address (grpc-js)' },
+  ];
+  const rateRows: Array<Array<string | number>> = [];
+  const maxRows: Array<Array<string | number>> = [];
+  const failures: string[] = [];
+  const floorAt = new Map<number, RateResult>();
+  for (const { variant, name } of variants) {
+    const server = await startServer(variant);
+    const client = new RawExtProcClient(server.address);
+    // Warm both sides (JIT, HTTP/2 connection) before measuring.
+    for (let i = 0; i < 2000; i++) await client.exchange(Buffer.from(requestBytes()));
+    for (const rate of RATES) {
+      console.log(`${name}: open loop at ${rate} req/s for ${SECONDS_PER_RATE} s ...`);
+      const r = await openLoop(server, client, rate);
+      console.log(r);
+      if (variant === 'floor') floorAt.set(rate, r);
+      const floor = floorAt.get(rate);
+      const over = (x: number, f: number | undefined): string =>
+        variant === 'floor' || f === undefined || r.errors > 0 ? '-' : (x - f).toFixed(3);
+      rateRows.push([
+        name,
+        r.rate,
+        r.achieved,
+        r.p50.toFixed(3),
+        r.p99.toFixed(3),
+        r.max.toFixed(1),
+        over(r.p50, floor?.p50),
+        over(r.p99, floor?.p99),
+        `${r.serverLoop.p99.toFixed(1)} / ${r.serverLoop.max.toFixed(1)}`,
+        `${r.generatorLoop.p99.toFixed(1)} / ${r.generatorLoop.max.toFixed(1)}`,
+        r.serverCpuPerExchange.toFixed(1),
+        r.errors,
+      ]);
+      if (r.errors > 0)
+        failures.push(
+          `${name} at ${r.rate} req/s: ${r.errors} exchanges failed (first: "${r.firstError}"): the server could not keep up, streams queued, and Node's HTTP/2 session refused new ones. Envoy would count these as ext_proc failures and, with \`failure_mode_allow\`, send the requests on through the cluster's fallback policy.`,
+        );
+    }
+    console.log(`${name}: closed loop, 64 streams in flight ...`);
+    const max = await closedLoop(server, client, 64, 4);
+    console.log(max);
+    maxRows.push([
+      name,
+      max.perSecond.toLocaleString('en'),
+      max.serverCores.toFixed(2),
+      max.serverCpuPerExchange.toFixed(1),
+    ]);
+    client.close();
+    await server.stop();
+  }
 
   const body = [
     `One service of ${ENDPOINTS.toLocaleString('en')} endpoints; its list is republished (new version, new scores) every second, as the LPS's scoring tick does. Targets: p99 of one exchange under 1 ms, under 30 µs of CPU per decision.`,
@@ -398,40 +498,37 @@ async function main(): Promise<void> {
     '',
     markdownTable(['request shape', 'CPU µs / decision', 'decisions/s (one core)'], decisionRows),
     '',
-    `**One ext_proc exchange over gRPC** (server in its own process; the load generator opens one Process stream per request as Envoy does, sends the request headers, waits for the answer, half-closes; open loop, ${SECONDS_PER_RATE} s measured after ${WARMUP_SECONDS} s of warm-up; latency from the write of the headers to the answer; server CPU includes grpc-js's HTTP/2 stream handling):`,
+    `**The machine's floor**: a one-byte TCP echo between two processes, 5,000 in a row: p50 ${quantile(echoLatencies, 0.5).toFixed(3)} ms, p99 ${quantile(echoLatencies, 0.99).toFixed(3)} ms. A p99 under 1 ms for a whole ext_proc exchange cannot be shown on a machine whose bare round trip is this; the figures below compare augur with the same exchange against a server that does nothing.`,
+    '',
+    `**One ext_proc exchange over loopback** (each server in its own process; the load generator speaks gRPC on node:http2 as Envoy does: one Process stream per request on one connection, TCP_NODELAY, the request headers sent, the answer awaited, the stream half-closed; open loop, ${SECONDS_PER_RATE} s measured after ${WARMUP_SECONDS} s of warm-up; latency from the write of the headers to the answer). The floor is the same exchange against a node:http2 server that answers a fixed message and does nothing else: what loopback, the two processes' event loops and HTTP/2 cost on this machine; "added" is augur's figure minus the floor's at the same rate and percentile. The loop delays say where the waits are: how late each process's event loop ran (a request that arrived waited at most that long before anything of it ran there).`,
     '',
     markdownTable(
       [
+        'server',
         'offered req/s',
         'achieved req/s',
         'p50 ms',
         'p99 ms',
         'max ms',
+        'added p50 ms',
+        'added p99 ms',
+        'server loop delay p99 / max ms',
+        'generator loop delay p99 / max ms',
         'server CPU µs / exchange',
         'errors',
       ],
-      rateResults.map((r) => [
-        r.rate,
-        r.achieved,
-        r.p50.toFixed(3),
-        r.p99.toFixed(3),
-        r.max.toFixed(1),
-        r.serverCpuPerExchange.toFixed(1),
-        r.errors,
-      ]),
+      rateRows,
     ),
     '',
-    ...rateResults
-      .filter((r) => r.errors > 0)
-      .map(
-        (r) =>
-          `At ${r.rate} req/s offered, ${r.errors} exchanges failed (first: "${r.firstError}"): the server could not get the CPU to keep up, streams queued, and Node's HTTP/2 session refused new ones once its memory cap was reached. Envoy would count these as ext_proc failures and, with \`failure_mode_allow\`, send the requests on through the cluster's fallback policy.\n`,
-      ),
-    `Closed loop, 64 streams in flight: **${max.perSecond.toLocaleString('en')} decisions/s** from one server process (${max.serverCores.toFixed(2)} cores busy, ${max.serverCpuPerExchange.toFixed(1)} µs CPU per exchange).`,
+    ...failures.map((f) => `${f}\n`),
+    '**Most decisions per second** (closed loop, 64 streams in flight, 4 s):',
     '',
-    `The same server on a bare grpc-js server with channelz off (\`grpc.enable_channelz: 0\`; augur's GrpcHost keeps grpc-js's default, on): **${plainMax.perSecond.toLocaleString('en')} decisions/s**, ${plainMax.serverCpuPerExchange.toFixed(1)} µs CPU per exchange.`,
+    markdownTable(
+      ['server', 'exchanges/s', 'server cores busy', 'server CPU µs / exchange'],
+      maxRows,
+    ),
     '',
-    `The load generator shares the machine with the server (and, during this run, with other developers' builds and tests: load average ${loadBefore.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end on ${cpus().length} cores), so the exchange latencies are mostly the wait for a core; where the achieved rate falls short of the offered one, the server process could not get the CPU it needed and requests queued. The in-process figures are the RRM's own cost; the rest of the server CPU per exchange is grpc-js's HTTP/2 stream handling (a new stream, metadata, status and trailers per request).`,
+    `Load average of the 2-core machine: ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (${cpus().length} cores). The load generator shares the machine with the server. The in-process figures are the RRM's own cost; the rest of the server CPU per exchange is HTTP/2 stream handling (a new stream, headers, the answer, trailers per request), about three times as much through grpc-js as on node:http2 directly.`,
   ].join('\n');
   writeBenchmarkSection('RRM: ext_proc decisions', 'npm run bench:rrm', body);
 }

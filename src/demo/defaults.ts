@@ -3,6 +3,8 @@
 export interface DemoOptions {
   grpcListen: string;
   httpListen: string;
+  /** The RRM's extra ext_proc address (node:http2), which the data plane asks; '' for none. */
+  extProcListen: string;
   /** Where the demo data plane (the stand-in for Envoy) listens. */
   proxyListen: string;
   dataDir: string;
@@ -20,6 +22,7 @@ export interface DemoOptions {
 export const DEMO_DEFAULTS: DemoOptions = {
   grpcListen: '127.0.0.1:18000',
   httpListen: '127.0.0.1:18080',
+  extProcListen: '127.0.0.1:18001',
   proxyListen: '127.0.0.1:18081',
   dataDir: './.augur/demo',
   rate: 170,

@@ -9,6 +9,7 @@ import { DEMO_DEFAULTS } from './defaults.js';
 interface DemoFlags {
   grpcListen: string;
   httpListen: string;
+  extProcListen: string;
   proxyListen: string;
   dataDir: string;
   rate: string;
@@ -25,6 +26,11 @@ export function registerDemoCommand(program: Command): void {
     )
     .option('--grpc-listen <host:port>', 'control plane gRPC address', DEMO_DEFAULTS.grpcListen)
     .option('--http-listen <host:port>', 'dashboard and /metrics address', DEMO_DEFAULTS.httpListen)
+    .option(
+      '--ext-proc-listen <host:port>',
+      "the RRM's ext_proc fast path, which the data plane asks",
+      DEMO_DEFAULTS.extProcListen,
+    )
     .option('--proxy-listen <host:port>', 'demo data plane address', DEMO_DEFAULTS.proxyListen)
     .option('--data-dir <dir>', 'where learned state is kept', DEMO_DEFAULTS.dataDir)
     .option(
@@ -39,6 +45,7 @@ export function registerDemoCommand(program: Command): void {
         ['--grpc-listen', flags.grpcListen],
         ['--http-listen', flags.httpListen],
         ['--proxy-listen', flags.proxyListen],
+        ['--ext-proc-listen', flags.extProcListen],
       ] as const) {
         parseHostPort(value, flag);
       }
@@ -50,6 +57,7 @@ export function registerDemoCommand(program: Command): void {
       const demo = await runDemo({
         grpcListen: flags.grpcListen,
         httpListen: flags.httpListen,
+        extProcListen: flags.extProcListen,
         proxyListen: flags.proxyListen,
         dataDir: flags.dataDir,
         rate,

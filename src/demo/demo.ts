@@ -57,6 +57,7 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<Runni
       httpListen: opts.httpListen,
       dataDir: opts.dataDir,
       logLevel: opts.logLevel,
+      rrm: { extProcListen: opts.extProcListen },
     },
   });
   const plane = await startControlPlane({ config, logger });
@@ -81,7 +82,8 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<Runni
   );
   const dataPlane = new DataPlane({
     listen: opts.proxyListen,
-    rrm: plane.grpcAddress,
+    // As Envoy's ext_proc cluster in envoy/bootstrap.yaml: the fast path if there is one.
+    rrm: plane.extProcAddress ?? plane.grpcAddress,
     routeName: SERVICE,
     clusterName: SERVICE,
     fallbackHosts: backends.map((b) => b.address),
@@ -102,6 +104,9 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<Runni
     'augur demo: predictive load balancing, all in this process',
     `  dashboard     ${plane.httpUrl}/dashboard   (open it in a browser)`,
     `  gRPC (LPS, xDS, ext_proc, RouteResponse)   ${plane.grpcAddress}`,
+    ...(plane.extProcAddress
+      ? [`  ext_proc fast path (the data plane asks it)   ${plane.extProcAddress}`]
+      : []),
     `  data plane    ${dataPlane.url}   (the demo stand-in for Envoy; curl it)`,
     `  metrics       ${plane.httpUrl}/metrics`,
     `  backends      ${backends.map((b) => `${b.id} ${b.address}`).join(', ')}`,

@@ -6,6 +6,7 @@ interface RrmFlags {
   lps: string;
   grpcListen?: string;
   httpListen?: string;
+  extProcListen?: string;
   config?: string;
   logLevel?: string;
 }
@@ -40,6 +41,10 @@ export function registerRrmCommand(program: Command): void {
       '--http-listen <host:port>',
       'HTTP address for /metrics and /healthz (default 127.0.0.1:18080)',
     )
+    .option(
+      '--ext-proc-listen <host:port>',
+      'extra address for Envoy ext_proc streams only, on node:http2 directly (the fast path; rrm.extProcListen)',
+    )
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG); the rrm section applies')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (flags: RrmFlags) => {
@@ -53,6 +58,7 @@ export function registerRrmCommand(program: Command): void {
         flags: {
           grpcListen: flags.grpcListen,
           httpListen: flags.httpListen,
+          ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
           logLevel: flags.logLevel,
         },
       });

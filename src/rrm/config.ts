@@ -10,6 +10,12 @@ import { z } from 'zod';
  */
 export const rrmConfigSchema = z
   .object({
+    /**
+     * An extra address for Envoy's ext_proc streams only, served on node:http2 directly (about a
+     * third of grpc-js's CPU per stream; see ext-proc/http2-listener.ts). HOST:PORT, port 0 for
+     * any free one; empty: none (ext_proc is still served on the gRPC address either way).
+     */
+    extProcListen: z.string().default(''),
     /** Whether a request without `x-augur-dynamic-routing` is routed by Load Score. */
     dynamicRoutingDefault: z.boolean().default(true),
     /**

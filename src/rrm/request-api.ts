@@ -113,8 +113,9 @@ export function parseDynamicRouting(value: string | undefined, fallback: boolean
 /** Comma-separated endpoint ids; blanks around commas are ignored, a repeated id counts once. */
 export function parseEndpointList(value: string, max: number): string[] {
   const ids: string[] = [];
-  const seen = new Set<string>();
   const parts = value.split(',');
+  // Lists are short as a rule; a Set only pays off for long ones.
+  const seen = parts.length > 16 ? new Set<string>() : undefined;
   for (let i = 0; i < parts.length; i++) {
     const id = parts[i]!.trim();
     if (id === '') {
@@ -129,8 +130,8 @@ export function parseEndpointList(value: string, max: number): string[] {
         `entry ${i + 1} "${clip(id)}" is not an endpoint id (1 to 128 of A-Z a-z 0-9 . _ : -)`,
       );
     }
-    if (seen.has(id)) continue;
-    seen.add(id);
+    if (seen ? seen.has(id) : ids.includes(id)) continue;
+    seen?.add(id);
     ids.push(id);
   }
   if (ids.length > max) {

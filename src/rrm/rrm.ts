@@ -1,10 +1,12 @@
 import type { Registry } from 'prom-client';
 import type { AugurConfig } from '../common/config.js';
+import { formatHostPort, type HostPort } from '../common/address.js';
 import type { GrpcHost } from '../common/grpc-host.js';
 import type { Logger } from '../common/logger.js';
 import { ResponseRouterService } from '../gen/augur/v1/response_router.js';
 import type { PrioritizedListSource } from '../lps/types.js';
 import { Deliverer } from './delivery.js';
+import { ExtProcListener } from './ext-proc/http2-listener.js';
 import { EndpointTables } from './endpoint-table.js';
 import {
   EXT_PROC_SERVICE_NAME,
@@ -111,11 +113,32 @@ export class Rrm {
   }
 
   private readonly responseRouter: ReturnType<typeof responseRouterService>;
+  private listener: ExtProcListener | undefined;
 
   /** Adds ExternalProcessor and ResponseRouter to the process's gRPC server. */
   register(host: GrpcHost): void {
     host.addService(EXT_PROC_SERVICE_NAME, extProcServiceDefinition, this.extProc.implementation());
     host.addService('augur.v1.ResponseRouter', ResponseRouterService, this.responseRouter);
+  }
+
+  /**
+   * Starts the extra ext_proc address (`rrm.extProcListen`, node:http2 directly) if one is
+   * configured, and returns where it listens.
+   */
+  async listenExtProc(): Promise<HostPort | undefined> {
+    const listen = this.options.config.rrm.extProcListen;
+    if (!listen || this.listener) return this.listener?.address;
+    this.listener = new ExtProcListener({
+      listen,
+      handler: this.extProc,
+      logger: this.options.logger,
+    });
+    return this.listener.start();
+  }
+
+  /** The extra ext_proc address, if it listens. */
+  get extProcAddress(): string | undefined {
+    return this.listener ? formatHostPort(this.listener.address) : undefined;
   }
 
   /** How long the LPS has been unreachable, and the serving mode that follows (switching to it). */
@@ -140,6 +163,7 @@ export class Rrm {
   }
 
   async stop(): Promise<void> {
+    await this.listener?.stop();
     if (this.modeTimer) clearInterval(this.modeTimer);
     this.tables.close();
     this.deliverer.close();
@@ -178,5 +202,6 @@ export async function attachRrm(ctx: RrmHostContext): Promise<{ rrm: Rrm; stop()
     resolver: sharedHostResolver(ctx),
   });
   rrm.register(ctx.grpc);
+  await rrm.listenExtProc();
   return { rrm, stop: () => rrm.stop() };
 }

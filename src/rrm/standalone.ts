@@ -11,6 +11,8 @@ import { Rrm } from './rrm.js';
 export interface StandaloneRrm {
   grpcAddress: string;
   httpUrl: string;
+  /** The extra ext_proc address (`rrm.extProcListen`), if configured. */
+  extProcAddress: string | undefined;
   rrm: Rrm;
   source: RemoteListSource;
   registry: Registry;
@@ -62,15 +64,20 @@ export async function startStandaloneRrm(opts: {
   });
   source.start();
   const grpcAddress = formatHostPort(await grpc.start());
+  await rrm.listenExtProc();
+  const extProcAddress = rrm.extProcAddress;
   await http.start();
   logger.info(
-    { grpc: grpcAddress, http: http.url, lps: opts.lps },
-    `augur rrm listening: ext_proc and ResponseRouter on gRPC ${grpcAddress}, metrics on ${http.url}`,
+    { grpc: grpcAddress, http: http.url, extProc: extProcAddress, lps: opts.lps },
+    `augur rrm listening: ext_proc and ResponseRouter on gRPC ${grpcAddress}` +
+      (extProcAddress ? `, ext_proc fast path on ${extProcAddress}` : '') +
+      `, metrics on ${http.url}`,
   );
   let stopped: Promise<void> | undefined;
   return {
     grpcAddress,
     httpUrl: http.url,
+    extProcAddress,
     rrm,
     source,
     registry,

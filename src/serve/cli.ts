@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 interface ServeFlags {
   grpcListen?: string;
   httpListen?: string;
+  extProcListen?: string;
   dataDir?: string;
   config?: string;
   logLevel?: string;
@@ -16,6 +17,10 @@ export function registerServeCommand(program: Command): void {
     .option(
       '--http-listen <host:port>',
       'HTTP address for /metrics, /healthz, /dashboard (default 127.0.0.1:18080)',
+    )
+    .option(
+      '--ext-proc-listen <host:port>',
+      'extra address for Envoy ext_proc streams only, on node:http2 directly (the fast path; rrm.extProcListen)',
     )
     .option('--data-dir <dir>', 'where learned state is kept (default ./.augur)')
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG)')
@@ -32,6 +37,7 @@ export function registerServeCommand(program: Command): void {
         flags: {
           grpcListen: flags.grpcListen,
           httpListen: flags.httpListen,
+          ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
           dataDir: flags.dataDir,
           logLevel: flags.logLevel,
         },

@@ -32,6 +32,8 @@ export interface ControlPlane {
   grpcAddress: string;
   /** `http://host:port` of /metrics, /healthz and the dashboard. */
   httpUrl: string;
+  /** `host:port` of the extra ext_proc address (`rrm.extProcListen`), if configured. */
+  extProcAddress: string | undefined;
   config: AugurConfig;
   lps: Lps;
   /** Cuts of endpoints' traffic shares and what followed them (shown on the dashboard). */
@@ -76,7 +78,8 @@ export async function startControlPlane({
   const parts: AttachedPart[] = [];
   // Parts attach here, in order (each returns what stops it).
   parts.push(await attachForecast(ctx));
-  parts.push(await attachRrm(ctx));
+  const rrm = await attachRrm(ctx);
+  parts.push(rrm);
   parts.push(await attachXds(ctx));
   const dashboard = await attachDashboard(ctx);
   parts.push(dashboard);
@@ -111,15 +114,18 @@ export async function startControlPlane({
   const grpcAddr = await grpc.start();
   await http.start();
   const grpcAddress = formatHostPort(grpcAddr);
+  const extProcAddress = rrm.rrm.extProcAddress;
   logger.info(
-    { grpc: grpcAddress, http: http.url, dataDir: config.dataDir },
-    `augur control plane listening: gRPC ${grpcAddress}, HTTP ${http.url}`,
+    { grpc: grpcAddress, http: http.url, extProc: extProcAddress, dataDir: config.dataDir },
+    `augur control plane listening: gRPC ${grpcAddress}, HTTP ${http.url}` +
+      (extProcAddress ? `, ext_proc fast path ${extProcAddress}` : ''),
   );
 
   let stopped: Promise<void> | undefined;
   return {
     grpcAddress,
     httpUrl: http.url,
+    extProcAddress,
     config,
     lps,
     swaps: dashboard.swaps,

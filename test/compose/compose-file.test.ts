@@ -185,16 +185,20 @@ describe('docker-compose.yml', () => {
     }
     expect(envoy.healthcheck!.test.join(' ')).toContain(`/${bootstrap.adminPort}`);
 
-    // ADS, ext_proc and any other gRPC service Envoy calls is augur's gRPC address.
+    // ext_proc goes to augur's ext_proc fast path; ADS and any other gRPC service Envoy calls
+    // to augur's gRPC address.
     const grpc = hostPort(flag('augur', '--grpc-listen'));
+    const extProc = hostPort(flag('augur', '--ext-proc-listen'));
+    expect(extProc.host).toBe('0.0.0.0'); // reachable from Envoy's container
+    expect(extProc.port).not.toBe(grpc.port);
     expect(bootstrap.adsClusters.length).toBeGreaterThan(0);
     for (const name of bootstrap.grpcClusters) {
       const addresses = bootstrap.clusters.get(name);
       expect(addresses, `static cluster ${name}`).toBeDefined();
-      for (const a of addresses!) {
-        expect([a.host, a.port], name).toEqual(['augur', grpc.port]);
-      }
+      const port = bootstrap.extProcClusters.includes(name) ? extProc.port : grpc.port;
+      for (const a of addresses!) expect([a.host, a.port], name).toEqual(['augur', port]);
     }
+    for (const name of bootstrap.adsClusters) expect(bootstrap.extProcClusters).not.toContain(name);
     // The routes' cluster is the agents' service: augur's xDS names each cluster after its service.
     expect(bootstrap.routeClusters).toEqual([flag('agent-1', '--service')]);
   });

@@ -189,7 +189,14 @@ describe('augur serve + agents + demo data plane', () => {
   it('with the default weighted picker, shares real requests between backends as the LPS weights them', async () => {
     const weightedConfig = loadConfig({
       env: {},
-      flags: { grpcListen: '127.0.0.1:0', dataDir, logLevel: 'silent', rrm: { fallbacks: 2 } },
+      flags: {
+        grpcListen: '127.0.0.1:0',
+        dataDir,
+        logLevel: 'silent',
+        // This RRM's data plane asks it on the ext_proc fast path (node:http2), as the Envoy
+        // bootstraps do; the first one above asks on the gRPC address.
+        rrm: { fallbacks: 2, extProcListen: '127.0.0.1:0' },
+      },
     });
     expect(weightedConfig.rrm.dynamicPicker).toBe('weighted');
     const host = new GrpcHost({ listen: '127.0.0.1:0' });
@@ -200,10 +207,11 @@ describe('augur serve + agents + demo data plane', () => {
       grpc: host,
       lps: plane.lps,
     });
-    const { port } = await host.start();
+    await host.start();
+    expect(attached.rrm.extProcAddress).toBeDefined();
     const weighted = new DataPlane({
       listen: '127.0.0.1:0',
-      rrm: `127.0.0.1:${port}`,
+      rrm: attached.rrm.extProcAddress!,
       routeName: 'shop-route',
       clusterName: 'shop',
       retries: 2,

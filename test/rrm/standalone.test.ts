@@ -91,6 +91,7 @@ beforeAll(async () => {
         lpsReconnectInitial: 0.05,
         lpsReconnectMax: 0.2,
         monitoringIntervalMinGap: 0,
+        extProcListen: '127.0.0.1:0',
       },
     },
   });
@@ -113,6 +114,19 @@ describe('augur rrm against a remote LPS', () => {
       .poll(() => ask(), { timeout: 10_000, interval: 100 })
       .toBe('127.0.0.1:9001,127.0.0.1:9002');
     expect(await metric('augur_rrm_lps_reachable')).toBe('augur_rrm_lps_reachable 1');
+  });
+
+  it('answers on its ext_proc fast path (rrm.extProcListen) from the same lists', async () => {
+    const fast = extProcClient(rrm.extProcAddress!);
+    try {
+      const a = await exchange(fast, { clusterName: 'api' });
+      // The weighted pick rotates between asks; both name the same endpoints.
+      const sorted = (v: string | undefined) => v?.split(',').sort().join(',');
+      expect(sorted(metadataEndpoints(a))).toBe(sorted(await ask()));
+      expect(sorted(metadataEndpoints(a))).toBe('127.0.0.1:9001,127.0.0.1:9002');
+    } finally {
+      fast.close();
+    }
   });
 
   it('forwards a monitoring interval to the LPS over gRPC', async () => {

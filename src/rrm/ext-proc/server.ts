@@ -72,15 +72,20 @@ export class ExtProcHandler {
     };
   }
 
-  private process(call: grpc.ServerDuplexStream<ProcessingRequestMessage, Uint8Array>): void {
+  /** Counts a stream as open; the function returned counts it closed (once, however often called). */
+  streamOpened(): () => void {
     const { metrics } = this.deps;
     metrics.streamOpened();
     let open = true;
-    const close = () => {
+    return () => {
       if (!open) return;
       open = false;
       metrics.streamClosed();
     };
+  }
+
+  private process(call: grpc.ServerDuplexStream<ProcessingRequestMessage, Uint8Array>): void {
+    const close = this.streamOpened();
     call.on('data', (request: ProcessingRequestMessage) => {
       if (call.cancelled) return;
       call.write(this.answer(request));

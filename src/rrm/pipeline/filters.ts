@@ -9,10 +9,12 @@ export class CandidateListFilter implements EndpointFilter {
   filter(entries: readonly EndpointEntry[], request: PickRequest): readonly EndpointEntry[] {
     const ids = request.candidates;
     if (!ids) return entries;
-    // Candidate lists are short next to a service; a Set only pays off when they are not.
-    if (ids.length <= 8) return entries.filter((e) => ids.includes(e.id));
+    // Candidate lists are short next to a service; a Set only pays off when they are not. When
+    // the entries already are the caller's (the pipeline starts from table.select), nothing is
+    // copied.
+    if (ids.length <= 8) return keepIf(entries, (e) => ids.includes(e.id));
     const wanted = new Set(ids);
-    return entries.filter((e) => wanted.has(e.id));
+    return keepIf(entries, (e) => wanted.has(e.id));
   }
 }
 

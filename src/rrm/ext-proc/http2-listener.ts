@@ -1,0 +1,315 @@
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import { AugurError } from '../../common/errors.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../../common/address.js';
+import type { Logger } from '../../common/logger.js';
+import { decodeProcessingRequest } from './messages.js';
+import { EXT_PROC_SERVICE_NAME, type ExtProcHandler } from './server.js';
+
+/*
+ * Envoy's ext_proc service on node:http2 directly: the RRM's fast path.
+ *
+ * An ext_proc exchange is one gRPC stream per HTTP request, so the transport's cost per stream
+ * is the RRM's cost per request. Through grpc-js a stream costs this process about 150-190 µs of
+ * CPU (its call objects, Node streams, metadata and status handling), ten times the RRM's own
+ * work, and at 5,000 requests/s on one core that is the whole core. Here a stream costs what
+ * Node's HTTP/2 costs (85-105 µs on this machine, bench:rrm's floor) plus the RRM's decision,
+ * and it is answered and closed in one turn (see `process`).
+ *
+ * It speaks the part of gRPC over HTTP/2 an ext_proc client uses
+ * (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md): POST with content-type
+ * application/grpc, length-prefixed messages, response headers, then trailers with grpc-status.
+ * It answers `ExternalProcessor/Process` and `grpc.health.v1.Health/Check` (Envoy's gRPC health
+ * check of the ext_proc cluster); any other method gets UNIMPLEMENTED. Compressed messages are
+ * refused (Envoy does not compress ext_proc messages). The same ExtProcHandler serves the
+ * ext_proc service on augur's one gRPC address; this listener is an additional address, for the
+ * Envoy cluster that carries ext_proc (`augur_rrm` in envoy/bootstrap.yaml).
+ */
+
+export const PROCESS_PATH = `/${EXT_PROC_SERVICE_NAME}/Process`;
+export const HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
+
+/** gRPC status codes used here. */
+const Status = {
+  OK: 0,
+  INVALID_ARGUMENT: 3,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+} as const;
+
+/** grpc.health.v1.HealthCheckResponse { status: SERVING (1) }, framed. */
+const HEALTH_SERVING = Buffer.from([0, 0, 0, 0, 2, 0x08, 0x01]);
+
+export interface ExtProcListenerOptions {
+  /** HOST:PORT; port 0 picks a free one. */
+  listen: string;
+  handler: ExtProcHandler;
+  logger: Logger;
+  /** Largest request message accepted, bytes (as grpc-js's max receive length). */
+  maxMessageBytes?: number;
+  /** Streams one connection may have open at once (Envoy opens one per HTTP request). */
+  maxConcurrentStreams?: number;
+}
+
+export class ExtProcListener {
+  private readonly options: ExtProcListenerOptions;
+  private readonly server: http2.Http2Server;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private bound: HostPort | undefined;
+  private stopping = false;
+
+  constructor(options: ExtProcListenerOptions) {
+    this.options = options;
+    this.server = http2.createServer({
+      settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 10_000 },
+      // Node refuses new streams (ENHANCE_YOUR_CALM) past this much buffered per connection;
+      // a burst of thousands of small exchanges on one connection must not hit it. Megabytes.
+      maxSessionMemory: 64,
+    });
+    // Answers are small and latency is the point: no Nagle delay behind the response headers.
+    this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    this.server.on('session', (session) => {
+      this.sessions.add(session);
+      session.on('close', () => this.sessions.delete(session));
+      session.on('error', () => undefined);
+      if (this.stopping) session.close();
+    });
+    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
+  }
+
+  get address(): HostPort {
+    if (!this.bound) throw new AugurError('NOT_STARTED', 'ext_proc listener is not listening yet');
+    return this.bound;
+  }
+
+  async start(): Promise<HostPort> {
+    const want = parseHostPort(this.options.listen, 'rrm.extProcListen');
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void =>
+        reject(
+          new AugurError(
+            'LISTEN_FAILED',
+            `cannot listen for ext_proc on ${formatHostPort(want)}: ${err.message}`,
+          ),
+        );
+      this.server.once('error', onError);
+      this.server.listen(want.port, want.host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const a = this.server.address();
+    if (!a || typeof a === 'string') throw new AugurError('LISTEN_FAILED', 'no TCP address');
+    this.bound = { host: a.address, port: a.port };
+    this.options.logger.info(
+      { extProcListen: formatHostPort(this.bound) },
+      `ext_proc (Envoy endpoint picker, HTTP/2 fast path) listening on ${formatHostPort(this.bound)}`,
+    );
+    return this.bound;
+  }
+
+  /**
+   * Stops accepting connections and asks every open one to finish (GOAWAY): streams in flight
+   * get their answer; whatever is still open after `graceMs` is closed.
+   */
+  async stop(graceMs = 2000): Promise<void> {
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sessions) s.close();
+    const timer = setTimeout(() => {
+      for (const s of this.sessions) s.destroy();
+    }, graceMs);
+    timer.unref();
+    if (this.bound) await closed;
+    clearTimeout(timer);
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on('error', () => undefined);
+    const contentType = headers['content-type'];
+    if (
+      headers[':method'] !== 'POST' ||
+      typeof contentType !== 'string' ||
+      !contentType.startsWith('application/grpc')
+    ) {
+      // Not gRPC at all: gRPC's answer to a wrong content type is HTTP 415.
+      stream.respond({ ':status': 415 }, { endStream: true });
+      return;
+    }
+    const path = headers[':path'];
+    if (path === PROCESS_PATH) this.process(stream);
+    else if (path === HEALTH_CHECK_PATH) this.healthCheck(stream);
+    else
+      trailersOnly(
+        stream,
+        Status.UNIMPLEMENTED,
+        `${String(path)}: this listener serves ${PROCESS_PATH} only`,
+      );
+  }
+
+  /**
+   * One ext_proc stream: its first ProcessingRequest is answered and the stream closed with
+   * status OK in the same turn, without waiting for Envoy's half-close. Envoy's contract: "if the
+   * server closes the gRPC stream cleanly, then Envoy proceeds without consulting the server",
+   * and any later phase (response headers, bodies, if Envoy were configured to send them) would
+   * only get "continue unchanged" from the RRM anyway. It spares a turn of the event loop and a
+   * wait for the client per request.
+   */
+  private process(stream: http2.ServerHttp2Stream): void {
+    stream.on('close', this.options.handler.streamOpened());
+    const reader = new MessageReader(this.options.maxMessageBytes ?? 4 << 20);
+    let finished = false;
+    stream.on('data', (chunk: Buffer) => {
+      if (finished) return;
+      let message: Buffer | undefined;
+      try {
+        message = reader.push(chunk)[0];
+      } catch (err) {
+        if (!(err instanceof FramingError)) throw err;
+        finished = true;
+        trailersOnly(stream, err.code, err.message);
+        return;
+      }
+      if (!message) return;
+      finished = true;
+      let answer: Uint8Array;
+      try {
+        answer = this.options.handler.answer(decodeProcessingRequest(message));
+      } catch (err) {
+        this.options.logger.warn({ err }, 'ext_proc request could not be read or answered');
+        trailersOnly(
+          stream,
+          Status.INVALID_ARGUMENT,
+          `cannot read the ProcessingRequest: ${errorText(err)}`,
+        );
+        return;
+      }
+      stream.respond(GRPC_RESPONSE_HEADERS, { waitForTrailers: true });
+      stream.once('wantTrailers', sendOkTrailers);
+      stream.end(frame(answer));
+    });
+    stream.on('end', () => {
+      if (finished) return;
+      finished = true;
+      // Half-closed without a whole message: nothing to answer.
+      if (reader.pending > 0)
+        trailersOnly(stream, Status.INTERNAL, 'the stream ended inside a message');
+      else trailersOnly(stream, Status.OK, '');
+    });
+  }
+
+  private healthCheck(stream: http2.ServerHttp2Stream): void {
+    stream.on('data', () => undefined);
+    stream.on('end', () => {
+      if (stream.closed || stream.destroyed) return;
+      const serving = !this.stopping;
+      if (!serving) {
+        trailersOnly(stream, Status.UNAVAILABLE, 'augur is shutting down');
+        return;
+      }
+      stream.respond(GRPC_RESPONSE_HEADERS, { waitForTrailers: true });
+      stream.once('wantTrailers', sendOkTrailers);
+      stream.end(HEALTH_SERVING);
+    });
+  }
+}
+
+const GRPC_RESPONSE_HEADERS: http2.OutgoingHttpHeaders = {
+  ':status': 200,
+  'content-type': 'application/grpc',
+};
+
+/** A `wantTrailers` listener (`this` is the stream): status OK. */
+function sendOkTrailers(this: http2.ServerHttp2Stream): void {
+  this.sendTrailers({ 'grpc-status': '0' });
+}
+
+/** A gRPC response with no messages: status in the headers, stream ended. */
+function trailersOnly(stream: http2.ServerHttp2Stream, code: number, message: string): void {
+  if (stream.closed || stream.destroyed) return;
+  if (stream.headersSent) {
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  const headers: http2.OutgoingHttpHeaders = {
+    ':status': 200,
+    'content-type': 'application/grpc',
+    'grpc-status': String(code),
+  };
+  if (message) headers['grpc-message'] = encodeURIComponent(message);
+  stream.respond(headers, { endStream: true });
+}
+
+/** A message with gRPC's 5-byte prefix (not compressed, big-endian length). */
+function frame(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + message.byteLength);
+  out[0] = 0;
+  out.writeUInt32BE(message.byteLength, 1);
+  out.set(message, 5);
+  return out;
+}
+
+class FramingError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Splits a gRPC request stream into messages; chunks are copied once, when a message is whole. */
+export class MessageReader {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private need = -1;
+
+  constructor(private readonly maxMessageBytes: number) {}
+
+  /** Bytes received that are not a whole message yet. */
+  get pending(): number {
+    return this.have;
+  }
+
+  push(chunk: Buffer): Buffer[] {
+    this.chunks.push(chunk);
+    this.have += chunk.length;
+    const out: Buffer[] = [];
+    for (;;) {
+      if (this.need < 0) {
+        if (this.have < 5) return out;
+        const head = this.chunks[0]!.length >= 5 ? this.chunks[0]! : this.flatten();
+        if (head[0] !== 0)
+          throw new FramingError(
+            Status.UNIMPLEMENTED,
+            'compressed messages are not accepted (send grpc-encoding identity)',
+          );
+        const length = head.readUInt32BE(1);
+        if (length > this.maxMessageBytes)
+          throw new FramingError(
+            Status.RESOURCE_EXHAUSTED,
+            `request message of ${length} bytes is larger than the limit of ${this.maxMessageBytes}`,
+          );
+        this.need = 5 + length;
+      }
+      if (this.have < this.need) return out;
+      const all = this.flatten();
+      out.push(all.subarray(5, this.need));
+      const rest = all.subarray(this.need);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.have = rest.length;
+      this.need = -1;
+    }
+  }
+
+  private flatten(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.have)];
+    return this.chunks[0]!;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
