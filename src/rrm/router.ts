@@ -53,7 +53,8 @@ interface Shape {
 /**
  * Answers "where should this request go" from the local tables. The pipeline runs once per
  * list version and request shape (dynamic or not, candidate list) and its plan is memoised on
- * the table; per request the plan names its answer (a rotation step for the weighted picker)
+ * the table (a rotating plan continues the same shape's plan of the previous version); per
+ * request the plan names its answer (a rotation step for the weighted picker)
  * and the decision for that answer is memoised too, so a steady stream of similar requests
  * costs a map lookup and, with weights, one pass over the candidates.
  */
@@ -63,6 +64,8 @@ export class Router {
   private readonly limit: number;
   private readonly memoSize: number;
   private readonly pipelines: Record<ServingMode, PickerPipeline>;
+  /** Per service: the table last answered from, and the one before it (whose plans continue). */
+  private readonly seen = new Map<string, { current: ServiceTable; previous?: ServiceTable }>();
 
   constructor(tables: EndpointTables, options: RouterOptions) {
     this.tables = tables;
@@ -99,6 +102,7 @@ export class Router {
   ): Decision {
     const table = this.tables.get(service);
     if (!table) {
+      this.seen.delete(service);
       return noEndpoint(service, `service "${service}" has no endpoints known to augur`);
     }
     const shape = this.shape(table, service, dynamic, candidates, candidatesKey);
@@ -146,11 +150,11 @@ export class Router {
     const memo = table.memo as Map<string, Shape>;
     const hit = memo.get(key);
     if (hit) return hit;
-    const plan = this.pipelines[this.mode].plan(table, {
-      candidates,
-      dynamic,
-      limit: this.limit,
-    });
+    const plan = this.pipelines[this.mode].plan(
+      table,
+      { candidates, dynamic, limit: this.limit },
+      this.previousPlan(service, table, key),
+    );
     let none: Decision | undefined;
     if (plan) none = undefined;
     else if (candidates) {
@@ -166,6 +170,17 @@ export class Router {
     if (memo.size >= this.memoSize) memo.clear();
     memo.set(key, shape);
     return shape;
+  }
+
+  /** The plan of shape `key` on the service's previous list version, if it had one. */
+  private previousPlan(service: string, table: ServiceTable, key: string): PickPlan | undefined {
+    let seen = this.seen.get(service);
+    if (!seen) this.seen.set(service, (seen = { current: table }));
+    else if (seen.current !== table) {
+      seen.previous = seen.current;
+      seen.current = table;
+    }
+    return (seen.previous?.memo.get(key) as Shape | undefined)?.plan;
   }
 }
 

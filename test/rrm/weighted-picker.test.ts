@@ -120,16 +120,65 @@ describe('weighted primary', () => {
     expect(Math.abs(c.b! - (0.3 / 0.5) * N)).toBeLessThanOrEqual(TOLERANCE);
   });
 
-  it('starts a fresh rotation with each new list version', () => {
+  it('continues the rotation across list versions, so shares stay exact when versions change every few requests', () => {
     const { source, router } = setup();
-    // The weights give a rotation of period 20; stop 7 picks into the next one.
-    const first = primaries(router, 20);
-    primaries(router, 7);
-    const continued = primaries(router, 20);
-    // Mid-rotation the sequence differs from its start, so equality below means a reset.
-    expect(continued).not.toEqual(first);
-    source.set('svc', ENDPOINTS);
-    expect(primaries(router, 20)).toEqual(first);
+    // A new version (same weights) every 3 decisions: a fresh rotation per version would give
+    // a, a, b (the start of its sequence) every time, so a ~67 %, b ~33 %, c and d nothing.
+    const picks: string[] = [];
+    for (let v = 0; v < 1000; v++) {
+      source.set('svc', ENDPOINTS);
+      picks.push(...primaries(router, 3));
+    }
+    const c = counts(picks);
+    for (const e of ENDPOINTS) {
+      expect(Math.abs((c[e.endpointId] ?? 0) - e.weight * 3000)).toBeLessThanOrEqual(4);
+    }
+  });
+
+  it('when the weights change between versions, each version gets its own shares', () => {
+    const { source, router } = setup();
+    // 600 decisions at the first weights, then 600 at new ones, versions every 2 decisions.
+    const swapped = ENDPOINTS.map((e, i) => ({ ...e, weight: ENDPOINTS[3 - i]!.weight }));
+    const run = (list: typeof ENDPOINTS): Record<string, number> => {
+      const picks: string[] = [];
+      for (let v = 0; v < 300; v++) {
+        source.set('svc', list);
+        picks.push(...primaries(router, 2));
+      }
+      return counts(picks);
+    };
+    const first = run(ENDPOINTS);
+    const second = run(swapped);
+    for (const [list, c] of [
+      [ENDPOINTS, first],
+      [swapped, second],
+    ] as const) {
+      for (const e of list) {
+        // Within a few picks: the carried credits are at most one round.
+        expect(Math.abs((c[e.endpointId] ?? 0) - e.weight * 600)).toBeLessThanOrEqual(6);
+      }
+    }
+  });
+
+  it('gives an endpoint that joins its share from the version it joins (it starts at no credit)', () => {
+    const { source, router } = setup();
+    const withE = [
+      ...ENDPOINTS.map((e) => ({ ...e, weight: e.weight * 0.8 })),
+      { endpointId: 'e', score: 0.5, weight: 0.2 },
+    ];
+    const run = (list: Array<{ endpointId: string; score: number; weight: number }>) => {
+      const picks: string[] = [];
+      for (let v = 0; v < 100; v++) {
+        source.set('svc', list);
+        picks.push(...primaries(router, 4));
+      }
+      return counts(picks);
+    };
+    run(ENDPOINTS);
+    const after = run(withE);
+    for (const e of withE) {
+      expect(Math.abs((after[e.endpointId] ?? 0) - e.weight * 400)).toBeLessThanOrEqual(5);
+    }
   });
 
   it('with dynamicPicker highest-score, every decision is the best score first', () => {
@@ -177,6 +226,36 @@ describe('smooth weighted round robin', () => {
         },
       ),
       { numRuns: 200 },
+    );
+  });
+
+  it('continued from another rotation (other weights, some members new), stays within a few picks of its shares', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 0.01, max: 1, noNaN: true }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.double({ min: 0.01, max: 1, noNaN: true }), { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 0, max: 200 }),
+        fc.integer({ min: 1, max: 1000 }),
+        (before, after, warm, steps) => {
+          const first = SmoothWeightedRoundRobin.of(before)!;
+          for (let t = 0; t < warm; t++) first.next();
+          // Members are indices; those beyond `before` are new (no credit to carry).
+          const members = after.map((w, i) => ({ i, w }));
+          const rr = SmoothWeightedRoundRobin.over(
+            members,
+            (m) => m.w,
+            (m) => (m.i < before.length ? first.creditOf(m.i) : undefined),
+          )!;
+          const sum = after.reduce((s, w) => s + w, 0);
+          const n = new Array<number>(after.length).fill(0);
+          for (let t = 1; t <= steps; t++) {
+            n[rr.next()]!++;
+            for (let k = 0; k < after.length; k++) {
+              expect(Math.abs(n[k]! - (t * after[k]!) / sum)).toBeLessThanOrEqual(after.length + 2);
+            }
+          }
+        },
+      ),
     );
   });
 

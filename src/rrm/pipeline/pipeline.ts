@@ -49,9 +49,9 @@ export class PickerPipeline {
   /**
    * The picker's plan for every request of this shape on this table (filters and scores run
    * once); undefined when no endpoint may take the request. `request.limit` is not applied:
-   * `plan.answer` cuts.
+   * `plan.answer` cuts. `previous`: the same shape's plan on the previous list version.
    */
-  plan(table: ServiceTable, request: PickRequest): PickPlan | undefined {
+  plan(table: ServiceTable, request: PickRequest, previous?: PickPlan): PickPlan | undefined {
     const { filters, scorer, dynamicPicker, staticPicker } = this.stages;
     // A caller's list is looked up (a few map reads) rather than filtered out of the whole
     // service; otherwise start from the order the picker will most likely keep.
@@ -67,7 +67,7 @@ export class PickerPipeline {
     if (!request.dynamic) return staticPicker.plan(entries, undefined, request);
     const scores = new Float64Array(entries.length);
     for (let i = 0; i < entries.length; i++) scores[i] = scorer.score(entries[i]!, request);
-    return dynamicPicker.plan(entries, scores, request);
+    return dynamicPicker.plan(entries, scores, request, previous);
   }
 }
 

@@ -63,10 +63,15 @@ export interface EndpointPicker {
     scores: Float64Array | undefined,
     request: PickRequest,
   ): EndpointEntry[];
-  /** The answers for every request of this shape, for as long as the list version lasts. */
+  /**
+   * The answers for every request of this shape, for as long as the list version lasts.
+   * `previous` is this shape's plan on the previous list version, if any, for a picker whose
+   * plan has state worth continuing (a rotation).
+   */
   plan(
     entries: readonly EndpointEntry[],
     scores: Float64Array | undefined,
     request: PickRequest,
+    previous?: PickPlan,
   ): PickPlan;
 }

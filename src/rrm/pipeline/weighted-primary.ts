@@ -21,9 +21,9 @@ export class SmoothWeightedRoundRobin {
   private readonly credit: number[];
   private readonly total: number;
 
-  private constructor(weights: number[], total: number) {
+  private constructor(weights: number[], total: number, credit?: number[]) {
     this.weights = weights;
-    this.credit = new Array<number>(weights.length).fill(0);
+    this.credit = credit ?? new Array<number>(weights.length).fill(0);
     this.total = total;
   }
 
@@ -32,10 +32,16 @@ export class SmoothWeightedRoundRobin {
     return SmoothWeightedRoundRobin.over(weights, (w) => w);
   }
 
-  /** `of(items.map(weightOf))` without the intermediate array (this runs per request shape). */
+  /**
+   * `of(items.map(weightOf))` without the intermediate array (this runs per request shape).
+   * `creditOf`, if given, continues an earlier rotation: each member starts with the credit it
+   * had there (what it is owed, or has had too much of), made to sum to zero over the members
+   * and kept within one round; members it does not know start at 0.
+   */
   static over<T>(
     items: readonly T[],
     weightOf: (item: T) => number,
+    creditOf?: (item: T) => number | undefined,
   ): SmoothWeightedRoundRobin | undefined {
     let sum = 0;
     for (let i = 0; i < items.length; i++) {
@@ -53,7 +59,17 @@ export class SmoothWeightedRoundRobin {
         total += u;
       }
     }
-    return total > 0 ? new SmoothWeightedRoundRobin(units, total) : undefined;
+    if (!(total > 0)) return undefined;
+    return new SmoothWeightedRoundRobin(
+      units,
+      total,
+      creditOf && carriedCredit(items, units, total, creditOf),
+    );
+  }
+
+  /** The credit of member `i`: positive, it is owed picks; negative, it has had extra ones. */
+  creditOf(i: number): number {
+    return this.credit[i]!;
   }
 
   /** The index of the next member. O(members). */
@@ -76,6 +92,32 @@ export class SmoothWeightedRoundRobin {
   }
 }
 
+/**
+ * Starting credits from an earlier rotation: members with weight keep theirs (clamped to one
+ * round, ±total), then all are shifted so they sum to zero, the invariant of smooth weighted
+ * round robin (each turn adds the total and the pick pays it back); zero-weight members get 0.
+ */
+function carriedCredit<T>(
+  items: readonly T[],
+  units: readonly number[],
+  total: number,
+  creditOf: (item: T) => number | undefined,
+): number[] {
+  const credit = new Array<number>(items.length).fill(0);
+  let sum = 0;
+  let members = 0;
+  for (let i = 0; i < items.length; i++) {
+    if (units[i] === 0) continue;
+    const c = creditOf(items[i]!) ?? 0;
+    credit[i] = Number.isFinite(c) ? Math.max(-total, Math.min(total, c)) : 0;
+    sum += credit[i]!;
+    members++;
+  }
+  const shift = sum / members;
+  for (let i = 0; i < items.length; i++) if (units[i] !== 0) credit[i]! -= shift;
+  return credit;
+}
+
 const weightOf = (e: EndpointEntry): number => e.weight;
 
 /** Weighted primary over candidates in Load Score order: answer i is entry i first, then the rest by score. */
@@ -88,6 +130,14 @@ class WeightedPrimaryPlan implements PickPlan {
     this.byScore = byScore;
     this.rotation = rotation;
     this.variants = byScore.length;
+  }
+
+  /** Each candidate's rotation credit, by endpoint id (what a next version's plan continues). */
+  credits(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < this.byScore.length; i++)
+      out.set(this.byScore[i]!.id, this.rotation.creditOf(i));
+    return out;
   }
 
   next(): number {
@@ -114,9 +164,11 @@ class WeightedPrimaryPlan implements PickPlan {
  * score falls, the next one takes everything, and so on (herding). The LPS's weights are the
  * shares it wants; the score keeps ordering the fallbacks.
  *
- * The rotation lives in the plan, which the router keeps on the list version's table: a new
- * version starts a fresh rotation. If every candidate's weight is 0 (an LPS that publishes
- * none), the plan is the highest-score order.
+ * The rotation lives in the plan, which the router keeps on the list version's table. A new
+ * version's plan continues the previous version's rotation (each candidate keeps its credit),
+ * so the shares stay exact even when versions change every few requests; a fresh start per
+ * version would give the heaviest endpoints the first picks of every version. If every
+ * candidate's weight is 0 (an LPS that publishes none), the plan is the highest-score order.
  */
 export class WeightedPrimaryPicker implements EndpointPicker {
   readonly name = 'weighted-primary';
@@ -134,10 +186,16 @@ export class WeightedPrimaryPicker implements EndpointPicker {
     entries: readonly EndpointEntry[],
     scores: Float64Array | undefined,
     _request: PickRequest,
+    previous?: PickPlan,
   ): PickPlan {
     // Sorted once per list version and request shape; the per-request cost is the rotation.
     const ordered = byScore(entries, scores, entries.length);
-    const rotation = SmoothWeightedRoundRobin.over(ordered, weightOf);
+    const carried = previous instanceof WeightedPrimaryPlan ? previous.credits() : undefined;
+    const rotation = SmoothWeightedRoundRobin.over(
+      ordered,
+      weightOf,
+      carried && ((e) => carried.get(e.id)),
+    );
     return rotation ? new WeightedPrimaryPlan(ordered, rotation) : new FixedPlan(ordered);
   }
 }
