@@ -9,6 +9,7 @@ import http2 from 'node:http2';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { GrpcHost } from '../src/common/grpc-host.js';
+import { frameMessage } from '../src/common/grpc-framing.js';
 import { extProcServiceDefinition } from '../src/rrm/ext-proc/server.js';
 import { createRegistry } from '../src/common/http-host.js';
 import { silentLogger } from '../src/common/logger.js';
@@ -110,9 +111,7 @@ async function main(): Promise<void> {
     stopServer = () => new Promise((resolve) => server.close(() => resolve()));
   } else if (variant === 'floor') {
     // The floor: node:http2 answering each stream with a fixed message and doing nothing else.
-    const answer = Buffer.alloc(5 + 200, 1);
-    answer[0] = 0;
-    answer.writeUInt32BE(200, 1);
+    const answer = frameMessage(Buffer.alloc(200, 1));
     const server = http2.createServer({ settings: { maxConcurrentStreams: 10_000 } });
     server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     server.on('stream', (stream) => {

@@ -15,6 +15,7 @@
 import { connect, constants, type ClientHttp2Stream } from 'node:http2';
 import protobuf from 'protobufjs';
 import { loadEnvoyProtos } from '../src/common/envoy-protos.js';
+import { frameMessage, MessageReader } from '../src/common/grpc-framing.js';
 import { ADS_METHOD_PATH, type DiscoveryRequestMessage } from '../src/xds/sotw-server.js';
 import { TypeUrl } from '../src/xds/types.js';
 
@@ -42,39 +43,14 @@ function head(bytes: Uint8Array): { version: string; typeUrl: string; nonce: str
 
 /** One gRPC message: a 0 (not compressed) byte, the length, the protobuf bytes. */
 function frame(m: Partial<DiscoveryRequestMessage>): Buffer {
-  const body = requestType.encode(requestType.fromObject(m)).finish();
-  const out = Buffer.allocUnsafe(body.length + 5);
-  out[0] = 0;
-  out.writeUInt32BE(body.length, 1);
-  out.set(body, 5);
-  return out;
+  return frameMessage(requestType.encode(requestType.fromObject(m)).finish());
 }
 
-/**
- * Splits a gRPC response stream into messages. Chunks are kept as they come and copied once, when
- * a message is whole (a 51 KiB response arrives in several chunks).
- */
+/** Splits a gRPC response stream into messages. */
 function onMessages(stream: ClientHttp2Stream, each: (message: Buffer) => void): void {
-  let chunks: Buffer[] = [];
-  let have = 0;
-  let need = -1;
+  const reader = new MessageReader(64 << 20);
   stream.on('data', (chunk: Buffer) => {
-    chunks.push(chunk);
-    have += chunk.length;
-    for (;;) {
-      if (need < 0) {
-        if (have < 5) return;
-        const first5 = chunks[0]!.length >= 5 ? chunks[0]! : Buffer.concat(chunks);
-        need = 5 + first5.readUInt32BE(1);
-      }
-      if (have < need) return;
-      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, have);
-      each(all.subarray(5, need));
-      const rest = all.subarray(need);
-      chunks = rest.length > 0 ? [rest] : [];
-      have = rest.length;
-      need = -1;
-    }
+    for (const m of reader.push(chunk)) each(m);
   });
 }
 

@@ -1,4 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
+import { frameMessage, GRPC_PREFIX_BYTES } from './grpc-framing.js';
 
 /*
  * One gRPC response message written to many streams (an xDS snapshot to every connected client),
@@ -21,9 +22,6 @@ import type * as grpc from '@grpc/grpc-js';
  * loses it.
  */
 
-/** The gRPC message prefix: 1 byte compressed flag, 4 bytes big-endian length. */
-const PREFIX = 5;
-
 /** An immutable message, kept with its gRPC framing. Do not mutate its buffers. */
 export class SharedResponse {
   /** The whole frame: prefix and message. */
@@ -35,22 +33,12 @@ export class SharedResponse {
 
   /** The concatenation of `parts` (each a valid run of protobuf fields) as one message. */
   static concat(parts: readonly Uint8Array[]): SharedResponse {
-    let length = 0;
-    for (const p of parts) length += p.byteLength;
-    const framed = Buffer.allocUnsafe(PREFIX + length);
-    framed[0] = 0;
-    framed.writeUInt32BE(length, 1);
-    let at = PREFIX;
-    for (const p of parts) {
-      framed.set(p, at);
-      at += p.byteLength;
-    }
-    return new SharedResponse(framed);
+    return new SharedResponse(frameMessage(...parts));
   }
 
   /** The message without its prefix. */
   get bytes(): Buffer {
-    return this.framed.subarray(PREFIX);
+    return this.framed.subarray(GRPC_PREFIX_BYTES);
   }
 }
 

@@ -51,6 +51,8 @@ export class ServiceTable {
    * so a new version never serves an old answer.
    */
   readonly memo = new Map<string, unknown>();
+  /** The same for request shapes with a caller's candidate list: many, so bounded apart. */
+  readonly listMemo = new Map<string, unknown>();
 
   /** The entries of the listed ids this table has, in the order of `ids` (unknown ids skipped). */
   select(ids: readonly string[]): EndpointEntry[] {

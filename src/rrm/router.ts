@@ -35,7 +35,10 @@ export interface RouterOptions {
   fallbacks: number;
   maxEndpointStaleness: number;
   dynamicPicker: DynamicPickerName;
-  /** Request shapes memoised per list version (cleared when full). */
+  /**
+   * Request shapes with a candidate list memoised per list version (cleared when full; the
+   * shapes without one, a few, are always kept).
+   */
   memoSize?: number;
 }
 
@@ -70,7 +73,9 @@ export class Router {
   constructor(tables: EndpointTables, options: RouterOptions) {
     this.tables = tables;
     this.limit = options.fallbacks + 1;
-    this.memoSize = options.memoSize ?? 4096;
+    // Small enough that a stream of distinct candidate lists leaves short-lived garbage (cheap
+    // to collect) rather than thousands of old shapes; large enough for the lists callers repeat.
+    this.memoSize = options.memoSize ?? 512;
     const normal = defaultPipeline({
       maxEndpointStaleness: options.maxEndpointStaleness,
       dynamicPicker: options.dynamicPicker,
@@ -146,14 +151,17 @@ export class Router {
     candidates: readonly string[] | undefined,
     candidatesKey: string | undefined,
   ): Shape {
-    const key = `${this.mode}|${dynamic ? 1 : 0}|${candidates ? (candidatesKey ?? candidates.join(',')) : '*'}`;
-    const memo = table.memo as Map<string, Shape>;
-    const hit = memo.get(key);
+    // Two levels, so no key is built per request: the (mode, dynamic) pair, a constant string,
+    // then the candidate list's raw header value.
+    const pair = SHAPE_KEYS[this.mode][dynamic ? 1 : 0];
+    const list = candidates ? (candidatesKey ?? candidates.join(',')) : undefined;
+    const memo = memoFor(table, pair, list !== undefined);
+    const hit = memo.get(list ?? '');
     if (hit) return hit;
     const plan = this.pipelines[this.mode].plan(
       table,
       { candidates, dynamic, limit: this.limit },
-      this.previousPlan(service, table, key),
+      this.previousPlan(service, table, pair, list),
     );
     let none: Decision | undefined;
     if (plan) none = undefined;
@@ -167,21 +175,45 @@ export class Router {
     }
     const shape: Shape = { plan, decisions: [], none };
     // Clearing also restarts the rotations of the shapes dropped; bounded memory matters more.
-    if (memo.size >= this.memoSize) memo.clear();
-    memo.set(key, shape);
+    if (list !== undefined && memo.size >= this.memoSize) memo.clear();
+    memo.set(list ?? '', shape);
     return shape;
   }
 
-  /** The plan of shape `key` on the service's previous list version, if it had one. */
-  private previousPlan(service: string, table: ServiceTable, key: string): PickPlan | undefined {
+  /** The plan of the same shape on the service's previous list version, if it had one. */
+  private previousPlan(
+    service: string,
+    table: ServiceTable,
+    pair: string,
+    list: string | undefined,
+  ): PickPlan | undefined {
     let seen = this.seen.get(service);
     if (!seen) this.seen.set(service, (seen = { current: table }));
     else if (seen.current !== table) {
       seen.previous = seen.current;
       seen.current = table;
     }
-    return (seen.previous?.memo.get(key) as Shape | undefined)?.plan;
+    if (!seen.previous) return undefined;
+    return memoFor(seen.previous, pair, list !== undefined).get(list ?? '')?.plan;
   }
+}
+
+/** The memo keys of the (serving mode, dynamic routing) pairs. */
+const SHAPE_KEYS: Record<ServingMode, readonly [string, string]> = {
+  live: ['live|0', 'live|1'],
+  'last-list': ['last-list|0', 'last-list|1'],
+  'standard-order': ['standard-order|0', 'standard-order|1'],
+};
+
+/**
+ * A table's shapes of one (mode, dynamic) pair: with a candidate list (keyed by the list) in
+ * `listMemo`, bounded; without one (key '') in `memo`.
+ */
+function memoFor(table: ServiceTable, pair: string, withList: boolean): Map<string, Shape> {
+  const memos = (withList ? table.listMemo : table.memo) as Map<string, Map<string, Shape>>;
+  let memo = memos.get(pair);
+  if (!memo) memos.set(pair, (memo = new Map()));
+  return memo;
 }
 
 function noEndpoint(service: string, reason: string): Decision {

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { AugurError } from '../../common/errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../../common/address.js';
 import type { Logger } from '../../common/logger.js';
+import { FramingError, frameMessage, MessageReader } from '../../common/grpc-framing.js';
 import { decodeProcessingRequest } from './messages.js';
 import { EXT_PROC_SERVICE_NAME, type ExtProcHandler } from './server.js';
 
@@ -33,7 +34,6 @@ export const HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
 const Status = {
   OK: 0,
   INVALID_ARGUMENT: 3,
-  RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
@@ -188,7 +188,7 @@ export class ExtProcListener {
       }
       stream.respond(GRPC_RESPONSE_HEADERS, { waitForTrailers: true });
       stream.once('wantTrailers', sendOkTrailers);
-      stream.end(frame(answer));
+      stream.end(frameMessage(answer));
     });
     stream.on('end', () => {
       if (finished) return;
@@ -240,74 +240,6 @@ function trailersOnly(stream: http2.ServerHttp2Stream, code: number, message: st
   };
   if (message) headers['grpc-message'] = encodeURIComponent(message);
   stream.respond(headers, { endStream: true });
-}
-
-/** A message with gRPC's 5-byte prefix (not compressed, big-endian length). */
-function frame(message: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + message.byteLength);
-  out[0] = 0;
-  out.writeUInt32BE(message.byteLength, 1);
-  out.set(message, 5);
-  return out;
-}
-
-class FramingError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** Splits a gRPC request stream into messages; chunks are copied once, when a message is whole. */
-export class MessageReader {
-  private chunks: Buffer[] = [];
-  private have = 0;
-  private need = -1;
-
-  constructor(private readonly maxMessageBytes: number) {}
-
-  /** Bytes received that are not a whole message yet. */
-  get pending(): number {
-    return this.have;
-  }
-
-  push(chunk: Buffer): Buffer[] {
-    this.chunks.push(chunk);
-    this.have += chunk.length;
-    const out: Buffer[] = [];
-    for (;;) {
-      if (this.need < 0) {
-        if (this.have < 5) return out;
-        const head = this.chunks[0]!.length >= 5 ? this.chunks[0]! : this.flatten();
-        if (head[0] !== 0)
-          throw new FramingError(
-            Status.UNIMPLEMENTED,
-            'compressed messages are not accepted (send grpc-encoding identity)',
-          );
-        const length = head.readUInt32BE(1);
-        if (length > this.maxMessageBytes)
-          throw new FramingError(
-            Status.RESOURCE_EXHAUSTED,
-            `request message of ${length} bytes is larger than the limit of ${this.maxMessageBytes}`,
-          );
-        this.need = 5 + length;
-      }
-      if (this.have < this.need) return out;
-      const all = this.flatten();
-      out.push(all.subarray(5, this.need));
-      const rest = all.subarray(this.need);
-      this.chunks = rest.length > 0 ? [rest] : [];
-      this.have = rest.length;
-      this.need = -1;
-    }
-  }
-
-  private flatten(): Buffer {
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.have)];
-    return this.chunks[0]!;
-  }
 }
 
 function errorText(err: unknown): string {

@@ -1,6 +1,7 @@
 import type protobuf from 'protobufjs';
 import { loadEnvoyProtos } from '../../common/envoy-protos.js';
 import { DESTINATION_ENDPOINT } from '../request-api.js';
+import { decodeProcessingRequestFast } from './request-decoder.js';
 import { encodeRouteResponseFast } from './route-response-encoder.js';
 
 /** Envoy's dynamic metadata namespace the override-host policy reads (Endpoint Picker Protocol). */
@@ -23,6 +24,8 @@ export interface HeaderValueMessage {
 export interface ValueMessage {
   stringValue?: string;
   structValue?: StructMessage;
+  numberValue?: number;
+  boolValue?: boolean;
 }
 
 export interface StructMessage {
@@ -71,9 +74,13 @@ export function extProcCodec(): Codec {
   return codec;
 }
 
-export function decodeProcessingRequest(bytes: Uint8Array): ProcessingRequestMessage {
+/** ProcessingRequest decoded by protobufjs (the reference for the hand-written decoder). */
+export function decodeProcessingRequestGeneric(bytes: Uint8Array): ProcessingRequestMessage {
   return extProcCodec().request.decode(bytes) as unknown as ProcessingRequestMessage;
 }
+
+/** ProcessingRequest decoded by the hand-written decoder (what the RRM reads; request-decoder.ts). */
+export const decodeProcessingRequest = decodeProcessingRequestFast;
 
 /** A header's value: Envoy sends `raw_value` (bytes) and leaves `value` empty; older Envoys the reverse. */
 export function headerValue(h: HeaderValueMessage): string {

@@ -52,8 +52,23 @@ export function byScore(
   limit: number,
 ): EndpointEntry[] {
   if (!scores) return entries.slice(0, limit);
-  const order = Array.from({ length: entries.length }, (_, i) => i);
-  order.sort((a, b) => scores[b]! - scores[a]! || a - b);
+  const order = new Array<number>(entries.length);
+  for (let i = 0; i < order.length; i++) order[i] = i;
+  if (order.length <= 16) {
+    // Insertion sort: for a caller's few candidates it beats a sort call and its comparator.
+    for (let i = 1; i < order.length; i++) {
+      const x = order[i]!;
+      const sx = scores[x]!;
+      let j = i - 1;
+      while (j >= 0 && scores[order[j]!]! < sx) {
+        order[j + 1] = order[j]!;
+        j--;
+      }
+      order[j + 1] = x;
+    }
+  } else {
+    order.sort((a, b) => scores[b]! - scores[a]! || a - b);
+  }
   const n = Math.min(limit, order.length);
   const out = new Array<EndpointEntry>(n);
   for (let i = 0; i < n; i++) out[i] = entries[order[i]!]!;

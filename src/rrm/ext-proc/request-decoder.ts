@@ -1,0 +1,251 @@
+import type {
+  HeaderValueMessage,
+  HttpHeadersMessage,
+  ProcessingPhase,
+  ProcessingRequestMessage,
+  StructMessage,
+  ValueMessage,
+} from './messages.js';
+
+/*
+ * A hand-written decoder of envoy.service.ext_proc.v3.ProcessingRequest for the RRM's request
+ * path, beside protobufjs's (`decodeProcessingRequestGeneric`, the reference it is tested
+ * against). It decodes what the RRM reads and skips the rest on the wire:
+ * - which phase is set (fields 2-7 of the `request` oneof; the last one on the wire wins);
+ * - request headers (field 2 → HttpHeaders.headers (1) → HeaderMap.headers (1) → HeaderValue
+ *   key (1), value (2), raw_value (3, a view of the input, not a copy)) and end_of_stream (3);
+ * - attributes (field 9, map<string, google.protobuf.Struct>), with each Struct's string, number,
+ *   bool and nested struct values (lists are skipped).
+ * It is about four times as fast as protobufjs's decoder on a 12-header request (one allocation
+ * per header instead of several), which is a fifth of the RRM's own work per request.
+ */
+
+const PHASES: Record<number, ProcessingPhase> = {
+  2: 'request_headers',
+  3: 'response_headers',
+  4: 'request_body',
+  5: 'response_body',
+  6: 'request_trailers',
+  7: 'response_trailers',
+};
+
+const VARINT = 0;
+const FIXED64 = 1;
+const LENGTH_DELIMITED = 2;
+const FIXED32 = 5;
+
+class Reader {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+
+  varint(): number {
+    const buf = this.buf;
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      if (this.pos >= buf.length) throw new Error('truncated ProcessingRequest (varint)');
+      const b = buf[this.pos++]!;
+      // Lengths and tags fit in 32 bits; larger varints (skipped values) are read, not kept.
+      if (shift < 28) result |= (b & 0x7f) << shift;
+      else if (shift < 53) result += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return result;
+      shift += 7;
+      if (shift > 63) throw new Error('malformed ProcessingRequest (varint longer than 10 bytes)');
+    }
+  }
+
+  /** The end of a length-delimited field starting here, checked against `limit`. */
+  end(limit: number): number {
+    const length = this.varint();
+    const end = this.pos + length;
+    if (end > limit) throw new Error('truncated ProcessingRequest (field runs past its message)');
+    return end;
+  }
+
+  /** A string that is ASCII as a rule: decoded here; any other is decoded as UTF-8. */
+  ascii(end: number): string {
+    const buf = this.buf;
+    const start = this.pos;
+    const n = end - start;
+    this.pos = end;
+    if (n > 48) return buf.toString('utf8', start, end);
+    const codes = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const c = buf[start + i]!;
+      if (c >= 0x80) return buf.toString('utf8', start, end);
+      codes[i] = c;
+    }
+    return String.fromCharCode(...codes);
+  }
+
+  /** A UTF-8 string (ASCII ones, the common case, decoded without leaving JavaScript). */
+  string(end: number): string {
+    return this.ascii(end);
+  }
+
+  skip(wireType: number, limit: number): void {
+    if (wireType === VARINT) this.varint();
+    else if (wireType === FIXED64) this.pos += 8;
+    else if (wireType === LENGTH_DELIMITED) this.pos = this.end(limit);
+    else if (wireType === FIXED32) this.pos += 4;
+    else throw new Error(`malformed ProcessingRequest (wire type ${wireType})`);
+    if (this.pos > limit) throw new Error('truncated ProcessingRequest');
+  }
+}
+
+export function decodeProcessingRequestFast(bytes: Uint8Array): ProcessingRequestMessage {
+  const buf = Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const r = new Reader(buf);
+  const out: ProcessingRequestMessage = { attributes: {} };
+  const limit = buf.length;
+  while (r.pos < limit) {
+    const tag = r.varint();
+    const field = tag >>> 3;
+    const wireType = tag & 7;
+    const phase = PHASES[field];
+    if (phase && wireType === LENGTH_DELIMITED) {
+      const end = r.end(limit);
+      out.request = phase;
+      if (field === 2) out.request_headers = httpHeaders(r, end);
+      else out.request_headers = undefined;
+      r.pos = end;
+    } else if (field === 9 && wireType === LENGTH_DELIMITED) {
+      const end = r.end(limit);
+      let key = '';
+      let value: StructMessage = { fields: {} };
+      while (r.pos < end) {
+        const t = r.varint();
+        if (t === ((1 << 3) | LENGTH_DELIMITED)) key = r.string(r.end(end));
+        else if (t === ((2 << 3) | LENGTH_DELIMITED)) value = struct(r, r.end(end));
+        else r.skip(t & 7, end);
+      }
+      out.attributes[key] = value;
+      r.pos = end;
+    } else {
+      r.skip(wireType, limit);
+    }
+  }
+  return out;
+}
+
+function httpHeaders(r: Reader, end: number): HttpHeadersMessage {
+  const out: HttpHeadersMessage = { headers: null, end_of_stream: false };
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === ((1 << 3) | LENGTH_DELIMITED)) {
+      const mapEnd = r.end(end);
+      const headers = out.headers?.headers ?? [];
+      while (r.pos < mapEnd) {
+        const u = r.varint();
+        if (u === ((1 << 3) | LENGTH_DELIMITED)) headers.push(headerValue(r, r.end(mapEnd)));
+        else r.skip(u & 7, mapEnd);
+      }
+      out.headers = { headers };
+    } else if (t === ((3 << 3) | VARINT)) {
+      out.end_of_stream = r.varint() !== 0;
+    } else {
+      r.skip(t & 7, end);
+    }
+  }
+  return out;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A HeaderValue whose key is decoded and whose value and raw_value are read from the input only
+ * when asked for: the RRM reads the values of its own few headers and nothing of the others.
+ */
+class LazyHeaderValue implements HeaderValueMessage {
+  key = '';
+  private valueStart = -1;
+  private valueEnd = -1;
+  private rawStart = -1;
+  private rawEnd = -1;
+
+  constructor(private readonly buf: Buffer) {}
+
+  setValue(start: number, end: number): void {
+    this.valueStart = start;
+    this.valueEnd = end;
+  }
+
+  setRaw(start: number, end: number): void {
+    this.rawStart = start;
+    this.rawEnd = end;
+  }
+
+  get value(): string {
+    return this.valueStart < 0 ? '' : this.buf.toString('utf8', this.valueStart, this.valueEnd);
+  }
+
+  get raw_value(): Uint8Array {
+    return this.rawStart < 0 ? EMPTY : this.buf.subarray(this.rawStart, this.rawEnd);
+  }
+
+  toJSON(): { key: string; value: string; raw_value: Uint8Array } {
+    return { key: this.key, value: this.value, raw_value: this.raw_value };
+  }
+}
+
+function headerValue(r: Reader, end: number): HeaderValueMessage {
+  const out = new LazyHeaderValue(r.buf);
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === ((1 << 3) | LENGTH_DELIMITED)) out.key = r.ascii(r.end(end));
+    else if (t === ((2 << 3) | LENGTH_DELIMITED)) {
+      const e = r.end(end);
+      out.setValue(r.pos, e);
+      r.pos = e;
+    } else if (t === ((3 << 3) | LENGTH_DELIMITED)) {
+      const e = r.end(end);
+      out.setRaw(r.pos, e);
+      r.pos = e;
+    } else r.skip(t & 7, end);
+  }
+  return out;
+}
+
+/** google.protobuf.Struct { map<string, Value> fields = 1 }. */
+function struct(r: Reader, end: number): StructMessage {
+  const fields: Record<string, ValueMessage> = {};
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t !== ((1 << 3) | LENGTH_DELIMITED)) {
+      r.skip(t & 7, end);
+      continue;
+    }
+    const entryEnd = r.end(end);
+    let key = '';
+    let value: ValueMessage = {};
+    while (r.pos < entryEnd) {
+      const u = r.varint();
+      if (u === ((1 << 3) | LENGTH_DELIMITED)) key = r.string(r.end(entryEnd));
+      else if (u === ((2 << 3) | LENGTH_DELIMITED)) value = valueOf(r, r.end(entryEnd));
+      else r.skip(u & 7, entryEnd);
+    }
+    fields[key] = value;
+  }
+  r.pos = end;
+  return { fields };
+}
+
+/** google.protobuf.Value: string (3), number (2), bool (4), struct (5); null and lists skipped. */
+function valueOf(r: Reader, end: number): ValueMessage {
+  const out: ValueMessage = {};
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === ((3 << 3) | LENGTH_DELIMITED)) out.stringValue = r.string(r.end(end));
+    else if (t === ((5 << 3) | LENGTH_DELIMITED)) out.structValue = struct(r, r.end(end));
+    else if (t === ((2 << 3) | FIXED64)) {
+      if (r.pos + 8 > end) throw new Error('truncated ProcessingRequest (double)');
+      out.numberValue = r.buf.readDoubleLE(r.pos);
+      r.pos += 8;
+    } else if (t === ((4 << 3) | VARINT)) out.boolValue = r.varint() !== 0;
+    else r.skip(t & 7, end);
+  }
+  r.pos = end;
+  return out;
+}

@@ -1,0 +1,168 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  decodeProcessingRequest,
+  decodeProcessingRequestGeneric,
+  extProcCodec,
+  type ProcessingRequestMessage,
+  type StructMessage,
+  type ValueMessage,
+} from '../../src/rrm/ext-proc/messages.js';
+
+/*
+ * The hand-written ProcessingRequest decoder against protobufjs's, on messages protobufjs
+ * encodes from Envoy's own protos: every field the RRM reads must come out the same.
+ */
+
+interface Header {
+  key: string;
+  raw?: Uint8Array;
+  value?: string;
+}
+
+type Value = { s: string } | { n: number } | { b: boolean } | { struct: Record<string, Value> };
+
+const valueArb: fc.Arbitrary<Value> = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    fc.record({ s: fc.string({ unit: 'grapheme', maxLength: 20 }) }),
+    fc.record({ n: fc.double({ noNaN: true }) }),
+    fc.record({ b: fc.boolean() }),
+    fc.record({
+      struct: fc.dictionary(fc.string({ maxLength: 12 }), tie('value') as fc.Arbitrary<Value>, {
+        maxKeys: 3,
+      }),
+    }),
+  ),
+})).value;
+
+function toValue(v: Value): Record<string, unknown> {
+  if ('s' in v) return { stringValue: v.s };
+  if ('n' in v) return { numberValue: v.n };
+  if ('b' in v) return { boolValue: v.b };
+  return { structValue: { fields: mapValues(v.struct, toValue) } };
+}
+
+function mapValues<A, B>(o: Record<string, A>, f: (a: A) => B): Record<string, B> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, f(v)]));
+}
+
+const headerArb: fc.Arbitrary<Header> = fc.oneof(
+  fc.record({
+    key: fc.oneof(
+      fc.constantFrom(
+        ':path',
+        'x-augur-endpoints',
+        'x-gateway-destination-endpoint',
+        'x-envoy-expected-rq-timeout-ms-and-a-long-tail-of-more-characters',
+        'ключ-заголовка',
+      ),
+      fc.string({ unit: 'grapheme', maxLength: 60, size: 'medium' }),
+    ),
+    raw: fc.uint8Array({ maxLength: 80, size: 'medium' }),
+  }),
+  fc.record({
+    key: fc.string({ maxLength: 20 }),
+    value: fc.string({ unit: 'grapheme', maxLength: 30 }),
+  }),
+);
+
+const phaseArb = fc.constantFrom(
+  'request_headers',
+  'response_headers',
+  'request_body',
+  'request_trailers',
+);
+
+function encode(message: Record<string, unknown>): Buffer {
+  const { request } = extProcCodec();
+  return Buffer.from(request.encode(request.fromObject(message)).finish());
+}
+
+/** What the RRM reads of a decoded message, as plain data. */
+function view(m: ProcessingRequestMessage): unknown {
+  const value = (v: ValueMessage): unknown =>
+    v.structValue !== undefined && v.structValue !== null
+      ? { struct: struct(v.structValue) }
+      : v.stringValue !== undefined && v.stringValue !== ''
+        ? { s: v.stringValue }
+        : v.numberValue !== undefined && v.numberValue !== 0
+          ? { n: v.numberValue }
+          : v.boolValue
+            ? { b: true }
+            : {};
+  const struct = (s: StructMessage): unknown => mapValues(s.fields ?? {}, value);
+  return {
+    request: m.request,
+    headers: m.request_headers
+      ? {
+          end: m.request_headers.end_of_stream ?? false,
+          list: (m.request_headers.headers?.headers ?? []).map((h) => ({
+            key: h.key,
+            value: h.value ?? '',
+            raw: Buffer.from(h.raw_value ?? []).toString('hex'),
+          })),
+        }
+      : undefined,
+    attributes: mapValues(m.attributes ?? {}, struct),
+  };
+}
+
+describe('ProcessingRequest decoder', () => {
+  it('reads what protobufjs reads: phase, headers (key, value, raw_value), end_of_stream, attributes', () => {
+    fc.assert(
+      fc.property(
+        phaseArb,
+        fc.array(headerArb, { maxLength: 20 }),
+        fc.boolean(),
+        fc.dictionary(
+          fc.string({ maxLength: 30 }),
+          fc.dictionary(fc.string({ maxLength: 20 }), valueArb, { maxKeys: 4 }),
+          { maxKeys: 3 },
+        ),
+        (phase, headers, endOfStream, attributes) => {
+          const headerMap = {
+            headers: headers.map((h) =>
+              h.raw !== undefined
+                ? { key: h.key, raw_value: h.raw }
+                : { key: h.key, value: h.value },
+            ),
+          };
+          const bytes = encode({
+            [phase]:
+              phase === 'request_body'
+                ? { body: Buffer.from('x'), end_of_stream: endOfStream }
+                : phase === 'request_trailers'
+                  ? { trailers: headerMap }
+                  : { headers: headerMap, end_of_stream: endOfStream },
+            attributes: mapValues(attributes, (fields) => ({ fields: mapValues(fields, toValue) })),
+            // Fields the RRM does not read, to be skipped on the wire.
+            metadata_context: { filter_metadata: { ns: { fields: { k: { stringValue: 'v' } } } } },
+            observability_mode: true,
+          });
+          const fast = view(decodeProcessingRequest(bytes));
+          const generic = view(decodeProcessingRequestGeneric(bytes));
+          expect(fast).toEqual(generic);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('rejects a truncated message instead of reading past its end', () => {
+    const bytes = encode({
+      request_headers: {
+        headers: { headers: [{ key: 'x-augur-endpoints', raw_value: Buffer.from('a,b') }] },
+      },
+    });
+    for (let cut = 1; cut < bytes.length; cut++) {
+      expect(() => decodeProcessingRequest(bytes.subarray(0, cut))).toThrow(/ProcessingRequest/);
+    }
+  });
+
+  it('reads an empty message as no phase', () => {
+    const m = decodeProcessingRequest(Buffer.alloc(0));
+    expect(m.request).toBeUndefined();
+    expect(m.attributes).toEqual({});
+  });
+});
