@@ -98,7 +98,10 @@ export function decodeProcessingRequestFast(bytes: Uint8Array): ProcessingReques
     ? bytes
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const r = new Reader(buf);
-  const out: ProcessingRequestMessage = { attributes: {} };
+  // Maps are objects without a prototype: a key such as "__proto__" is then just a key.
+  const out: ProcessingRequestMessage = {
+    attributes: Object.create(null) as Record<string, StructMessage>,
+  };
   const limit = buf.length;
   while (r.pos < limit) {
     const tag = r.varint();
@@ -114,7 +117,7 @@ export function decodeProcessingRequestFast(bytes: Uint8Array): ProcessingReques
     } else if (field === 9 && wireType === LENGTH_DELIMITED) {
       const end = r.end(limit);
       let key = '';
-      let value: StructMessage = { fields: {} };
+      let value: StructMessage = { fields: Object.create(null) as Record<string, ValueMessage> };
       while (r.pos < end) {
         const t = r.varint();
         if (t === ((1 << 3) | LENGTH_DELIMITED)) key = r.string(r.end(end));
@@ -210,7 +213,7 @@ function headerValue(r: Reader, end: number): HeaderValueMessage {
 
 /** google.protobuf.Struct { map<string, Value> fields = 1 }. */
 function struct(r: Reader, end: number): StructMessage {
-  const fields: Record<string, ValueMessage> = {};
+  const fields = Object.create(null) as Record<string, ValueMessage>;
   while (r.pos < end) {
     const t = r.varint();
     if (t !== ((1 << 3) | LENGTH_DELIMITED)) {
