@@ -3,7 +3,12 @@ import type { PrioritizedEndpointList, PrioritizedListSource } from '../lps/type
 import { CLIENT_KINDS, type ClientKind } from './client-kind.js';
 import { HostResolver } from './host-resolver.js';
 import type { XdsMetrics } from './metrics.js';
-import { publishedEndpoints, type PublishedEndpoint, type ResourceBuilder } from './resources.js';
+import {
+  publishedEndpoints,
+  samePlace,
+  type PublishedEndpoint,
+  type ResourceBuilder,
+} from './resources.js';
 import { Snapshot, type EncodedResource } from './snapshot.js';
 import type { SnapshotCache } from './snapshot-cache.js';
 
@@ -169,6 +174,7 @@ export class XdsPublisher {
     if (list.endpoints.length === 0) {
       if (!current) return false;
       this.services.delete(service);
+      this.options.builder.forget(service);
       this.options.metrics?.publishes.inc({ outcome: 'removed' });
       return true;
     }
@@ -180,7 +186,7 @@ export class XdsPublisher {
     if (
       current &&
       sameMembership(current.membership, endpoints) &&
-      trafficMoved(current.endpoints, endpoints) < this.options.hysteresis
+      trafficMovedFrom(current.membership, endpoints) < this.options.hysteresis
     ) {
       this.options.metrics?.publishes.inc({ outcome: 'skipped' });
       return false;
@@ -229,15 +235,7 @@ function sameMembership(
   if (known.size !== endpoints.length) return false;
   for (const e of endpoints) {
     const k = known.get(e.id);
-    if (
-      !k ||
-      k.ip !== e.ip ||
-      k.port !== e.port ||
-      k.region !== e.region ||
-      k.zone !== e.zone ||
-      k.subZone !== e.subZone
-    )
-      return false;
+    if (!k || !samePlace(k, e)) return false;
   }
   return true;
 }
@@ -252,12 +250,30 @@ export function trafficMoved(
   before: readonly PublishedEndpoint[],
   after: readonly PublishedEndpoint[],
 ): number {
-  const old = new Map(before.map((e) => [e.id, e.share]));
+  return trafficMovedFrom(new Map(before.map((e) => [e.id, e])), after);
+}
+
+/** `trafficMoved` with the earlier endpoints by id (the publisher keeps them so). */
+function trafficMovedFrom(
+  before: ReadonlyMap<string, PublishedEndpoint>,
+  after: readonly PublishedEndpoint[],
+): number {
   let sum = 0;
+  let matched = 0;
+  let matchedBefore = 0;
   for (const e of after) {
-    sum += Math.abs(e.share - (old.get(e.id) ?? 0));
-    old.delete(e.id);
+    const b = before.get(e.id);
+    if (b) {
+      matched++;
+      matchedBefore += b.share;
+    }
+    sum += Math.abs(e.share - (b?.share ?? 0));
   }
-  for (const share of old.values()) sum += share;
+  // Endpoints that left took all their share with them.
+  if (matched < before.size) {
+    let all = 0;
+    for (const b of before.values()) all += b.share;
+    sum += all - matchedBefore;
+  }
   return sum / 2;
 }

@@ -101,7 +101,7 @@ export class ResourceBuilder {
   private readonly resolver: TypeResolver;
   private readonly options: ResourceBuildOptions;
   /** The weight-independent bytes of each endpoint of the last build, by endpoint content. */
-  private fixedCache = new Map<string, FixedParts>();
+  private readonly fixedCache = new Map<string, Map<string, CachedParts>>();
   /** Whether the override-host proto is known; without it Envoy clusters use least request alone. */
   readonly overrideHostAvailable: boolean;
 
@@ -167,22 +167,41 @@ export class ResourceBuilder {
    */
   endpoints(service: string, endpoints: readonly PublishedEndpoint[]): EncodedResource {
     const scale = this.options.weightScale;
-    const fixed: FixedParts[] = [];
-    const weights: number[] = [];
-    const seen = new Map<string, FixedParts>();
-    for (const e of endpoints) {
-      const key = `${e.id}\0${e.ip}\0${e.port}\0${e.region}\0${e.zone}\0${e.subZone}`;
-      const parts = this.fixedCache.get(key) ?? fixedParts(e);
-      seen.set(key, parts);
-      fixed.push(parts);
-      weights.push(weightOf(e.share, scale));
+    const fixed: FixedParts[] = new Array<FixedParts>(endpoints.length);
+    const weights: number[] = new Array<number>(endpoints.length);
+    // Per service, by endpoint id: the bytes of each endpoint while its place is unchanged. In
+    // the common push (weights moved, nobody joined or left) nothing here is allocated.
+    const known = this.fixedCache.get(service);
+    let same = known !== undefined && known.size === endpoints.length;
+    for (let i = 0; i < endpoints.length; i++) {
+      const e = endpoints[i]!;
+      const c = known?.get(e.id);
+      if (c && samePlace(c, e)) {
+        fixed[i] = c.parts;
+      } else {
+        fixed[i] = fixedParts(e);
+        same = false;
+      }
+      weights[i] = weightOf(e.share, scale);
     }
-    this.fixedCache = seen;
+    if (!same) {
+      const next = new Map<string, CachedParts>();
+      for (let i = 0; i < endpoints.length; i++) {
+        const e = endpoints[i]!;
+        next.set(e.id, { ...placeOf(e), parts: fixed[i]! });
+      }
+      this.fixedCache.set(service, next);
+    }
     return encodedResource(
       TypeUrl.ClusterLoadAssignment,
       service,
       encodeAssignment(service, fixed, weights),
     );
+  }
+
+  /** Drops what `endpoints` kept for a service that is gone. */
+  forget(service: string): void {
+    this.fixedCache.delete(service);
   }
 
   /** For gRPC clients dialling `xds:///<service>`: the listener is named as the target. */
@@ -269,6 +288,35 @@ const LEN = 2;
 const tag = (field: number, wireType: number): number => (field << 3) | wireType;
 /** envoy.config.core.v3.HealthStatus.HEALTHY */
 const HEALTHY = 1;
+
+/** Where an endpoint is: what its fixed bytes depend on. */
+export interface Place {
+  ip: string;
+  port: number;
+  region: string;
+  zone: string;
+  subZone: string;
+}
+
+interface CachedParts extends Place {
+  parts: FixedParts;
+}
+
+const placeOf = (e: PublishedEndpoint): Place => ({
+  ip: e.ip,
+  port: e.port,
+  region: e.region,
+  zone: e.zone,
+  subZone: e.subZone,
+});
+
+/** The same address and locality. */
+export const samePlace = (a: Place, b: Place): boolean =>
+  a.ip === b.ip &&
+  a.port === b.port &&
+  a.region === b.region &&
+  a.zone === b.zone &&
+  a.subZone === b.subZone;
 
 interface FixedParts {
   /** `locality` field of LocalityLbEndpoints, tag and length included. */

@@ -149,6 +149,41 @@ describe('resource builders', () => {
     // Same content, same bytes and hash: the version does not move.
     expect(builder.endpoints('svc', eps).hash).toBe(r.hash);
   });
+
+  it("reuses an endpoint's bytes only while its place is the same, per service", () => {
+    const b = new ResourceBuilder(rootResolver(root), {
+      weightScale: 10_000,
+      connectTimeout: 1,
+      envoyLbPolicy: 'override_host',
+      envoyUpstreamHttp2: false,
+    });
+    const ep = (ip: string, zone = 'z'): PublishedEndpoint => ({
+      id: 'ep-1',
+      ip,
+      port: 80,
+      share: 1,
+      region: 'r',
+      zone,
+      subZone: '',
+    });
+    const addresses = (r: ReturnType<ResourceBuilder['endpoints']>) =>
+      decodeCla(
+        new Snapshot([r]).get(TypeUrl.ClusterLoadAssignment).response([]).message.bytes,
+      ).endpoints.map((e) => [
+        e.lb_endpoints[0]!.endpoint.address.socket_address.address,
+        e.locality.zone,
+      ]);
+    b.endpoints('a', [ep('10.0.0.1')]);
+    // The same id in another service, elsewhere: its own bytes.
+    expect(addresses(b.endpoints('b', [ep('10.9.9.9')]))).toEqual([['10.9.9.9', 'z']]);
+    expect(addresses(b.endpoints('a', [ep('10.0.0.1')]))).toEqual([['10.0.0.1', 'z']]);
+    // It moves (new address, then new zone): new bytes each time.
+    expect(addresses(b.endpoints('a', [ep('10.0.0.2')]))).toEqual([['10.0.0.2', 'z']]);
+    expect(addresses(b.endpoints('a', [ep('10.0.0.2', 'y')]))).toEqual([['10.0.0.2', 'y']]);
+    // Forgotten with its service, and built anew when it comes back.
+    b.forget('a');
+    expect(addresses(b.endpoints('a', [ep('10.0.0.3')]))).toEqual([['10.0.0.3', 'z']]);
+  });
 });
 
 describe('snapshots and the cache', () => {
