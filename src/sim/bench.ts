@@ -1,30 +1,11 @@
 import { figures, type MetricsOptions, type PolicyFigures } from './metrics.js';
 import { POLICIES, type PolicyEntry, type PolicyGroup } from './policies/catalog.js';
-import {
-  buildScenario,
-  SCENARIO_DEFAULTS,
-  type ScenarioKind,
-  type ScenarioOptions,
-} from './scenarios.js';
+import { buildScenario, SCENARIO_DEFAULTS, type ScenarioOptions } from './scenarios.js';
 import { simulate } from './simulator.js';
 import type { Trace } from './traces.js';
+import { RUN_DEFAULTS, SCENARIOS, type ScenarioSpec } from './spec.js';
 
-/** One scenario of the benchmark: a name and what it changes from the defaults. */
-export interface ScenarioSpec {
-  name: string;
-  kind: ScenarioKind;
-  /** Monitoring interval, seconds; undefined: the run's interval. */
-  interval?: number;
-}
-
-export const SCENARIOS: readonly ScenarioSpec[] = [
-  { name: 'default', kind: 'traces' },
-  { name: 'interval 5 s', kind: 'traces', interval: 5 },
-  { name: 'interval 15 s', kind: 'traces', interval: 15 },
-  { name: 'flash crowd', kind: 'flash-crowd' },
-  { name: 'noisy neighbour', kind: 'noisy-neighbour' },
-  { name: 'constant capacity', kind: 'constant' },
-];
+export { SCENARIOS, type ScenarioSpec };
 
 export interface BenchOptions {
   cpuTraces: Trace[];
@@ -42,9 +23,9 @@ export interface BenchOptions {
 }
 
 export const BENCH_DEFAULTS = {
-  interval: SCENARIO_DEFAULTS.interval,
-  seed: SCENARIO_DEFAULTS.seed,
-  simulatedSeconds: 600,
+  interval: RUN_DEFAULTS.interval,
+  seed: RUN_DEFAULTS.seed,
+  simulatedSeconds: RUN_DEFAULTS.simulatedSeconds,
   scenarios: SCENARIOS,
   policies: POLICIES,
   sloFactor: 4,

@@ -1,10 +1,6 @@
 import type { Command } from 'commander';
 import { AugurError } from '../common/errors.js';
-import { BENCH_DEFAULTS, SCENARIOS } from './bench.js';
-import { runScenariosInParallel } from './parallel.js';
-import { renderTables } from './report.js';
-import { loadDefaultTraces } from './scenarios.js';
-import { readTrace } from './traces.js';
+import { RUN_DEFAULTS, SCENARIOS } from './spec.js';
 
 /** Registers `augur bench routing`. */
 export function registerBenchCommand(program: Command): void {
@@ -28,13 +24,13 @@ export function registerBenchCommand(program: Command): void {
     .option(
       '--interval <seconds>',
       'monitoring interval of the scenarios without their own',
-      String(BENCH_DEFAULTS.interval),
+      String(RUN_DEFAULTS.interval),
     )
-    .option('--seed <n>', 'random seed', String(BENCH_DEFAULTS.seed))
+    .option('--seed <n>', 'random seed', String(RUN_DEFAULTS.seed))
     .option(
       '--seconds <s>',
       'simulated seconds measured per scenario',
-      String(BENCH_DEFAULTS.simulatedSeconds),
+      String(RUN_DEFAULTS.simulatedSeconds),
     )
     .option(
       '--scenario <names...>',
@@ -42,6 +38,17 @@ export function registerBenchCommand(program: Command): void {
     )
     .option('--json', 'print the figures as JSON')
     .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
+      // Loaded here: the simulator is large and every `augur` command builds this CLI.
+      const [{ BENCH_DEFAULTS }, { runScenariosInParallel }, { renderTables }, scenarios_, traces] =
+        await Promise.all([
+          import('./bench.js'),
+          import('./parallel.js'),
+          import('./report.js'),
+          import('./scenarios.js'),
+          import('./traces.js'),
+        ]);
+      const { loadDefaultTraces } = scenarios_;
+      const { readTrace } = traces;
       const interval = positive(o.interval, '--interval');
       const seed = Math.trunc(positive(o.seed, '--seed', true));
       const simulatedSeconds = positive(o.seconds, '--seconds');

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { Rng } from './rng.js';
+import { RUN_DEFAULTS } from './spec.js';
 import type { SimSetup } from './simulator.js';
 import {
   DEFAULT_ARRIVAL_TRACE,
@@ -53,7 +54,7 @@ export const SCENARIO_DEFAULTS = {
   endpoints: 10,
   proxies: 8,
   workers: 4,
-  interval: 1,
+  interval: RUN_DEFAULTS.interval,
   serviceTime: 0.02,
   targetUtilisation: 0.7,
   peakUtilisation: 0.95,
@@ -63,7 +64,7 @@ export const SCENARIO_DEFAULTS = {
   startStep: 0,
   queueLimit: 100,
   maxBackground: 0.95,
-  seed: 1,
+  seed: RUN_DEFAULTS.seed,
 };
 
 /** The default traces (NAB) from `dir`. */

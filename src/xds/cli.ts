@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { AugurError } from '../common/errors.js';
-import { BOOTSTRAP_TYPE, checkEnvoyYaml } from './envoy-config-check.js';
-import { EnvoyProtos } from './proto-registry.js';
+
+/** Envoy's bootstrap message: the default root of a checked file (as envoy-config-check's). */
+const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
 
 interface CheckFlags {
   type: string;
@@ -24,7 +25,12 @@ export function registerXdsCommand(program: Command): void {
       (v: string, all: string[]) => [...all, v],
       [],
     )
-    .action((files: string[], flags: CheckFlags) => {
+    .action(async (files: string[], flags: CheckFlags) => {
+      // Loaded here: protobufjs and the checker are large and every `augur` command builds this CLI.
+      const [{ checkEnvoyYaml }, { EnvoyProtos }] = await Promise.all([
+        import('./envoy-config-check.js'),
+        import('./proto-registry.js'),
+      ]);
       const protos = new EnvoyProtos(flags.protoDir);
       let bad = 0;
       for (const file of files) {
