@@ -5,6 +5,7 @@ import type { ClientKind, NodeIdentity } from './client-kind.js';
 import type { XdsMetrics } from './metrics.js';
 import type protobuf from 'protobufjs';
 import type { ConfigWatcher, WatchRequest, WatchResponse } from './snapshot-cache.js';
+import { discoveryRequestDecoder } from './request-decoder.js';
 import { DEPENDENT_TYPE, isKnownTypeUrl, type ResourceTypeUrl } from './types.js';
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
@@ -47,13 +48,8 @@ export function adsServiceDefinition(
       originalName: 'streamAggregatedResources',
       requestSerialize: (m: DiscoveryRequestMessage) =>
         Buffer.from(requestType.encode(requestType.fromObject(m)).finish()),
-      requestDeserialize: (b: Buffer) =>
-        requestType.toObject(requestType.decode(b), {
-          defaults: true,
-          arrays: true,
-          longs: String,
-          enums: String,
-        }) as DiscoveryRequestMessage,
+      // Every client ACKs every push: decoded by hand (request-decoder.ts).
+      requestDeserialize: discoveryRequestDecoder(root),
       responseSerialize: serializeSharedResponse,
       responseDeserialize: (b: Buffer): never => {
         throw new Error(`the ADS server does not read responses (${b.length} bytes)`);
