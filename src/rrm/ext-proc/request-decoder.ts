@@ -1,3 +1,4 @@
+import protobuf from 'protobufjs';
 import type {
   HeaderValueMessage,
   HttpHeadersMessage,
@@ -32,38 +33,23 @@ const PHASES: Record<number, ProcessingPhase> = {
 const VARINT = 0;
 const FIXED64 = 1;
 const LENGTH_DELIMITED = 2;
-const FIXED32 = 5;
 
-class Reader {
-  pos = 0;
-  constructor(readonly buf: Buffer) {}
-
-  varint(): number {
-    const buf = this.buf;
-    let result = 0;
-    let shift = 0;
-    for (;;) {
-      if (this.pos >= buf.length) throw new Error('truncated ProcessingRequest (varint)');
-      const b = buf[this.pos++]!;
-      // Lengths and tags fit in 32 bits; larger varints (skipped values) are read, not kept.
-      if (shift < 28) result |= (b & 0x7f) << shift;
-      else if (shift < 53) result += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return result;
-      shift += 7;
-      if (shift > 63) throw new Error('malformed ProcessingRequest (varint longer than 10 bytes)');
-    }
-  }
+/**
+ * protobufjs's reader (varints, skipping, bounds), with the ends of length-delimited fields
+ * checked against their message and a string decoder for the short ASCII strings this reads.
+ */
+class Reader extends protobuf.BufferReader {
+  declare buf: Buffer;
 
   /** The end of a length-delimited field starting here, checked against `limit`. */
   end(limit: number): number {
-    const length = this.varint();
-    const end = this.pos + length;
+    const end = this.uint32() + this.pos;
     if (end > limit) throw new Error('truncated ProcessingRequest (field runs past its message)');
     return end;
   }
 
-  /** A string that is ASCII as a rule: decoded here; any other is decoded as UTF-8. */
-  ascii(end: number): string {
+  /** A UTF-8 string; short ASCII ones (the rule here) are decoded without leaving JavaScript. */
+  text(end: number): string {
     const buf = this.buf;
     const start = this.pos;
     const n = end - start;
@@ -78,22 +64,23 @@ class Reader {
     return String.fromCharCode(...codes);
   }
 
-  /** A UTF-8 string (ASCII ones, the common case, decoded without leaving JavaScript). */
-  string(end: number): string {
-    return this.ascii(end);
-  }
-
-  skip(wireType: number, limit: number): void {
-    if (wireType === VARINT) this.varint();
-    else if (wireType === FIXED64) this.pos += 8;
-    else if (wireType === LENGTH_DELIMITED) this.pos = this.end(limit);
-    else if (wireType === FIXED32) this.pos += 4;
-    else throw new Error(`malformed ProcessingRequest (wire type ${wireType})`);
+  skipField(wireType: number, limit: number): void {
+    this.skipType(wireType);
     if (this.pos > limit) throw new Error('truncated ProcessingRequest');
   }
 }
 
 export function decodeProcessingRequestFast(bytes: Uint8Array): ProcessingRequestMessage {
+  try {
+    return decode(bytes);
+  } catch (err) {
+    // protobufjs's reader says "index out of range"; say what was being read.
+    if (err instanceof RangeError) throw new Error(`truncated ProcessingRequest (${err.message})`);
+    throw err;
+  }
+}
+
+function decode(bytes: Uint8Array): ProcessingRequestMessage {
   const buf = Buffer.isBuffer(bytes)
     ? bytes
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -104,7 +91,7 @@ export function decodeProcessingRequestFast(bytes: Uint8Array): ProcessingReques
   };
   const limit = buf.length;
   while (r.pos < limit) {
-    const tag = r.varint();
+    const tag = r.uint32();
     const field = tag >>> 3;
     const wireType = tag & 7;
     const phase = PHASES[field];
@@ -119,15 +106,15 @@ export function decodeProcessingRequestFast(bytes: Uint8Array): ProcessingReques
       let key = '';
       let value: StructMessage = { fields: Object.create(null) as Record<string, ValueMessage> };
       while (r.pos < end) {
-        const t = r.varint();
-        if (t === ((1 << 3) | LENGTH_DELIMITED)) key = r.string(r.end(end));
+        const t = r.uint32();
+        if (t === ((1 << 3) | LENGTH_DELIMITED)) key = r.text(r.end(end));
         else if (t === ((2 << 3) | LENGTH_DELIMITED)) value = struct(r, r.end(end));
-        else r.skip(t & 7, end);
+        else r.skipField(t & 7, end);
       }
       out.attributes[key] = value;
       r.pos = end;
     } else {
-      r.skip(wireType, limit);
+      r.skipField(wireType, limit);
     }
   }
   return out;
@@ -136,20 +123,20 @@ export function decodeProcessingRequestFast(bytes: Uint8Array): ProcessingReques
 function httpHeaders(r: Reader, end: number): HttpHeadersMessage {
   const out: HttpHeadersMessage = { headers: null, end_of_stream: false };
   while (r.pos < end) {
-    const t = r.varint();
+    const t = r.uint32();
     if (t === ((1 << 3) | LENGTH_DELIMITED)) {
       const mapEnd = r.end(end);
       const headers = out.headers?.headers ?? [];
       while (r.pos < mapEnd) {
-        const u = r.varint();
+        const u = r.uint32();
         if (u === ((1 << 3) | LENGTH_DELIMITED)) headers.push(headerValue(r, r.end(mapEnd)));
-        else r.skip(u & 7, mapEnd);
+        else r.skipField(u & 7, mapEnd);
       }
       out.headers = { headers };
     } else if (t === ((3 << 3) | VARINT)) {
-      out.end_of_stream = r.varint() !== 0;
+      out.end_of_stream = r.uint32() !== 0;
     } else {
-      r.skip(t & 7, end);
+      r.skipField(t & 7, end);
     }
   }
   return out;
@@ -196,8 +183,8 @@ class LazyHeaderValue implements HeaderValueMessage {
 function headerValue(r: Reader, end: number): HeaderValueMessage {
   const out = new LazyHeaderValue(r.buf);
   while (r.pos < end) {
-    const t = r.varint();
-    if (t === ((1 << 3) | LENGTH_DELIMITED)) out.key = r.ascii(r.end(end));
+    const t = r.uint32();
+    if (t === ((1 << 3) | LENGTH_DELIMITED)) out.key = r.text(r.end(end));
     else if (t === ((2 << 3) | LENGTH_DELIMITED)) {
       const e = r.end(end);
       out.setValue(r.pos, e);
@@ -206,7 +193,7 @@ function headerValue(r: Reader, end: number): HeaderValueMessage {
       const e = r.end(end);
       out.setRaw(r.pos, e);
       r.pos = e;
-    } else r.skip(t & 7, end);
+    } else r.skipField(t & 7, end);
   }
   return out;
 }
@@ -215,19 +202,19 @@ function headerValue(r: Reader, end: number): HeaderValueMessage {
 function struct(r: Reader, end: number): StructMessage {
   const fields = Object.create(null) as Record<string, ValueMessage>;
   while (r.pos < end) {
-    const t = r.varint();
+    const t = r.uint32();
     if (t !== ((1 << 3) | LENGTH_DELIMITED)) {
-      r.skip(t & 7, end);
+      r.skipField(t & 7, end);
       continue;
     }
     const entryEnd = r.end(end);
     let key = '';
     let value: ValueMessage = {};
     while (r.pos < entryEnd) {
-      const u = r.varint();
-      if (u === ((1 << 3) | LENGTH_DELIMITED)) key = r.string(r.end(entryEnd));
+      const u = r.uint32();
+      if (u === ((1 << 3) | LENGTH_DELIMITED)) key = r.text(r.end(entryEnd));
       else if (u === ((2 << 3) | LENGTH_DELIMITED)) value = valueOf(r, r.end(entryEnd));
-      else r.skip(u & 7, entryEnd);
+      else r.skipField(u & 7, entryEnd);
     }
     fields[key] = value;
   }
@@ -239,15 +226,12 @@ function struct(r: Reader, end: number): StructMessage {
 function valueOf(r: Reader, end: number): ValueMessage {
   const out: ValueMessage = {};
   while (r.pos < end) {
-    const t = r.varint();
-    if (t === ((3 << 3) | LENGTH_DELIMITED)) out.stringValue = r.string(r.end(end));
+    const t = r.uint32();
+    if (t === ((3 << 3) | LENGTH_DELIMITED)) out.stringValue = r.text(r.end(end));
     else if (t === ((5 << 3) | LENGTH_DELIMITED)) out.structValue = struct(r, r.end(end));
-    else if (t === ((2 << 3) | FIXED64)) {
-      if (r.pos + 8 > end) throw new Error('truncated ProcessingRequest (double)');
-      out.numberValue = r.buf.readDoubleLE(r.pos);
-      r.pos += 8;
-    } else if (t === ((4 << 3) | VARINT)) out.boolValue = r.varint() !== 0;
-    else r.skip(t & 7, end);
+    else if (t === ((2 << 3) | FIXED64)) out.numberValue = r.double();
+    else if (t === ((4 << 3) | VARINT)) out.boolValue = r.bool();
+    else r.skipField(t & 7, end);
   }
   r.pos = end;
   return out;
