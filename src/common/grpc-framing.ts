@@ -1,3 +1,5 @@
+import { status } from '@grpc/grpc-js';
+
 /*
  * gRPC's message framing over HTTP/2 (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md):
  * each message is a 1-byte compressed flag, a 4-byte big-endian length, then the bytes. For the
@@ -26,7 +28,7 @@ export function frameMessage(...parts: readonly Uint8Array[]): Buffer {
 /** What a MessageReader refuses, with the gRPC status code that says so. */
 export class FramingError extends Error {
   constructor(
-    /** grpc-status: 12 UNIMPLEMENTED (compressed) or 8 RESOURCE_EXHAUSTED (too large). */
+    /** grpc-status: UNIMPLEMENTED (compressed) or RESOURCE_EXHAUSTED (too large). */
     readonly code: number,
     message: string,
   ) {
@@ -64,13 +66,13 @@ export class MessageReader {
         const head = this.chunks[0]!.length >= GRPC_PREFIX_BYTES ? this.chunks[0]! : this.flatten();
         if (head[0] !== 0)
           throw new FramingError(
-            12,
+            status.UNIMPLEMENTED,
             'compressed messages are not accepted (send grpc-encoding identity)',
           );
         const length = head.readUInt32BE(1);
         if (length > this.maxMessageBytes)
           throw new FramingError(
-            8,
+            status.RESOURCE_EXHAUSTED,
             `message of ${length} bytes is larger than the limit of ${this.maxMessageBytes}`,
           );
         this.need = GRPC_PREFIX_BYTES + length;

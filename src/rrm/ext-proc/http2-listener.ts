@@ -1,3 +1,4 @@
+import { status } from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { AugurError } from '../../common/errors.js';
@@ -29,15 +30,6 @@ import { EXT_PROC_SERVICE_NAME, type ExtProcHandler } from './server.js';
 
 export const PROCESS_PATH = `/${EXT_PROC_SERVICE_NAME}/Process`;
 export const HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
-
-/** gRPC status codes used here. */
-const Status = {
-  OK: 0,
-  INVALID_ARGUMENT: 3,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-} as const;
 
 /** grpc.health.v1.HealthCheckResponse { status: SERVING (1) }, framed. */
 const HEALTH_SERVING = Buffer.from([0, 0, 0, 0, 2, 0x08, 0x01]);
@@ -144,7 +136,7 @@ export class ExtProcListener {
     else
       trailersOnly(
         stream,
-        Status.UNIMPLEMENTED,
+        status.UNIMPLEMENTED,
         `${String(path)}: this listener serves ${PROCESS_PATH} only`,
       );
   }
@@ -181,7 +173,7 @@ export class ExtProcListener {
         this.options.logger.warn({ err }, 'ext_proc request could not be read or answered');
         trailersOnly(
           stream,
-          Status.INVALID_ARGUMENT,
+          status.INVALID_ARGUMENT,
           `cannot read the ProcessingRequest: ${errorText(err)}`,
         );
         return;
@@ -195,8 +187,8 @@ export class ExtProcListener {
       finished = true;
       // Half-closed without a whole message: nothing to answer.
       if (reader.pending > 0)
-        trailersOnly(stream, Status.INTERNAL, 'the stream ended inside a message');
-      else trailersOnly(stream, Status.OK, '');
+        trailersOnly(stream, status.INTERNAL, 'the stream ended inside a message');
+      else trailersOnly(stream, status.OK, '');
     });
   }
 
@@ -206,7 +198,7 @@ export class ExtProcListener {
       if (stream.closed || stream.destroyed) return;
       const serving = !this.stopping;
       if (!serving) {
-        trailersOnly(stream, Status.UNAVAILABLE, 'augur is shutting down');
+        trailersOnly(stream, status.UNAVAILABLE, 'augur is shutting down');
         return;
       }
       stream.respond(GRPC_RESPONSE_HEADERS, { waitForTrailers: true });
