@@ -176,7 +176,7 @@ export class ResourceBuilder {
     for (let i = 0; i < endpoints.length; i++) {
       const e = endpoints[i]!;
       const c = known?.get(e.id);
-      if (c && samePlace(c, e)) {
+      if (c && samePlace(c.place, e)) {
         fixed[i] = c.parts;
       } else {
         fixed[i] = fixedParts(e);
@@ -188,7 +188,7 @@ export class ResourceBuilder {
       const next = new Map<string, CachedParts>();
       for (let i = 0; i < endpoints.length; i++) {
         const e = endpoints[i]!;
-        next.set(e.id, { ...placeOf(e), parts: fixed[i]! });
+        next.set(e.id, { place: e, parts: fixed[i]! });
       }
       this.fixedCache.set(service, next);
     }
@@ -298,17 +298,11 @@ export interface Place {
   subZone: string;
 }
 
-interface CachedParts extends Place {
+/** An endpoint's bytes, with the endpoint (its place) they were built from. */
+interface CachedParts {
+  place: Place;
   parts: FixedParts;
 }
-
-const placeOf = (e: PublishedEndpoint): Place => ({
-  ip: e.ip,
-  port: e.port,
-  region: e.region,
-  zone: e.zone,
-  subZone: e.subZone,
-});
 
 /** The same address and locality. */
 export const samePlace = (a: Place, b: Place): boolean =>
