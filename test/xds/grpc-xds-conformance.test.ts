@@ -267,6 +267,10 @@ describe('a @grpc/grpc-js-xds client follows augur', () => {
       return w.size === 3 && [...w].every(([id, v]) => Math.abs(v / sum - final[id]!) < 0.005);
     });
     const w = byId(weights);
+    // The channel connects to a backend when it is first picked, and until a locality's
+    // connection is ready grpc-js-xds gives its share to the others: count from when every
+    // backend has answered.
+    for (let i = 0; i < 20 && (await split(100)).size < 3; i++);
     const counts = await split(1500);
     const { stat, df } = chiSquare(counts, w);
     expect(
