@@ -1,6 +1,6 @@
 /**
  * bench:forecast — the walk-forward evaluation (`augur forecast eval`) over every
- * NAB trace in ../shared/data/traces/nab, plus the LSTM worker's inference time
+ * NAB trace in data/traces/nab (vendored, MIT), plus the LSTM worker's inference time
  * for 10,000 endpoints in one tick and the main thread's event-loop lag while the
  * model trains.
  *
@@ -24,7 +24,7 @@ import { forecastConfigSchema } from '../src/lps/forecast/config.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 
 const LSTM_DEFAULTS = forecastConfigSchema.parse({}).lstm;
-const TRACES = fileURLToPath(new URL('../../shared/data/traces/nab/', import.meta.url));
+const TRACES = fileURLToPath(new URL('../data/traces/nab/', import.meta.url));
 const HORIZONS = [1, 3, 5];
 const BASELINE_NAMES = ['last', 'ewma', 'holt'];
 const f3 = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '-');

@@ -32,17 +32,17 @@ export const DEFAULT_CPU_TRACES = [
 export const DEFAULT_ARRIVAL_TRACE = 'elb_request_count_8c0756.csv';
 
 /**
- * The NAB trace folder: `<repo>/../shared/data/traces/nab`, found by walking up
- * from this file to the folder holding package.json (works from src/ and dist/).
+ * The NAB trace folder vendored in the repository (`<repo>/data/traces/nab`, MIT, see its
+ * SOURCE.md), found by walking up from this file to the folder holding package.json (works
+ * from src/ and dist/).
  */
 export function defaultTraceDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')))
-      return resolve(dir, '..', 'shared', 'data', 'traces', 'nab');
+    if (existsSync(join(dir, 'package.json'))) return resolve(dir, 'data', 'traces', 'nab');
     dir = dirname(dir);
   }
-  return resolve(process.cwd(), '..', 'shared', 'data', 'traces', 'nab');
+  return resolve(process.cwd(), 'data', 'traces', 'nab');
 }
 
 /**
