@@ -1,38 +1,17 @@
 import * as grpc from '@grpc/grpc-js';
 import { sharedResponses } from './shared-response.js';
-import * as protoLoader from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AugurError } from './errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from './address.js';
+import { augurDescriptorIndex, ServerReflection } from './reflection.js';
 
 /** The repository's proto/ folder, the public API. */
 export const PROTO_DIR = findProtoDir();
 
-const AUGUR_PROTO_FILES = [
-  'augur/v1/telemetry.proto',
-  'augur/v1/load_prediction.proto',
-  'augur/v1/response_router.proto',
-];
-
-/** Our protos as a proto-loader package definition, for reflection. */
-export function loadAugurPackageDefinition(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync(AUGUR_PROTO_FILES, {
-    includeDirs: [PROTO_DIR],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-}
-
 export interface GrpcHostOptions {
   listen: string;
-  /** Extra package definitions to expose through reflection (Envoy's ADS and ext_proc). */
-  reflect?: protoLoader.PackageDefinition[];
   /** Largest message the server accepts, bytes. */
   maxReceiveMessageLength?: number;
   /** Seconds a graceful shutdown may take before open streams are cut. */
@@ -41,7 +20,8 @@ export interface GrpcHostOptions {
 
 /**
  * One gRPC server for every service of a process, with grpc.health.v1 and
- * reflection. Parts add their services before `start()`.
+ * reflection (which lists every service added and describes augur's own).
+ * Parts add their services before `start()`.
  */
 export class GrpcHost {
   readonly server: grpc.Server;
@@ -79,20 +59,10 @@ export class GrpcHost {
 
   async start(): Promise<HostPort> {
     const wanted = parseHostPort(this.options.listen, 'gRPC listen address');
-    // @grpc/reflection console.warns, at construction, each well-known type that Envoy's
-    // proto tree references under another file name than proto-loader gave it; the
-    // services still resolve. Keep those lines out of the process's output.
-    const warn = console.warn;
-    console.warn = () => undefined;
-    let reflection: ReflectionService;
-    try {
-      reflection = new ReflectionService(
-        Object.assign({}, loadAugurPackageDefinition(), ...(this.options.reflect ?? [])),
-      );
-    } finally {
-      console.warn = warn;
-    }
-    reflection.addToServer(this.server);
+    new ServerReflection({
+      index: augurDescriptorIndex(),
+      services: () => this.serviceNames,
+    }).addToServer(this.server);
     const port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(
         formatHostPort(wanted),

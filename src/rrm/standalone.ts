@@ -1,6 +1,5 @@
 import type { Registry } from 'prom-client';
 import type { AugurConfig } from '../common/config.js';
-import { loadEnvoyProtos } from '../common/envoy-protos.js';
 import { formatHostPort } from '../common/address.js';
 import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
@@ -49,7 +48,6 @@ export async function startStandaloneRrm(opts: {
   });
   const grpc = new GrpcHost({
     listen: config.grpcListen,
-    reflect: [loadEnvoyProtos().packageDefinition],
   });
   rrm.register(grpc);
   const http = new HttpHost({

@@ -2,7 +2,6 @@ import type { Registry } from 'prom-client';
 import type { AugurConfig } from '../common/config.js';
 import { formatHostPort } from '../common/address.js';
 import { GrpcHost } from '../common/grpc-host.js';
-import { loadEnvoyProtos } from '../common/envoy-protos.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Lps } from '../lps/lps.js';
@@ -61,8 +60,6 @@ export async function startControlPlane({
   const registry = createRegistry();
   const grpc = new GrpcHost({
     listen: config.grpcListen,
-    // ADS and ext_proc show up in reflection next to augur's own services.
-    reflect: [loadEnvoyProtos().packageDefinition],
     maxReceiveMessageLength: config.lps.maxMessageBytes,
   });
   const http = new HttpHost({ listen: config.httpListen, registry });

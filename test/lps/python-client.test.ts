@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTO_DIR } from '../../src/common/grpc-host.js';
 import { startTestPlane, type TestPlane } from '../support/control-plane.js';
+import { DEBIAN_PYTHON, requirePrerequisite } from '../support/prerequisites.js';
 
 const run = promisify(execFile);
 const script = fileURLToPath(new URL('../python/agent_client.py', import.meta.url));
@@ -23,9 +24,10 @@ afterAll(async () => {
 });
 
 describe('a Python client built from proto/', () => {
-  it('generates stubs, streams samples as an agent, and reads the prioritized list', async () => {
-    // Debian's python3 has python3-grpcio and python3-grpc-tools (installed by .ci/run).
-    const { stdout } = await run('/usr/bin/python3', [script, PROTO_DIR, out, plane.grpcAddress], {
+  it('generates stubs from all four protos, streams samples as an agent, reads the list, routes a payload', async () => {
+    // Debian's python3-grpcio and python3-grpc-tools, which npm test's set-up step installs.
+    requirePrerequisite('python3-grpc-tools');
+    const { stdout } = await run(DEBIAN_PYTHON, [script, PROTO_DIR, out, plane.grpcAddress], {
       timeout: 30_000,
     });
     const seen = JSON.parse(stdout.trim().split('\n').pop()!) as {
@@ -33,6 +35,14 @@ describe('a Python client built from proto/', () => {
       acked: number;
       errors: Array<{ field: string; code: string }>;
       list: Array<{ id: string; score: number; weight: number; state: string }>;
+      presence: { unset: boolean; set_false: boolean; oneof: string };
+      route: {
+        endpoint_id: string;
+        status_code: number;
+        body: string;
+        attempts: number;
+        delivered: Array<{ path: string; body: string; x_from: string }>;
+      };
     };
     expect(seen.config_seconds).toBe(1);
     expect(seen.acked).toBe(5);
@@ -41,5 +51,18 @@ describe('a Python client built from proto/', () => {
     expect(seen.list[0]).toMatchObject({ id: 'py-1', state: 'ENDPOINT_STATE_ACTIVE', weight: 1 });
     expect(seen.list[0]!.score).toBeGreaterThan(0);
     expect(plane.lps.store.get('py-1')!.labels).toEqual({ lang: 'python' });
+    // ResponseRouter from the same stubs; an explicit false is set, unset is not.
+    expect(seen.presence).toEqual({
+      unset: false,
+      set_false: true,
+      oneof: 'dynamic_routing_enabled',
+    });
+    expect(seen.route).toEqual({
+      endpoint_id: 'py-1',
+      status_code: 200,
+      body: 'ok',
+      attempts: 1,
+      delivered: [{ path: '/callback', body: 'hello from python', x_from: 'python' }],
+    });
   });
 });
