@@ -55,15 +55,21 @@ const content = [
   ' * of every file they import, dependencies first: what gRPC reflection serves.',
   ' */',
   'export const fileDescriptorProtos: ReadonlyArray<{ name: string; base64: string }> = [',
-  ...files.map((f) => `  {\n    name: ${JSON.stringify(f.name)},\n    base64:\n      '${f.base64}',\n  },`),
+  ...files.map(
+    (f) => `  {\n    name: ${JSON.stringify(f.name)},\n    base64:\n      '${f.base64}',\n  },`,
+  ),
   '];',
   '',
 ].join('\n');
 
 // CodeGeneratorResponse: file = 15 { name = 1, content = 15 }; supported_features = 2
 // (FEATURE_PROTO3_OPTIONAL = 1: the descriptors pass through, whatever they declare).
-const file = Writer.create().uint32((1 << 3) | 2).string('augur/v1/descriptors.ts');
+const file = Writer.create()
+  .uint32((1 << 3) | 2)
+  .string('augur/v1/descriptors.ts');
 file.uint32((15 << 3) | 2).string(content);
-const response = Writer.create().uint32((2 << 3) | 0).uint64(1);
+const response = Writer.create()
+  .uint32((2 << 3) | 0)
+  .uint64(1);
 response.uint32((15 << 3) | 2).bytes(file.finish());
 process.stdout.write(response.finish());
