@@ -4,7 +4,7 @@ import { AugurError } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/logger.js';
 import { readHostFacts, type HostFacts } from './host-facts.js';
 import { createLoadSampler, type LoadSampler } from './load-sampler.js';
-import { createProbe, type Probe, type ProbeSpec } from './probe.js';
+import { createProbe, type Probe, type ProbeResult, type ProbeSpec } from './probe.js';
 import { TelemetryReporter, type BackoffOptions, type ReporterStats } from './telemetry-client.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -67,6 +67,8 @@ export class Agent {
   private stopped = false;
   private ticks = 0;
   private failedTicks = 0;
+  /** Why the last probe failed; undefined while it passes (so each change is logged once). */
+  private probeFailing: string | undefined;
 
   private constructor(opts: AgentOptions, sampler: LoadSampler, facts: HostFacts) {
     this.opts = opts;
@@ -183,7 +185,7 @@ export class Agent {
       this.logger.error({ err: load }, 'cannot read the host load; sample skipped');
       return;
     }
-    if (probe.error) this.logger.debug({ reason: probe.error }, 'health probe failed');
+    this.noteProbe(probe);
     this.ticks++;
     this.reporter.submit({
       endpointId: this.opts.endpointId,
@@ -196,6 +198,21 @@ export class Agent {
       health: probe.health,
       requestRate: load.requestRate ?? 0,
     });
+  }
+
+  /** Logs when the probe starts failing (or fails differently) and when it passes again. */
+  private noteProbe(probe: ProbeResult): void {
+    if (probe.error !== undefined) {
+      if (probe.error === this.probeFailing) return;
+      this.probeFailing = probe.error;
+      this.logger.warn(
+        { probe: this.probe.kind, reason: probe.error },
+        `health probe failing: ${probe.error}; the LPS gives this endpoint no traffic while it fails`,
+      );
+    } else if (this.probeFailing !== undefined) {
+      this.probeFailing = undefined;
+      this.logger.info({ probe: this.probe.kind }, 'health probe passing again');
+    }
   }
 }
 

@@ -27,7 +27,9 @@ export interface BackoffOptions {
 
 export const DEFAULT_BACKOFF: BackoffOptions = {
   initialSeconds: 0.25,
-  maxSeconds: 30,
+  // Low, so an agent is back within a few seconds of an LPS restart (the channel's own
+  // reconnect backoff is capped at the same value); full jitter spreads a fleet's retries.
+  maxSeconds: 2,
   multiplier: 2,
   resetAfterSeconds: 10,
 };
@@ -102,6 +104,12 @@ export class TelemetryReporter {
   private call: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
   private openedAt = 0;
   private gotConfig = false;
+  /** Samples replayed when the current stream opened. */
+  private replayed = 0;
+  /** When the last connected stream was lost (performance.now()); 0 while connected or never. */
+  private lostAt = 0;
+  /** A stream ever got its config: later ones are reconnections. */
+  private everConnected = false;
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -232,17 +240,39 @@ export class TelemetryReporter {
       call.write({ batch: { samples } });
       replayed += samples.length;
     }
-    if (replayed > 0 || this.streams > 1) {
+    this.replayed = replayed;
+    this.logger.debug(
+      { lps: this.target, stream: this.streams, replayed },
+      'stream to the LPS opening',
+    );
+  }
+
+  /** The LPS answered the hello: the stream is up. */
+  private onConnected(): void {
+    const fields = {
+      lps: this.target,
+      stream: this.streams,
+      intervalSeconds: this.interval,
+      replayed: this.replayed,
+      dropped: this.droppedSinceLog,
+    };
+    if (!this.everConnected) {
+      this.logger.info(fields, `connected to the LPS at ${this.target}`);
+    } else {
+      const down = this.lostAt > 0 ? (performance.now() - this.lostAt) / 1000 : 0;
       this.logger.info(
-        { lps: this.target, replayed, dropped: this.droppedSinceLog, stream: this.streams },
-        'stream to the LPS reopened',
+        { ...fields, downSeconds: Number(down.toFixed(1)) },
+        `reconnected to the LPS at ${this.target} after ${down.toFixed(1)} s; replayed ${this.replayed} samples`,
       );
-      this.droppedSinceLog = 0;
     }
+    this.everConnected = true;
+    this.lostAt = 0;
+    this.droppedSinceLog = 0;
   }
 
   private onMessage(msg: ControlMessage): void {
     if (msg.config) {
+      if (!this.gotConfig) this.onConnected();
       this.gotConfig = true;
       const seconds = durationToSeconds(msg.config.monitoringInterval);
       if (seconds > 0 && seconds !== this.interval) {
@@ -320,15 +350,26 @@ export class TelemetryReporter {
       retryInSeconds: Number(delay.toFixed(3)),
       buffered: this.buffer.size,
     };
-    // Refusals that a retry cannot fix deserve an error; the rest is the weather.
+    // Refusals that a retry cannot fix deserve an error; a lost connection is said once,
+    // and each failed attempt to get it back only at debug level.
     if (
       status.code === grpc.status.ALREADY_EXISTS ||
       status.code === grpc.status.FAILED_PRECONDITION ||
       status.code === grpc.status.INVALID_ARGUMENT
     ) {
       this.logger.error(fields, 'the LPS refused the stream; retrying');
+    } else if (this.gotConfig) {
+      this.lostAt = performance.now();
+      this.logger.warn(
+        fields,
+        `disconnected from the LPS at ${this.target} (${fields.code}: ${status.details}); reconnecting, ` +
+          `samples are kept and replayed`,
+      );
+    } else if (!this.everConnected && this.attempt === 1) {
+      this.lostAt = performance.now();
+      this.logger.warn(fields, `cannot reach the LPS at ${this.target} (${fields.code}); retrying`);
     } else {
-      this.logger.warn(fields, 'stream to the LPS lost; reconnecting');
+      this.logger.debug(fields, 'the LPS is still unreachable; retrying');
     }
     this.reconnectTimer = setTimeout(() => this.connect(), delay * 1000);
   }

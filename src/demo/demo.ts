@@ -2,7 +2,7 @@ import { loadConfig } from '../common/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Agent } from '../agent/agent.js';
 import { EndpointState } from '../gen/augur/v1/common.js';
-import type { Swap } from '../lps/swaps.js';
+import { describeSwapRule, type Swap } from '../lps/swaps.js';
 import { DataPlane } from '../rrm/dataplane.js';
 import { startControlPlane, type ControlPlane } from '../serve/control-plane.js';
 import { DemoBackend } from './backend.js';
@@ -111,6 +111,7 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<Runni
     `  metrics       ${plane.httpUrl}/metrics`,
     `  backends      ${backends.map((b) => `${b.id} ${b.address}`).join(', ')}`,
     `  load          ${opts.rate} requests/s; backend-2's background load ramps up at 0:20`,
+    `  swaps         ${describeSwapRule(plane.swaps.config)}`,
     '',
   ];
   for (const line of banner) write(line);
@@ -144,22 +145,18 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<Runni
   };
   const onResolved = (s: Swap) => {
     if (s.service !== SERVICE) return;
-    if (s.outcome === 'overload') {
-      write(
-        `${clock()}  ...   ${s.endpointId} became overloaded ${s.overloadAfterSeconds?.toFixed(0)} s after the cut: traffic had moved ahead of it`,
-      );
-    } else if (s.outcome === 'false-swap') {
-      write(
-        `${clock()}  ...   ${s.endpointId} never became overloaded after the cut (a false swap, or the cut prevented it)`,
-      );
-    }
+    write(`${clock()}  ...   ${s.endpointId} ${s.verdict}`);
   };
   swaps.on('swap', onSwap);
   swaps.on('swap-resolved', onResolved);
 
-  const tableTimer = opts.table
-    ? setInterval(() => write(renderTable(plane, backends, load.recent(5000), clock())), 5000)
-    : undefined;
+  const pace = new PaceWatch(opts.rate);
+  const tableTimer = setInterval(() => {
+    const recent = load.recent(5000);
+    if (opts.table) write(renderTable(plane, backends, recent, clock()));
+    const warning = pace.check(recent.length / 5, (Date.now() - started) / 1000);
+    if (warning) write(`${clock()}  ${warning}`);
+  }, 5000);
 
   let stopping: Promise<void> | undefined;
   let resolveDone: () => void = () => undefined;
@@ -184,6 +181,34 @@ export async function runDemo(partial: Partial<DemoOptions> = {}): Promise<Runni
       ? setTimeout(() => void stop(), opts.durationSeconds * 1000)
       : undefined;
   return { plane, backends, dataPlane, load, done, stop };
+}
+
+/**
+ * Says when the load generator falls behind its rate (a busy machine cannot keep 170
+ * requests/s in one process), once when it starts and again when it recovers, so the
+ * figures on screen are read for the load that was really sent.
+ */
+export class PaceWatch {
+  private behind = false;
+  constructor(
+    private readonly rate: number,
+    /** Below this fraction of the rate counts as behind. */
+    private readonly tolerance = 0.9,
+  ) {}
+
+  /** Requests per second completed over the last window; returns a line to print, or undefined. */
+  check(sentPerSecond: number, elapsedSeconds: number): string | undefined {
+    // The first window includes the start-up.
+    if (elapsedSeconds < 10) return undefined;
+    const behind = sentPerSecond < this.rate * this.tolerance;
+    if (behind === this.behind) return undefined;
+    this.behind = behind;
+    return behind
+      ? `BEHIND  only ${sentPerSecond.toFixed(0)} of the ${this.rate} requests/s asked went through ` +
+          `in the last 5 s: this machine is too busy to keep the rate, so traffic, swaps and latencies ` +
+          `are those of a lighter load (try --rate ${Math.max(1, Math.floor(sentPerSecond))})`
+      : `BACK    the load generator keeps its ${this.rate} requests/s again`;
+  }
 }
 
 function renderTable(

@@ -1,6 +1,7 @@
 import type { Logger } from '../common/logger.js';
 import type { ScoredEndpoint } from '../gen/augur/v1/load_prediction.js';
 import { ListStore } from './list-store.js';
+import { EndpointStateLog } from './state-log.js';
 import type { LpsMetrics } from './metrics.js';
 import type { EndpointStore } from './store.js';
 import { EndpointState, type EndpointRecord, type Scorer } from './types.js';
@@ -22,6 +23,7 @@ export class Prioritizer extends ListStore {
   private running: Promise<void> | undefined;
   private rerun = false;
   private soon: NodeJS.Immediate | undefined;
+  private readonly stateLog: EndpointStateLog;
 
   constructor(
     private readonly store: EndpointStore,
@@ -32,6 +34,7 @@ export class Prioritizer extends ListStore {
     super((err, list) =>
       logger.error({ err, service: list.service }, 'prioritized list listener failed'),
     );
+    this.stateLog = new EndpointStateLog(logger, store.config.staleAfterIntervals);
     store.on('membership', () => this.recomputeSoon());
   }
 
@@ -94,6 +97,7 @@ export class Prioritizer extends ListStore {
       states.set(r.id, s);
       counts.set(s, (counts.get(s) ?? 0) + 1);
     }
+    this.stateLog.observe(records, states, nowMs);
     for (const [state, label] of STATE_LABELS)
       this.metrics.endpoints.set({ state: label }, counts.get(state) ?? 0);
 
@@ -121,12 +125,26 @@ export class Prioritizer extends ListStore {
           port: r.port,
           state,
           locality: r.locality,
-          parts: a?.parts,
+          // The proto documents utilisations in [0,1]; an upper-quantile forecast can pass 1.
+          parts: a?.parts && {
+            ...a.parts,
+            predictedUtilization: clamp01(a.parts.predictedUtilization),
+            predictedMemory: clamp01(a.parts.predictedMemory),
+            predictedNetwork: clamp01(a.parts.predictedNetwork),
+          },
         };
       });
       const total = endpoints.reduce((s, e) => s + e.weight, 0);
       for (const e of endpoints) e.weight = total > 0 ? e.weight / total : 0;
-      endpoints.sort((a, b) => b.score - a.score || (a.endpointId < b.endpointId ? -1 : 1));
+      // Best first: every active endpoint before any other (at equal scores of 0 a failing
+      // one must not read as better), then by score, then by id.
+      endpoints.sort(
+        (a, b) =>
+          Number(b.state === EndpointState.ENDPOINT_STATE_ACTIVE) -
+            Number(a.state === EndpointState.ENDPOINT_STATE_ACTIVE) ||
+          b.score - a.score ||
+          (a.endpointId < b.endpointId ? -1 : 1),
+      );
       this.publishIfChanged(service, endpoints, computedAt);
       if (members.length === 0) this.fingerprints.delete(service);
     }

@@ -20,7 +20,7 @@ export interface StoreEvents {
  */
 export class EndpointStore extends EventEmitter<StoreEvents> {
   private readonly records = new Map<string, EndpointRecord>();
-  private readonly config: LpsConfig;
+  readonly config: LpsConfig;
 
   constructor(config: LpsConfig) {
     super();

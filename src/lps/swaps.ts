@@ -42,15 +42,44 @@ export const swapConfigSchema = z
 
 export type SwapConfig = z.infer<typeof swapConfigSchema>;
 
+/**
+ * What a cut achieved. "Without the cut" is the higher of two estimates: the forecast
+ * the LPS cut on (`predictedUtilization`, made while the share was uncut), and, for each
+ * sample in the window, the measured utilisation plus the traffic the cut moved away
+ * (the fall in the endpoint's request rate since the cut, at the LPS's own estimate of
+ * its cost: 1 / `estimatedCapacity`). Overload is measured, in the window of
+ * `watchIntervals` intervals after the cut (or already at the cut).
+ *
+ * | overload measured?                          | verdict   |
+ * |---------------------------------------------|-----------|
+ * | yes, and the forecast at the cut foresaw it | late      |
+ * | yes, and the forecast at the cut did not    | missed    |
+ * | no, and without the cut it would have been  | prevented |
+ * | no, and not even without the cut            | false     |
+ */
 export type SwapOutcome =
   /** Still inside the watch window, no overload seen yet. */
   | 'pending'
-  /** Actual utilisation or response time crossed its limit within the window. */
-  | 'overload'
-  /** The window passed without overload: the cut was not needed (or moved enough load to prevent it). */
-  | 'false-swap'
+  /** Overload was forecast, the share was cut, and the measured load stayed under the limit. */
+  | 'prevented'
+  /** Overload was forecast and the share cut, but overload came anyway (or was already there). */
+  | 'late'
+  /** Overload came that the forecast at the cut had not foreseen. */
+  | 'missed'
+  /** No overload was forecast and none came: the cut was not needed to prevent one. */
+  | 'false'
   /** The endpoint left the store before the window ended. */
   | 'unknown';
+
+/** The outcome of a swap from what was forecast, measured, and estimated without the cut. */
+export function judgeSwap(
+  forecastOverload: boolean,
+  overloadMeasured: boolean,
+  overloadWithoutCut: boolean,
+): SwapOutcome {
+  if (overloadMeasured) return forecastOverload ? 'late' : 'missed';
+  return forecastOverload || overloadWithoutCut ? 'prevented' : 'false';
+}
 
 /** One cut of an endpoint's traffic share and what followed it. */
 export interface Swap {
@@ -68,8 +97,13 @@ export interface Swap {
   fairShare: number;
   scoreBefore: number;
   score: number;
-  /** ScoreParts.predicted_utilization of the list that cut (the forecast that moved the traffic). */
+  /**
+   * ScoreParts.predicted_utilization of the list that cut: the forecast that moved the
+   * traffic, made with the share uncut (the counterfactual the outcome is judged against).
+   */
   predictedUtilization: number;
+  /** The forecast at the cut reached the overload limit. */
+  forecastOverload: boolean;
   forecaster: string;
   /** The newest measured CPU utilisation when cut; NaN if none. */
   utilizationAtCut: number;
@@ -77,13 +111,26 @@ export interface Swap {
   overloadedAtCut: boolean;
   /** Lowest share seen during the watch window. */
   lowestWeight: number;
+  /** Highest measured CPU utilisation after the cut, in the window so far; NaN before a sample. */
+  measuredPeak: number;
+  /**
+   * Highest utilisation estimated without the cut, in the window so far: the forecast at
+   * the cut, or a sample's measured utilisation plus the load the cut moved away.
+   */
+  withoutCutPeak: number;
+  /** The endpoint's request rate at the cut, per second (0 when its agent does not report one). */
+  requestRateAtCut: number;
+  /** ScoreParts.estimated_capacity at the cut: requests per second at full utilisation; 0 if unknown. */
+  estimatedCapacity: number;
   outcome: SwapOutcome;
-  /** Seconds from the cut to the first overloaded sample (outcome 'overload'). */
+  /** Seconds from the cut to the first overloaded sample (outcomes 'late' and 'missed'; 0 if already overloaded). */
   overloadAfterSeconds?: number;
   /** What crossed its limit first: the measured utilisation or the response time. */
   overloadCause?: 'utilization' | 'response-time';
   /** When the outcome was decided, ms since epoch. */
   resolvedAtMs?: number;
+  /** The outcome in words, with the figures it rests on (what screens and logs show). */
+  verdict: string;
 }
 
 export interface SwapEvents {
@@ -119,7 +166,8 @@ interface Previous {
  * Each swap is then watched for `watchIntervals` of the endpoint's monitoring
  * intervals: if a stored sample in that window shows overload (measured CPU
  * above `overloadUtilization`, or response time above `responseTimeSlo`) the
- * swap resolves as 'overload' after T seconds, otherwise as 'false-swap'.
+ * swap resolves as soon as it is seen, otherwise when the window ends; the
+ * outcome compares that with the forecast at the cut (`SwapOutcome`).
  *
  * While a swap of an endpoint is pending, further cuts of it deepen the same
  * swap (its `lowestWeight`) instead of starting new ones: a damped controller
@@ -191,6 +239,7 @@ export class SwapDetector extends EventEmitter<SwapEvents> {
         if (!rule) continue;
         const record = this.store.get(e.endpointId);
         const utilizationAtCut = record?.series.at('cpu') ?? NaN;
+        const predictedUtilization = e.parts?.predictedUtilization ?? NaN;
         const swap: Swap = {
           id: this.nextId++,
           service: list.service,
@@ -202,15 +251,22 @@ export class SwapDetector extends EventEmitter<SwapEvents> {
           fairShare: fair,
           scoreBefore: prev.score,
           score: e.score,
-          predictedUtilization: e.parts?.predictedUtilization ?? NaN,
+          predictedUtilization,
+          forecastOverload: predictedUtilization >= this.config.overloadUtilization,
           forecaster: e.parts?.forecaster ?? '',
           utilizationAtCut,
           overloadedAtCut:
             utilizationAtCut > this.config.overloadUtilization ||
             this.slowResponse(record?.series.at('responseTime') ?? NaN),
           lowestWeight: e.weight,
+          measuredPeak: NaN,
+          withoutCutPeak: predictedUtilization,
+          verdict: '',
+          requestRateAtCut: record?.series.at('requestRate') || 0,
+          estimatedCapacity: e.parts?.estimatedCapacity ?? 0,
           outcome: 'pending',
         };
+        swap.verdict = describeSwapOutcome(swap, this.config);
         this.swaps.push(swap);
         if (this.swaps.length > this.config.history) this.swaps.shift();
         this.pendingByEndpoint.set(e.endpointId, swap);
@@ -229,14 +285,28 @@ export class SwapDetector extends EventEmitter<SwapEvents> {
         this.resolve(swap, 'unknown', nowMs);
         continue;
       }
+      if (swap.overloadedAtCut) {
+        swap.overloadAfterSeconds = 0;
+        swap.overloadCause =
+          swap.utilizationAtCut > this.config.overloadUtilization ? 'utilization' : 'response-time';
+        this.resolve(swap, judgeSwap(swap.forecastOverload, true, true), nowMs);
+        continue;
+      }
       const windowEnd = swap.atMs + this.config.watchIntervals * record.interval * 1000;
-      const overload = this.firstOverload(record, swap.atMs, windowEnd);
-      if (overload) {
-        swap.overloadAfterSeconds = Math.max(0, (overload.atMs - swap.atMs) / 1000);
-        swap.overloadCause = overload.cause;
-        this.resolve(swap, 'overload', nowMs);
+      const seen = this.afterCut(record, swap, windowEnd);
+      swap.measuredPeak = seen.peak;
+      swap.withoutCutPeak = Math.max(swap.predictedUtilization || 0, seen.withoutCutPeak || 0);
+      const limit = this.config.overloadUtilization;
+      if (seen.overload) {
+        swap.overloadAfterSeconds = Math.max(0, (seen.overload.atMs - swap.atMs) / 1000);
+        swap.overloadCause = seen.overload.cause;
+        this.resolve(swap, judgeSwap(swap.forecastOverload, true, true), nowMs);
       } else if (nowMs >= windowEnd) {
-        this.resolve(swap, 'false-swap', nowMs);
+        this.resolve(
+          swap,
+          judgeSwap(swap.forecastOverload, false, swap.withoutCutPeak >= limit),
+          nowMs,
+        );
       }
     }
   }
@@ -244,6 +314,7 @@ export class SwapDetector extends EventEmitter<SwapEvents> {
   private resolve(swap: Swap, outcome: SwapOutcome, nowMs: number): void {
     swap.outcome = outcome;
     swap.resolvedAtMs = nowMs;
+    swap.verdict = describeSwapOutcome(swap, this.config);
     this.pendingByEndpoint.delete(swap.endpointId);
     this.emit('swap-resolved', swap);
   }
@@ -261,24 +332,38 @@ export class SwapDetector extends EventEmitter<SwapEvents> {
     return this.config.responseTimeSlo > 0 && seconds > this.config.responseTimeSlo;
   }
 
-  /** The oldest sample received in (fromMs, toMs] that shows overload. */
-  private firstOverload(
+  /**
+   * The samples received after the cut up to `toMs`: the oldest that shows overload, the
+   * measured CPU peak, and the peak of measured CPU plus the load the cut moved away.
+   */
+  private afterCut(
     record: EndpointRecord,
-    fromMs: number,
+    swap: Swap,
     toMs: number,
-  ): { atMs: number; cause: 'utilization' | 'response-time' } | undefined {
-    let found: { atMs: number; cause: 'utilization' | 'response-time' } | undefined;
+  ): {
+    overload?: { atMs: number; cause: 'utilization' | 'response-time' };
+    peak: number;
+    withoutCutPeak: number;
+  } {
+    let overload: { atMs: number; cause: 'utilization' | 'response-time' } | undefined;
+    let peak = NaN;
+    let withoutCutPeak = NaN;
+    const costPerRequest = swap.estimatedCapacity > 0 ? 1 / swap.estimatedCapacity : 0;
     const ring = record.series;
     for (let back = 0; back < ring.size; back++) {
       const at = ring.at('receivedAt', back);
-      if (at <= fromMs) break;
+      if (at <= swap.atMs) break;
       if (at > toMs) continue;
-      if (ring.at('cpu', back) > this.config.overloadUtilization)
-        found = { atMs: at, cause: 'utilization' };
+      const cpu = ring.at('cpu', back);
+      if (!(cpu <= peak)) peak = cpu;
+      const moved = Math.max(0, swap.requestRateAtCut - ring.at('requestRate', back));
+      const without = cpu + moved * costPerRequest;
+      if (!(without <= withoutCutPeak)) withoutCutPeak = without;
+      if (cpu > this.config.overloadUtilization) overload = { atMs: at, cause: 'utilization' };
       else if (this.slowResponse(ring.at('responseTime', back)))
-        found = { atMs: at, cause: 'response-time' };
+        overload = { atMs: at, cause: 'response-time' };
     }
-    return found;
+    return { overload, peak, withoutCutPeak };
   }
 
   private remember(list: PrioritizedEndpointList): void {
@@ -313,4 +398,63 @@ function fairShareOf(list: PrioritizedEndpointList, previous?: Map<string, Previ
     if (e.weight > 0 || (previous?.get(e.endpointId)?.weight ?? 0) > 0) sharing++;
   }
   return sharing > 0 ? 1 / sharing : 0;
+}
+
+const percent = (x: number): string => (Number.isFinite(x) ? `${Math.round(x * 100)} %` : '?');
+
+/** The rule the outcomes follow, in one line, for screens that show verdicts. */
+export function describeSwapRule(
+  config: Pick<SwapConfig, 'overloadUtilization' | 'responseTimeSlo' | 'watchIntervals'>,
+): string {
+  const limit = percent(config.overloadUtilization);
+  const overload =
+    `CPU over ${limit}` +
+    (config.responseTimeSlo > 0 ? ` or response time over ${config.responseTimeSlo} s` : '');
+  return (
+    `Each cut is watched for ${config.watchIntervals} intervals; overload = ${overload}. ` +
+    `prevented: no overload came, and without the cut there would have been (the forecast at the cut, ` +
+    `or the measured load plus the traffic the cut moved, reached ${limit}). ` +
+    `false: no overload came, and none would have without the cut. ` +
+    `late: overload came though the forecast at the cut foresaw it. ` +
+    `missed: overload came that the forecast at the cut did not foresee.`
+  );
+}
+
+/** One swap's outcome in words, with its figures. */
+export function describeSwapOutcome(
+  swap: Swap,
+  config: Pick<SwapConfig, 'overloadUtilization' | 'watchIntervals'>,
+): string {
+  const limit = percent(config.overloadUtilization);
+  const forecast = `the forecast at the cut (${percent(swap.predictedUtilization)})`;
+  const cause = swap.overloadCause === 'response-time' ? 'response time' : 'CPU';
+  const when =
+    swap.overloadAfterSeconds === 0
+      ? 'already overloaded when cut'
+      : `overloaded (${cause}) ${swap.overloadAfterSeconds?.toFixed(0)} s after the cut`;
+  switch (swap.outcome) {
+    case 'pending':
+      return `watching for ${config.watchIntervals} intervals after the cut`;
+    case 'prevented': {
+      const source =
+        swap.withoutCutPeak > swap.predictedUtilization
+          ? 'its measured load plus the traffic the cut moved'
+          : 'the forecast at the cut';
+      return (
+        `prevented: without the cut it would have reached ${percent(swap.withoutCutPeak)} (${source}); ` +
+        `with it, it peaked at ${percent(swap.measuredPeak)}, under ${limit}`
+      );
+    }
+    case 'late':
+      return `late: ${when}, though ${forecast} foresaw it`;
+    case 'missed':
+      return `missed: ${when}; ${forecast} was under ${limit}`;
+    case 'false':
+      return (
+        `false: no overload followed (peak ${percent(swap.measuredPeak)}), and none would have ` +
+        `without the cut (at most ${percent(swap.withoutCutPeak)}, under ${limit})`
+      );
+    case 'unknown':
+      return 'the endpoint left before its window ended';
+  }
 }

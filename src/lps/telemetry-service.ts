@@ -96,13 +96,23 @@ export class TelemetryServiceImpl {
       if (record && this.live.get(record.id) === stream) {
         this.live.delete(record.id);
         this.store.disconnect(record, goodbye);
-        this.logger.debug({ endpoint: record.id, goodbye }, 'agent stream closed');
+        this.logger.info(
+          { endpoint: record.id, goodbye },
+          goodbye
+            ? `agent of ${record.id} disconnected: goodbye`
+            : `agent of ${record.id} disconnected without a goodbye (process or connection lost)`,
+        );
       }
     };
     call.on('data', (msg: AgentMessage) => this.onMessage(stream, msg));
+    // A half-close is a goodbye; a connection that died (the agent's process killed, its
+    // host gone) also ends the stream, with the call cancelled at once after. Only the
+    // first drains the endpoint; the second leaves it to go stale.
     call.on('end', () => {
-      close(true);
-      call.end();
+      setImmediate(() => {
+        close(!call.cancelled);
+        if (!call.cancelled) call.end();
+      });
     });
     call.on('error', () => close(false));
     call.on('cancelled', () => close(false));
@@ -138,9 +148,9 @@ export class TelemetryServiceImpl {
       const record = this.store.upsertFromHello(msg.hello, now);
       stream.record = record;
       this.live.set(id, stream);
-      this.logger.debug(
+      this.logger.info(
         { endpoint: id, service: record.service, address: `${record.address}:${record.port}` },
-        'agent connected',
+        `agent of ${id} connected (service ${record.service}, ${record.address}:${record.port})`,
       );
       stream.send({ config: { monitoringInterval: secondsToDuration(record.interval) } });
       // After an LPS restart this tells the agent which buffered samples are already stored.

@@ -102,8 +102,10 @@ export async function startControlPlane({
         endpoint: s.endpointId,
         outcome: s.outcome,
         overloadAfterSeconds: s.overloadAfterSeconds,
+        measuredPeak: s.measuredPeak,
+        withoutCutPeak: s.withoutCutPeak,
       },
-      `swap resolved: ${s.outcome}`,
+      `swap of ${s.endpointId} ${s.verdict}`,
     ),
   );
 

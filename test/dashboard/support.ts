@@ -6,6 +6,7 @@ import {
   type PrioritizedEndpointList,
   type PrioritizedListSource,
 } from '../../src/lps/types.js';
+import type { ScoreParts } from '../../src/gen/augur/v1/load_prediction.js';
 import { makeSample } from '../support/raw-agent.js';
 
 /** A PrioritizedListSource the test publishes to by hand, as the Prioritizer would. */
@@ -29,13 +30,15 @@ export class DrivenLists implements PrioritizedListSource {
 
   /**
    * Publishes a list of `service` computed at `atMs`: weights as given,
-   * score = weight × 2 capped at 1, predicted utilisation 1 − score, best first.
+   * score = weight × 2 capped at 1, predicted utilisation 1 − score (unless `parts`
+   * says otherwise), best first.
    */
   publish(
     service: string,
     atMs: number,
     weights: Record<string, number>,
     states: Record<string, EndpointState> = {},
+    parts: Record<string, Partial<ScoreParts>> = {},
   ): PrioritizedEndpointList {
     const list: PrioritizedEndpointList = {
       service,
@@ -60,6 +63,7 @@ export class DrivenLists implements PrioritizedListSource {
           predictedMemory: 0,
           predictedNetwork: 0,
           estimatedCapacity: 0,
+          ...parts[id],
         },
       })),
     };
@@ -97,6 +101,7 @@ export function addSample(
   atMs: number,
   cpu: number,
   responseTime = 0.01,
+  requestRate = 0,
 ): void {
   const r = store.get(id)!;
   store.append(
@@ -105,6 +110,7 @@ export function addSample(
       sequence: r.lastSequence + 1,
       cpuUsage: cpu,
       responseTime,
+      requestRate,
       timestamp: new Date(atMs),
     }),
     atMs,

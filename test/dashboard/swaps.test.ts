@@ -31,7 +31,7 @@ function setup(config: Partial<SwapConfig> = {}, ids = ['a', 'b', 'c']) {
 }
 
 describe('SwapDetector', () => {
-  it('records a cut with its weights, score and prediction, then overload that followed', () => {
+  it('records a cut with its weights, score and prediction, then overload it missed', () => {
     const t = setup();
     for (const id of ['a', 'b', 'c']) addSample(t.store, id, T0, 0.5);
     t.lists.publish('svc', T0, { a: 1 / 3, b: 1 / 3, c: 1 / 3 });
@@ -64,18 +64,22 @@ describe('SwapDetector', () => {
     addSample(t.store, 'c', T0 + 3500, 0.95);
     t.detector.check(T0 + 3500);
     expect(t.resolved).toHaveLength(1);
+    // The forecast at the cut (0.8) was under the limit (0.9): overload it did not foresee.
     expect(t.resolved[0]).toMatchObject({
       id: 1,
-      outcome: 'overload',
+      outcome: 'missed',
       overloadCause: 'utilization',
       resolvedAtMs: T0 + 3500,
+      forecastOverload: false,
+      verdict:
+        'missed: overloaded (CPU) 3 s after the cut; the forecast at the cut (80 %) was under 90 %',
     });
     expect(t.resolved[0]!.overloadAfterSeconds).toBeCloseTo(2.5);
-    expect(t.detector.history()[0]!.outcome).toBe('overload');
+    expect(t.detector.history()[0]!.outcome).toBe('missed');
     expect(t.detector.pending()).toHaveLength(0);
   });
 
-  it('marks a cut with no overload in the watch window a false swap', () => {
+  it('marks a cut with no overload in the window, and none foreseen, a false swap', () => {
     const t = setup({ watchIntervals: 5 });
     t.lists.publish('svc', T0, { a: 1 / 3, b: 1 / 3, c: 1 / 3 });
     t.lists.publish('svc', T0 + 1000, { a: 0.4, b: 0.4, c: 0.2 });
@@ -87,7 +91,12 @@ describe('SwapDetector', () => {
     addSample(t.store, 'c', T0 + 6500, 0.99);
     t.detector.check(T0 + 6500);
     expect(t.resolved).toHaveLength(1);
-    expect(t.resolved[0]).toMatchObject({ outcome: 'false-swap' });
+    expect(t.resolved[0]).toMatchObject({
+      outcome: 'false',
+      measuredPeak: 0.6,
+      verdict:
+        'false: no overload followed (peak 60 %), and none would have without the cut (at most 60 %, under 90 %)',
+    });
     expect(t.resolved[0]!.overloadAfterSeconds).toBeUndefined();
   });
 
@@ -99,7 +108,7 @@ describe('SwapDetector', () => {
     t.detector.check(T0 + 1500);
     expect(t.resolved[0]).toMatchObject({
       endpointId: 'b',
-      outcome: 'overload',
+      outcome: 'missed',
       overloadCause: 'response-time',
     });
   });
@@ -160,12 +169,89 @@ describe('SwapDetector', () => {
     expect(t.detector.history()[0]!.weightAfter).toBeCloseTo(0.2);
   });
 
-  it('flags a cut of an endpoint that was already overloaded as reactive', () => {
+  it('flags a cut of an endpoint that was already overloaded as reactive, and late', () => {
     const t = setup();
     addSample(t.store, 'c', T0 + 900, 0.97);
     t.lists.publish('svc', T0, { a: 1 / 3, b: 1 / 3, c: 1 / 3 });
-    t.lists.publish('svc', T0 + 1000, { a: 0.45, b: 0.45, c: 0.1 });
+    t.lists.publish(
+      'svc',
+      T0 + 1000,
+      { a: 0.45, b: 0.45, c: 0.1 },
+      {},
+      {
+        c: { predictedUtilization: 0.99 },
+      },
+    );
     expect(t.swaps[0]).toMatchObject({ overloadedAtCut: true, utilizationAtCut: 0.97 });
+    expect(t.resolved[0]).toMatchObject({
+      outcome: 'late',
+      overloadAfterSeconds: 0,
+      verdict:
+        'late: already overloaded when cut, though the forecast at the cut (99 %) foresaw it',
+    });
+  });
+
+  it('calls a cut that the forecast said would meet overload, and none came, prevented', () => {
+    const t = setup({ watchIntervals: 3 });
+    t.lists.publish('svc', T0, { a: 1 / 3, b: 1 / 3, c: 1 / 3 });
+    t.lists.publish(
+      'svc',
+      T0 + 1000,
+      { a: 0.45, b: 0.45, c: 0.1 },
+      {},
+      {
+        c: { predictedUtilization: 0.95 },
+      },
+    );
+    for (let i = 1; i <= 3; i++) addSample(t.store, 'c', T0 + 1000 + i * 1000, 0.7);
+    t.detector.check(T0 + 4000);
+    expect(t.resolved[0]).toMatchObject({
+      outcome: 'prevented',
+      forecastOverload: true,
+      verdict:
+        'prevented: without the cut it would have reached 95 % (the forecast at the cut); with it, it peaked at 70 %, under 90 %',
+    });
+  });
+
+  it('counts the traffic a cut moved away: the load it would have carried uncut', () => {
+    // Forecast under the limit (0.7), but c served 100 req/s at the cut and 20 after, at a
+    // cost of 1/200 of its CPU each: uncut, 0.55 + 80/200 = 0.95.
+    const t = setup({ watchIntervals: 3 });
+    addSample(t.store, 'c', T0 + 900, 0.6, 0.01, 100);
+    t.lists.publish('svc', T0, { a: 1 / 3, b: 1 / 3, c: 1 / 3 });
+    t.lists.publish(
+      'svc',
+      T0 + 1000,
+      { a: 0.45, b: 0.45, c: 0.1 },
+      {},
+      {
+        c: { predictedUtilization: 0.7, estimatedCapacity: 200 },
+      },
+    );
+    for (let i = 1; i <= 3; i++) addSample(t.store, 'c', T0 + 1000 + i * 1000, 0.55, 0.01, 20);
+    t.detector.check(T0 + 4000);
+    expect(t.resolved[0]).toMatchObject({ outcome: 'prevented', requestRateAtCut: 100 });
+    expect(t.resolved[0]!.withoutCutPeak).toBeCloseTo(0.95);
+    expect(t.resolved[0]!.verdict).toMatch(/its measured load plus the traffic the cut moved/);
+  });
+
+  it('calls overload that came after a cut the forecast had called for late', () => {
+    const t = setup();
+    t.lists.publish('svc', T0, { a: 0.5, b: 0.5 });
+    t.lists.publish(
+      'svc',
+      T0 + 1000,
+      { a: 0.8, b: 0.2 },
+      {},
+      { b: { predictedUtilization: 0.92 } },
+    );
+    addSample(t.store, 'b', T0 + 3000, 0.96);
+    t.detector.check(T0 + 3000);
+    expect(t.resolved[0]).toMatchObject({
+      outcome: 'late',
+      verdict:
+        'late: overloaded (CPU) 2 s after the cut, though the forecast at the cut (92 %) foresaw it',
+    });
   });
 
   it('resolves a swap whose endpoint left as unknown', () => {
@@ -192,7 +278,7 @@ describe('SwapDetector', () => {
     const h = t.detector.history();
     expect(t.swaps).toHaveLength(5);
     expect(h.map((s) => s.id)).toEqual([3, 4, 5]);
-    expect(h.every((s) => s.outcome === 'false-swap')).toBe(true);
+    expect(h.every((s) => s.outcome === 'false')).toBe(true);
   });
 
   it('checks pending swaps on its own timer, without new lists', async () => {
@@ -211,6 +297,6 @@ describe('SwapDetector', () => {
     const resolved = new Promise<Swap>((r) => detector.once('swap-resolved', r));
     lists.publish('svc', Date.now(), { a: 0.8, b: 0.2 });
     const swap = await resolved;
-    expect(swap).toMatchObject({ endpointId: 'b', outcome: 'false-swap' });
+    expect(swap).toMatchObject({ endpointId: 'b', outcome: 'false' });
   });
 });
