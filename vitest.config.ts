@@ -17,6 +17,7 @@ const INTEGRATION = [
   'test/agent/reporter-parts.test.ts',
   'test/common/shared-response.test.ts',
   'test/dashboard/browser.test.ts',
+  'test/dashboard/verdicts.test.ts',
   'test/dashboard/frames.test.ts',
   'test/dashboard/scale.test.ts',
   'test/dashboard/sse.test.ts',

@@ -6,7 +6,12 @@ import type { ServerResponse } from 'node:http';
 import { AugurError } from '../common/errors.js';
 import { SwapDetector } from '../lps/swaps.js';
 import type { AttachedPart, ControlPlaneContext } from '../serve/control-plane.js';
-import { dashboardConfigOf } from './config.js';
+import type { HttpHost } from '../common/http-host.js';
+import type { Logger } from '../common/logger.js';
+import type { ForecastProvider } from '../lps/load-prediction-service.js';
+import type { EndpointStore } from '../lps/store.js';
+import type { PrioritizedListSource } from '../lps/types.js';
+import { dashboardConfigOf, type DashboardConfig } from './config.js';
 import { DashboardFeed } from './frames.js';
 import { SseHub } from './sse.js';
 
@@ -60,21 +65,43 @@ export interface AttachedDashboard extends AttachedPart {
 
 /**
  * Serves the live dashboard on the control plane's HTTP address: the page at
- * `/dashboard`, its event stream at `/dashboard/events`, a JSON snapshot at
- * `/dashboard/state.json`, and uPlot from node_modules (no CDN).
+ * `/dashboard` (and `/`, which redirects there), its event stream at
+ * `/dashboard/events`, a JSON snapshot at `/dashboard/state.json`, and uPlot from
+ * node_modules (no CDN).
  */
 export async function attachDashboard(ctx: ControlPlaneContext): Promise<AttachedDashboard> {
-  const config = dashboardConfigOf(ctx.config);
-  const swaps = new SwapDetector({
+  return serveDashboard({
+    http: ctx.http,
+    logger: ctx.logger,
     lists: ctx.lps.lists,
     store: ctx.lps.store,
+    forecasts: () => ctx.lps.forecasts(),
+    config: dashboardConfigOf(ctx.config),
+  });
+}
+
+export interface ServeDashboardOptions {
+  http: HttpHost;
+  logger: Logger;
+  lists: PrioritizedListSource;
+  store: EndpointStore;
+  forecasts: () => ForecastProvider | undefined;
+  config: DashboardConfig;
+}
+
+/** The dashboard over any list source and store (the LPS's, in `augur serve`). */
+export async function serveDashboard(options: ServeDashboardOptions): Promise<AttachedDashboard> {
+  const { config } = options;
+  const swaps = new SwapDetector({
+    lists: options.lists,
+    store: options.store,
     config: config.swaps,
   });
   const feed = new DashboardFeed({
-    lists: ctx.lps.lists,
-    store: ctx.lps.store,
+    lists: options.lists,
+    store: options.store,
     swaps,
-    forecasts: () => ctx.lps.forecasts(),
+    forecasts: options.forecasts,
     plotSamples: config.plotSamples,
   });
   const hub = new SseHub({
@@ -94,8 +121,13 @@ export async function attachDashboard(ctx: ControlPlaneContext): Promise<Attache
     res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'no-cache' });
     res.end(asset.body);
   };
-  ctx.http.route('/dashboard', (_req, res) => send(res, assets.get('/dashboard')!));
-  ctx.http.routePrefix('/dashboard/', (req, res, url) => {
+  // A person who opens the bare address lands on the page, not on a 404.
+  options.http.route('/', (_req, res) => {
+    res.writeHead(302, { location: '/dashboard', 'content-type': 'text/plain' });
+    res.end('the dashboard is at /dashboard\n');
+  });
+  options.http.route('/dashboard', (_req, res) => send(res, assets.get('/dashboard')!));
+  options.http.routePrefix('/dashboard/', (req, res, url) => {
     if (url.pathname === '/dashboard/events') return hub.open(req, res);
     if (url.pathname === '/dashboard/state.json') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
@@ -111,6 +143,6 @@ export async function attachDashboard(ctx: ControlPlaneContext): Promise<Attache
     send(res, asset);
   });
   hub.start();
-  ctx.logger.info({ url: '/dashboard' }, 'dashboard attached');
+  options.logger.info({ url: '/dashboard' }, 'dashboard attached');
   return { swaps, feed, stop };
 }

@@ -6,7 +6,7 @@ import {
 } from '../gen/augur/v1/load_prediction.js';
 import type { ForecastProvider } from '../lps/load-prediction-service.js';
 import type { EndpointStore } from '../lps/store.js';
-import type { Swap, SwapDetector } from '../lps/swaps.js';
+import { describeSwapRule, type Swap, type SwapDetector } from '../lps/swaps.js';
 import { EndpointState, type EndpointRecord, type PrioritizedListSource } from '../lps/types.js';
 
 /**
@@ -22,8 +22,16 @@ export interface SnapshotFrame {
   type: 'snapshot';
   /** Server clock, ms since epoch (the browser corrects staleness by it). */
   now: number;
-  /** Monitoring intervals after a cut over which a swap is judged, and the overload limits. */
-  swapRules: { watchIntervals: number; overloadUtilization: number; responseTimeSlo: number };
+  /**
+   * Monitoring intervals after a cut over which a swap is judged, the overload limits,
+   * and the rule behind the verdicts in words.
+   */
+  swapRules: {
+    watchIntervals: number;
+    overloadUtilization: number;
+    responseTimeSlo: number;
+    text: string;
+  };
   /** Samples per endpoint the browser keeps for its plot. */
   plotSamples: number;
   services: ServiceFrame[];
@@ -75,6 +83,8 @@ export interface EndpointRow {
   rt: number | null;
   /** When the LPS last heard from the endpoint, ms since epoch. */
   seen: number;
+  /** Why it has its rank and its weight, in words (the two orders can differ). */
+  why: string;
 }
 
 export interface EndpointFrame extends Partial<EndpointRow> {
@@ -130,6 +140,8 @@ interface Scored {
   e: ScoredEndpoint;
   rank: number;
   version: number;
+  /** The whole list, best first, for comparing an endpoint with the others. */
+  list: readonly ScoredEndpoint[];
 }
 
 const STATE_NAMES: Record<number, string> = {
@@ -151,6 +163,7 @@ const ROW_KEYS = [
   'mase',
   'rt',
   'seen',
+  'why',
 ] as const;
 
 /**
@@ -191,6 +204,7 @@ export class DashboardFeed {
         watchIntervals: cfg.watchIntervals,
         overloadUtilization: cfg.overloadUtilization,
         responseTimeSlo: cfg.responseTimeSlo,
+        text: describeSwapRule(cfg),
       },
       plotSamples: this.options.plotSamples,
       services: this.serviceFrames(),
@@ -304,7 +318,7 @@ export class DashboardFeed {
     for (const name of this.options.lists.services()) {
       const list = this.options.lists.get(name);
       list?.endpoints.forEach((e, i) =>
-        out.set(e.endpointId, { e, rank: i + 1, version: list.version }),
+        out.set(e.endpointId, { e, rank: i + 1, version: list.version, list: list.endpoints }),
       );
     }
     return out;
@@ -317,11 +331,12 @@ export class DashboardFeed {
     now: number,
   ): EndpointRow {
     const e = scored?.e;
+    const state = this.options.store.stateOf(r, now);
     return {
       id: r.id,
       svc: r.service,
       addr: `${r.address}:${r.port}`,
-      state: STATE_NAMES[this.options.store.stateOf(r, now)] ?? 'unknown',
+      state: STATE_NAMES[state] ?? 'unknown',
       score: e ? round(e.score, 4) : null,
       weight: e ? round(e.weight, 4) : null,
       rank: scored?.rank ?? null,
@@ -330,8 +345,57 @@ export class DashboardFeed {
       mase: forecaster?.mase ?? null,
       rt: r.series.size > 0 ? round(r.series.at('responseTime'), 4) : null,
       seen: r.lastSeenMs,
+      why: explainRankAndWeight(scored),
     };
   }
+}
+
+// Fractions of capacity: an estimate past 1 (an upper quantile can be) reads as 100 %.
+const percent = (x: number) => `${Math.round(Math.min(1, Math.max(0, x)) * 100)} %`;
+
+const NO_TRAFFIC: Record<number, string> = {
+  [EndpointState.ENDPOINT_STATE_STALE]: 'stale: its agent stopped reporting',
+  [EndpointState.ENDPOINT_STATE_FAILING]: 'failing: its health probe fails',
+  [EndpointState.ENDPOINT_STATE_DRAINING]: 'draining: its agent said goodbye',
+};
+
+/**
+ * Rank and weight answer two questions and can disagree: the rank orders picks and
+ * fallbacks by Load Score (predicted load: lower is better), the weight is a share of
+ * traffic from estimated capacity (what the endpoint can take). A card that shows both
+ * says which is which, and when an endpoint ranks below one that gets less traffic
+ * (or above one that gets more), why.
+ */
+export function explainRankAndWeight(scored: Scored | undefined): string {
+  if (!scored) return 'not in a list yet: no score and no traffic until the LPS has scored it';
+  const { e, rank, list } = scored;
+  // The state the list was computed with: the one behind this rank and weight.
+  if (e.state !== EndpointState.ENDPOINT_STATE_ACTIVE)
+    return `no traffic, ranked after every active endpoint: ${NO_TRAFFIC[e.state] ?? 'not active'}`;
+  const predicted = e.parts ? ` (predicted CPU ${percent(e.parts.predictedUtilization)})` : '';
+  const capacity =
+    (e.parts?.estimatedCapacity ?? 0) > 0
+      ? `its estimated capacity, ${e.parts!.estimatedCapacity.toFixed(0)} requests/s`
+      : 'the weight controller (capacity not estimated yet)';
+  let text =
+    `rank #${rank} of ${list.length} by Load Score${predicted}: the order of picks and fallbacks. ` +
+    `Weight ${percent(e.weight)}: its share of traffic, from ${capacity}.`;
+  const active = list.filter((o) => o.state === EndpointState.ENDPOINT_STATE_ACTIVE);
+  const heavierBelow = active.find(
+    (o, i) => i + 1 > rank && o.weight > e.weight + 0.005 && o.endpointId !== e.endpointId,
+  );
+  const lighterAbove = active.find(
+    (o, i) => i + 1 < rank && o.weight + 0.005 < e.weight && o.endpointId !== e.endpointId,
+  );
+  if (lighterAbove)
+    text +=
+      ` It gets more traffic than ${lighterAbove.endpointId}, which ranks higher: ` +
+      `it can take more, though its load is predicted higher.`;
+  else if (heavierBelow)
+    text +=
+      ` It gets less traffic than ${heavierBelow.endpointId}, which ranks lower: ` +
+      `its predicted load is lower, but it can take less.`;
+  return text;
 }
 
 function cpuForecastOf(f: GetForecastResponse | undefined) {

@@ -400,7 +400,9 @@ function fairShareOf(list: PrioritizedEndpointList, previous?: Map<string, Previ
   return sharing > 0 ? 1 / sharing : 0;
 }
 
-const percent = (x: number): string => (Number.isFinite(x) ? `${Math.round(x * 100)} %` : '?');
+// Utilisations are fractions of capacity: an estimate past 1 reads as 100 %.
+const percent = (x: number): string =>
+  Number.isFinite(x) ? `${Math.round(Math.min(1, Math.max(0, x)) * 100)} %` : '?';
 
 /** The rule the outcomes follow, in one line, for screens that show verdicts. */
 export function describeSwapRule(
@@ -431,7 +433,7 @@ export function describeSwapOutcome(
   const when =
     swap.overloadAfterSeconds === 0
       ? 'already overloaded when cut'
-      : `overloaded (${cause}) ${swap.overloadAfterSeconds?.toFixed(0)} s after the cut`;
+      : `overloaded (${cause}) ${swap.overloadAfterSeconds?.toFixed(1)} s after the cut`;
   switch (swap.outcome) {
     case 'pending':
       return `watching for ${config.watchIntervals} intervals after the cut`;

@@ -155,7 +155,15 @@ describe('dashboard frames', () => {
     const d2 = t.feed.delta()!;
     expect(d2.services).toEqual([{ name: 'svc', version: 2, at: T0 + 1000 }]);
     const b = d2.endpoints!.find((e) => e.id === 'b')!;
-    expect(b).toEqual({ id: 'b', score: 0.4, weight: 0.2, pu: 0.6 });
+    expect(b).toEqual({
+      id: 'b',
+      score: 0.4,
+      weight: 0.2,
+      pu: 0.6,
+      why:
+        'rank #2 of 2 by Load Score (predicted CPU 60 %): the order of picks and fallbacks. ' +
+        'Weight 20 %: its share of traffic, from the weight controller (capacity not estimated yet).',
+    });
     expect(d2.swaps).toHaveLength(1);
     expect(d2.swaps![0]).toMatchObject({ endpointId: 'b', outcome: 'pending' });
 
@@ -178,7 +186,7 @@ describe('dashboard frames', () => {
     // The swap resolves: the delta carries it again with its outcome.
     t.swaps.check(T0 + 60_000);
     const d4 = t.feed.delta()!;
-    expect(d4.swaps![0]).toMatchObject({ endpointId: 'b', outcome: 'false-swap' });
+    expect(d4.swaps![0]).toMatchObject({ endpointId: 'b', outcome: 'false' });
   });
 
   it('a delta names endpoints that left, and caps the samples it carries', () => {

@@ -19,7 +19,7 @@ class BigFrames implements FrameSource {
     return {
       type: 'snapshot',
       now: Date.now(),
-      swapRules: { watchIntervals: 1, overloadUtilization: 0.9, responseTimeSlo: 0 },
+      swapRules: { watchIntervals: 1, overloadUtilization: 0.9, responseTimeSlo: 0, text: '' },
       plotSamples: 1,
       services: [],
       endpoints: [],

@@ -30,8 +30,8 @@ export class DrivenLists implements PrioritizedListSource {
 
   /**
    * Publishes a list of `service` computed at `atMs`: weights as given,
-   * score = weight × 2 capped at 1, predicted utilisation 1 − score (unless `parts`
-   * says otherwise), best first.
+   * score = weight × 2 capped at 1 (unless `scores` says otherwise), predicted
+   * utilisation 1 − score (unless `parts` says otherwise), best first.
    */
   publish(
     service: string,
@@ -39,6 +39,7 @@ export class DrivenLists implements PrioritizedListSource {
     weights: Record<string, number>,
     states: Record<string, EndpointState> = {},
     parts: Record<string, Partial<ScoreParts>> = {},
+    scores: Record<string, number> = {},
   ): PrioritizedEndpointList {
     const list: PrioritizedEndpointList = {
       service,
@@ -46,14 +47,14 @@ export class DrivenLists implements PrioritizedListSource {
       computedAt: new Date(atMs),
       endpoints: Object.entries(weights).map(([id, weight]) => ({
         endpointId: id,
-        score: Math.min(1, weight * 2),
+        score: scores[id] ?? Math.min(1, weight * 2),
         weight,
         address: '127.0.0.1',
         port: 9000,
         state: states[id] ?? EndpointState.ENDPOINT_STATE_ACTIVE,
         locality: undefined,
         parts: {
-          predictedUtilization: 1 - Math.min(1, weight * 2),
+          predictedUtilization: 1 - (scores[id] ?? Math.min(1, weight * 2)),
           predictedResponseTime: 0.01,
           stalenessSeconds: 0,
           forecaster: 'holt',

@@ -72,7 +72,7 @@ describe('SwapDetector', () => {
       resolvedAtMs: T0 + 3500,
       forecastOverload: false,
       verdict:
-        'missed: overloaded (CPU) 3 s after the cut; the forecast at the cut (80 %) was under 90 %',
+        'missed: overloaded (CPU) 2.5 s after the cut; the forecast at the cut (80 %) was under 90 %',
     });
     expect(t.resolved[0]!.overloadAfterSeconds).toBeCloseTo(2.5);
     expect(t.detector.history()[0]!.outcome).toBe('missed');
@@ -250,7 +250,7 @@ describe('SwapDetector', () => {
     expect(t.resolved[0]).toMatchObject({
       outcome: 'late',
       verdict:
-        'late: overloaded (CPU) 2 s after the cut, though the forecast at the cut (92 %) foresaw it',
+        'late: overloaded (CPU) 2.0 s after the cut, though the forecast at the cut (92 %) foresaw it',
     });
   });
 

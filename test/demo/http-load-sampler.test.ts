@@ -152,7 +152,9 @@ describe('augur agent with an HTTP load source', () => {
       intervalSeconds: 0.1,
       probe: { kind: 'http', url: `http://${b.address}/healthz` },
       healthTimeoutSeconds: 0.5,
-      sampler: new HttpLoadSampler({ url: `http://${b.address}/load` }),
+      // A generous timeout: on a busy machine a read can take seconds, and a failed tick
+      // here must mean a fault, not a slow machine.
+      sampler: new HttpLoadSampler({ url: `http://${b.address}/load`, timeoutSeconds: 20 }),
     });
     stops.push(() => agent.stop());
     const store = plane.lps.store;

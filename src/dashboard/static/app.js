@@ -18,7 +18,7 @@ const state = {
   /** serverNow - Date.now(), ms: staleness is computed on the server's clock. */
   offset: 0,
   plotSamples: 150,
-  rules: { watchIntervals: 0, overloadUtilization: 0.9, responseTimeSlo: 0 },
+  rules: { watchIntervals: 0, overloadUtilization: 0.9, responseTimeSlo: 0, text: '' },
   services: new Map(),
   endpoints: new Map(),
   swaps: new Map(),
@@ -61,7 +61,8 @@ try {
 
 // ---------------------------------------------------------------- formatting
 
-const pct = (x) => (x == null ? '–' : `${(x * 100).toFixed(1)} %`);
+// Utilisations and shares are fractions in [0,1]; shown clipped so no screen reads 118 %.
+const pct = (x) => (x == null ? '–' : `${(Math.min(1, Math.max(0, x)) * 100).toFixed(1)} %`);
 const num = (x, d) => (x == null ? '–' : x.toFixed(d));
 // Formatted by hand: toLocaleTimeString builds a formatter per call, which cost
 // seconds per minute of main thread with hundreds of swaps on the page.
@@ -103,6 +104,7 @@ const CARD_HTML = `
     <span class="wbar"><i></i></span></div>
   <div class="muted">stale <span data-field="staleness"></span> · <span data-field="fc"></span>
     MASE <span data-field="mase"></span> · predicted <span data-field="pu"></span></div>
+  <div class="why" data-field="why"></div>
   <div class="plot" data-points="0" data-forecast="no"></div>`;
 
 // Cloned for each endpoint: much cheaper than parsing HTML 500 times.
@@ -150,6 +152,7 @@ function newEndpoint(id) {
       fc: field('fc'),
       mase: field('mase'),
       pu: field('pu'),
+      why: field('why'),
       plot: card.querySelector('.plot'),
     },
     plot: null,
@@ -198,6 +201,7 @@ const ROW_KEYS = [
   'mase',
   'rt',
   'seen',
+  'why',
 ];
 
 function applyEndpoint(frame, fresh) {
@@ -320,6 +324,7 @@ function renderCard(ep) {
   e.fc.textContent = ep.fc || '–';
   e.mase.textContent = num(ep.mase, 2);
   e.pu.textContent = pct(ep.pu);
+  e.why.textContent = ep.why ?? '';
   e.plot.dataset.points = String(ep.t.length);
   e.plot.dataset.forecast = ep.f ? 'yes' : 'no';
   e.plot.title = ep.f ? '' : 'no forecast for this endpoint yet: measured load only';
@@ -408,26 +413,16 @@ function renderPlot(ep) {
   stats.plotsCreated++;
 }
 
+/** The verdict comes from the server (src/lps/swaps.ts), with the figures it rests on. */
 function swapText(s) {
-  const outcome =
-    s.outcome === 'overload'
-      ? `overload followed after ${s.overloadAfterSeconds.toFixed(1)} s (${s.overloadCause})`
-      : s.outcome === 'false-swap'
-        ? 'false swap: no overload followed'
-        : s.outcome === 'unknown'
-          ? 'endpoint left before the window ended'
-          : 'watching…';
-  return { outcome };
+  return { outcome: s.verdict || s.outcome };
 }
 
 function renderSwaps() {
   state.swapsDirty = false;
   const swaps = [...state.swaps.values()].sort((a, b) => b.atMs - a.atMs);
   $('#swap-empty').hidden = swaps.length > 0;
-  const r = state.rules;
-  $('#swap-rules').textContent =
-    `(each judged over ${r.watchIntervals} intervals: overload = CPU > ${Math.round(r.overloadUtilization * 100)} %` +
-    (r.responseTimeSlo > 0 ? ` or response time > ${r.responseTimeSlo} s)` : ')');
+  $('#swap-rules').textContent = state.rules.text;
   const list = $('#swap-list');
   const frag = document.createDocumentFragment();
   for (const s of swaps.slice(0, SWAP_ROWS)) {
@@ -440,7 +435,7 @@ function renderSwaps() {
     // Only numbers are interpolated; names go in with textContent.
     li.innerHTML =
       `<b class="when"></b> <span class="who"></span> share ${pct(s.weightBefore)} → ${pct(s.weightAfter)}` +
-      ` · score ${num(s.scoreBefore, 3)} → ${num(s.score, 3)} · predicted ${pct(s.predictedUtilization)}` +
+      ` · score ${num(s.scoreBefore, 3)} → ${num(s.score, 3)} · forecast at the cut ${pct(s.predictedUtilization)}` +
       ` (measured ${pct(s.utilizationAtCut)}, <span class="fc"></span>) · <span class="outcome"></span>` +
       (s.overloadedAtCut
         ? ' <span class="tag" title="already overloaded when cut">reactive</span>'
