@@ -8,6 +8,7 @@ import { Agent, type AgentOptions } from '../../src/agent/agent.js';
 import { loadConfig } from '../../src/common/config.js';
 import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
 import type { EndpointRecord } from '../../src/lps/types.js';
+import { waitWithProgress } from '../support/progress.js';
 
 /** Real LPS, real agents, real gRPC on loopback; intervals of 0.1 s keep it quick. */
 
@@ -47,12 +48,21 @@ async function startAgent(
   return agent;
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 8000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/**
+ * Waits for `cond` as long as the agents keep ticking: it fails after 80 ticks per agent
+ * (8 s of their time at 0.1 s, on a quiet machine) without `cond`, or after 30 s without a
+ * tick. A busy machine ticks less often, and gets as many ticks to get there.
+ */
+async function waitFor(what: string, cond: () => boolean, ticks = 80): Promise<void> {
+  await waitWithProgress({
+    what,
+    check: cond,
+    progress: () =>
+      agents.length === 0 ? 0 : agents.reduce((n, a) => n + a.stats().ticks, 0) / agents.length,
+    budget: ticks,
+    stallMs: 30_000,
+    pollMs: 20,
+  });
 }
 
 const sequences = (r: EndpointRecord | undefined): number[] =>
@@ -144,7 +154,7 @@ describe('agents streaming to the LPS', () => {
     lps.lps.setMonitoringInterval(ids, 0.1);
     await waitFor('agents to speed up', () => started.every((a) => a.intervalSeconds === 0.1));
     const before = store.get(ids[0]!)!.samplesStored;
-    await waitFor('samples at 0.1 s', () => store.get(ids[0]!)!.samplesStored >= before + 5, 3000);
+    await waitFor('samples at 0.1 s', () => store.get(ids[0]!)!.samplesStored >= before + 5, 30);
   });
 
   it('reconnects after an LPS restart on the same port and replays the buffer: none lost, none twice', async () => {

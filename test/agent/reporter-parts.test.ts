@@ -74,6 +74,16 @@ describe('reconnect backoff', () => {
     expect(backoffDelaySeconds(5, b, () => 0)).toBe(0);
     expect(backoffDelaySeconds(5, b, () => 0.25)).toBeCloseTo(2, 10);
   });
+
+  it('by default never waits more than 2 s, so an agent is back within seconds of its LPS', () => {
+    const longest = Math.max(
+      ...Array.from({ length: 40 }, (_, a) =>
+        backoffDelaySeconds(a, DEFAULT_BACKOFF, () => 0.999999),
+      ),
+    );
+    expect(longest).toBeLessThanOrEqual(2);
+    expect(longest).toBeGreaterThan(1.99);
+  });
 });
 
 describe('agent flags', () => {
