@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { basename, dirname, isAbsolute, join, posix, relative } from 'node:path';
 
 /**
@@ -152,6 +160,8 @@ export interface StepLog {
   line: number;
   step: string;
   ran: boolean;
+  /** Not run: an install this machine already has was linked in its place. */
+  reused?: string;
   ms?: number;
 }
 
@@ -163,6 +173,12 @@ export interface BuildOptions {
   env?: NodeJS.ProcessEnv;
   /** Per RUN step. */
   timeoutMs?: number;
+  /**
+   * A `node_modules` installed by `npm ci` of the same lockfile: a full `npm ci` step (not
+   * `--omit`ted) links it instead of installing again, after checking it holds every
+   * package of the stage's lockfile at the locked version. The tests run one install each.
+   */
+  reuseNodeModules?: string;
 }
 
 export interface BuiltStage {
@@ -247,6 +263,20 @@ async function runStage(
         for (const step of ins.args.split('&&').map((s) => s.trim())) {
           if (/^npm cache\b/.test(step)) {
             record(step, false);
+          } else if (
+            options.reuseNodeModules &&
+            /^npm ci\b/.test(step) &&
+            !/--omit\b/.test(step) &&
+            installMatchesLock(options.reuseNodeModules, inRoot('package-lock.json'))
+          ) {
+            symlinkSync(options.reuseNodeModules, inRoot('node_modules'));
+            log.push({
+              stage: stage.name,
+              line: ins.line,
+              step,
+              ran: false,
+              reused: options.reuseNodeModules,
+            });
           } else if (/^npm\s/.test(step)) {
             const t0 = performance.now();
             await sh(
@@ -270,6 +300,25 @@ async function runStage(
     }
   }
   return built;
+}
+
+/**
+ * Whether `nodeModules` holds every package `lockFile` installs (optional ones aside: their
+ * install scripts may fail and remove them), each at its locked version, per npm's own
+ * record of what it installed (node_modules/.package-lock.json).
+ */
+export function installMatchesLock(nodeModules: string, lockFile: string): boolean {
+  type Lock = {
+    packages: Record<string, { version?: string; optional?: boolean; link?: boolean }>;
+  };
+  const hidden = join(nodeModules, '.package-lock.json');
+  if (!existsSync(hidden) || !existsSync(lockFile)) return false;
+  const installed = (JSON.parse(readFileSync(hidden, 'utf8')) as Lock).packages;
+  const wanted = (JSON.parse(readFileSync(lockFile, 'utf8')) as Lock).packages;
+  return Object.entries(wanted).every(
+    ([path, entry]) =>
+      path === '' || entry.optional || entry.link || installed[path]?.version === entry.version,
+  );
 }
 
 /** `mkdir -p /x`, `chown u:g /x`: absolute paths, none inside WORKDIR. */
