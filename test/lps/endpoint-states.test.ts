@@ -1,16 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
-import { loadConfig } from '../../src/common/config.js';
 import { EndpointState } from '../../src/lps/types.js';
-import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
-import { waitFor } from '../support/control-plane.js';
+import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
 
 /** Log lines as parsed JSON, newest last. */
 class LogLines extends Writable {
@@ -25,27 +20,20 @@ class LogLines extends Writable {
   }
 }
 
-const dataDir = mkdtempSync(join(tmpdir(), 'augur-states-'));
 const lpsLog = new LogLines();
 const agentLog = new LogLines();
-let plane: ControlPlane;
+let plane: TestPlane;
 let health: Server;
 let healthStatus = 200;
 const children: ChildProcess[] = [];
 const agents: Agent[] = [];
 
 beforeAll(async () => {
-  const config = loadConfig({
-    env: {},
-    flags: {
-      grpcListen: '127.0.0.1:0',
-      httpListen: '127.0.0.1:0',
-      dataDir,
-      logLevel: 'info',
-      lps: { scoreInterval: 0.1, defaultInterval: 0.2, staleAfterIntervals: 3 },
-    },
-  });
-  plane = await startControlPlane({ config, logger: pino({ level: 'info' }, lpsLog) });
+  plane = await startTestPlane(
+    { logLevel: 'info', lps: { scoreInterval: 0.1, defaultInterval: 0.2, staleAfterIntervals: 3 } },
+    undefined,
+    pino({ level: 'info' }, lpsLog),
+  );
   health = createServer((_req, res) => {
     res.writeHead(healthStatus);
     res.end();
@@ -56,9 +44,8 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   for (const a of agents) await a.stop();
-  await plane?.stop();
+  await plane?.dispose();
   await new Promise((r) => health?.close(r));
-  rmSync(dataDir, { recursive: true, force: true });
 });
 
 const stateOf = (id: string) => {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/common/config.js';
+import type { Logger } from '../../src/common/logger.js';
 import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
 
 export interface TestPlane extends ControlPlane {
@@ -12,11 +13,13 @@ export interface TestPlane extends ControlPlane {
 
 /**
  * A real control plane on loopback with ports chosen by the OS and a fresh data
- * dir. `flags` override config keys (e.g. `{ lps: { staleAfterIntervals: 2 } }`).
+ * dir. `flags` override config keys (e.g. `{ lps: { staleAfterIntervals: 2 } }`);
+ * `logger` receives its log (silent unless `flags.logLevel` says otherwise).
  */
 export async function startTestPlane(
   flags: Record<string, unknown> = {},
   dataDir = mkdtempSync(join(tmpdir(), 'augur-test-')),
+  logger?: Logger,
 ): Promise<TestPlane> {
   const config = loadConfig({
     env: {},
@@ -28,7 +31,7 @@ export async function startTestPlane(
       ...flags,
     },
   });
-  const plane = await startControlPlane({ config });
+  const plane = await startControlPlane({ config, logger });
   return {
     ...plane,
     dataDir,
