@@ -104,10 +104,15 @@ async function waitForOutput(
   }
 }
 
-/** Ctrl-C (SIGINT) or SIGTERM to the command's process group; its exit code. */
-async function stop(run: Run, signal: NodeJS.Signals): Promise<number | null> {
+/**
+ * Ctrl-C (SIGINT) or SIGTERM to the command's process group, as a terminal sends it to its
+ * foreground job. The `sh -c` that stands for the user's shell dies of it at once (an
+ * interactive shell would not); what must stop cleanly is augur, which says so.
+ */
+async function stopCleanly(run: Run, signal: NodeJS.Signals, said: RegExp): Promise<void> {
   if (run.child.exitCode === null && run.child.pid) process.kill(-run.child.pid, signal);
-  return run.exited;
+  await waitFor(() => said.test(run.output()), 60_000, `${said} after ${signal}`);
+  await run.exited;
 }
 
 async function finite(command: string, timeoutMs: number): Promise<string> {
@@ -202,11 +207,8 @@ describe('the README, followed word for word on a fresh copy', () => {
     const root = await fetch('http://127.0.0.1:18080/', { redirect: 'manual' });
     expect(root.headers.get('location')).toBe('/dashboard');
     await root.text();
-    // Ctrl-C stops it cleanly: the terminal's SIGINT reaches the whole job (the `sh -c` that
-    // stands for the user's shell dies of it at once, as a job does); the demo says it stopped
-    // and lets go of its ports.
-    void stop(demo, 'SIGINT');
-    await waitFor(() => /augur demo stopped/.test(demo.output()), 60_000, 'the demo to stop');
+    // Ctrl-C stops it cleanly: the demo says so and lets go of its ports.
+    await stopCleanly(demo, 'SIGINT', /augur demo stopped/);
     await waitFor(
       async () => (await Promise.all(PORTS.map(portFree))).every(Boolean),
       60_000,
@@ -239,7 +241,8 @@ describe('the README, followed word for word on a fresh copy', () => {
       60_000,
       'checkout-1 active with all the traffic on the dashboard',
     );
-    for (const run of [agent, backend, serve]) expect(await stop(run, 'SIGTERM')).toBe(0);
+    // Each stops on SIGTERM and logs that it stopped (pino's JSON line "stopped").
+    for (const run of [agent, backend, serve]) await stopCleanly(run, 'SIGTERM', /"msg":"stopped"/);
 
     const evaluation = await finite(FORECAST, 180_000);
     expect(evaluation).toMatch(/^selected\s+\d\.\d{3}\s+\d\.\d{3}/m);

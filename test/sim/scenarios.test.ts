@@ -18,7 +18,7 @@ const dir = mkdtempSync(join(tmpdir(), 'augur-sim-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('traces', () => {
-  it('reads the NAB traces from ../shared', () => {
+  it('reads the NAB traces vendored in data/traces/nab', () => {
     expect(traces.cpuTraces).toHaveLength(10);
     expect(traces.arrivalTrace.values.length).toBe(4032);
   });
