@@ -159,8 +159,9 @@ beforeAll(async () => {
     routeName: 'shop-route',
     clusterName: 'shop',
     retries: 2,
-    // A loaded 2-core machine can be slow to answer the first ext_proc streams.
-    messageTimeoutMs: 2_000,
+    // A loaded 2-core machine can take seconds to answer an ext_proc stream; past the
+    // timeout the data plane routes without augur, which these tests would misread.
+    messageTimeoutMs: 10_000,
     logger: silentLogger,
   });
   await dataPlane.start();
@@ -215,7 +216,7 @@ describe('augur serve + agents + demo data plane', () => {
       routeName: 'shop-route',
       clusterName: 'shop',
       retries: 2,
-      messageTimeoutMs: 2_000,
+      messageTimeoutMs: 10_000,
       logger: silentLogger,
     });
     await weighted.start();
