@@ -51,10 +51,11 @@ export default defineConfig({
     // Servers in tests bind real loopback ports; keep files isolated but few at once on 2 cores.
     pool: 'forks',
     maxWorkers: 2,
-    // Generous: these bound a hung test, not its speed. Waits inside tests have their own
+    // Generous: these bound a hung test, not its speed (a 2-core machine with four other
+    // builds on it runs a test ten times slower). Waits inside tests have their own
     // deadlines, derived from the progress they measure.
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     reporters: ['default', './test/support/summary-reporter.ts'],
     projects: [
       project('environment', ENVIRONMENT),

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,10 +28,11 @@ import { startControlPlane, type ControlPlane } from '../../src/serve/control-pl
  * known; a second RRM with the default (weighted) picker reads the same LPS, behind a second
  * data plane, to check that real requests are shared as the LPS's weights say.
  *
- * The agents probe a separate always-up TCP port, not their backend: so when a backend dies
- * the LPS still believes it healthy, and the requests must survive on the data plane's walk
- * of the fallback list alone (the case Envoy's override-host policy is in, as it does not
- * check health).
+ * The agents do not probe their backend (`none`: healthy, response time 0): so when a backend
+ * dies the LPS still believes it healthy, and the requests must survive on the data plane's
+ * walk of the fallback list alone (the case Envoy's override-host policy is in, as it does not
+ * check health). Without a probe's response time in the scores, a busy machine's slow probes
+ * cannot reorder them: the CPU the test sets is the whole of the score.
  */
 
 interface Backend {
@@ -45,7 +46,6 @@ interface Backend {
 const CPU: Record<string, number> = { 'web-a': 0.1, 'web-b': 0.4, 'web-c': 0.7 };
 const backends = new Map<string, Backend>();
 const agents: Agent[] = [];
-let healthPort: net.Server;
 let plane: ControlPlane;
 let dataPlane: DataPlane;
 let router: ResponseRouterClient;
@@ -103,9 +103,6 @@ function routeResponse(req: Partial<RouteResponseRequest>): Promise<RouteRespons
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'augur-rrm-e2e-'));
-  healthPort = net.createServer((s) => s.destroy());
-  await new Promise<void>((r) => healthPort.listen(0, '127.0.0.1', r));
-  const healthAddress = `127.0.0.1:${(healthPort.address() as AddressInfo).port}`;
   for (const id of Object.keys(CPU)) await startBackend(id);
 
   config = loadConfig({
@@ -129,7 +126,7 @@ beforeAll(async () => {
         service: 'shop',
         address: backends.get(id)!.address,
         intervalSeconds: 0.25,
-        probe: { kind: 'tcp', address: healthAddress },
+        probe: { kind: 'none' },
         sampler: { sample: async () => ({ cpuUsage: cpu, memoryUsage: 0.3, networkIo: 1000 }) },
         hostFacts: {
           cpuCores: 2,
@@ -176,7 +173,6 @@ afterAll(async () => {
   for (const b of backends.values()) {
     if (b.server.listening) await new Promise<void>((r) => b.server.close(() => r()));
   }
-  await new Promise<void>((r) => healthPort.close(() => r()));
   await rm(dataDir, { recursive: true, force: true });
 });
 
