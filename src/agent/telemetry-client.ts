@@ -82,6 +82,7 @@ export interface ReporterStats {
   rejected: number;
   /** Streams opened, the first included. */
   streams: number;
+  /** The LPS accepted the current stream (it answered the hello with its config). */
   connected: boolean;
   intervalSeconds: number;
 }
@@ -167,8 +168,9 @@ export class TelemetryReporter {
     this.interval = seconds;
   }
 
+  /** The LPS accepted the current stream (answered its hello); an attempt in flight is not. */
   get connected(): boolean {
-    return this.call !== undefined;
+    return this.call !== undefined && this.gotConfig;
   }
 
   stats(): ReporterStats {

@@ -71,7 +71,8 @@ describe('docker-compose.yml commands, as processes', () => {
         ?.ipv4_address;
     for (const [name, s] of services) {
       const { flags } = parseCommand(s.command!, options);
-      for (const f of ['--listen', '--grpc-listen', '--http-listen']) {
+      // Every listen address, so nothing here binds a fixed port another test may hold.
+      for (const f of ['--listen', '--grpc-listen', '--http-listen', '--ext-proc-listen']) {
         const value = flags.get(f);
         if (typeof value !== 'string') continue;
         const { port } = hostPort(value);
