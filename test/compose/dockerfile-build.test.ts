@@ -100,14 +100,15 @@ describe('Dockerfile', () => {
           contextDir: context,
           workDir: join(work, 'stages'),
           env: { npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false' },
-          timeoutMs: 240_000,
+          // Hang guards: under two busy loops and other builds, one tsc took over 4 minutes.
+          timeoutMs: 600_000,
           // The build stage's full `npm ci` is this checkout's install (same lockfile):
           // linked, not run again. The runtime stage's production install runs for real.
           reuseNodeModules: join(REPO, 'node_modules'),
         },
         log,
       ),
-      runShell('npm run build', reference, process.env, 240_000),
+      runShell('npm run build', reference, process.env, 600_000),
     ]);
     if (npmBuild.status === 'rejected') throw npmBuild.reason;
     if (dockerBuild.status === 'rejected') throw dockerBuild.reason;
@@ -157,7 +158,7 @@ describe('Dockerfile', () => {
       filesUnder(join(REPO, 'src/dashboard/static')),
     );
     await checkRuntime(runtime, app);
-  }, 420_000);
+  }, 900_000);
 });
 
 /** Production dependencies only, and `augur serve` starts from the stage alone, healthy. */
