@@ -4,9 +4,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerResponse } from 'node:http';
 import { AugurError } from '../common/errors.js';
+import type { HttpHost } from '../common/http-host.js';
+import type { AttachedPart } from '../common/lifecycle.js';
+import type { Logger } from '../common/logger.js';
+import type { ForecastProvider } from '../lps/load-prediction-service.js';
+import type { EndpointStore } from '../lps/store.js';
 import { SwapDetector } from '../lps/swaps.js';
-import type { AttachedPart, ControlPlaneContext } from '../serve/control-plane.js';
-import { dashboardConfigOf } from './config.js';
+import type { PrioritizedListSource } from '../lps/types.js';
+import type { DashboardConfig } from './config.js';
 import { DashboardFeed } from './frames.js';
 import { SseHub } from './sse.js';
 
@@ -52,6 +57,19 @@ function loadAssets(): Map<string, Asset> {
   return new Map(files.map(([path, file, type]) => [path, { type, body: readFileSync(file) }]));
 }
 
+/** What the dashboard needs of the process it is attached to. */
+export interface DashboardHost {
+  config: DashboardConfig;
+  /** The LPS it shows. */
+  lps: {
+    lists: PrioritizedListSource;
+    store: EndpointStore;
+    forecasts(): ForecastProvider | undefined;
+  };
+  http: HttpHost;
+  logger: Logger;
+}
+
 export interface AttachedDashboard extends AttachedPart {
   /** The swaps the page shows; `augur serve` exposes it as `ControlPlane.swaps`. */
   swaps: SwapDetector;
@@ -63,18 +81,18 @@ export interface AttachedDashboard extends AttachedPart {
  * `/dashboard`, its event stream at `/dashboard/events`, a JSON snapshot at
  * `/dashboard/state.json`, and uPlot from node_modules (no CDN).
  */
-export async function attachDashboard(ctx: ControlPlaneContext): Promise<AttachedDashboard> {
-  const config = dashboardConfigOf(ctx.config);
+export async function attachDashboard(host: DashboardHost): Promise<AttachedDashboard> {
+  const { config, lps } = host;
   const swaps = new SwapDetector({
-    lists: ctx.lps.lists,
-    store: ctx.lps.store,
+    lists: lps.lists,
+    store: lps.store,
     config: config.swaps,
   });
   const feed = new DashboardFeed({
-    lists: ctx.lps.lists,
-    store: ctx.lps.store,
+    lists: lps.lists,
+    store: lps.store,
     swaps,
-    forecasts: () => ctx.lps.forecasts(),
+    forecasts: () => lps.forecasts(),
     plotSamples: config.plotSamples,
   });
   const hub = new SseHub({
@@ -94,8 +112,8 @@ export async function attachDashboard(ctx: ControlPlaneContext): Promise<Attache
     res.writeHead(200, { 'content-type': asset.type, 'cache-control': 'no-cache' });
     res.end(asset.body);
   };
-  ctx.http.route('/dashboard', (_req, res) => send(res, assets.get('/dashboard')!));
-  ctx.http.routePrefix('/dashboard/', (req, res, url) => {
+  host.http.route('/dashboard', (_req, res) => send(res, assets.get('/dashboard')!));
+  host.http.routePrefix('/dashboard/', (req, res, url) => {
     if (url.pathname === '/dashboard/events') return hub.open(req, res);
     if (url.pathname === '/dashboard/state.json') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
@@ -111,6 +129,6 @@ export async function attachDashboard(ctx: ControlPlaneContext): Promise<Attache
     send(res, asset);
   });
   hub.start();
-  ctx.logger.info({ url: '/dashboard' }, 'dashboard attached');
+  host.logger.info({ url: '/dashboard' }, 'dashboard attached');
   return { swaps, feed, stop };
 }

@@ -1,5 +1,31 @@
 import { z } from 'zod';
 
+/** How endpoint host names become the IPs published in the lists (see host-names.ts). */
+export const hostNamesConfigSchema = z
+  .object({
+    /** Resolve host names agents report; off: such endpoints get no IP (xDS leaves them out). */
+    resolve: z.boolean().default(true),
+    /** A resolved name is looked up again after this many seconds (or its DNS TTL if shorter). */
+    ttl: z.number().positive().default(30),
+    /** After a failed lookup the name is tried again after this many seconds, doubling each time... */
+    retryInitial: z.number().positive().default(1),
+    /** ... up to this many. */
+    retryMax: z.number().positive().default(30),
+    /** One lookup may take this many seconds. */
+    timeout: z.number().positive().default(5),
+    /**
+     * DNS servers (`ip` or `ip:port`) to ask instead of the OS resolver; empty: the OS resolver
+     * (getaddrinfo, which reads /etc/hosts and the search domains).
+     */
+    servers: z.array(z.string().min(1)).default([]),
+  })
+  .strict()
+  .refine((c) => c.retryMax >= c.retryInitial, {
+    message: 'retryMax must be >= retryInitial',
+  });
+
+export type HostNamesConfig = z.infer<typeof hostNamesConfigSchema>;
+
 /** Options of the Load Prediction Service; defaults live here and nowhere else. */
 export const lpsConfigSchema = z
   .object({
@@ -32,6 +58,7 @@ export const lpsConfigSchema = z
     maxBatchSamples: z.number().int().positive().default(10_000),
     /** Endpoints that left (stale for this long) are forgotten, seconds. */
     forgetAfter: z.number().positive().default(3600),
+    hostnames: hostNamesConfigSchema.default(() => hostNamesConfigSchema.parse({})),
   })
   .strict();
 

@@ -9,6 +9,7 @@ import {
 } from '../gen/augur/v1/load_prediction.js';
 import { ProbeHealth } from '../gen/augur/v1/common.js';
 import type { LpsConfig } from './config.js';
+import type { HostNameResolver } from './host-names.js';
 import type { EndpointStore } from './store.js';
 import type { EndpointRecord, PrioritizedListSource } from './types.js';
 
@@ -22,6 +23,7 @@ export interface LoadPredictionDeps {
   lists: PrioritizedListSource;
   config: LpsConfig;
   isLive: (endpointId: string) => boolean;
+  hostNames: Pick<HostNameResolver, 'statusOf'>;
   forecasts: () => ForecastProvider | undefined;
 }
 
@@ -169,6 +171,7 @@ export class LoadPredictionServiceImpl {
 
   private info(r: EndpointRecord): EndpointInfo {
     const latest = r.series.latest();
+    const address = this.deps.hostNames.statusOf(r.address);
     return {
       endpointId: r.id,
       service: r.service,
@@ -197,6 +200,8 @@ export class LoadPredictionServiceImpl {
         requestRate: latest.requestRate,
       },
       lastSeen: new Date(r.lastSeenMs),
+      ip: address.ip ?? '',
+      addressError: address.error ?? '',
     };
   }
 }

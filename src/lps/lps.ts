@@ -4,6 +4,7 @@ import type { Logger } from '../common/logger.js';
 import type { LpsConfig } from './config.js';
 import { EwmaScorer } from './ewma-scorer.js';
 import { LoadPredictionServiceImpl, type ForecastProvider } from './load-prediction-service.js';
+import { HostNameResolver } from './host-names.js';
 import { LpsMetrics } from './metrics.js';
 import { loadStore, saveStore } from './persistence.js';
 import { Prioritizer } from './prioritizer.js';
@@ -30,6 +31,7 @@ export class Lps {
   readonly telemetry: TelemetryServiceImpl;
   readonly api: LoadPredictionServiceImpl;
   private readonly prioritizer: Prioritizer;
+  private readonly hostNames: HostNameResolver;
   private readonly options: LpsOptions;
   private scorer: Scorer & Partial<ForecastProvider>;
   private persistTimer: NodeJS.Timeout | undefined;
@@ -40,11 +42,18 @@ export class Lps {
     this.metrics = new LpsMetrics(registry);
     this.store = new EndpointStore(config);
     this.scorer = options.scorer ?? new EwmaScorer();
+    this.hostNames = new HostNameResolver({
+      ...config.hostnames,
+      logger: logger.child({ part: 'host-names' }),
+      onChange: () => this.prioritizer.recomputeSoon(),
+      onLookup: (outcome) => this.metrics.hostLookups.inc({ outcome }),
+    });
     this.prioritizer = new Prioritizer(
       this.store,
       this.scorer,
       this.metrics,
       logger.child({ part: 'prioritizer' }),
+      this.hostNames,
     );
     this.telemetry = new TelemetryServiceImpl(
       this.store,
@@ -57,6 +66,7 @@ export class Lps {
       lists: this.prioritizer,
       config,
       isLive: (id) => this.telemetry.isLive(id),
+      hostNames: this.hostNames,
       forecasts: () => this.forecasts(),
     });
   }
@@ -106,6 +116,7 @@ export class Lps {
     clearInterval(this.persistTimer);
     this.telemetry.closeAll();
     await this.prioritizer.stop();
+    this.hostNames.close();
     await this.persist();
   }
 

@@ -10,6 +10,8 @@ export class LpsMetrics {
   readonly protocolErrors: Counter<'code'>;
   readonly scoringSeconds: Histogram;
   readonly listVersions: Counter;
+  readonly unresolvedEndpoints: Gauge;
+  readonly hostLookups: Counter<'outcome'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -55,6 +57,17 @@ export class LpsMetrics {
     this.listVersions = new Counter({
       name: 'augur_lps_list_versions_total',
       help: 'New prioritized list versions published',
+      registers,
+    });
+    this.unresolvedEndpoints = new Gauge({
+      name: 'augur_lps_unresolved_endpoints',
+      help: 'Endpoints whose host name has never resolved: left out of xDS (ListEndpoints says why)',
+      registers,
+    });
+    this.hostLookups = new Counter({
+      name: 'augur_lps_host_lookups_total',
+      help: 'Lookups of endpoint host names, by outcome (resolved, failed)',
+      labelNames: ['outcome'],
       registers,
     });
   }

@@ -1,5 +1,6 @@
 import type { Logger } from '../common/logger.js';
 import type { ScoredEndpoint } from '../gen/augur/v1/load_prediction.js';
+import type { HostNameResolver } from './host-names.js';
 import { ListStore } from './list-store.js';
 import type { LpsMetrics } from './metrics.js';
 import type { EndpointStore } from './store.js';
@@ -28,6 +29,7 @@ export class Prioritizer extends ListStore {
     private scorer: Scorer,
     private readonly metrics: LpsMetrics,
     private readonly logger: Logger,
+    private readonly hostNames: HostNameResolver,
   ) {
     super((err, list) =>
       logger.error({ err, service: list.service }, 'prioritized list listener failed'),
@@ -108,11 +110,14 @@ export class Prioritizer extends ListStore {
     for (const service of this.services()) if (!byService.has(service)) byService.set(service, []);
 
     const computedAt = new Date(nowMs);
+    let unresolved = 0;
     for (const [service, members] of byService) {
       const endpoints: ScoredEndpoint[] = members.map((r) => {
         const a = assessments.get(r.id);
         const state = states.get(r.id)!;
         const routable = state === EndpointState.ENDPOINT_STATE_ACTIVE;
+        const ip = this.hostNames.ipOf(r.address) ?? '';
+        if (!ip) unresolved++;
         return {
           endpointId: r.id,
           score: routable ? clamp01(a?.score ?? 0) : 0,
@@ -122,6 +127,7 @@ export class Prioritizer extends ListStore {
           state,
           locality: r.locality,
           parts: a?.parts,
+          ip,
         };
       });
       const total = endpoints.reduce((s, e) => s + e.weight, 0);
@@ -130,6 +136,8 @@ export class Prioritizer extends ListStore {
       this.publishIfChanged(service, endpoints, computedAt);
       if (members.length === 0) this.fingerprints.delete(service);
     }
+    this.metrics.unresolvedEndpoints.set(unresolved);
+    this.hostNames.retain(records.map((r) => r.address));
     stopTimer();
   }
 
@@ -137,7 +145,7 @@ export class Prioritizer extends ListStore {
     const fingerprint = endpoints
       .map(
         (e) =>
-          `${e.endpointId}@${e.address}:${e.port}/${e.state}/${Math.round(e.score * PRECISION)}/${Math.round(e.weight * PRECISION)}`,
+          `${e.endpointId}@${e.address}=${e.ip}:${e.port}/${e.state}/${Math.round(e.score * PRECISION)}/${Math.round(e.weight * PRECISION)}`,
       )
       .join(',');
     if (this.fingerprints.get(service) === fingerprint) return;

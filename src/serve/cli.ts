@@ -1,5 +1,14 @@
 import type { Command } from 'commander';
 
+interface RrmFlags {
+  lps: string;
+  grpcListen?: string;
+  httpListen?: string;
+  extProcListen?: string;
+  config?: string;
+  logLevel?: string;
+}
+
 interface ServeFlags {
   grpcListen?: string;
   httpListen?: string;
@@ -9,6 +18,10 @@ interface ServeFlags {
   logLevel?: string;
 }
 
+/**
+ * The commands that assemble server processes from the parts: `augur serve` (the control plane)
+ * and `augur rrm` (the RRM alone, fed by a remote LPS). Both read the same configuration file.
+ */
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
@@ -28,7 +41,7 @@ export function registerServeCommand(program: Command): void {
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at the top: `augur agent` shares this CLI and must stay small.
       const [{ loadConfig }, { stopOnSignals }, { startControlPlane }] = await Promise.all([
-        import('../common/config.js'),
+        import('./config.js'),
         import('../common/lifecycle.js'),
         import('./control-plane.js'),
       ]);
@@ -44,5 +57,47 @@ export function registerServeCommand(program: Command): void {
       });
       const plane = await startControlPlane({ config });
       stopOnSignals(plane.logger, () => plane.stop());
+    });
+
+  program
+    .command('rrm')
+    .description(
+      'run the Response Routing Module alone: Envoy ext_proc endpoint picker and RouteResponse',
+    )
+    .requiredOption(
+      '--lps <host:port>',
+      'gRPC address of the LPS (augur serve) to watch lists from',
+    )
+    .option(
+      '--grpc-listen <host:port>',
+      'gRPC address for ext_proc and ResponseRouter (default 127.0.0.1:18000)',
+    )
+    .option(
+      '--http-listen <host:port>',
+      'HTTP address for /metrics and /healthz (default 127.0.0.1:18080)',
+    )
+    .option(
+      '--ext-proc-listen <host:port>',
+      'extra address for Envoy ext_proc streams only, on node:http2 directly (the fast path; rrm.extProcListen)',
+    )
+    .option('--config <file>', 'YAML config file (also AUGUR_CONFIG); the rrm section applies')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .action(async (flags: RrmFlags) => {
+      const [{ loadConfig }, { stopOnSignals }, { startStandaloneRrm }] = await Promise.all([
+        import('./config.js'),
+        import('../common/lifecycle.js'),
+        import('./rrm-standalone.js'),
+      ]);
+      const config = loadConfig({
+        file: flags.config,
+        flags: {
+          grpcListen: flags.grpcListen,
+          httpListen: flags.httpListen,
+          ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
+          logLevel: flags.logLevel,
+        },
+      });
+      const rrm = await startStandaloneRrm({ config, lps: flags.lps });
+      stopOnSignals(rrm.logger, () => rrm.stop());
     });
 }

@@ -1,9 +1,9 @@
 import type { Registry } from 'prom-client';
-import type { AugurConfig } from '../common/config.js';
 import { formatHostPort } from '../common/address.js';
 import { GrpcHost } from '../common/grpc-host.js';
 import { loadEnvoyProtos } from '../common/envoy-protos.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
+import type { AttachedPart } from '../common/lifecycle.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Lps } from '../lps/lps.js';
 import type { SwapDetector } from '../lps/swaps.js';
@@ -11,21 +11,7 @@ import { attachRrm } from '../rrm/rrm.js';
 import { attachForecast } from '../lps/forecast/attach.js';
 import { attachXds } from '../xds/attach.js';
 import { attachDashboard } from '../dashboard/attach.js';
-
-/** What a part gets to plug itself into `augur serve`. */
-export interface ControlPlaneContext {
-  config: AugurConfig;
-  logger: Logger;
-  registry: Registry;
-  grpc: GrpcHost;
-  http: HttpHost;
-  lps: Lps;
-}
-
-/** A part attached to the control plane; stopped in reverse order of attachment. */
-export interface AttachedPart {
-  stop(): Promise<void>;
-}
+import type { AugurConfig } from './config.js';
 
 export interface ControlPlane {
   /** `host:port` of the one gRPC address that serves every service. */
@@ -50,8 +36,10 @@ export interface StartControlPlaneOptions {
 
 /**
  * `augur serve`: the LPS plus every part that plugs into it, on one gRPC and
- * one HTTP address. Parts are attached before the servers start listening,
- * so a client never sees a half-registered server.
+ * one HTTP address. This is the composition root: each part says what it needs
+ * (its attach function's host interface) and is handed exactly that here; no
+ * part imports this file. Parts are attached before the servers start
+ * listening, so a client never sees a half-registered server.
  */
 export async function startControlPlane({
   config,
@@ -74,14 +62,22 @@ export async function startControlPlane({
   });
   lps.register(grpc);
 
-  const ctx: ControlPlaneContext = { config, logger, registry, grpc, http, lps };
   const parts: AttachedPart[] = [];
   // Parts attach here, in order (each returns what stops it).
-  parts.push(await attachForecast(ctx));
-  const rrm = await attachRrm(ctx);
+  parts.push(
+    await attachForecast({
+      config: config.forecast,
+      dataDir: config.dataDir,
+      ringSize: config.lps.ringSize,
+      lps,
+      registry,
+      logger,
+    }),
+  );
+  const rrm = await attachRrm({ config, logger, registry, grpc, lps });
   parts.push(rrm);
-  parts.push(await attachXds(ctx));
-  const dashboard = await attachDashboard(ctx);
+  parts.push(await attachXds({ config: config.xds, lists: lps.lists, grpc, logger, registry }));
+  const dashboard = await attachDashboard({ config: config.dashboard, lps, http, logger });
   parts.push(dashboard);
   // One line per swap in the log, as `augur demo` prints one in the terminal.
   dashboard.swaps.on('swap', (s) =>

@@ -57,18 +57,19 @@ export function isServing(state: EndpointState): boolean {
 
 /**
  * The endpoints of a list that clients may use, with shares renormalised among them (equal shares
- * when every weight is 0, e.g. before the LPS has data). `ipOf` maps an address to an IP literal
- * (itself if it is one); an endpoint it cannot map is left out and reported in `unresolved`.
+ * when every weight is 0, e.g. before the LPS has data). Clients need IP literals: the LPS
+ * publishes each endpoint's (`ip`, resolved from a host name there); an endpoint without one is
+ * left out and reported in `unresolved`.
  */
-export function publishedEndpoints(
-  list: PrioritizedEndpointList,
-  ipOf: (address: string) => string | undefined = (a) => (isIP(a) ? a : undefined),
-): { endpoints: PublishedEndpoint[]; unresolved: string[] } {
+export function publishedEndpoints(list: PrioritizedEndpointList): {
+  endpoints: PublishedEndpoint[];
+  unresolved: string[];
+} {
   const unresolved: string[] = [];
   const kept: Array<{ e: PrioritizedEndpointList['endpoints'][number]; ip: string }> = [];
   for (const e of list.endpoints) {
     if (!isServing(e.state)) continue;
-    const ip = ipOf(e.address);
+    const ip = e.ip || (isIP(e.address) ? e.address : '');
     if (!ip) {
       unresolved.push(e.endpointId);
       continue;

@@ -2,7 +2,6 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import { serializeSharedResponse, type SharedResponse } from '../common/shared-response.js';
 import type { ClientKind, NodeIdentity } from './client-kind.js';
-import type { XdsMetrics } from './metrics.js';
 import type protobuf from 'protobufjs';
 import type { ConfigWatcher, WatchRequest, WatchResponse } from './snapshot-cache.js';
 import { discoveryRequestDecoder } from './request-decoder.js';
@@ -58,12 +57,30 @@ export function adsServiceDefinition(
   };
 }
 
+/**
+ * What the protocol tells whoever watches it (metrics, tests), as go-control-plane's server
+ * `Callbacks` do: each is called synchronously on its event and must return quickly and not throw.
+ * The protocol code knows no metrics library.
+ */
+export interface SotwCallbacks {
+  /** A stream sent its first request; `group` is the kind of client its node was judged to be. */
+  onStreamOpen?(streamId: number, group: ClientKind): void;
+  /** A stream that had opened ended. */
+  onStreamClosed?(streamId: number, group: ClientKind): void;
+  /** A response was written to a stream. */
+  onResponse?(streamId: number, typeUrl: ResourceTypeUrl, version: string): void;
+  /** A client rejected the response it was last sent of this type (it keeps its last good one). */
+  onNack?(streamId: number, group: ClientKind, typeUrl: ResourceTypeUrl, error: string): void;
+  /** A request answered a response that was already superseded; it was ignored. */
+  onStaleNonce?(streamId: number, typeUrl: ResourceTypeUrl): void;
+}
+
 export interface SotwServerOptions {
   watcher: ConfigWatcher;
   /** The snapshot group (kind of client) of a node; called once per stream, on its first node. */
   groupOf: (node: NodeIdentity | undefined) => ClientKind;
   logger: Logger;
-  metrics?: XdsMetrics;
+  callbacks?: SotwCallbacks;
 }
 
 /** What one stream knows of one type. */
@@ -171,7 +188,7 @@ export class SotwServer {
       closed = true;
       for (const ts of stream.types.values()) ts.cancel?.();
       this.open.delete(stream.id);
-      if (stream.group) this.options.metrics?.streams.dec({ client_kind: stream.group });
+      if (stream.group) this.options.callbacks?.onStreamClosed?.(stream.id, stream.group);
       log.debug({ node: stream.node?.id, why }, 'ADS stream closed');
     };
     call.on('data', (req: DiscoveryRequestMessage) => {
@@ -203,7 +220,7 @@ export class SotwServer {
       // Envoy and gRPC send the node on the first request only (at least); keep that one.
       stream.node = req.node ? nodeIdentity(req.node) : undefined;
       stream.group = this.options.groupOf(stream.node);
-      this.options.metrics?.streams.inc({ client_kind: stream.group });
+      this.options.callbacks?.onStreamOpen?.(stream.id, stream.group);
       log.debug(
         { node: stream.node?.id, userAgent: stream.node?.userAgentName, group: stream.group },
         'ADS stream opened',
@@ -226,14 +243,19 @@ export class SotwServer {
 
     const quotes = req.response_nonce;
     if (quotes && ts.nonce !== undefined && quotes !== ts.nonce) {
-      this.options.metrics?.staleNonces.inc({ type_url: typeUrl });
+      this.options.callbacks?.onStaleNonce?.(stream.id, typeUrl);
       log.trace({ typeUrl, quotes, current: ts.nonce }, 'stale nonce ignored');
       return;
     }
     if (quotes && quotes === ts.nonce) {
       if (req.error_detail && (req.error_detail.message || req.error_detail.code)) {
         ts.rejectedVersion = ts.sentVersion;
-        this.options.metrics?.nacks.inc({ type_url: typeUrl, client_kind: stream.group });
+        this.options.callbacks?.onNack?.(
+          stream.id,
+          stream.group,
+          typeUrl,
+          req.error_detail.message ?? '',
+        );
         log.warn(
           {
             node: stream.node?.id,
@@ -293,7 +315,7 @@ export class SotwServer {
     ts.nonce = nonce;
     ts.sentVersion = response.version;
     call.write(response.message);
-    this.options.metrics?.responses.inc({ type_url: response.typeUrl });
+    this.options.callbacks?.onResponse?.(stream.id, response.typeUrl, response.version);
     this.options.logger.trace(
       { stream: stream.id, typeUrl: response.typeUrl, version: response.version, nonce },
       'response sent',

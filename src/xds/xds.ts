@@ -16,7 +16,6 @@ import {
   type AdsImplementation,
 } from './sotw-server.js';
 import type * as grpc from '@grpc/grpc-js';
-import type { HostResolver } from './host-resolver.js';
 
 export interface XdsOptions {
   config: XdsConfig;
@@ -26,8 +25,6 @@ export interface XdsOptions {
   logger: Logger;
   registry?: Registry;
   onPublish?: (services: readonly string[]) => void;
-  /** Resolves endpoint host names (shared with the RRM in `augur serve`); default: its own. */
-  resolver?: HostResolver;
 }
 
 /** The xDS part wired together: cache, protocol server, builders and publisher. */
@@ -57,7 +54,7 @@ export class Xds {
       watcher: this.cache,
       groupOf: (node) => clientKindOf(node, rule),
       logger,
-      metrics,
+      callbacks: metrics?.protocol,
     });
     this.definition = adsServiceDefinition(options.root);
     this.publisher = new XdsPublisher({
@@ -67,10 +64,8 @@ export class Xds {
       debounceMs: config.debounceMs,
       warmupMs: config.warmup * 1000,
       hysteresis: config.hysteresis,
-      resolveHostnames: config.resolveHostnames,
-      resolver: options.resolver,
       logger,
-      metrics,
+      onOutcome: metrics?.onPublishOutcome,
       onPublish: options.onPublish,
     });
   }

@@ -112,7 +112,7 @@ describe('SotW ADS protocol over a raw stream', () => {
       watcher: cache,
       groupOf: (n) => clientKindOf(n, rule),
       logger: silentLogger,
-      metrics,
+      callbacks: metrics.protocol,
     });
   });
 
