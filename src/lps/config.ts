@@ -42,10 +42,44 @@ export const lpsConfigSchema = z
     maxClockSkew: z.number().positive().default(30),
     /** A sample older than this (a long-buffered replay) is rejected, seconds. */
     maxSampleAge: z.number().positive().default(3600),
-    /** How often the store's state is written to the data dir, seconds (0 = only at shutdown). */
+    /**
+     * Acknowledge a sample only once it is on disk (appended to the sample log in the data dir and
+     * fsynced, in batches): every acknowledged sample then survives a crash of the LPS. Off: acks
+     * go out on receipt and only the snapshots are written, so a crash loses what came since the
+     * last one (the agents have already dropped it).
+     */
+    durableAcks: z.boolean().default(true),
+    /**
+     * How often a snapshot of the store is written to the data dir (the log segments it covers
+     * are then deleted), seconds; 0: at shutdown and when the log passes logMaxBytes only.
+     */
     persistInterval: z.number().min(0).default(60),
-    /** Newest samples per endpoint written to the data dir (enough for the forecasters' windows). */
+    /**
+     * Newest samples per endpoint a snapshot keeps (enough for the forecasters' windows; up to
+     * ringSize keeps all the LPS holds): older ones are not restored after a restart.
+     */
     persistSamples: z.number().int().min(0).default(128),
+    /** A snapshot is written early once the sample log holds this many bytes. */
+    logMaxBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(64 << 20),
+    /**
+     * Samples not on disk yet (waiting for a slow or failing disk) may hold this many bytes; past
+     * it, agents are turned away with UNAVAILABLE until the log catches up.
+     */
+    maxUnsyncedBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(64 << 20),
+    /** Less free space than this in the data dir at start is reported as an error, bytes. */
+    minFreeBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(64 << 20),
     /** How often prioritized lists are recomputed, seconds. */
     scoreInterval: z.number().positive().default(1),
     /** Largest message an agent may send, bytes. */

@@ -7,10 +7,9 @@ import {
   type LoadPredictionServer,
   type PrioritizedEndpointList,
 } from '../gen/augur/v1/load_prediction.js';
-import { ProbeHealth } from '../gen/augur/v1/common.js';
 import type { LpsConfig } from './config.js';
 import type { HostNameResolver } from './host-names.js';
-import type { EndpointStore } from './store.js';
+import { endpointDataOf, type EndpointStore } from './store.js';
 import type { EndpointRecord, PrioritizedListSource } from './types.js';
 
 /** Gives the forecasts of one endpoint, for GetForecast; undefined if it has none yet. */
@@ -185,20 +184,7 @@ export class LoadPredictionServiceImpl {
       monitoringInterval: secondsToDuration(r.interval),
       lastSequence: r.lastSequence,
       samplesStored: r.samplesStored,
-      latest: latest && {
-        endpointId: r.id,
-        cpuUsage: latest.cpu,
-        memoryUsage: latest.memory,
-        networkIo: latest.network,
-        networkCapacity: latest.networkCapacity,
-        responseTime: latest.responseTime,
-        timestamp: new Date(latest.timestamp),
-        sequence: latest.sequence,
-        health: latest.healthy
-          ? ProbeHealth.PROBE_HEALTH_SERVING
-          : ProbeHealth.PROBE_HEALTH_FAILING,
-        requestRate: latest.requestRate,
-      },
+      latest: latest && endpointDataOf(r.id, latest),
       lastSeen: new Date(r.lastSeenMs),
       ip: address.ip ?? '',
       addressError: address.error ?? '',

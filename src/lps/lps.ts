@@ -6,7 +6,7 @@ import { EwmaScorer } from './ewma-scorer.js';
 import { LoadPredictionServiceImpl, type ForecastProvider } from './load-prediction-service.js';
 import { HostNameResolver } from './host-names.js';
 import { LpsMetrics } from './metrics.js';
-import { loadStore, saveStore } from './persistence.js';
+import { StateJournal } from './persistence/journal.js';
 import { Prioritizer } from './prioritizer.js';
 import { EndpointStore } from './store.js';
 import { TelemetryServiceImpl } from './telemetry-service.js';
@@ -34,7 +34,7 @@ export class Lps {
   private readonly hostNames: HostNameResolver;
   private readonly options: LpsOptions;
   private scorer: Scorer & Partial<ForecastProvider>;
-  private persistTimer: NodeJS.Timeout | undefined;
+  private journal: StateJournal | undefined;
 
   constructor(options: LpsOptions) {
     this.options = options;
@@ -60,6 +60,10 @@ export class Lps {
       config,
       this.metrics,
       logger.child({ part: 'telemetry' }),
+      {
+        durable: () => this.journal?.durable(),
+        refusal: () => this.journal?.refusal(),
+      },
     );
     this.api = new LoadPredictionServiceImpl({
       store: this.store,
@@ -92,15 +96,17 @@ export class Lps {
     this.api.register((name, def, impl) => grpc.addService(name, def, impl));
   }
 
+  /** Restores the state in the data dir (which must be writable), then starts scoring. */
   async start(): Promise<void> {
-    await loadStore(this.store, this.options.dataDir, this.options.logger);
+    this.journal = await StateJournal.open({
+      dataDir: this.options.dataDir,
+      config: this.options.config,
+      store: this.store,
+      metrics: this.metrics,
+      logger: this.options.logger.child({ part: 'state' }),
+    });
     this.prioritizer.start(this.options.config.scoreInterval);
     await this.prioritizer.recompute();
-    const every = this.options.config.persistInterval;
-    if (every > 0) {
-      this.persistTimer = setInterval(() => void this.persist(), every * 1000);
-      this.persistTimer.unref();
-    }
   }
 
   /**
@@ -112,19 +118,11 @@ export class Lps {
     return this.store.setInterval(ids, seconds);
   }
 
+  /** Ends the agents' streams and saves the state; throws STATE_NOT_SAVED if it cannot. */
   async stop(): Promise<void> {
-    clearInterval(this.persistTimer);
     this.telemetry.closeAll();
     await this.prioritizer.stop();
     this.hostNames.close();
-    await this.persist();
-  }
-
-  private async persist(): Promise<void> {
-    try {
-      await saveStore(this.store, this.options.dataDir, this.options.config.persistSamples);
-    } catch (err) {
-      this.options.logger.error({ err }, 'cannot write endpoint state to the data dir');
-    }
+    await this.journal?.close();
   }
 }

@@ -106,7 +106,19 @@ export async function startControlPlane({
     ),
   );
 
-  await lps.start();
+  const stopParts = async (): Promise<unknown[]> => {
+    const errors: unknown[] = [];
+    for (const part of [...parts].reverse())
+      await part.stop().catch((e: unknown) => errors.push(e));
+    return errors;
+  };
+  try {
+    await lps.start();
+  } catch (err) {
+    // The data dir cannot be used: nothing may keep running (the ext_proc listener, the LSTM).
+    await stopParts();
+    throw err;
+  }
   const grpcAddr = await grpc.start();
   await http.start();
   const grpcAddress = formatHostPort(grpcAddr);
@@ -127,12 +139,15 @@ export async function startControlPlane({
     swaps: dashboard.swaps,
     registry,
     logger,
+    // Every step runs even if one fails (a state that cannot be saved must not keep the
+    // servers open); the first failure is thrown at the end, so `augur serve` exits non-zero.
     stop: () =>
       (stopped ??= (async () => {
-        for (const part of parts.reverse()) await part.stop();
-        await lps.stop();
-        await grpc.stop();
-        await http.stop();
+        const errors = await stopParts();
+        for (const step of [() => lps.stop(), () => grpc.stop(), () => http.stop()]) {
+          await step().catch((e: unknown) => errors.push(e));
+        }
+        if (errors.length > 0) throw errors[0];
       })()),
   };
 }

@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { StringValue } from "../../google/protobuf/wrappers.js";
 import { Capacity, EndpointState, endpointStateFromJSON, endpointStateToJSON, Locality } from "./common.js";
 import { EndpointData } from "./telemetry.js";
 
@@ -122,8 +123,9 @@ export interface ScoredEndpoint {
    * The address as an IP literal, which xDS clients and Envoy's override-host policy need: the
    * address itself if it is one, else what the LPS resolved the host name to (looked up again
    * every lps.hostnames.ttl, failures retried with backoff). Empty while the name has never
-   * resolved: xDS leaves such an endpoint out, and EndpointInfo.address_error says why. Absent
-   * from lists of an LPS that predates the field.
+   * resolved: xDS leaves such an endpoint out, and EndpointInfo.address_error says why. Unset in
+   * lists of an LPS that predates the field (a wrapper, not proto3 `optional`, which older protoc
+   * releases refuse).
    */
   ip?: string | undefined;
 }
@@ -548,7 +550,7 @@ export const ScoredEndpoint: MessageFns<ScoredEndpoint> = {
       ScoreParts.encode(message.parts, writer.uint32(66).fork()).join();
     }
     if (message.ip !== undefined) {
-      writer.uint32(74).string(message.ip);
+      StringValue.encode({ value: message.ip! }, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -635,7 +637,7 @@ export const ScoredEndpoint: MessageFns<ScoredEndpoint> = {
               break;
             }
 
-            message.ip = reader.string();
+            message.ip = StringValue.decode(reader, reader.uint32()).value;
             continue;
           }
         }
@@ -664,7 +666,7 @@ export const ScoredEndpoint: MessageFns<ScoredEndpoint> = {
       state: isSet(object.state) ? endpointStateFromJSON(object.state) : 0,
       locality: isSet(object.locality) ? Locality.fromJSON(object.locality) : undefined,
       parts: isSet(object.parts) ? ScoreParts.fromJSON(object.parts) : undefined,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : undefined,
+      ip: isSet(object.ip) ? String(object.ip) : undefined,
     };
   },
 
