@@ -96,7 +96,10 @@ function rows(n: number, from = 1, over: Partial<StoredSample> = {}): StoredSamp
 }
 
 function samples(endpointId: string, list: StoredSample[]): StateRecord {
-  return { samples: { endpointId, values: list.flatMap((r) => SAMPLE_COLUMNS.map((c) => r[c])) } };
+  const values = list.flatMap((r) => SAMPLE_COLUMNS.map((c) => r[c]));
+  const rows = Buffer.alloc(values.length * 8);
+  values.forEach((v, i) => rows.writeDoubleLE(v, i * 8));
+  return { samples: { endpointId, rows } };
 }
 
 function endpoint(h: AgentHello, lastSequence: number): StateRecord {

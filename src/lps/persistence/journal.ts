@@ -54,6 +54,8 @@ export class StateJournal implements StoreJournal, AckGate {
   /** The segment a snapshot names when there is no log (so leftovers of one are dropped). */
   private readonly noLogSegment: number;
   private timer: NodeJS.Timeout | undefined;
+  /** Samples of one endpoint not yet appended: one record per agent message, not per sample. */
+  private open: { endpointId: string; rows: Buffer; bytes: number } | undefined;
   private checkpointing: Promise<void> | undefined;
   private lastCheckpointMs = Date.now();
 
@@ -121,25 +123,49 @@ export class StateJournal implements StoreJournal, AckGate {
   }
 
   hello(hello: AgentHello, atMs: number): void {
+    this.seal();
     this.log?.append({ endpoint: { hello, atMs, state: undefined } });
   }
 
   sample(endpointId: string, sample: StoredSample): void {
-    const values = new Array<number>(SAMPLE_COLUMNS.length);
-    for (let i = 0; i < SAMPLE_COLUMNS.length; i++) values[i] = sample[SAMPLE_COLUMNS[i]!];
-    this.log?.append({ samples: { endpointId, values } });
+    if (!this.log) return;
+    if (this.open && this.open.endpointId !== endpointId) this.seal();
+    const row = SAMPLE_COLUMNS.length * 8;
+    let open = this.open;
+    if (!open) open = this.open = { endpointId, rows: Buffer.allocUnsafe(row * 4), bytes: 0 };
+    if (open.bytes + row > open.rows.length) {
+      const grown = Buffer.allocUnsafe(open.rows.length * 2);
+      open.rows.copy(grown, 0, 0, open.bytes);
+      open.rows = grown;
+    }
+    for (const column of SAMPLE_COLUMNS) {
+      open.bytes = open.rows.writeDoubleLE(sample[column], open.bytes);
+    }
   }
 
   interval(endpointIds: readonly string[], seconds: number): void {
+    this.seal();
     this.log?.append({ interval: { endpointIds: [...endpointIds], seconds } });
   }
 
   goodbye(endpointId: string, atMs: number): void {
+    this.seal();
     this.log?.append({ goodbye: { endpointId, atMs } });
   }
 
   durable(): Promise<void> | undefined {
+    this.seal();
     return this.log?.durable();
+  }
+
+  /** Appends the samples gathered since the last record (the rows of one agent message). */
+  private seal(): void {
+    const open = this.open;
+    if (!open) return;
+    this.open = undefined;
+    this.log?.append({
+      samples: { endpointId: open.endpointId, rows: open.rows.subarray(0, open.bytes) },
+    });
   }
 
   refusal(): string | undefined {
@@ -163,6 +189,7 @@ export class StateJournal implements StoreJournal, AckGate {
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.options.store.journal = undefined;
+    this.seal();
     await this.checkpointing?.catch(() => undefined);
     const problems: string[] = [];
     let logKept = true;
@@ -199,6 +226,7 @@ export class StateJournal implements StoreJournal, AckGate {
   private async writeCheckpoint(): Promise<void> {
     const { store, config, metrics, logger } = this.options;
     this.lastCheckpointMs = Date.now();
+    this.seal();
     const replayFrom = this.log ? this.log.rotate() : this.noLogSegment;
     const started = performance.now();
     try {

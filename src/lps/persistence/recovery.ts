@@ -125,21 +125,21 @@ class Restorer {
     if (!record) {
       return this.refuse(where, s.endpointId, 'samples of an endpoint no valid record introduced');
     }
-    const width = columns.length;
-    if (width === 0 || s.values.length % width !== 0) {
+    const width = columns.length * 8;
+    if (width === 0 || s.rows.length % width !== 0) {
       return this.refuse(
         where,
         s.endpointId,
-        `${s.values.length} values do not make rows of ${width} columns`,
+        `${s.rows.length} bytes do not make rows of ${columns.length} doubles`,
       );
     }
     const at = SAMPLE_COLUMNS.map((c) => columns.indexOf(c));
     const latestAcceptable = Date.now() + this.config.maxClockSkew * 1000;
-    for (let row = 0; row * width < s.values.length; row++) {
+    for (let row = 0; row * width < s.rows.length; row++) {
       const base = row * width;
       const stored = {} as StoredSample;
       SAMPLE_COLUMNS.forEach((c, i) => {
-        stored[c] = at[i]! >= 0 ? s.values[base + at[i]!]! : 0;
+        stored[c] = at[i]! >= 0 ? s.rows.readDoubleLE(base + at[i]! * 8) : 0;
       });
       const rowWhere = `${where}, row ${row}`;
       if (!Number.isFinite(stored.receivedAt) || stored.receivedAt > latestAcceptable) {

@@ -54,12 +54,12 @@ function endpointRecord(r: EndpointRecord): StateRecord {
 function samplesRecord(r: EndpointRecord, keep: number): StateRecord | undefined {
   const n = Math.min(keep, r.series.size);
   if (n === 0) return undefined;
-  const values = new Array<number>(n * SAMPLE_COLUMNS.length);
-  let k = 0;
+  const rows = Buffer.allocUnsafe(n * SAMPLE_COLUMNS.length * 8);
+  let pos = 0;
   for (let back = n - 1; back >= 0; back--) {
-    for (const column of SAMPLE_COLUMNS) values[k++] = r.series.at(column, back);
+    for (const column of SAMPLE_COLUMNS) pos = rows.writeDoubleLE(r.series.at(column, back), pos);
   }
-  return { samples: { endpointId: r.id, values } };
+  return { samples: { endpointId: r.id, rows } };
 }
 
 /**
