@@ -2,7 +2,6 @@ import type { Registry } from 'prom-client';
 import type { GrpcHost } from '../common/grpc-host.js';
 import type { AttachedPart } from '../common/lifecycle.js';
 import type { Logger } from '../common/logger.js';
-import { loadEnvoyProtos } from '../common/envoy-protos.js';
 import type { PrioritizedListSource } from '../lps/types.js';
 import type { XdsConfig } from './config.js';
 import { Xds } from './xds.js';
@@ -25,7 +24,6 @@ export async function attachXds(host: XdsHost): Promise<AttachedPart> {
   const xds = new Xds({
     config,
     source: host.lists,
-    root: loadEnvoyProtos().root,
     logger,
     registry: host.registry,
   });

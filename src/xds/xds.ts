@@ -1,11 +1,11 @@
-import type protobuf from 'protobufjs';
+import type { FileRegistry } from '@bufbuild/protobuf';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import type { PrioritizedListSource } from '../lps/types.js';
 import { clientKindOf } from './client-kind.js';
 import type { XdsConfig } from './config.js';
 import { XdsMetrics } from './metrics.js';
-import { rootResolver } from './proto-json.js';
+import { xdsRegistry } from './envoy-registry.js';
 import { XdsPublisher } from './publisher.js';
 import { ResourceBuilder } from './resources.js';
 import { SnapshotCache } from './snapshot-cache.js';
@@ -20,8 +20,8 @@ import type * as grpc from '@grpc/grpc-js';
 export interface XdsOptions {
   config: XdsConfig;
   source: PrioritizedListSource;
-  /** Envoy's protos (src/common/envoy-protos.ts's root). */
-  root: protobuf.Root;
+  /** Envoy's API as descriptors; default: the process's (envoy-registry.ts). */
+  protos?: FileRegistry;
   logger: Logger;
   registry?: Registry;
   onPublish?: (services: readonly string[]) => void;
@@ -39,7 +39,8 @@ export class Xds {
   constructor(options: XdsOptions) {
     const { config, logger } = options;
     const metrics = options.registry ? new XdsMetrics(options.registry) : undefined;
-    this.builder = new ResourceBuilder(rootResolver(options.root), config);
+    const protos = options.protos ?? xdsRegistry();
+    this.builder = new ResourceBuilder(protos, config);
     if (config.envoyLbPolicy === 'override_host' && !this.builder.overrideHostAvailable) {
       logger.warn(
         'override-host LB policy proto not found (proto/envoy-extra); Envoy clusters use least request alone',
@@ -56,7 +57,7 @@ export class Xds {
       logger,
       callbacks: metrics?.protocol,
     });
-    this.definition = adsServiceDefinition(options.root);
+    this.definition = adsServiceDefinition(protos);
     this.publisher = new XdsPublisher({
       source: options.source,
       cache: this.cache,

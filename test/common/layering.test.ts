@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,19 @@ const SRC = fileURLToPath(new URL('../../src', import.meta.url));
 describe('the layering of src/', () => {
   it('has no import cycle, no part that reaches up to an assembler, and an RRM without xDS', () => {
     expect(layeringBreaches(importEdges(SRC))).toEqual([]);
+  });
+
+  it('reads and writes protobuf in src/xds with one library, @bufbuild/protobuf', () => {
+    const xds = join(SRC, 'xds');
+    const libraries = new Set<string>();
+    for (const file of readdirSync(xds).filter((f) => f.endsWith('.ts'))) {
+      const text = readFileSync(join(xds, file), 'utf8');
+      for (const m of text.matchAll(
+        /from '(protobufjs|@grpc\/proto-loader|@bufbuild\/protobuf)[^']*'/g,
+      ))
+        libraries.add(m[1]!);
+    }
+    expect([...libraries]).toEqual(['@bufbuild/protobuf']);
   });
 
   it('finds cycles, upward imports and the RRM reaching into xDS in a tree that has them', () => {
