@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
-interface RrmFlags {
-  lps: string;
+/** The flags both commands share, each a config key (flags win over file and environment). */
+interface ServerFlags {
   grpcListen?: string;
   httpListen?: string;
   extProcListen?: string;
@@ -9,13 +9,27 @@ interface RrmFlags {
   logLevel?: string;
 }
 
-interface ServeFlags {
-  grpcListen?: string;
-  httpListen?: string;
-  extProcListen?: string;
+interface ServeFlags extends ServerFlags {
   dataDir?: string;
-  config?: string;
-  logLevel?: string;
+}
+
+interface RrmFlags extends ServerFlags {
+  lps: string;
+}
+
+/** Loads the configuration with the command's flags on top; loaded lazily, as the CLI must stay small. */
+async function configOf(flags: ServeFlags) {
+  const { loadConfig } = await import('./config.js');
+  return loadConfig({
+    file: flags.config,
+    flags: {
+      grpcListen: flags.grpcListen,
+      httpListen: flags.httpListen,
+      ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
+      dataDir: flags.dataDir,
+      logLevel: flags.logLevel,
+    },
+  });
 }
 
 /**
@@ -40,21 +54,11 @@ export function registerServeCommand(program: Command): void {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at the top: `augur agent` shares this CLI and must stay small.
-      const [{ loadConfig }, { stopOnSignals }, { startControlPlane }] = await Promise.all([
-        import('./config.js'),
+      const [config, { stopOnSignals }, { startControlPlane }] = await Promise.all([
+        configOf(flags),
         import('../common/lifecycle.js'),
         import('./control-plane.js'),
       ]);
-      const config = loadConfig({
-        file: flags.config,
-        flags: {
-          grpcListen: flags.grpcListen,
-          httpListen: flags.httpListen,
-          ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
-          dataDir: flags.dataDir,
-          logLevel: flags.logLevel,
-        },
-      });
       const plane = await startControlPlane({ config });
       stopOnSignals(plane.logger, () => plane.stop());
     });
@@ -83,20 +87,11 @@ export function registerServeCommand(program: Command): void {
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG); the rrm section applies')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (flags: RrmFlags) => {
-      const [{ loadConfig }, { stopOnSignals }, { startStandaloneRrm }] = await Promise.all([
-        import('./config.js'),
+      const [config, { stopOnSignals }, { startStandaloneRrm }] = await Promise.all([
+        configOf(flags),
         import('../common/lifecycle.js'),
         import('./rrm-standalone.js'),
       ]);
-      const config = loadConfig({
-        file: flags.config,
-        flags: {
-          grpcListen: flags.grpcListen,
-          httpListen: flags.httpListen,
-          ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
-          logLevel: flags.logLevel,
-        },
-      });
       const rrm = await startStandaloneRrm({ config, lps: flags.lps });
       stopOnSignals(rrm.logger, () => rrm.stop());
     });
