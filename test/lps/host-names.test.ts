@@ -65,6 +65,17 @@ async function endpointInfo(id: string): Promise<EndpointInfo | undefined> {
   }
 }
 
+/** The endpoint as ListEndpoints gives it, once it carries an address error. */
+const addressErrorOf = (id: string): Promise<EndpointInfo> =>
+  waitFor(
+    async () => {
+      const info = await endpointInfo(id);
+      return info?.addressError ? info : undefined;
+    },
+    5000,
+    `an address error for ${id}`,
+  );
+
 const listIp = (id: string): string | undefined =>
   plane!.lps.lists.get('svc')?.endpoints.find((e) => e.endpointId === id)?.ip;
 
@@ -83,14 +94,7 @@ describe('host names resolved by the LPS', () => {
     // Reported, not dropped: in the list without an IP, in ListEndpoints with the error, counted.
     await waitFor(() => plane!.lps.lists.get('svc')?.endpoints.length === 1, 5000, 'the list');
     expect(listIp('named')).toBe('');
-    const info = await waitFor(
-      async () => {
-        const i = await endpointInfo('named');
-        return i?.addressError ? i : undefined;
-      },
-      5000,
-      'the address error',
-    );
+    const info = await addressErrorOf('named');
     expect(info.ip).toBe('');
     expect(info.addressError).toMatch(/SERVFAIL|ESERVFAIL/i);
     expect(await metric('augur_lps_unresolved_endpoints')).toBe(1);
@@ -124,14 +128,7 @@ describe('host names resolved by the LPS', () => {
     await waitFor(() => listIp('moving') === '10.0.0.2', 5000, 'the new IP after the TTL');
 
     dns.set('moving.test', { rcode: 'NXDOMAIN' });
-    const info = await waitFor(
-      async () => {
-        const i = await endpointInfo('moving');
-        return i?.addressError ? i : undefined;
-      },
-      5000,
-      'the failed re-lookup',
-    );
+    const info = await addressErrorOf('moving');
     expect(info.ip).toBe('10.0.0.2');
     expect(listIp('moving')).toBe('10.0.0.2');
   });
