@@ -8,6 +8,7 @@
  * real gRPC on loopback.
  */
 import * as grpc from '@grpc/grpc-js';
+import { loadavg } from 'node:os';
 import { ProbeHealth } from '../src/gen/augur/v1/common.js';
 import {
   TelemetryClient,
@@ -262,6 +263,9 @@ const rows = [durable, onReceipt].flatMap((r, k) => {
   ];
 });
 const ratio = (a: number, b: number): string => `${((a / b) * 100).toFixed(0)} %`;
+const load = loadavg()
+  .map((l) => l.toFixed(1))
+  .join(', ');
 const body = [
   `The LPS runs as \`augur serve\` in its own process; this process plays the agents over real gRPC on loopback (${CHANNELS} TCP connections), so both share the machine's cores. Each acknowledgement mode gets a fresh \`augur serve\` and the same three phases, one after the other in this run.`,
   '',
@@ -287,7 +291,8 @@ const body = [
   '',
   `Targets: >= 50,000 samples/s; 5,000 concurrent streams at 1 s with p99 event-loop lag < 50 ms. ` +
     `Connecting ${STREAMS} streams took ${durable.held.connectSeconds.toFixed(1)} s (durable) and ${onReceipt.held.connectSeconds.toFixed(1)} s; samples rejected: ${durable.held.rejected + onReceipt.held.rejected}. ` +
-    `Lag is prom-client's \`nodejs_eventloop_lag_p99_seconds\` (10 ms resolution), read every 5 s; the worst window is shown.`,
+    `Lag is prom-client's \`nodejs_eventloop_lag_p99_seconds\` (10 ms resolution), read every 5 s; the worst window is shown. ` +
+    `Load average of the (shared) machine at the end of the run: ${load}.`,
 ].join('\n');
 writeBenchmarkSection('Ingest (LPS)', 'npm run bench:ingest', body);
 process.exit(0);
