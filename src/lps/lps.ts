@@ -4,7 +4,7 @@ import type { Logger } from '../common/logger.js';
 import type { LpsConfig } from './config.js';
 import { EwmaScorer } from './ewma-scorer.js';
 import { LoadPredictionServiceImpl, type ForecastProvider } from './load-prediction-service.js';
-import { HostNameResolver } from './host-names.js';
+import { HostNameResolver, type HostNameStatus } from './host-names.js';
 import { LpsMetrics } from './metrics.js';
 import { StateJournal } from './persistence/journal.js';
 import { Prioritizer } from './prioritizer.js';
@@ -83,6 +83,14 @@ export class Lps {
   /** The scorer's forecasts (GetForecast's data), when it makes any; the dashboard plots them. */
   forecasts(): ForecastProvider | undefined {
     return this.scorer.forecastFor ? (this.scorer as ForecastProvider) : undefined;
+  }
+
+  /**
+   * Whether an endpoint's address has an IP, and why not (what ListEndpoints reports as
+   * `ip` / `address_error`), for in-process readers such as the dashboard.
+   */
+  addressStatus(address: string): HostNameStatus {
+    return this.hostNames.statusOf(address);
   }
 
   /** Swaps the scorer (for example once a forecasting scorer has loaded its model). */
