@@ -25,7 +25,9 @@ const args = new Map(
 const STREAMS = Number(args.get('streams') ?? 5000);
 const HOLD_SECONDS = Number(args.get('hold') ?? 30);
 const FLOOD_STREAMS = Number(args.get('flood-streams') ?? 200);
-const FLOOD_SECONDS = Number(args.get('flood') ?? 10);
+const FLOOD_SECONDS = Number(args.get('flood') ?? 5);
+/** Flood phases are repeated, the two ack modes taking turns: a comparison is a median of these. */
+const REPEATS = Number(args.get('repeats') ?? 5);
 const CHANNELS = 50;
 
 type Call = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
@@ -164,10 +166,13 @@ async function hold(lps: ServeProcess) {
   return result;
 }
 
+let floods = 0;
+
 /** Phase 2: FLOOD_STREAMS agents sending as fast as flow control allows. */
 async function flood(lps: ServeProcess, batch: number) {
   const clients = makeClients(lps.grpcAddress, Math.min(CHANNELS, FLOOD_STREAMS));
-  const base = batch === 1 ? 100_000 : 200_000;
+  // New endpoints each time: the streams of the last flood may not all have closed yet.
+  const base = 100_000 * ++floods;
   let running = true;
   const calls = Array.from({ length: FLOOD_STREAMS }, (_, i) => {
     const call = openStream(clients[i % clients.length]!, `ep-${base + i}`);
@@ -201,32 +206,79 @@ async function flood(lps: ServeProcess, batch: number) {
   return { samplesPerSecond: samples / elapsed, lagP99Ms: lag };
 }
 
-/** One full run (hold, then the two floods) against a fresh `augur serve`. */
-async function runAll(durableAcks: boolean) {
-  const lps = await startServeProcess({ AUGUR_LPS__DURABLE_ACKS: String(durableAcks) });
-  try {
-    const held = await hold(lps);
-    console.log(durableAcks ? 'durable acks' : 'acks on receipt', 'hold', held);
-    const single = await flood(lps, 1);
-    console.log('flood, one sample per message', single);
-    const batched = await flood(lps, 50);
-    console.log('flood, batches of 50', batched);
-    const syncs = await lps.metric('augur_lps_log_sync_seconds_count');
-    const syncSeconds = await lps.metric('augur_lps_log_sync_seconds_sum');
-    return {
-      held,
-      single,
-      batched,
-      syncs,
-      syncMeanMs: syncs > 0 ? (syncSeconds / syncs) * 1000 : NaN,
-    };
-  } finally {
-    await lps.stop();
+/** Waits until the agent streams of the last phase have closed. */
+async function settle(lps: ServeProcess): Promise<void> {
+  const until = Date.now() + 60_000;
+  while ((await lps.metric('augur_lps_agent_streams')) > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 
-const durable = await runAll(true);
-const onReceipt = await runAll(false);
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+const spread = (xs: number[]): Spread => ({
+  median: quantile(xs, 0.5),
+  min: Math.min(...xs),
+  max: Math.max(...xs),
+});
+
+// Both modes run side by side, each in its own `augur serve` (an idle one costs little), and
+// take turns: a load that comes and goes on this shared machine falls on both alike.
+const servers = {
+  durable: await startServeProcess({ AUGUR_LPS__DURABLE_ACKS: 'true' }),
+  onReceipt: await startServeProcess({ AUGUR_LPS__DURABLE_ACKS: 'false' }),
+};
+type Mode = keyof typeof servers;
+const MODES: Mode[] = ['durable', 'onReceipt'];
+const results = {} as Record<
+  Mode,
+  {
+    held: Awaited<ReturnType<typeof hold>>;
+    single: number[];
+    batched: number[];
+    syncs: number;
+    syncMeanMs: number;
+  }
+>;
+try {
+  for (const mode of MODES) {
+    const held = await hold(servers[mode]);
+    console.log(mode, 'hold', held);
+    await settle(servers[mode]);
+    results[mode] = { held, single: [], batched: [], syncs: 0, syncMeanMs: NaN };
+  }
+  for (let r = 0; r < REPEATS; r++) {
+    for (const batch of [1, 50]) {
+      for (const mode of r % 2 === 0 ? MODES : [...MODES].reverse()) {
+        const f = await flood(servers[mode], batch);
+        (batch === 1 ? results[mode].single : results[mode].batched).push(f.samplesPerSecond);
+        console.log(`repeat ${r + 1}: ${mode}, batch ${batch}:`, f);
+        await settle(servers[mode]);
+      }
+    }
+  }
+  const syncs = await servers.durable.metric('augur_lps_log_sync_seconds_count');
+  const syncSeconds = await servers.durable.metric('augur_lps_log_sync_seconds_sum');
+  results.durable.syncs = syncs;
+  results.durable.syncMeanMs = syncs > 0 ? (syncSeconds / syncs) * 1000 : NaN;
+} finally {
+  await Promise.all(MODES.map((m) => servers[m].stop()));
+}
+const durable = {
+  ...results.durable,
+  single: spread(results.durable.single),
+  batched: spread(results.durable.batched),
+};
+const onReceipt = {
+  ...results.onReceipt,
+  single: spread(results.onReceipt.single),
+  batched: spread(results.onReceipt.batched),
+};
+const perSecond = (x: Spread): string =>
+  `${x.median.toFixed(0)} (${x.min.toFixed(0)}-${x.max.toFixed(0)})`;
 const rows = [durable, onReceipt].flatMap((r, k) => {
   const mode = k === 0 ? 'durable (log + fsync)' : 'on receipt (no log)';
   return [
@@ -242,32 +294,33 @@ const rows = [durable, onReceipt].flatMap((r, k) => {
     ],
     [
       mode,
-      `${FLOOD_STREAMS} agents flooding, 1 sample per message`,
+      `${FLOOD_STREAMS} agents flooding, 1 sample per message (${REPEATS} × ${FLOOD_SECONDS} s)`,
       FLOOD_STREAMS,
-      r.single.samplesPerSecond.toFixed(0),
+      perSecond(r.single),
       '',
-      `${r.single.lagP99Ms.toFixed(1)} ms`,
+      '',
       '',
       '',
     ],
     [
       mode,
-      `${FLOOD_STREAMS} agents flooding, batches of 50 (replay)`,
+      `${FLOOD_STREAMS} agents flooding, batches of 50, a replay (${REPEATS} × ${FLOOD_SECONDS} s)`,
       FLOOD_STREAMS,
-      r.batched.samplesPerSecond.toFixed(0),
+      perSecond(r.batched),
       '',
-      `${r.batched.lagP99Ms.toFixed(1)} ms`,
+      '',
       '',
       '',
     ],
   ];
 });
-const ratio = (a: number, b: number): string => `${((a / b) * 100).toFixed(0)} %`;
+const ratio = (a: number, b: number): string =>
+  b > 0 ? `${((a / b) * 100).toFixed(0)} %` : 'n/a (nothing measured on receipt)';
 const load = loadavg()
   .map((l) => l.toFixed(1))
   .join(', ');
 const body = [
-  `The LPS runs as \`augur serve\` in its own process; this process plays the agents over real gRPC on loopback (${CHANNELS} TCP connections), so both share the machine's cores. Each acknowledgement mode gets a fresh \`augur serve\` and the same three phases, one after the other in this run.`,
+  `The LPS runs as \`augur serve\` in its own process; this process plays the agents over real gRPC on loopback (${CHANNELS} TCP connections), so both share the machine's cores. The two acknowledgement modes each have their own \`augur serve\`, started together: the held phase runs once on each, then the floods ${REPEATS} times, the modes taking turns; samples/s of a flood is the median of its ${REPEATS} runs with their range.`,
   '',
   markdownTable(
     [
@@ -284,7 +337,7 @@ const body = [
   ),
   '',
   `**What a durable ack costs** (lps.durableAcks, on by default: an ack is sent once the samples it covers are in the sample log and fsynced, in batches): ` +
-    `flooding, ${ratio(durable.single.samplesPerSecond, onReceipt.single.samplesPerSecond)} of the samples/s of acks on receipt with one sample per message and ${ratio(durable.batched.samplesPerSecond, onReceipt.batched.samplesPerSecond)} with batches of 50; ` +
+    `flooding, ${ratio(durable.single.median, onReceipt.single.median)} of the samples/s of acks on receipt with one sample per message and ${ratio(durable.batched.median, onReceipt.batched.median)} with batches of 50 (medians); ` +
     `at ${STREAMS} agents × 1 s, ${ratio(durable.held.cpuPercent, onReceipt.held.cpuPercent)} of the CPU, and an agent waits ${durable.held.ackP50Ms.toFixed(1)} ms (p50) / ${durable.held.ackP99Ms.toFixed(1)} ms (p99) for its ack instead of ${onReceipt.held.ackP50Ms.toFixed(1)} / ${onReceipt.held.ackP99Ms.toFixed(1)} ms. ` +
     `Over the durable run, ${durable.syncs.toFixed(0)} fsyncs (batches) took ${durable.syncMeanMs.toFixed(2)} ms on average from a record's first waiter to the end of its fsync. ` +
     `Ack delay is measured by every 10th stream of the held phase, from the write of a sample to the ack that covers it.`,
