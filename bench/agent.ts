@@ -29,7 +29,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../src/common/config.js';
+import { loadConfig } from '../src/serve/config.js';
 import { startControlPlane } from '../src/serve/control-plane.js';
 import { markdownTable, writeBenchmarkSection } from './report.js';
 

@@ -1,10 +1,14 @@
 /**
  * npm run bench:ingest — how many samples per second `augur serve` ingests from
- * many concurrent agent streams, and how many streams it holds at a 1 s
- * interval with its event loop responsive. The LPS runs in its own process
- * (`augur serve`); this process plays the agents over real gRPC on loopback.
+ * many concurrent agent streams, how many streams it holds at a 1 s interval
+ * with its event loop responsive, and how long an agent waits for its ack; with
+ * durable acks (the default: an ack follows the fsync of the sample log) and
+ * without (lps.durableAcks false, acks on receipt), measured in one run. The LPS
+ * runs in its own process (`augur serve`); this process plays the agents over
+ * real gRPC on loopback.
  */
 import * as grpc from '@grpc/grpc-js';
+import { loadavg } from 'node:os';
 import { ProbeHealth } from '../src/gen/augur/v1/common.js';
 import {
   TelemetryClient,
@@ -13,7 +17,7 @@ import {
   type EndpointData,
 } from '../src/gen/augur/v1/telemetry.js';
 import { startServeProcess, type ServeProcess } from './lps-process.js';
-import { markdownTable, writeBenchmarkSection } from './report.js';
+import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 
 const args = new Map(
   process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]),
@@ -21,7 +25,9 @@ const args = new Map(
 const STREAMS = Number(args.get('streams') ?? 5000);
 const HOLD_SECONDS = Number(args.get('hold') ?? 30);
 const FLOOD_STREAMS = Number(args.get('flood-streams') ?? 200);
-const FLOOD_SECONDS = Number(args.get('flood') ?? 10);
+const FLOOD_SECONDS = Number(args.get('flood') ?? 5);
+/** Flood phases are repeated, the two ack modes taking turns: a comparison is a median of these. */
+const REPEATS = Number(args.get('repeats') ?? 5);
 const CHANNELS = 50;
 
 type Call = grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
@@ -53,9 +59,25 @@ function sample(seq: number): EndpointData {
   };
 }
 
-function openStream(client: InstanceType<typeof TelemetryClient>, id: string): Call {
+/** Ack delays (send of a sample to the ack that covers it), ms, of the streams that track them. */
+type AckDelays = number[];
+
+function openStream(
+  client: InstanceType<typeof TelemetryClient>,
+  id: string,
+  delays?: { sent: Map<number, number>; out: AckDelays },
+): Call {
   const call = client.report();
-  call.on('data', () => undefined);
+  call.on('data', (m: ControlMessage) => {
+    const acked = m.ack?.lastSequence;
+    if (!delays || acked === undefined) return;
+    const now = performance.now();
+    for (const [seq, at] of delays.sent) {
+      if (seq > acked) break;
+      delays.out.push(now - at);
+      delays.sent.delete(seq);
+    }
+  });
   call.on('error', () => undefined);
   call.write({
     hello: {
@@ -79,9 +101,14 @@ async function hold(lps: ServeProcess) {
   const clients = makeClients(lps.grpcAddress, CHANNELS);
   const calls: Call[] = [];
   const seqs: number[] = [];
+  // Every 10th stream times its acks (what an agent waits before it may drop a sample).
+  const ackDelays: AckDelays = [];
+  const sentAt: Array<Map<number, number> | undefined> = [];
   const opened = Date.now();
   for (let i = 0; i < STREAMS; i++) {
-    calls.push(openStream(clients[i % CHANNELS]!, `ep-${i}`));
+    const sent = i % 10 === 0 ? new Map<number, number>() : undefined;
+    sentAt.push(sent);
+    calls.push(openStream(clients[i % CHANNELS]!, `ep-${i}`, sent && { sent, out: ackDelays }));
     seqs.push(0);
     if (i % 500 === 499) await new Promise((r) => setTimeout(r, 50));
   }
@@ -89,7 +116,11 @@ async function hold(lps: ServeProcess) {
   const timers = calls.map((call, i) =>
     setTimeout(
       () => {
-        const t = setInterval(() => call.write({ sample: sample(++seqs[i]!) }), 1000);
+        const t = setInterval(() => {
+          const seq = ++seqs[i]!;
+          sentAt[i]?.set(seq, performance.now());
+          call.write({ sample: sample(seq) });
+        }, 1000);
         timers.push(t as unknown as NodeJS.Timeout);
       },
       (i * 1000) / STREAMS,
@@ -112,7 +143,11 @@ async function hold(lps: ServeProcess) {
   const elapsed = (Date.now() - t0) / 1000;
   const samples = (await lps.metric('augur_lps_samples_total')) - s0;
   const cpu = (await lps.metric('process_cpu_seconds_total')) - c0;
+  const measured = ackDelays.splice(0);
   const result = {
+    ackP50Ms: quantile(measured, 0.5),
+    ackP99Ms: quantile(measured, 0.99),
+    acks: measured.length,
     streams: await lps.metric('augur_lps_agent_streams'),
     connectSeconds,
     samplesPerSecond: samples / elapsed,
@@ -131,10 +166,13 @@ async function hold(lps: ServeProcess) {
   return result;
 }
 
+let floods = 0;
+
 /** Phase 2: FLOOD_STREAMS agents sending as fast as flow control allows. */
 async function flood(lps: ServeProcess, batch: number) {
   const clients = makeClients(lps.grpcAddress, Math.min(CHANNELS, FLOOD_STREAMS));
-  const base = batch === 1 ? 100_000 : 200_000;
+  // New endpoints each time: the streams of the last flood may not all have closed yet.
+  const base = 100_000 * ++floods;
   let running = true;
   const calls = Array.from({ length: FLOOD_STREAMS }, (_, i) => {
     const call = openStream(clients[i % clients.length]!, `ep-${base + i}`);
@@ -168,53 +206,146 @@ async function flood(lps: ServeProcess, batch: number) {
   return { samplesPerSecond: samples / elapsed, lagP99Ms: lag };
 }
 
-const lps = await startServeProcess();
-try {
-  const held = await hold(lps);
-  console.log('hold', held);
-  const single = await flood(lps, 1);
-  console.log('flood, one sample per message', single);
-  const batched = await flood(lps, 50);
-  console.log('flood, batches of 50', batched);
-  const body = [
-    `The LPS runs as \`augur serve\` in its own process; this process plays the agents over real gRPC on loopback (${CHANNELS} TCP connections), so both share the machine's 2 cores.`,
-    '',
-    markdownTable(
-      ['scenario', 'streams', 'samples/s', 'LPS event-loop lag p99', 'LPS CPU', 'LPS RSS'],
-      [
-        [
-          `${STREAMS} agents at a 1 s interval, held ${HOLD_SECONDS} s`,
-          held.streams,
-          held.samplesPerSecond.toFixed(0),
-          `${held.lagP99Ms.toFixed(1)} ms`,
-          `${held.cpuPercent.toFixed(0)} % of a core`,
-          `${held.rssMb.toFixed(0)} MB`,
-        ],
-        [
-          `${FLOOD_STREAMS} agents flooding, 1 sample per message`,
-          FLOOD_STREAMS,
-          single.samplesPerSecond.toFixed(0),
-          `${single.lagP99Ms.toFixed(1)} ms`,
-          '',
-          '',
-        ],
-        [
-          `${FLOOD_STREAMS} agents flooding, batches of 50 (replay)`,
-          FLOOD_STREAMS,
-          batched.samplesPerSecond.toFixed(0),
-          `${batched.lagP99Ms.toFixed(1)} ms`,
-          '',
-          '',
-        ],
-      ],
-    ),
-    '',
-    `Targets: >= 50,000 samples/s; 5,000 concurrent streams at 1 s with p99 event-loop lag < 50 ms. ` +
-      `Connecting ${STREAMS} streams took ${held.connectSeconds.toFixed(1)} s; samples rejected: ${held.rejected}. ` +
-      `Lag is prom-client's \`nodejs_eventloop_lag_p99_seconds\` (10 ms resolution), read every 5 s; the worst window is shown.`,
-  ].join('\n');
-  writeBenchmarkSection('Ingest (LPS)', 'npm run bench:ingest', body);
-} finally {
-  await lps.stop();
+/** Waits until the agent streams of the last phase have closed. */
+async function settle(lps: ServeProcess): Promise<void> {
+  const until = Date.now() + 60_000;
+  while ((await lps.metric('augur_lps_agent_streams')) > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
+
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+const spread = (xs: number[]): Spread => ({
+  median: quantile(xs, 0.5),
+  min: Math.min(...xs),
+  max: Math.max(...xs),
+});
+
+// Both modes run side by side, each in its own `augur serve` (an idle one costs little), and
+// take turns: a load that comes and goes on this shared machine falls on both alike.
+const servers = {
+  durable: await startServeProcess({ AUGUR_LPS__DURABLE_ACKS: 'true' }),
+  onReceipt: await startServeProcess({ AUGUR_LPS__DURABLE_ACKS: 'false' }),
+};
+type Mode = keyof typeof servers;
+const MODES: Mode[] = ['durable', 'onReceipt'];
+const results = {} as Record<
+  Mode,
+  {
+    held: Awaited<ReturnType<typeof hold>>;
+    single: number[];
+    batched: number[];
+    syncs: number;
+    syncMeanMs: number;
+  }
+>;
+try {
+  for (const mode of MODES) {
+    const held = await hold(servers[mode]);
+    console.log(mode, 'hold', held);
+    await settle(servers[mode]);
+    results[mode] = { held, single: [], batched: [], syncs: 0, syncMeanMs: NaN };
+  }
+  for (let r = 0; r < REPEATS; r++) {
+    for (const batch of [1, 50]) {
+      for (const mode of r % 2 === 0 ? MODES : [...MODES].reverse()) {
+        const f = await flood(servers[mode], batch);
+        (batch === 1 ? results[mode].single : results[mode].batched).push(f.samplesPerSecond);
+        console.log(`repeat ${r + 1}: ${mode}, batch ${batch}:`, f);
+        await settle(servers[mode]);
+      }
+    }
+  }
+  const syncs = await servers.durable.metric('augur_lps_log_sync_seconds_count');
+  const syncSeconds = await servers.durable.metric('augur_lps_log_sync_seconds_sum');
+  results.durable.syncs = syncs;
+  results.durable.syncMeanMs = syncs > 0 ? (syncSeconds / syncs) * 1000 : NaN;
+} finally {
+  await Promise.all(MODES.map((m) => servers[m].stop()));
+}
+const durable = {
+  ...results.durable,
+  single: spread(results.durable.single),
+  batched: spread(results.durable.batched),
+};
+const onReceipt = {
+  ...results.onReceipt,
+  single: spread(results.onReceipt.single),
+  batched: spread(results.onReceipt.batched),
+};
+const perSecond = (x: Spread): string =>
+  `${x.median.toFixed(0)} (${x.min.toFixed(0)}-${x.max.toFixed(0)})`;
+const rows = [durable, onReceipt].flatMap((r, k) => {
+  const mode = k === 0 ? 'durable (log + fsync)' : 'on receipt (no log)';
+  return [
+    [
+      mode,
+      `${STREAMS} agents at a 1 s interval, held ${HOLD_SECONDS} s`,
+      r.held.streams,
+      r.held.samplesPerSecond.toFixed(0),
+      `${r.held.ackP50Ms.toFixed(1)} / ${r.held.ackP99Ms.toFixed(1)} ms`,
+      `${r.held.lagP99Ms.toFixed(1)} ms`,
+      `${r.held.cpuPercent.toFixed(0)} % of a core`,
+      `${r.held.rssMb.toFixed(0)} MB`,
+    ],
+    [
+      mode,
+      `${FLOOD_STREAMS} agents flooding, 1 sample per message (${REPEATS} × ${FLOOD_SECONDS} s)`,
+      FLOOD_STREAMS,
+      perSecond(r.single),
+      '',
+      '',
+      '',
+      '',
+    ],
+    [
+      mode,
+      `${FLOOD_STREAMS} agents flooding, batches of 50, a replay (${REPEATS} × ${FLOOD_SECONDS} s)`,
+      FLOOD_STREAMS,
+      perSecond(r.batched),
+      '',
+      '',
+      '',
+      '',
+    ],
+  ];
+});
+const ratio = (a: number, b: number): string =>
+  b > 0 ? `${((a / b) * 100).toFixed(0)} %` : 'n/a (nothing measured on receipt)';
+const load = loadavg()
+  .map((l) => l.toFixed(1))
+  .join(', ');
+const body = [
+  `The LPS runs as \`augur serve\` in its own process; this process plays the agents over real gRPC on loopback (${CHANNELS} TCP connections), so both share the machine's cores. The two acknowledgement modes each have their own \`augur serve\`, started together: the held phase runs once on each, then the floods ${REPEATS} times, the modes taking turns; samples/s of a flood is the median of its ${REPEATS} runs with their range.`,
+  '',
+  markdownTable(
+    [
+      'acks',
+      'scenario',
+      'streams',
+      'samples/s',
+      'ack delay p50 / p99',
+      'LPS event-loop lag p99',
+      'LPS CPU',
+      'LPS RSS',
+    ],
+    rows,
+  ),
+  '',
+  `**What a durable ack costs** (lps.durableAcks, on by default: an ack is sent once the samples it covers are in the sample log and fsynced, in batches): ` +
+    `flooding, ${ratio(durable.single.median, onReceipt.single.median)} of the samples/s of acks on receipt with one sample per message and ${ratio(durable.batched.median, onReceipt.batched.median)} with batches of 50 (medians); ` +
+    `at ${STREAMS} agents × 1 s, ${ratio(durable.held.cpuPercent, onReceipt.held.cpuPercent)} of the CPU, and an agent waits ${durable.held.ackP50Ms.toFixed(1)} ms (p50) / ${durable.held.ackP99Ms.toFixed(1)} ms (p99) for its ack instead of ${onReceipt.held.ackP50Ms.toFixed(1)} / ${onReceipt.held.ackP99Ms.toFixed(1)} ms. ` +
+    `Over the durable run, ${durable.syncs.toFixed(0)} fsyncs (batches) took ${durable.syncMeanMs.toFixed(2)} ms on average from a record's first waiter to the end of its fsync. ` +
+    `Ack delay is measured by every 10th stream of the held phase, from the write of a sample to the ack that covers it.`,
+  '',
+  `Targets: >= 50,000 samples/s; 5,000 concurrent streams at 1 s with p99 event-loop lag < 50 ms. ` +
+    `Connecting ${STREAMS} streams took ${durable.held.connectSeconds.toFixed(1)} s (durable) and ${onReceipt.held.connectSeconds.toFixed(1)} s; samples rejected: ${durable.held.rejected + onReceipt.held.rejected}. ` +
+    `Lag is prom-client's \`nodejs_eventloop_lag_p99_seconds\` (10 ms resolution), read every 5 s; the worst window is shown. ` +
+    `Load average of the (shared) machine at the end of the run: ${load}.`,
+].join('\n');
+writeBenchmarkSection('Ingest (LPS)', 'npm run bench:ingest', body);
 process.exit(0);

@@ -13,7 +13,7 @@ import { frameMessage } from '../src/common/grpc-framing.js';
 import { extProcServiceDefinition } from '../src/rrm/ext-proc/server.js';
 import { createRegistry } from '../src/common/http-host.js';
 import { silentLogger } from '../src/common/logger.js';
-import { loadConfig } from '../src/common/config.js';
+import { loadConfig } from '../src/serve/config.js';
 import { EndpointState } from '../src/gen/augur/v1/common.js';
 import type { PrioritizedEndpointList } from '../src/gen/augur/v1/load_prediction.js';
 import type { PrioritizedListSource } from '../src/lps/types.js';

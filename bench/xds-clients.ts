@@ -15,7 +15,7 @@
 import { connect, constants } from 'node:http2';
 import { loadEnvoyProtos } from '../src/common/envoy-protos.js';
 import { frameMessage } from '../src/common/grpc-framing.js';
-import { ADS_METHOD_PATH, type DiscoveryRequestMessage } from '../src/xds/sotw-server.js';
+import { ADS_METHOD_PATH } from '../src/xds/sotw-server.js';
 import { TypeUrl } from '../src/xds/types.js';
 
 const [address, firstArg, countArg, service] = process.argv.slice(2);
@@ -146,7 +146,19 @@ class HeadReader {
 }
 
 /** One gRPC message: a 0 (not compressed) byte, the length, the protobuf bytes. */
-function frame(m: Partial<DiscoveryRequestMessage>): Buffer {
+/**
+ * A DiscoveryRequest (protobufjs's object form, snake_case), encoded with protobufjs: these
+ * clients are an implementation of their own, apart from the server's.
+ */
+interface Request {
+  node?: { id: string; user_agent_name: string };
+  type_url: string;
+  resource_names: string[];
+  version_info?: string;
+  response_nonce?: string;
+}
+
+function frame(m: Request): Buffer {
   return frameMessage(requestType.encode(requestType.fromObject(m)).finish());
 }
 

@@ -8,6 +8,10 @@ import { join, relative } from 'node:path';
 const tmp = mkdtempSync(join(tmpdir(), 'augur-gen-'));
 try {
   execFileSync('npx', ['buf', 'generate', '-o', tmp], { stdio: 'inherit' });
+  // Envoy's descriptors for src/xds (scripts/gen-envoy-descriptors.mjs), also under src/gen.
+  execFileSync(process.execPath, ['scripts/gen-envoy-descriptors.mjs', join(tmp, 'src/gen')], {
+    stdio: 'inherit',
+  });
   const list = (dir) =>
     readdirSync(dir).flatMap((name) => {
       const p = join(dir, name);

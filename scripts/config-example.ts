@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { configSchema } from '../src/common/config.js';
+import { configSchema } from '../src/serve/config.js';
 
 export function exampleConfigText(): string {
   const defaults = configSchema.parse({});

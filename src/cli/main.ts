@@ -6,7 +6,7 @@ import { AugurError } from '../common/errors.js';
 import { registerServeCommand } from '../serve/cli.js';
 import { registerAgentCommand } from '../agent/cli.js';
 import { registerForecastCommand } from '../lps/forecast/cli.js';
-import { registerRrmCommand } from '../rrm/cli.js';
+import { registerDataPlaneCommand } from '../rrm/cli.js';
 import { registerDemoToolsCommand } from '../demo/cli.js';
 import { registerDemoCommand } from '../demo/demo-command.js';
 import { registerBenchCommand } from '../sim/cli.js';
@@ -25,7 +25,7 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerAgentCommand(program);
   registerForecastCommand(program);
-  registerRrmCommand(program);
+  registerDataPlaneCommand(program);
   registerDemoCommand(program);
   registerDemoToolsCommand(program);
   registerBenchCommand(program);

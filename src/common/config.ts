@@ -2,36 +2,16 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AugurError } from './errors.js';
-import { lpsConfigSchema } from '../lps/config.js';
-import { rrmConfigSchema } from '../rrm/config.js';
-import { xdsConfigSchema } from '../xds/config.js';
-import { forecastConfigSchema } from '../lps/forecast/config.js';
-import { dashboardConfigSchema } from '../dashboard/config.js';
 
-/**
- * The whole configuration of `augur serve`. Each part owns its section's schema
- * and defaults; this file only composes them.
+/*
+ * Loading and merging configuration, for any schema: each part owns its section's schema and
+ * defaults (src/<part>/config.ts), and each command composes the sections it runs
+ * (src/serve/config.ts for `augur serve`). Nothing here knows a part.
  *
  * Precedence, lowest first: defaults < YAML file (--config / AUGUR_CONFIG)
  * < AUGUR_* environment variables < command-line flags.
  */
-export const configSchema = z
-  .object({
-    grpcListen: z.string().default('127.0.0.1:18000'),
-    httpListen: z.string().default('127.0.0.1:18080'),
-    dataDir: z.string().default('./.augur'),
-    logLevel: z
-      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-      .default('info'),
-    lps: lpsConfigSchema.default(() => lpsConfigSchema.parse({})),
-    rrm: rrmConfigSchema.default(() => rrmConfigSchema.parse({})),
-    xds: xdsConfigSchema.default(() => xdsConfigSchema.parse({})),
-    forecast: forecastConfigSchema.default(() => forecastConfigSchema.parse({})),
-    dashboard: dashboardConfigSchema.default(() => dashboardConfigSchema.parse({})),
-  })
-  .strict();
 
-export type AugurConfig = z.infer<typeof configSchema>;
 type Tree = Record<string, unknown>;
 
 function isTree(v: unknown): v is Tree {
@@ -99,16 +79,15 @@ export interface LoadConfigOptions {
   flags?: Tree;
 }
 
-/** Loads, merges and validates the configuration; an invalid value names its path. */
-export function loadConfig({
-  file,
-  env = process.env,
-  flags = {},
-}: LoadConfigOptions = {}): AugurConfig {
+/** Loads, merges and validates a configuration against `schema`; an invalid value names its path. */
+export function loadConfigWith<S extends z.ZodType>(
+  schema: S,
+  { file, env = process.env, flags = {} }: LoadConfigOptions = {},
+): z.infer<S> {
   const path = file ?? env.AUGUR_CONFIG;
   const fromFile = path ? readConfigFile(path) : {};
   const merged = merge(merge(fromFile, configFromEnv(env)), flags);
-  const result = configSchema.safeParse(merged);
+  const result = schema.safeParse(merged);
   if (!result.success) {
     const problems = result.error.issues
       .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)

@@ -33,3 +33,11 @@ function exitAfterFlush(logger: Logger, code: number): void {
     process.exit(code);
   });
 }
+
+/**
+ * A part plugged into a server process (`augur serve`, `augur rrm`): whoever attached it stops
+ * it, in reverse order of attachment.
+ */
+export interface AttachedPart {
+  stop(): Promise<void>;
+}

@@ -4,14 +4,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerResponse } from 'node:http';
 import { AugurError } from '../common/errors.js';
-import { SwapDetector } from '../lps/swaps.js';
-import type { AttachedPart, ControlPlaneContext } from '../serve/control-plane.js';
 import type { HttpHost } from '../common/http-host.js';
+import type { AttachedPart } from '../common/lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import type { ForecastProvider } from '../lps/load-prediction-service.js';
 import type { EndpointStore } from '../lps/store.js';
+import { SwapDetector } from '../lps/swaps.js';
 import type { PrioritizedListSource } from '../lps/types.js';
-import { dashboardConfigOf, type DashboardConfig } from './config.js';
+import type { DashboardConfig } from './config.js';
 import { DashboardFeed } from './frames.js';
 import { SseHub } from './sse.js';
 
@@ -57,6 +57,19 @@ function loadAssets(): Map<string, Asset> {
   return new Map(files.map(([path, file, type]) => [path, { type, body: readFileSync(file) }]));
 }
 
+/** What the dashboard needs of the process it is attached to. */
+export interface DashboardHost {
+  config: DashboardConfig;
+  /** The LPS it shows. */
+  lps: {
+    lists: PrioritizedListSource;
+    store: EndpointStore;
+    forecasts(): ForecastProvider | undefined;
+  };
+  http: HttpHost;
+  logger: Logger;
+}
+
 export interface AttachedDashboard extends AttachedPart {
   /** The swaps the page shows; `augur serve` exposes it as `ControlPlane.swaps`. */
   swaps: SwapDetector;
@@ -69,39 +82,18 @@ export interface AttachedDashboard extends AttachedPart {
  * `/dashboard/events`, a JSON snapshot at `/dashboard/state.json`, and uPlot from
  * node_modules (no CDN).
  */
-export async function attachDashboard(ctx: ControlPlaneContext): Promise<AttachedDashboard> {
-  return serveDashboard({
-    http: ctx.http,
-    logger: ctx.logger,
-    lists: ctx.lps.lists,
-    store: ctx.lps.store,
-    forecasts: () => ctx.lps.forecasts(),
-    config: dashboardConfigOf(ctx.config),
-  });
-}
-
-export interface ServeDashboardOptions {
-  http: HttpHost;
-  logger: Logger;
-  lists: PrioritizedListSource;
-  store: EndpointStore;
-  forecasts: () => ForecastProvider | undefined;
-  config: DashboardConfig;
-}
-
-/** The dashboard over any list source and store (the LPS's, in `augur serve`). */
-export async function serveDashboard(options: ServeDashboardOptions): Promise<AttachedDashboard> {
-  const { config } = options;
+export async function attachDashboard(host: DashboardHost): Promise<AttachedDashboard> {
+  const { config, lps } = host;
   const swaps = new SwapDetector({
-    lists: options.lists,
-    store: options.store,
+    lists: lps.lists,
+    store: lps.store,
     config: config.swaps,
   });
   const feed = new DashboardFeed({
-    lists: options.lists,
-    store: options.store,
+    lists: lps.lists,
+    store: lps.store,
     swaps,
-    forecasts: options.forecasts,
+    forecasts: () => lps.forecasts(),
     plotSamples: config.plotSamples,
   });
   const hub = new SseHub({
@@ -122,12 +114,12 @@ export async function serveDashboard(options: ServeDashboardOptions): Promise<At
     res.end(asset.body);
   };
   // A person who opens the bare address lands on the page, not on a 404.
-  options.http.route('/', (_req, res) => {
+  host.http.route('/', (_req, res) => {
     res.writeHead(302, { location: '/dashboard', 'content-type': 'text/plain' });
     res.end('the dashboard is at /dashboard\n');
   });
-  options.http.route('/dashboard', (_req, res) => send(res, assets.get('/dashboard')!));
-  options.http.routePrefix('/dashboard/', (req, res, url) => {
+  host.http.route('/dashboard', (_req, res) => send(res, assets.get('/dashboard')!));
+  host.http.routePrefix('/dashboard/', (req, res, url) => {
     if (url.pathname === '/dashboard/events') return hub.open(req, res);
     if (url.pathname === '/dashboard/state.json') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
@@ -143,6 +135,6 @@ export async function serveDashboard(options: ServeDashboardOptions): Promise<At
     send(res, asset);
   });
   hub.start();
-  options.logger.info({ url: '/dashboard' }, 'dashboard attached');
+  host.logger.info({ url: '/dashboard' }, 'dashboard attached');
   return { swaps, feed, stop };
 }

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { AugurConfig } from '../common/config.js';
 import { swapConfigSchema } from '../lps/swaps.js';
 
 /** The dashboard and the swap detector it shows: `dashboard:` in the config. */
@@ -28,9 +27,3 @@ export const dashboardConfigSchema = z
   .strict();
 
 export type DashboardConfig = z.infer<typeof dashboardConfigSchema>;
-
-/** The dashboard section of the config, defaults when the section is absent. */
-export function dashboardConfigOf(config: AugurConfig): DashboardConfig {
-  const section = (config as AugurConfig & { dashboard?: DashboardConfig }).dashboard;
-  return section ?? dashboardConfigSchema.parse({});
-}

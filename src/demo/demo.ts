@@ -1,4 +1,4 @@
-import { loadConfig } from '../common/config.js';
+import { loadConfig } from '../serve/config.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Agent } from '../agent/agent.js';
 import { EndpointState } from '../gen/augur/v1/common.js';

@@ -1,5 +1,31 @@
 import { z } from 'zod';
 
+/** How endpoint host names become the IPs published in the lists (see host-names.ts). */
+export const hostNamesConfigSchema = z
+  .object({
+    /** Resolve host names agents report; off: such endpoints get no IP (xDS leaves them out). */
+    resolve: z.boolean().default(true),
+    /** A resolved name is looked up again after this many seconds (or its DNS TTL if shorter). */
+    ttl: z.number().positive().default(30),
+    /** After a failed lookup the name is tried again after this many seconds, doubling each time... */
+    retryInitial: z.number().positive().default(1),
+    /** ... up to this many. */
+    retryMax: z.number().positive().default(30),
+    /** One lookup may take this many seconds. */
+    timeout: z.number().positive().default(5),
+    /**
+     * DNS servers (`ip` or `ip:port`) to ask instead of the OS resolver; empty: the OS resolver
+     * (getaddrinfo, which reads /etc/hosts and the search domains).
+     */
+    servers: z.array(z.string().min(1)).default([]),
+  })
+  .strict()
+  .refine((c) => c.retryMax >= c.retryInitial, {
+    message: 'retryMax must be >= retryInitial',
+  });
+
+export type HostNamesConfig = z.infer<typeof hostNamesConfigSchema>;
+
 /** Options of the Load Prediction Service; defaults live here and nowhere else. */
 export const lpsConfigSchema = z
   .object({
@@ -16,10 +42,44 @@ export const lpsConfigSchema = z
     maxClockSkew: z.number().positive().default(30),
     /** A sample older than this (a long-buffered replay) is rejected, seconds. */
     maxSampleAge: z.number().positive().default(3600),
-    /** How often the store's state is written to the data dir, seconds (0 = only at shutdown). */
+    /**
+     * Acknowledge a sample only once it is on disk (appended to the sample log in the data dir and
+     * fsynced, in batches): every acknowledged sample then survives a crash of the LPS. Off: acks
+     * go out on receipt and only the snapshots are written, so a crash loses what came since the
+     * last one (the agents have already dropped it).
+     */
+    durableAcks: z.boolean().default(true),
+    /**
+     * How often a snapshot of the store is written to the data dir (the log segments it covers
+     * are then deleted), seconds; 0: at shutdown and when the log passes logMaxBytes only.
+     */
     persistInterval: z.number().min(0).default(60),
-    /** Newest samples per endpoint written to the data dir (enough for the forecasters' windows). */
+    /**
+     * Newest samples per endpoint a snapshot keeps (enough for the forecasters' windows; up to
+     * ringSize keeps all the LPS holds): older ones are not restored after a restart.
+     */
     persistSamples: z.number().int().min(0).default(128),
+    /** A snapshot is written early once the sample log holds this many bytes. */
+    logMaxBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(64 << 20),
+    /**
+     * Samples not on disk yet (waiting for a slow or failing disk) may hold this many bytes; past
+     * it, agents are turned away with UNAVAILABLE until the log catches up.
+     */
+    maxUnsyncedBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(64 << 20),
+    /** Less free space than this in the data dir at start is reported as an error, bytes. */
+    minFreeBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(64 << 20),
     /** How often prioritized lists are recomputed, seconds. */
     scoreInterval: z.number().positive().default(1),
     /** Largest message an agent may send, bytes. */
@@ -32,6 +92,7 @@ export const lpsConfigSchema = z
     maxBatchSamples: z.number().int().positive().default(10_000),
     /** Endpoints that left (stale for this long) are forgotten, seconds. */
     forgetAfter: z.number().positive().default(3600),
+    hostnames: hostNamesConfigSchema.default(() => hostNamesConfigSchema.parse({})),
   })
   .strict();
 

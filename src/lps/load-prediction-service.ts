@@ -7,9 +7,9 @@ import {
   type LoadPredictionServer,
   type PrioritizedEndpointList,
 } from '../gen/augur/v1/load_prediction.js';
-import { ProbeHealth } from '../gen/augur/v1/common.js';
 import type { LpsConfig } from './config.js';
-import type { EndpointStore } from './store.js';
+import type { HostNameResolver } from './host-names.js';
+import { endpointDataOf, type EndpointStore } from './store.js';
 import type { EndpointRecord, PrioritizedListSource } from './types.js';
 
 /** Gives the forecasts of one endpoint, for GetForecast; undefined if it has none yet. */
@@ -22,6 +22,7 @@ export interface LoadPredictionDeps {
   lists: PrioritizedListSource;
   config: LpsConfig;
   isLive: (endpointId: string) => boolean;
+  hostNames: Pick<HostNameResolver, 'statusOf'>;
   forecasts: () => ForecastProvider | undefined;
 }
 
@@ -169,6 +170,7 @@ export class LoadPredictionServiceImpl {
 
   private info(r: EndpointRecord): EndpointInfo {
     const latest = r.series.latest();
+    const address = this.deps.hostNames.statusOf(r.address);
     return {
       endpointId: r.id,
       service: r.service,
@@ -182,21 +184,10 @@ export class LoadPredictionServiceImpl {
       monitoringInterval: secondsToDuration(r.interval),
       lastSequence: r.lastSequence,
       samplesStored: r.samplesStored,
-      latest: latest && {
-        endpointId: r.id,
-        cpuUsage: latest.cpu,
-        memoryUsage: latest.memory,
-        networkIo: latest.network,
-        networkCapacity: latest.networkCapacity,
-        responseTime: latest.responseTime,
-        timestamp: new Date(latest.timestamp),
-        sequence: latest.sequence,
-        health: latest.healthy
-          ? ProbeHealth.PROBE_HEALTH_SERVING
-          : ProbeHealth.PROBE_HEALTH_FAILING,
-        requestRate: latest.requestRate,
-      },
+      latest: latest && endpointDataOf(r.id, latest),
       lastSeen: new Date(r.lastSeenMs),
+      ip: address.ip ?? '',
+      addressError: address.error ?? '',
     };
   }
 }

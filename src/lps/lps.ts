@@ -4,8 +4,9 @@ import type { Logger } from '../common/logger.js';
 import type { LpsConfig } from './config.js';
 import { EwmaScorer } from './ewma-scorer.js';
 import { LoadPredictionServiceImpl, type ForecastProvider } from './load-prediction-service.js';
+import { HostNameResolver, type HostNameStatus } from './host-names.js';
 import { LpsMetrics } from './metrics.js';
-import { loadStore, saveStore } from './persistence.js';
+import { StateJournal } from './persistence/journal.js';
 import { Prioritizer } from './prioritizer.js';
 import { EndpointStore } from './store.js';
 import { TelemetryServiceImpl } from './telemetry-service.js';
@@ -30,9 +31,10 @@ export class Lps {
   readonly telemetry: TelemetryServiceImpl;
   readonly api: LoadPredictionServiceImpl;
   private readonly prioritizer: Prioritizer;
+  private readonly hostNames: HostNameResolver;
   private readonly options: LpsOptions;
   private scorer: Scorer & Partial<ForecastProvider>;
-  private persistTimer: NodeJS.Timeout | undefined;
+  private journal: StateJournal | undefined;
 
   constructor(options: LpsOptions) {
     this.options = options;
@@ -40,23 +42,35 @@ export class Lps {
     this.metrics = new LpsMetrics(registry);
     this.store = new EndpointStore(config);
     this.scorer = options.scorer ?? new EwmaScorer();
+    this.hostNames = new HostNameResolver({
+      ...config.hostnames,
+      logger: logger.child({ part: 'host-names' }),
+      onChange: () => this.prioritizer.recomputeSoon(),
+      onLookup: (outcome) => this.metrics.hostLookups.inc({ outcome }),
+    });
     this.prioritizer = new Prioritizer(
       this.store,
       this.scorer,
       this.metrics,
       logger.child({ part: 'prioritizer' }),
+      this.hostNames,
     );
     this.telemetry = new TelemetryServiceImpl(
       this.store,
       config,
       this.metrics,
       logger.child({ part: 'telemetry' }),
+      {
+        durable: () => this.journal?.durable(),
+        refusal: () => this.journal?.refusal(),
+      },
     );
     this.api = new LoadPredictionServiceImpl({
       store: this.store,
       lists: this.prioritizer,
       config,
       isLive: (id) => this.telemetry.isLive(id),
+      hostNames: this.hostNames,
       forecasts: () => this.forecasts(),
     });
   }
@@ -71,6 +85,14 @@ export class Lps {
     return this.scorer.forecastFor ? (this.scorer as ForecastProvider) : undefined;
   }
 
+  /**
+   * Whether an endpoint's address has an IP, and why not (what ListEndpoints reports as
+   * `ip` / `address_error`), for in-process readers such as the dashboard.
+   */
+  addressStatus(address: string): HostNameStatus {
+    return this.hostNames.statusOf(address);
+  }
+
   /** Swaps the scorer (for example once a forecasting scorer has loaded its model). */
   setScorer(scorer: Scorer & Partial<ForecastProvider>): void {
     this.scorer = scorer;
@@ -82,15 +104,17 @@ export class Lps {
     this.api.register((name, def, impl) => grpc.addService(name, def, impl));
   }
 
+  /** Restores the state in the data dir (which must be writable), then starts scoring. */
   async start(): Promise<void> {
-    await loadStore(this.store, this.options.dataDir, this.options.logger);
+    this.journal = await StateJournal.open({
+      dataDir: this.options.dataDir,
+      config: this.options.config,
+      store: this.store,
+      metrics: this.metrics,
+      logger: this.options.logger.child({ part: 'state' }),
+    });
     this.prioritizer.start(this.options.config.scoreInterval);
     await this.prioritizer.recompute();
-    const every = this.options.config.persistInterval;
-    if (every > 0) {
-      this.persistTimer = setInterval(() => void this.persist(), every * 1000);
-      this.persistTimer.unref();
-    }
   }
 
   /**
@@ -102,18 +126,11 @@ export class Lps {
     return this.store.setInterval(ids, seconds);
   }
 
+  /** Ends the agents' streams and saves the state; throws STATE_NOT_SAVED if it cannot. */
   async stop(): Promise<void> {
-    clearInterval(this.persistTimer);
     this.telemetry.closeAll();
     await this.prioritizer.stop();
-    await this.persist();
-  }
-
-  private async persist(): Promise<void> {
-    try {
-      await saveStore(this.store, this.options.dataDir, this.options.config.persistSamples);
-    } catch (err) {
-      this.options.logger.error({ err }, 'cannot write endpoint state to the data dir');
-    }
+    this.hostNames.close();
+    await this.journal?.close();
   }
 }

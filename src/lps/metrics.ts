@@ -10,6 +10,11 @@ export class LpsMetrics {
   readonly protocolErrors: Counter<'code'>;
   readonly scoringSeconds: Histogram;
   readonly listVersions: Counter;
+  readonly unresolvedEndpoints: Gauge;
+  readonly dataDirFreeBytes: Gauge;
+  readonly stateWriteFailures: Counter<'file'>;
+  readonly logSyncSeconds: Histogram;
+  readonly hostLookups: Counter<'outcome'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -55,6 +60,34 @@ export class LpsMetrics {
     this.listVersions = new Counter({
       name: 'augur_lps_list_versions_total',
       help: 'New prioritized list versions published',
+      registers,
+    });
+    this.unresolvedEndpoints = new Gauge({
+      name: 'augur_lps_unresolved_endpoints',
+      help: 'Endpoints whose host name has never resolved: left out of xDS (ListEndpoints says why)',
+      registers,
+    });
+    this.dataDirFreeBytes = new Gauge({
+      name: 'augur_lps_data_dir_free_bytes',
+      help: 'Free bytes in the data dir, as of the last checkpoint',
+      registers,
+    });
+    this.stateWriteFailures = new Counter({
+      name: 'augur_lps_state_write_failures_total',
+      help: 'Failed writes of the LPS state (file: log or snapshot); see the error log',
+      labelNames: ['file'],
+      registers,
+    });
+    this.logSyncSeconds = new Histogram({
+      name: 'augur_lps_log_sync_seconds',
+      help: 'From a record waiting for disk to its batch being fsynced: how long acks wait',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.hostLookups = new Counter({
+      name: 'augur_lps_host_lookups_total',
+      help: 'Lookups of endpoint host names, by outcome (resolved, failed)',
+      labelNames: ['outcome'],
       registers,
     });
   }

@@ -1,5 +1,6 @@
 import type { Logger } from '../common/logger.js';
 import type { ScoredEndpoint } from '../gen/augur/v1/load_prediction.js';
+import type { HostNameResolver } from './host-names.js';
 import { ListStore } from './list-store.js';
 import { EndpointStateLog } from './state-log.js';
 import type { LpsMetrics } from './metrics.js';
@@ -30,6 +31,7 @@ export class Prioritizer extends ListStore {
     private scorer: Scorer,
     private readonly metrics: LpsMetrics,
     private readonly logger: Logger,
+    private readonly hostNames: HostNameResolver,
   ) {
     super((err, list) =>
       logger.error({ err, service: list.service }, 'prioritized list listener failed'),
@@ -112,11 +114,14 @@ export class Prioritizer extends ListStore {
     for (const service of this.services()) if (!byService.has(service)) byService.set(service, []);
 
     const computedAt = new Date(nowMs);
+    let unresolved = 0;
     for (const [service, members] of byService) {
       const endpoints: ScoredEndpoint[] = members.map((r) => {
         const a = assessments.get(r.id);
         const state = states.get(r.id)!;
         const routable = state === EndpointState.ENDPOINT_STATE_ACTIVE;
+        const ip = this.hostNames.ipOf(r.address) ?? '';
+        if (!ip) unresolved++;
         return {
           endpointId: r.id,
           score: routable ? clamp01(a?.score ?? 0) : 0,
@@ -132,6 +137,7 @@ export class Prioritizer extends ListStore {
             predictedMemory: clamp01(a.parts.predictedMemory),
             predictedNetwork: clamp01(a.parts.predictedNetwork),
           },
+          ip,
         };
       });
       const total = endpoints.reduce((s, e) => s + e.weight, 0);
@@ -148,6 +154,8 @@ export class Prioritizer extends ListStore {
       this.publishIfChanged(service, endpoints, computedAt);
       if (members.length === 0) this.fingerprints.delete(service);
     }
+    this.metrics.unresolvedEndpoints.set(unresolved);
+    this.hostNames.retain(records.map((r) => r.address));
     stopTimer();
   }
 
@@ -155,7 +163,7 @@ export class Prioritizer extends ListStore {
     const fingerprint = endpoints
       .map(
         (e) =>
-          `${e.endpointId}@${e.address}:${e.port}/${e.state}/${Math.round(e.score * PRECISION)}/${Math.round(e.weight * PRECISION)}`,
+          `${e.endpointId}@${e.address}=${e.ip}:${e.port}/${e.state}/${Math.round(e.score * PRECISION)}/${Math.round(e.weight * PRECISION)}`,
       )
       .join(',');
     if (this.fingerprints.get(service) === fingerprint) return;

@@ -5,6 +5,7 @@ import type { AgentHello, EndpointData } from '../gen/augur/v1/telemetry.js';
 import type { LpsConfig } from './config.js';
 import { SampleRing, type StoredSample } from './ring.js';
 import { EndpointState, type EndpointRecord } from './types.js';
+import { validateSample, type Rejection } from './validate.js';
 
 export interface StoreEvents {
   /** An endpoint appeared, left, changed service or address, or changed state by a hello or goodbye. */
@@ -14,6 +15,20 @@ export interface StoreEvents {
 }
 
 /**
+ * Told of every change the store makes that must outlive the process (src/lps/persistence keeps
+ * them in its log). Called synchronously, after the change is made in memory.
+ */
+export interface StoreJournal {
+  hello(hello: AgentHello, atMs: number): void;
+  sample(endpointId: string, sample: StoredSample): void;
+  interval(endpointIds: readonly string[], seconds: number): void;
+  goodbye(endpointId: string, atMs: number): void;
+}
+
+/** What became of a sample offered to the store. */
+export type SampleOutcome = 'stored' | 'duplicate' | Rejection;
+
+/**
  * Every endpoint the LPS knows and its recent samples. The only writer of
  * EndpointRecords; the Telemetry service calls it for each accepted message,
  * the prioritizer reads it once per tick.
@@ -21,6 +36,8 @@ export interface StoreEvents {
 export class EndpointStore extends EventEmitter<StoreEvents> {
   private readonly records = new Map<string, EndpointRecord>();
   readonly config: LpsConfig;
+  /** Set once the state on disk has been restored; restoring must not write it again. */
+  journal: StoreJournal | undefined;
 
   constructor(config: LpsConfig) {
     super();
@@ -76,8 +93,29 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
       record.draining = false;
       record.lastSeenMs = nowMs;
     }
+    this.journal?.hello(hello, nowMs);
     this.emit('membership', record);
     return record;
+  }
+
+  /**
+   * A sample as it came from the endpoint's agent (or from disk, then with the LPS clock of its
+   * first arrival as `nowMs`): a replayed duplicate is dropped, a bad one refused with the reason,
+   * a good one stored.
+   */
+  accept(record: EndpointRecord, s: EndpointData, nowMs: number): SampleOutcome {
+    if (s.sequence >= 1 && s.sequence <= record.lastSequence) return 'duplicate';
+    const bad = validateSample(s, {
+      endpointId: record.id,
+      lastSequence: record.lastSequence,
+      lastTimestampMs: record.series.size ? record.series.at('timestamp') : NaN,
+      nowMs,
+      maxSkewMs: this.config.maxClockSkew * 1000,
+      maxAgeMs: this.config.maxSampleAge * 1000,
+    });
+    if (bad) return bad;
+    this.append(record, s, nowMs);
+    return 'stored';
   }
 
   /** Stores an already validated sample; returns false for a duplicate (sequence already stored). */
@@ -99,6 +137,7 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
     record.lastSequence = s.sequence;
     record.lastSeenMs = nowMs;
     record.samplesStored++;
+    this.journal?.sample(record.id, sample);
     return true;
   }
 
@@ -107,6 +146,7 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
     record.connected = false;
     if (goodbye) {
       record.draining = true;
+      this.journal?.goodbye(record.id, Date.now());
       this.emit('membership', record);
     }
   }
@@ -125,6 +165,7 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
       applied.push(id);
       this.emit('interval', record);
     }
+    if (applied.length > 0) this.journal?.interval(applied, seconds);
     return applied;
   }
 
@@ -156,14 +197,29 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
     return Math.min(this.config.maxInterval, Math.max(this.config.minInterval, seconds));
   }
 
-  /** Adds a record restored from disk (disconnected, as it was last seen). */
-  restore(record: EndpointRecord): void {
-    this.records.set(record.id, record);
-  }
-
   newRing(): SampleRing {
     return new SampleRing(this.config.ringSize);
   }
+}
+
+/**
+ * A stored sample as the agent sent it (the inverse of `append`'s mapping): what ListEndpoints
+ * shows as the latest sample, and how a sample read back from disk is validated like one from
+ * the wire.
+ */
+export function endpointDataOf(endpointId: string, s: StoredSample): EndpointData {
+  return {
+    endpointId,
+    cpuUsage: s.cpu,
+    memoryUsage: s.memory,
+    networkIo: s.network,
+    networkCapacity: s.networkCapacity,
+    responseTime: s.responseTime,
+    timestamp: new Date(s.timestamp),
+    sequence: s.sequence,
+    health: s.healthy ? ProbeHealth.PROBE_HEALTH_SERVING : ProbeHealth.PROBE_HEALTH_FAILING,
+    requestRate: s.requestRate,
+  };
 }
 
 export type { Capacity, Locality };

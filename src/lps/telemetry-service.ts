@@ -12,13 +12,30 @@ import type { LpsConfig } from './config.js';
 import type { LpsMetrics } from './metrics.js';
 import type { EndpointStore } from './store.js';
 import type { EndpointRecord } from './types.js';
-import { validateHello, validateSample } from './validate.js';
+import { validateHello } from './validate.js';
 
 type ReportCall = grpc.ServerDuplexStream<AgentMessage, ControlMessage>;
+
+/**
+ * When an acknowledgement may go out. An ack tells the agent it may forget the samples it covers,
+ * so it waits until they are on disk (src/lps/persistence) unless durability is off.
+ */
+export interface AckGate {
+  /** Settles when everything stored so far is on disk; undefined when acks need not wait. */
+  durable(): Promise<void> | undefined;
+  /** Why no sample can be taken now (what is not on disk yet is over its bound), or undefined. */
+  refusal(): string | undefined;
+}
+
+const IMMEDIATE: AckGate = { durable: () => undefined, refusal: () => undefined };
 
 /** One open agent stream. */
 class AgentStream {
   record: EndpointRecord | undefined;
+  /** Highest sequence acknowledged on this stream. */
+  private acked = 0;
+  /** Highest sequence an ack is on its way for. */
+  private promised = 0;
   private ackScheduled = false;
 
   constructor(readonly call: ReportCall) {}
@@ -28,14 +45,35 @@ class AgentStream {
     this.call.write(msg);
   }
 
-  /** Acks once per event-loop turn however many samples arrived in it. */
-  scheduleAck(): void {
+  /**
+   * Acknowledges `sequence` (everything stored of the endpoint up to it) once `durable` settles;
+   * with no `durable`, at the end of this turn of the event loop, however many samples arrived in
+   * it. An ack never goes back, and a failed write sends none: the agent keeps the samples and
+   * the ack that follows the next successful write covers them.
+   */
+  ackWhen(sequence: number, durable: Promise<void> | undefined): void {
+    if (sequence <= this.promised && sequence !== 0) return;
+    this.promised = Math.max(this.promised, sequence);
+    if (durable) {
+      durable.then(
+        () => this.ack(sequence),
+        // Not on disk: the next message (a replay of these samples, or new ones) asks again.
+        () => (this.promised = this.acked),
+      );
+      return;
+    }
     if (this.ackScheduled) return;
     this.ackScheduled = true;
     setImmediate(() => {
       this.ackScheduled = false;
-      if (this.record) this.send({ ack: { lastSequence: this.record.lastSequence } });
+      this.ack(this.promised);
     });
+  }
+
+  private ack(sequence: number): void {
+    if (sequence < this.acked || (sequence === this.acked && sequence !== 0)) return;
+    this.acked = sequence;
+    this.send({ ack: { lastSequence: sequence } });
   }
 
   fail(code: grpc.status, details: string): void {
@@ -53,6 +91,7 @@ export class TelemetryServiceImpl {
     private readonly config: LpsConfig,
     private readonly metrics: LpsMetrics,
     private readonly logger: Logger,
+    private readonly gate: AckGate = IMMEDIATE,
   ) {
     store.on('interval', (record) => {
       this.live
@@ -153,8 +192,9 @@ export class TelemetryServiceImpl {
         `agent of ${id} connected (service ${record.service}, ${record.address}:${record.port})`,
       );
       stream.send({ config: { monitoringInterval: secondsToDuration(record.interval) } });
-      // After an LPS restart this tells the agent which buffered samples are already stored.
-      stream.send({ ack: { lastSequence: record.lastSequence } });
+      // After an LPS restart this tells the agent which buffered samples are already stored;
+      // some may have come on a stream that just broke and not be on disk yet.
+      stream.ackWhen(record.lastSequence, this.gate.durable());
       return;
     }
     const samples = msg.sample ? [msg.sample] : msg.batch?.samples;
@@ -191,8 +231,10 @@ export class TelemetryServiceImpl {
       });
       return;
     }
+    const refusal = this.gate.refusal();
+    if (refusal) return this.violation(stream, grpc.status.UNAVAILABLE, refusal);
     for (const sample of samples) this.ingest(stream, stream.record, sample, now);
-    stream.scheduleAck();
+    stream.ackWhen(stream.record.lastSequence, this.gate.durable());
   }
 
   private ingest(
@@ -201,32 +243,22 @@ export class TelemetryServiceImpl {
     sample: EndpointData,
     now: number,
   ): void {
-    if (sample.sequence >= 1 && sample.sequence <= record.lastSequence) {
+    const outcome = this.store.accept(record, sample, now);
+    if (outcome === 'stored') {
+      this.metrics.samples.inc();
+    } else if (outcome === 'duplicate') {
       this.metrics.duplicates.inc();
-      return;
-    }
-    const bad = validateSample(sample, {
-      endpointId: record.id,
-      lastSequence: record.lastSequence,
-      lastTimestampMs: record.series.size ? record.series.at('timestamp') : NaN,
-      nowMs: now,
-      maxSkewMs: this.config.maxClockSkew * 1000,
-      maxAgeMs: this.config.maxSampleAge * 1000,
-    });
-    if (bad) {
-      this.metrics.rejected.inc({ reason: bad.code, field: bad.field });
+    } else {
+      this.metrics.rejected.inc({ reason: outcome.code, field: outcome.field });
       stream.send({
         error: {
           sequence: sample.sequence,
-          field: bad.field,
-          code: bad.code,
-          message: bad.message,
+          field: outcome.field,
+          code: outcome.code,
+          message: outcome.message,
         },
       });
-      return;
     }
-    this.store.append(record, sample, now);
-    this.metrics.samples.inc();
   }
 
   private violation(stream: AgentStream, code: grpc.status, details: string): void {

@@ -2,15 +2,6 @@
 import type { Command } from 'commander';
 import { AugurError } from '../common/errors.js';
 
-interface RrmFlags {
-  lps: string;
-  grpcListen?: string;
-  httpListen?: string;
-  extProcListen?: string;
-  config?: string;
-  logLevel?: string;
-}
-
 interface DataPlaneFlags {
   rrm: string;
   listen: string;
@@ -22,50 +13,11 @@ interface DataPlaneFlags {
   logLevel?: string;
 }
 
-/** `augur rrm` (the RRM alone, against a remote LPS) and `augur dataplane` (the demo proxy). */
-export function registerRrmCommand(program: Command): void {
-  program
-    .command('rrm')
-    .description(
-      'run the Response Routing Module alone: Envoy ext_proc endpoint picker and RouteResponse',
-    )
-    .requiredOption(
-      '--lps <host:port>',
-      'gRPC address of the LPS (augur serve) to watch lists from',
-    )
-    .option(
-      '--grpc-listen <host:port>',
-      'gRPC address for ext_proc and ResponseRouter (default 127.0.0.1:18000)',
-    )
-    .option(
-      '--http-listen <host:port>',
-      'HTTP address for /metrics and /healthz (default 127.0.0.1:18080)',
-    )
-    .option(
-      '--ext-proc-listen <host:port>',
-      'extra address for Envoy ext_proc streams only, on node:http2 directly (the fast path; rrm.extProcListen)',
-    )
-    .option('--config <file>', 'YAML config file (also AUGUR_CONFIG); the rrm section applies')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
-    .action(async (flags: RrmFlags) => {
-      const [{ loadConfig }, { stopOnSignals }, { startStandaloneRrm }] = await Promise.all([
-        import('../common/config.js'),
-        import('../common/lifecycle.js'),
-        import('./standalone.js'),
-      ]);
-      const config = loadConfig({
-        file: flags.config,
-        flags: {
-          grpcListen: flags.grpcListen,
-          httpListen: flags.httpListen,
-          ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
-          logLevel: flags.logLevel,
-        },
-      });
-      const rrm = await startStandaloneRrm({ config, lps: flags.lps });
-      stopOnSignals(rrm.logger, () => rrm.stop());
-    });
-
+/**
+ * `augur dataplane` (the demo proxy). `augur rrm`, the RRM alone against a remote LPS, is
+ * assembled in src/serve beside `augur serve`.
+ */
+export function registerDataPlaneCommand(program: Command): void {
   program
     .command('dataplane')
     .description(

@@ -2,19 +2,15 @@ import { formatHostPort } from '../common/address.js';
 import type { EndpointState } from '../gen/augur/v1/common.js';
 import type { PrioritizedEndpointList } from '../gen/augur/v1/load_prediction.js';
 import type { PrioritizedListSource } from '../lps/types.js';
-import type { HostResolver } from '../xds/host-resolver.js';
-
-/** An IP literal for an address, if one is known (see HostResolver). */
-export type IpOf = (address: string) => string | undefined;
 
 /** One routable endpoint of a service, as the RRM keeps it between two versions of its list. */
 export interface EndpointEntry {
   readonly id: string;
   /**
-   * `ip:port` (`[v6]:port`), as Envoy's override-host policy reads it: a host name the agent
-   * reported is resolved as augur's xDS resolves it for Envoy's EDS hosts, so the two match.
-   * Until the name is resolved (or with `xds.resolveHostnames` off) it is the host name, which
-   * Envoy will not match: it moves on to the next entry of the list.
+   * `ip:port` (`[v6]:port`), as Envoy's override-host policy reads it: the IP the LPS published
+   * for the endpoint, which is the one augur's xDS gives Envoy's EDS hosts, so the two match.
+   * While the LPS has no IP for a host name it is the host name, which Envoy will not match: it
+   * moves on to the next entry of the list.
    */
   readonly destination: string;
   /** The address the agent reported, `host:port`: where RouteResponse delivers itself. */
@@ -64,7 +60,7 @@ export class ServiceTable {
     return out;
   }
 
-  constructor(list: PrioritizedEndpointList, ranks: Map<string, number>, ipOf?: IpOf) {
+  constructor(list: PrioritizedEndpointList, ranks: Map<string, number>) {
     this.service = list.service;
     this.version = list.version;
     this.computedAtMs = list.computedAt ? list.computedAt.getTime() : 0;
@@ -79,7 +75,7 @@ export class ServiceTable {
       }
       entries.push({
         id: e.endpointId,
-        destination: formatHostPort({ host: ipOf?.(e.address) ?? e.address, port: e.port }),
+        destination: formatHostPort({ host: e.ip || e.address, port: e.port }),
         hostPort: formatHostPort({ host: e.address, port: e.port }),
         score: Number.isFinite(e.score) ? e.score : 0,
         weight: Number.isFinite(e.weight) && e.weight > 0 ? e.weight : 0,
@@ -106,22 +102,9 @@ export class EndpointTables {
   /** Every endpoint id to its service, for calls that name endpoints but no service. */
   private readonly serviceOfId = new Map<string, string>();
   private readonly unsubscribe: () => void;
-  private readonly unsubscribeResolved: (() => void) | undefined;
-  private readonly ipOf: IpOf | undefined;
 
-  /** @param resolver resolves reported host names for `destination` (none: used as they are). */
-  constructor(source: PrioritizedListSource, resolver?: HostResolver) {
+  constructor(source: PrioritizedListSource) {
     this.unsubscribe = source.subscribe((list) => this.update(list));
-    if (resolver) {
-      this.ipOf = (address) => resolver.ipOf(address);
-      // A name just resolved: rebuild the tables that still carry it unresolved.
-      this.unsubscribeResolved = resolver.onResolved((host) => {
-        for (const service of source.services()) {
-          const list = source.get(service);
-          if (list?.endpoints.some((e) => e.address === host)) this.update(list);
-        }
-      });
-    }
     for (const service of source.services()) {
       const list = source.get(service);
       if (list) this.update(list);
@@ -166,13 +149,12 @@ export class EndpointTables {
       ranks = new Map();
       this.ranks.set(list.service, ranks);
     }
-    const table = new ServiceTable(list, ranks, this.ipOf);
+    const table = new ServiceTable(list, ranks);
     this.tables.set(list.service, table);
     for (const id of table.byId.keys()) this.serviceOfId.set(id, list.service);
   }
 
   close(): void {
     this.unsubscribe();
-    this.unsubscribeResolved?.();
   }
 }

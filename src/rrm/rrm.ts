@@ -1,9 +1,10 @@
 import type { Registry } from 'prom-client';
-import type { AugurConfig } from '../common/config.js';
 import { formatHostPort, type HostPort } from '../common/address.js';
 import type { GrpcHost } from '../common/grpc-host.js';
+import type { AttachedPart } from '../common/lifecycle.js';
 import type { Logger } from '../common/logger.js';
 import { ResponseRouterService } from '../gen/augur/v1/response_router.js';
+import type { LpsConfig } from '../lps/config.js';
 import type { PrioritizedListSource } from '../lps/types.js';
 import { Deliverer } from './delivery.js';
 import { ExtProcListener } from './ext-proc/http2-listener.js';
@@ -18,11 +19,12 @@ import { MonitoringForwarder, type MonitoringIntervalSink } from './monitoring.j
 import type { RequestApiLimits } from './request-api.js';
 import { responseRouterService } from './route-response.js';
 import { Router, type ServingMode } from './router.js';
+import type { RrmConfig } from './config.js';
 import { ServiceResolver } from './service-resolver.js';
-import { HostResolver, sharedHostResolver } from '../xds/host-resolver.js';
 
 export interface RrmOptions {
-  config: Pick<AugurConfig, 'rrm' | 'lps' | 'xds'>;
+  /** The RRM's section, and the LPS's bounds of a monitoring interval (checked before forwarding). */
+  config: { rrm: RrmConfig; lps: Pick<LpsConfig, 'minInterval' | 'maxInterval'> };
   logger: Logger;
   registry: Registry;
   /** Where prioritized lists come from: the in-process LPS or a RemoteListSource. */
@@ -34,12 +36,6 @@ export interface RrmOptions {
    * which cannot be unreachable.
    */
   lpsDownSinceMs?: () => number | undefined;
-  /**
-   * Resolves the host names agents report, for the `ip:port` Envoy's override-host matches
-   * against its EDS hosts. Share xDS's so both give a name the same IP; default: an own one,
-   * on if `xds.resolveHostnames`.
-   */
-  resolver?: HostResolver;
 }
 
 /**
@@ -61,11 +57,7 @@ export class Rrm {
     const { rrm, lps } = options.config;
     const logger = options.logger;
     this.metrics = new RrmMetrics(options.registry, () => this.lpsStatus());
-    this.tables = new EndpointTables(
-      options.lists,
-      options.resolver ??
-        new HostResolver({ enabled: options.config.xds.resolveHostnames, logger }),
-    );
+    this.tables = new EndpointTables(options.lists);
     this.router = new Router(this.tables, {
       fallbacks: rrm.fallbacks,
       maxEndpointStaleness: rrm.maxEndpointStaleness,
@@ -176,9 +168,9 @@ function describeMode(mode: ServingMode): string {
   return 'the standard order (LPS unreachable too long to trust its lists)';
 }
 
-/** What `attachRrm` needs of `augur serve`'s ControlPlaneContext. */
-export interface RrmHostContext {
-  config: AugurConfig;
+/** What the RRM needs of the process it is attached to (`augur serve`, beside the LPS). */
+export interface RrmHost {
+  config: RrmOptions['config'];
   logger: Logger;
   registry: Registry;
   grpc: GrpcHost;
@@ -189,19 +181,18 @@ export interface RrmHostContext {
 }
 
 /** Plugs the RRM into `augur serve`, reading the in-process LPS's lists. */
-export async function attachRrm(ctx: RrmHostContext): Promise<{ rrm: Rrm; stop(): Promise<void> }> {
+export async function attachRrm(host: RrmHost): Promise<AttachedPart & { rrm: Rrm }> {
   const rrm = new Rrm({
-    config: ctx.config,
-    logger: ctx.logger.child({ part: 'rrm' }),
-    registry: ctx.registry,
-    lists: ctx.lps.lists,
+    config: host.config,
+    logger: host.logger.child({ part: 'rrm' }),
+    registry: host.registry,
+    lists: host.lps.lists,
     monitoring: {
       setMonitoringInterval: async (_service, ids, seconds) =>
-        ctx.lps.setMonitoringInterval(ids, seconds),
+        host.lps.setMonitoringInterval(ids, seconds),
     },
-    resolver: sharedHostResolver(ctx),
   });
-  rrm.register(ctx.grpc);
+  rrm.register(host.grpc);
   await rrm.listenExtProc();
   return { rrm, stop: () => rrm.stop() };
 }

@@ -1,14 +1,41 @@
 import type { Command } from 'commander';
 
-interface ServeFlags {
+/** The flags both commands share, each a config key (flags win over file and environment). */
+interface ServerFlags {
   grpcListen?: string;
   httpListen?: string;
   extProcListen?: string;
-  dataDir?: string;
   config?: string;
   logLevel?: string;
 }
 
+interface ServeFlags extends ServerFlags {
+  dataDir?: string;
+}
+
+interface RrmFlags extends ServerFlags {
+  lps: string;
+}
+
+/** Loads the configuration with the command's flags on top; loaded lazily, as the CLI must stay small. */
+async function configOf(flags: ServeFlags) {
+  const { loadConfig } = await import('./config.js');
+  return loadConfig({
+    file: flags.config,
+    flags: {
+      grpcListen: flags.grpcListen,
+      httpListen: flags.httpListen,
+      ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
+      dataDir: flags.dataDir,
+      logLevel: flags.logLevel,
+    },
+  });
+}
+
+/**
+ * The commands that assemble server processes from the parts: `augur serve` (the control plane)
+ * and `augur rrm` (the RRM alone, fed by a remote LPS). Both read the same configuration file.
+ */
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
@@ -27,22 +54,45 @@ export function registerServeCommand(program: Command): void {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at the top: `augur agent` shares this CLI and must stay small.
-      const [{ loadConfig }, { stopOnSignals }, { startControlPlane }] = await Promise.all([
-        import('../common/config.js'),
+      const [config, { stopOnSignals }, { startControlPlane }] = await Promise.all([
+        configOf(flags),
         import('../common/lifecycle.js'),
         import('./control-plane.js'),
       ]);
-      const config = loadConfig({
-        file: flags.config,
-        flags: {
-          grpcListen: flags.grpcListen,
-          httpListen: flags.httpListen,
-          ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
-          dataDir: flags.dataDir,
-          logLevel: flags.logLevel,
-        },
-      });
       const plane = await startControlPlane({ config });
       stopOnSignals(plane.logger, () => plane.stop());
+    });
+
+  program
+    .command('rrm')
+    .description(
+      'run the Response Routing Module alone: Envoy ext_proc endpoint picker and RouteResponse',
+    )
+    .requiredOption(
+      '--lps <host:port>',
+      'gRPC address of the LPS (augur serve) to watch lists from',
+    )
+    .option(
+      '--grpc-listen <host:port>',
+      'gRPC address for ext_proc and ResponseRouter (default 127.0.0.1:18000)',
+    )
+    .option(
+      '--http-listen <host:port>',
+      'HTTP address for /metrics and /healthz (default 127.0.0.1:18080)',
+    )
+    .option(
+      '--ext-proc-listen <host:port>',
+      'extra address for Envoy ext_proc streams only, on node:http2 directly (the fast path; rrm.extProcListen)',
+    )
+    .option('--config <file>', 'YAML config file (also AUGUR_CONFIG); the rrm section applies')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .action(async (flags: RrmFlags) => {
+      const [config, { stopOnSignals }, { startStandaloneRrm }] = await Promise.all([
+        configOf(flags),
+        import('../common/lifecycle.js'),
+        import('./rrm-standalone.js'),
+      ]);
+      const rrm = await startStandaloneRrm({ config, lps: flags.lps });
+      stopOnSignals(rrm.logger, () => rrm.stop());
     });
 }

@@ -1,8 +1,8 @@
 import type { Registry } from 'prom-client';
-import type { AugurConfig } from '../common/config.js';
 import { formatHostPort } from '../common/address.js';
 import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
+import type { AttachedPart } from '../common/lifecycle.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Lps } from '../lps/lps.js';
 import type { SwapDetector } from '../lps/swaps.js';
@@ -10,21 +10,7 @@ import { attachRrm } from '../rrm/rrm.js';
 import { attachForecast } from '../lps/forecast/attach.js';
 import { attachXds } from '../xds/attach.js';
 import { attachDashboard } from '../dashboard/attach.js';
-
-/** What a part gets to plug itself into `augur serve`. */
-export interface ControlPlaneContext {
-  config: AugurConfig;
-  logger: Logger;
-  registry: Registry;
-  grpc: GrpcHost;
-  http: HttpHost;
-  lps: Lps;
-}
-
-/** A part attached to the control plane; stopped in reverse order of attachment. */
-export interface AttachedPart {
-  stop(): Promise<void>;
-}
+import type { AugurConfig } from './config.js';
 
 export interface ControlPlane {
   /** `host:port` of the one gRPC address that serves every service. */
@@ -49,8 +35,10 @@ export interface StartControlPlaneOptions {
 
 /**
  * `augur serve`: the LPS plus every part that plugs into it, on one gRPC and
- * one HTTP address. Parts are attached before the servers start listening,
- * so a client never sees a half-registered server.
+ * one HTTP address. This is the composition root: each part says what it needs
+ * (its attach function's host interface) and is handed exactly that here; no
+ * part imports this file. Parts are attached before the servers start
+ * listening, so a client never sees a half-registered server.
  */
 export async function startControlPlane({
   config,
@@ -71,14 +59,22 @@ export async function startControlPlane({
   });
   lps.register(grpc);
 
-  const ctx: ControlPlaneContext = { config, logger, registry, grpc, http, lps };
   const parts: AttachedPart[] = [];
   // Parts attach here, in order (each returns what stops it).
-  parts.push(await attachForecast(ctx));
-  const rrm = await attachRrm(ctx);
+  parts.push(
+    await attachForecast({
+      config: config.forecast,
+      dataDir: config.dataDir,
+      ringSize: config.lps.ringSize,
+      lps,
+      registry,
+      logger,
+    }),
+  );
+  const rrm = await attachRrm({ config, logger, registry, grpc, lps });
   parts.push(rrm);
-  parts.push(await attachXds(ctx));
-  const dashboard = await attachDashboard(ctx);
+  parts.push(await attachXds({ config: config.xds, lists: lps.lists, grpc, logger, registry }));
+  const dashboard = await attachDashboard({ config: config.dashboard, lps, http, logger });
   parts.push(dashboard);
   // One line per swap in the log, as `augur demo` prints one in the terminal.
   dashboard.swaps.on('swap', (s) =>
@@ -109,7 +105,19 @@ export async function startControlPlane({
     ),
   );
 
-  await lps.start();
+  const stopParts = async (): Promise<unknown[]> => {
+    const errors: unknown[] = [];
+    for (const part of [...parts].reverse())
+      await part.stop().catch((e: unknown) => errors.push(e));
+    return errors;
+  };
+  try {
+    await lps.start();
+  } catch (err) {
+    // The data dir cannot be used: nothing may keep running (the ext_proc listener, the LSTM).
+    await stopParts();
+    throw err;
+  }
   const grpcAddr = await grpc.start();
   await http.start();
   const grpcAddress = formatHostPort(grpcAddr);
@@ -130,12 +138,15 @@ export async function startControlPlane({
     swaps: dashboard.swaps,
     registry,
     logger,
+    // Every step runs even if one fails (a state that cannot be saved must not keep the
+    // servers open); the first failure is thrown at the end, so `augur serve` exits non-zero.
     stop: () =>
       (stopped ??= (async () => {
-        for (const part of parts.reverse()) await part.stop();
-        await lps.stop();
-        await grpc.stop();
-        await http.stop();
+        const errors = await stopParts();
+        for (const step of [() => lps.stop(), () => grpc.stop(), () => http.stop()]) {
+          await step().catch((e: unknown) => errors.push(e));
+        }
+        if (errors.length > 0) throw errors[0];
       })()),
   };
 }

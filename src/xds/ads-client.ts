@@ -1,6 +1,28 @@
+import {
+  fromBinary,
+  fromJson,
+  toBinary,
+  toJson,
+  type FileRegistry,
+  type JsonObject,
+  type JsonValue,
+} from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
-import type protobuf from 'protobufjs';
-import { ADS_METHOD_PATH, type DiscoveryRequestMessage } from './sotw-server.js';
+import { messageType, xdsRegistry } from './envoy-registry.js';
+import { ADS_METHOD_PATH } from './sotw-server.js';
+
+/**
+ * A DiscoveryRequest in proto3 JSON, Envoy's notation (snake_case or lowerCamelCase field
+ * names; `node.metadata` a plain object).
+ */
+export interface DiscoveryRequestJson {
+  type_url: string;
+  version_info?: string;
+  resource_names?: string[];
+  response_nonce?: string;
+  node?: { id?: string; user_agent_name?: string; metadata?: JsonObject; locality?: JsonObject };
+  error_detail?: { code?: number; message?: string };
+}
 
 /** A DiscoveryResponse as a raw client sees it; resources stay encoded until asked for. */
 export interface RawDiscoveryResponse {
@@ -17,26 +39,35 @@ export interface RawDiscoveryResponse {
  */
 export class RawAdsClient {
   private readonly client: grpc.Client;
-  private readonly call: grpc.ClientDuplexStream<DiscoveryRequestMessage, RawDiscoveryResponse>;
+  private readonly call: grpc.ClientDuplexStream<DiscoveryRequestJson, RawDiscoveryResponse>;
   private readonly queue: RawDiscoveryResponse[] = [];
   private waiters: Array<(r: RawDiscoveryResponse | Error) => void> = [];
   private ended: Error | undefined;
-  private readonly root: protobuf.Root;
+  private readonly registry: FileRegistry;
 
-  constructor(address: string, root: protobuf.Root) {
-    this.root = root;
-    const requestType = root.lookupType('envoy.service.discovery.v3.DiscoveryRequest');
-    const responseType = root.lookupType('envoy.service.discovery.v3.DiscoveryResponse');
+  constructor(address: string, registry: FileRegistry = xdsRegistry()) {
+    this.registry = registry;
+    const request = messageType(registry, 'envoy.service.discovery.v3.DiscoveryRequest');
+    const response = messageType(registry, 'envoy.service.discovery.v3.DiscoveryResponse');
     this.client = new grpc.Client(address, grpc.credentials.createInsecure());
     this.call = this.client.makeBidiStreamRequest(
       ADS_METHOD_PATH,
-      (m: DiscoveryRequestMessage) =>
-        Buffer.from(requestType.encode(requestType.fromObject(m)).finish()),
-      (b: Buffer) =>
-        responseType.toObject(responseType.decode(b), {
-          defaults: true,
-          arrays: true,
-        }) as RawDiscoveryResponse,
+      (m: DiscoveryRequestJson) =>
+        Buffer.from(toBinary(request, fromJson(request, m as unknown as JsonValue, { registry }))),
+      (b: Buffer) => {
+        const r = fromBinary(response, b) as unknown as {
+          versionInfo: string;
+          typeUrl: string;
+          nonce: string;
+          resources: Array<{ typeUrl: string; value: Uint8Array }>;
+        };
+        return {
+          version_info: r.versionInfo,
+          type_url: r.typeUrl,
+          nonce: r.nonce,
+          resources: r.resources.map((a) => ({ type_url: a.typeUrl, value: a.value })),
+        };
+      },
     );
     this.call.on('data', (r: RawDiscoveryResponse) => {
       const w = this.waiters.shift();
@@ -51,8 +82,8 @@ export class RawAdsClient {
     this.call.on('end', () => end(new Error('ADS stream ended')));
   }
 
-  send(request: Partial<DiscoveryRequestMessage> & { type_url: string }): void {
-    this.call.write({ version_info: '', resource_names: [], response_nonce: '', ...request });
+  send(request: DiscoveryRequestJson): void {
+    this.call.write(request);
   }
 
   /** The next response, or an error after `timeoutMs`. */
@@ -79,16 +110,16 @@ export class RawAdsClient {
     return this.queue.length;
   }
 
-  /** Decodes one resource of a response with its own type. */
-  decode(resource: { type_url: string; value: Uint8Array }): Record<string, unknown> {
-    const type = this.root.lookupType(
+  /** Decodes one resource of a response with its own type, to proto3 JSON with Envoy's field names. */
+  decode(resource: { type_url: string; value: Uint8Array }): JsonObject {
+    const desc = messageType(
+      this.registry,
       resource.type_url.slice(resource.type_url.lastIndexOf('/') + 1),
     );
-    return type.toObject(type.decode(resource.value), {
-      enums: String,
-      longs: Number,
-      defaults: false,
-    });
+    return toJson(desc, fromBinary(desc, resource.value), {
+      registry: this.registry,
+      useProtoFieldName: true,
+    }) as JsonObject;
   }
 
   close(): void {

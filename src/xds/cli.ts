@@ -7,7 +7,7 @@ const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
 
 interface CheckFlags {
   type: string;
-  protoDir: string[];
+  descriptorSet: string[];
 }
 
 /** `augur envoy-check`: the strict Envoy config check, for CI and for people editing envoy/. */
@@ -20,18 +20,25 @@ export function registerXdsCommand(program: Command): void {
     .argument('<files...>', 'Envoy YAML files')
     .option('--type <message>', 'root message of each file', BOOTSTRAP_TYPE)
     .option(
-      '--proto-dir <dir>',
-      'extra proto include folder for @types (repeatable)',
+      '--descriptor-set <file>',
+      'a FileDescriptorSet with the protos of @types Envoy does not define, imports included (buf build -o FILE, or protoc --include_imports --descriptor_set_out=FILE); repeatable',
       (v: string, all: string[]) => [...all, v],
       [],
     )
     .action(async (files: string[], flags: CheckFlags) => {
-      // Loaded here: protobufjs and the checker are large and every `augur` command builds this CLI.
-      const [{ checkEnvoyYaml }, { EnvoyProtos }] = await Promise.all([
+      // Loaded here: Envoy's descriptors are large and every `augur` command builds this CLI.
+      const [{ checkEnvoyYaml }, { envoyRegistry }] = await Promise.all([
         import('./envoy-config-check.js'),
-        import('./proto-registry.js'),
+        import('./envoy-registry.js'),
       ]);
-      const protos = new EnvoyProtos(flags.protoDir);
+      const sets = flags.descriptorSet.map((file) => {
+        try {
+          return readFileSync(file);
+        } catch (err) {
+          throw new AugurError('FILE_UNREADABLE', `cannot read ${file}: ${(err as Error).message}`);
+        }
+      });
+      const protos = envoyRegistry(sets);
       let bad = 0;
       for (const file of files) {
         let text: string;

@@ -42,8 +42,6 @@ export const xdsConfigSchema = z
     envoyUpstreamHttp2: z.boolean().default(false),
     /** Connect timeout of every cluster, seconds. */
     connectTimeout: z.number().positive().default(1),
-    /** Endpoint addresses that are host names are resolved (clients need IP literals); off: left out. */
-    resolveHostnames: z.boolean().default(true),
   })
   .strict();
 

@@ -1,6 +1,11 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { PublishOutcome } from './publisher.js';
+import type { SotwCallbacks } from './sotw-server.js';
 
-/** The xDS server's Prometheus metrics, registered on the process's registry. */
+/**
+ * The xDS server's Prometheus metrics, registered on the process's registry, fed through the
+ * protocol's and the publisher's callbacks.
+ */
 export class XdsMetrics {
   readonly streams: Gauge<'client_kind'>;
   readonly responses: Counter<'type_url'>;
@@ -41,4 +46,18 @@ export class XdsMetrics {
       registers,
     });
   }
+
+  /** The protocol server's callbacks that keep these metrics. */
+  readonly protocol: SotwCallbacks = {
+    onStreamOpen: (_id, group) => this.streams.inc({ client_kind: group }),
+    onStreamClosed: (_id, group) => this.streams.dec({ client_kind: group }),
+    onResponse: (_id, typeUrl) => this.responses.inc({ type_url: typeUrl }),
+    onNack: (_id, group, typeUrl) => this.nacks.inc({ type_url: typeUrl, client_kind: group }),
+    onStaleNonce: (_id, typeUrl) => this.staleNonces.inc({ type_url: typeUrl }),
+  };
+
+  /** The publisher's callback that counts what became of each list. */
+  readonly onPublishOutcome = (outcome: PublishOutcome): void => {
+    this.publishes.inc({ outcome });
+  };
 }

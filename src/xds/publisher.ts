@@ -1,8 +1,6 @@
 import type { Logger } from '../common/logger.js';
 import type { PrioritizedEndpointList, PrioritizedListSource } from '../lps/types.js';
 import { CLIENT_KINDS, type ClientKind } from './client-kind.js';
-import { HostResolver } from './host-resolver.js';
-import type { XdsMetrics } from './metrics.js';
 import {
   publishedEndpoints,
   samePlace,
@@ -25,15 +23,14 @@ export interface PublisherOptions {
   warmupMs: number;
   /** Smallest fraction of a service's traffic that must change endpoint to be worth a push. */
   hysteresis: number;
-  /** Resolve host names to IP literals; off: endpoints with a host name are left out. */
-  resolveHostnames: boolean;
-  /** The resolver to use (shared with the RRM so both give a name the same IP); default: own one. */
-  resolver?: HostResolver;
   logger: Logger;
-  metrics?: XdsMetrics;
+  /** What became of each list: published, skipped (hysteresis) or removed (no endpoints left). */
+  onOutcome?: (outcome: PublishOutcome) => void;
   /** Called after each new snapshot with the services that changed (for benchmarks and tests). */
   onPublish?: (services: readonly string[]) => void;
 }
+
+export type PublishOutcome = 'published' | 'skipped' | 'removed';
 
 /** What clients of a service were last given. */
 export interface PublishedService {
@@ -71,9 +68,7 @@ export class XdsPublisher {
   private readonly services = new Map<string, ServiceResources>();
   /** Lists not published yet, with what of them clients may use (worked out once per list). */
   private readonly pending = new Map<string, PendingList>();
-  private readonly resolver: HostResolver;
   private unsubscribe: (() => void) | undefined;
-  private unsubscribeResolved: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private warmupTimer: NodeJS.Timeout | undefined;
@@ -81,21 +76,11 @@ export class XdsPublisher {
 
   constructor(options: PublisherOptions) {
     this.options = options;
-    this.resolver =
-      options.resolver ??
-      new HostResolver({ enabled: options.resolveHostnames, logger: options.logger });
   }
 
   /** Follows the source; the first snapshot (every current list) goes out after the warm-up. */
   start(): void {
     this.unsubscribe = this.options.source.subscribe((list) => this.onList(list));
-    // A host name just resolved: its services can now publish the endpoints they left out.
-    this.unsubscribeResolved = this.resolver.onResolved((host) => {
-      for (const s of this.options.source.services()) {
-        const list = this.options.source.get(s);
-        if (list?.endpoints.some((e) => e.address === host)) this.onList(list);
-      }
-    });
     const publishAll = (): void => {
       this.warm = true;
       for (const s of this.options.source.services()) {
@@ -113,7 +98,6 @@ export class XdsPublisher {
 
   stop(): void {
     this.unsubscribe?.();
-    this.unsubscribeResolved?.();
     clearTimeout(this.warmupTimer);
     clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
@@ -126,7 +110,7 @@ export class XdsPublisher {
   }
 
   private prepare(list: PrioritizedEndpointList): PendingList {
-    return { list, ...publishedEndpoints(list, (a) => this.resolver.ipOf(a)) };
+    return { list, ...publishedEndpoints(list) };
   }
 
   private onList(list: PrioritizedEndpointList): void {
@@ -175,20 +159,20 @@ export class XdsPublisher {
       if (!current) return false;
       this.services.delete(service);
       this.options.builder.forget(service);
-      this.options.metrics?.publishes.inc({ outcome: 'removed' });
+      this.options.onOutcome?.('removed');
       return true;
     }
     if (unresolved.length > 0)
       this.options.logger.debug(
         { service, unresolved },
-        'endpoints without an IP address left out',
+        'endpoints without an IP address left out (their host names do not resolve)',
       );
     if (
       current &&
       sameMembership(current.membership, endpoints) &&
       trafficMovedFrom(current.membership, endpoints) < this.options.hysteresis
     ) {
-      this.options.metrics?.publishes.inc({ outcome: 'skipped' });
+      this.options.onOutcome?.('skipped');
       return false;
     }
     const b = this.options.builder;
@@ -206,7 +190,7 @@ export class XdsPublisher {
       listener: current?.listener ?? b.listener(service),
       route: current?.route ?? b.route(service),
     });
-    this.options.metrics?.publishes.inc({ outcome: 'published' });
+    this.options.onOutcome?.('published');
     return true;
   }
 

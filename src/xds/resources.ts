@@ -1,10 +1,11 @@
+import { fromJson, toBinary, type FileRegistry, type JsonObject } from '@bufbuild/protobuf';
+import { WireType } from '@bufbuild/protobuf/wire';
 import { isIP } from 'node:net';
-import protobuf from 'protobufjs';
 import { EndpointState, type PrioritizedEndpointList } from '../lps/types.js';
 import type { ClientKind } from './client-kind.js';
+import { messageType } from './envoy-registry.js';
 import { encodedResource, type EncodedResource } from './snapshot.js';
 import { TypeUrl, type ResourceTypeUrl } from './types.js';
-import { encodeProtoJson, type TypeResolver } from './proto-json.js';
 
 /**
  * Builders from prioritized endpoint lists to xDS resources, per augur service S:
@@ -57,18 +58,19 @@ export function isServing(state: EndpointState): boolean {
 
 /**
  * The endpoints of a list that clients may use, with shares renormalised among them (equal shares
- * when every weight is 0, e.g. before the LPS has data). `ipOf` maps an address to an IP literal
- * (itself if it is one); an endpoint it cannot map is left out and reported in `unresolved`.
+ * when every weight is 0, e.g. before the LPS has data). Clients need IP literals: the LPS
+ * publishes each endpoint's (`ip`, resolved from a host name there); an endpoint without one is
+ * left out and reported in `unresolved`.
  */
-export function publishedEndpoints(
-  list: PrioritizedEndpointList,
-  ipOf: (address: string) => string | undefined = (a) => (isIP(a) ? a : undefined),
-): { endpoints: PublishedEndpoint[]; unresolved: string[] } {
+export function publishedEndpoints(list: PrioritizedEndpointList): {
+  endpoints: PublishedEndpoint[];
+  unresolved: string[];
+} {
   const unresolved: string[] = [];
   const kept: Array<{ e: PrioritizedEndpointList['endpoints'][number]; ip: string }> = [];
   for (const e of list.endpoints) {
     if (!isServing(e.state)) continue;
-    const ip = ipOf(e.address);
+    const ip = e.ip || (isIP(e.address) ? e.address : '');
     if (!ip) {
       unresolved.push(e.endpointId);
       continue;
@@ -95,24 +97,25 @@ export function weightOf(share: number, scale: number): number {
 
 /**
  * Builds resources in Envoy's own notation (proto3 JSON, as in Envoy's YAML docs) and marshals
- * them through the strict proto-JSON walk, so a misspelt field fails loudly instead of vanishing.
+ * them with @bufbuild/protobuf's strict JSON reader, so a misspelt field fails loudly instead of
+ * vanishing.
  */
 export class ResourceBuilder {
-  private readonly resolver: TypeResolver;
+  private readonly registry: FileRegistry;
   private readonly options: ResourceBuildOptions;
   /** The weight-independent bytes of each endpoint of the last build, by endpoint content. */
   private readonly fixedCache = new Map<string, Map<string, CachedParts>>();
   /** Whether the override-host proto is known; without it Envoy clusters use least request alone. */
   readonly overrideHostAvailable: boolean;
 
-  constructor(resolver: TypeResolver, options: ResourceBuildOptions) {
-    this.resolver = resolver;
+  constructor(registry: FileRegistry, options: ResourceBuildOptions) {
+    this.registry = registry;
     this.options = options;
-    this.overrideHostAvailable = resolver.findType(OVERRIDE_HOST_TYPE) !== undefined;
+    this.overrideHostAvailable = registry.getMessage(OVERRIDE_HOST_TYPE) !== undefined;
   }
 
   cluster(service: string, kind: ClientKind): EncodedResource {
-    const cluster: Record<string, unknown> = {
+    const cluster: JsonObject = {
       name: service,
       type: 'EDS',
       eds_cluster_config: { eds_config: adsConfigSource(), service_name: service },
@@ -161,9 +164,12 @@ export class ResourceBuilder {
    * One locality per endpoint. Its sub_zone is made unique (`<sub_zone>/<endpoint id>`, or the id
    * alone) because clients key localities by (region, zone, sub_zone) and would merge equal ones.
    *
-   * This is the hot path (10,000 endpoints re-published on every change), so it is written on the
-   * wire directly, and each endpoint's bytes are kept and reused while it is unchanged; the test
-   * decodes the result with Envoy's protos to hold the field numbers to account.
+   * Rebuilt on every weight change, so it is the one resource written on the wire by hand, with
+   * each endpoint's bytes kept and reused while its place is unchanged. Measured in one run
+   * (BENCHMARKS.md, xDS): at 10,000 endpoints it takes a fraction of encoding the same message with
+   * @bufbuild/protobuf (which is itself faster than protobufjs there); at 1,000 the three are within
+   * a few ms of each other. The tests decode the result with Envoy's protos to hold the field
+   * numbers to account.
    */
   endpoints(service: string, endpoints: readonly PublishedEndpoint[]): EncodedResource {
     const scale = this.options.weightScale;
@@ -239,7 +245,7 @@ export class ResourceBuilder {
     });
   }
 
-  private leastRequestPolicy(): Record<string, unknown> {
+  private leastRequestPolicy(): JsonObject {
     return {
       typed_extension_config: {
         name: 'envoy.load_balancing_policies.least_request',
@@ -251,23 +257,18 @@ export class ResourceBuilder {
     };
   }
 
-  private any(typeName: string, value: Record<string, unknown>): Record<string, unknown> {
+  private any(typeName: string, value: JsonObject): JsonObject {
     return { '@type': `type.googleapis.com/${typeName}`, ...value };
   }
 
-  private encode(
-    typeUrl: ResourceTypeUrl,
-    name: string,
-    value: Record<string, unknown>,
-  ): EncodedResource {
-    const typeName = typeUrl.slice(typeUrl.indexOf('/') + 1);
-    const type = this.resolver.findType(typeName);
-    if (!type) throw new Error(`Envoy proto type ${typeName} is not loaded`);
-    return encodedResource(typeUrl, name, encodeProtoJson(type, value, this.resolver));
+  private encode(typeUrl: ResourceTypeUrl, name: string, value: JsonObject): EncodedResource {
+    const desc = messageType(this.registry, typeUrl.slice(typeUrl.indexOf('/') + 1));
+    const message = fromJson(desc, value, { registry: this.registry });
+    return encodedResource(typeUrl, name, toBinary(desc, message));
   }
 }
 
-function adsConfigSource(): Record<string, unknown> {
+function adsConfigSource(): JsonObject {
   return { ads: {}, resource_api_version: 'V3' };
 }
 
@@ -284,7 +285,8 @@ function duration(seconds: number): string {
  * Only the weights change from one push to the next, so the rest of each endpoint is encoded once
  * and the whole assignment is written into one buffer sized in a first pass.
  */
-const LEN = 2;
+const LEN = WireType.LengthDelimited;
+const VARINT = WireType.Varint;
 const tag = (field: number, wireType: number): number => (field << 3) | wireType;
 /** envoy.config.core.v3.HealthStatus.HEALTHY */
 const HEALTHY = 1;
@@ -319,16 +321,57 @@ interface FixedParts {
   endpoint: Uint8Array;
 }
 
+/** Bytes of a length-delimited field holding `len` bytes. */
+const lenField = (len: number): number => 1 + varintSize(len) + len;
+
+function putVarint(out: Buffer, pos: number, n: number): number {
+  while (n > 0x7f) {
+    out[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  out[pos++] = n;
+  return pos;
+}
+
+/** Writes field `field` (a string of `len` UTF-8 bytes) at `pos`; returns the position after. */
+function putString(out: Buffer, pos: number, field: number, value: string, len: number): number {
+  out[pos++] = tag(field, LEN);
+  pos = putVarint(out, pos, len);
+  return pos + out.write(value, pos, 'utf8');
+}
+
+/** An endpoint's locality and endpoint fields, sized first and written into one buffer each. */
 function fixedParts(e: PublishedEndpoint): FixedParts {
-  const l = protobuf.Writer.create().uint32(tag(1, LEN)).fork();
-  if (e.region) l.uint32(tag(1, LEN)).string(e.region);
-  if (e.zone) l.uint32(tag(2, LEN)).string(e.zone);
-  l.uint32(tag(3, LEN)).string(e.subZone ? `${e.subZone}/${e.id}` : e.id);
-  const a = protobuf.Writer.create().uint32(tag(1, LEN)).fork(); // endpoint
-  a.uint32(tag(1, LEN)).fork().uint32(tag(1, LEN)).fork(); // address, socket_address
-  a.uint32(tag(2, LEN)).string(e.ip);
-  if (e.port) a.uint32(tag(3, 0)).uint32(e.port);
-  return { locality: l.ldelim().finish(), endpoint: a.ldelim().ldelim().ldelim().finish() };
+  const subZone = e.subZone ? `${e.subZone}/${e.id}` : e.id;
+  const region = e.region ? Buffer.byteLength(e.region) : -1;
+  const zone = e.zone ? Buffer.byteLength(e.zone) : -1;
+  const sub = Buffer.byteLength(subZone);
+  const localityBody =
+    (region >= 0 ? lenField(region) : 0) + (zone >= 0 ? lenField(zone) : 0) + lenField(sub);
+  const locality = Buffer.allocUnsafe(lenField(localityBody));
+  let pos = 0;
+  locality[pos++] = tag(1, LEN);
+  pos = putVarint(locality, pos, localityBody);
+  if (region >= 0) pos = putString(locality, pos, 1, e.region, region);
+  if (zone >= 0) pos = putString(locality, pos, 2, e.zone, zone);
+  putString(locality, pos, 3, subZone, sub);
+
+  const ip = Buffer.byteLength(e.ip);
+  const socket = lenField(ip) + (e.port ? 1 + varintSize(e.port) : 0);
+  const address = lenField(socket);
+  const body = lenField(address);
+  const endpoint = Buffer.allocUnsafe(lenField(body));
+  pos = 0;
+  for (const len of [body, address, socket]) {
+    endpoint[pos++] = tag(1, LEN); // endpoint, address, socket_address
+    pos = putVarint(endpoint, pos, len);
+  }
+  pos = putString(endpoint, pos, 2, e.ip, ip);
+  if (e.port) {
+    endpoint[pos++] = tag(3, VARINT);
+    putVarint(endpoint, pos, e.port);
+  }
+  return { locality, endpoint };
 }
 
 const varintSize = (n: number): number =>
@@ -366,7 +409,7 @@ function encodeAssignment(
   const weight = (field: number, w: number): void => {
     out[pos++] = tag(field, LEN);
     out[pos++] = 1 + varintSize(w);
-    out[pos++] = tag(1, 0);
+    out[pos++] = tag(1, VARINT);
     varint(w);
   };
   out[pos++] = tag(1, LEN);
@@ -380,7 +423,7 @@ function encodeAssignment(
     out[pos++] = tag(2, LEN);
     varint(lb);
     bytes(fixed[i]!.endpoint);
-    out[pos++] = tag(2, 0);
+    out[pos++] = tag(2, VARINT);
     out[pos++] = HEALTHY;
     weight(4, weights[i]!);
     weight(3, weights[i]!);

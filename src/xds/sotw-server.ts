@@ -1,30 +1,27 @@
+import { fromBinary, type FileRegistry, type JsonObject } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import { serializeSharedResponse, type SharedResponse } from '../common/shared-response.js';
 import type { ClientKind, NodeIdentity } from './client-kind.js';
-import type { XdsMetrics } from './metrics.js';
-import type protobuf from 'protobufjs';
+import { messageType } from './envoy-registry.js';
 import type { ConfigWatcher, WatchRequest, WatchResponse } from './snapshot-cache.js';
-import { discoveryRequestDecoder } from './request-decoder.js';
 import { DEPENDENT_TYPE, isKnownTypeUrl, type ResourceTypeUrl } from './types.js';
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 export const ADS_METHOD_PATH = `/${ADS_SERVICE}/StreamAggregatedResources`;
 
-/** envoy.service.discovery.v3.DiscoveryRequest as protobufjs's toObject gives it (snake_case). */
+/**
+ * The fields of envoy.service.discovery.v3.DiscoveryRequest the server reads, as
+ * @bufbuild/protobuf gives them (field names in lowerCamelCase, `node.metadata`, a Struct, as
+ * plain JSON).
+ */
 export interface DiscoveryRequestMessage {
-  version_info: string;
-  node?: {
-    id?: string;
-    cluster?: string;
-    user_agent_name?: string;
-    /** protobufjs's built-in Struct names Value's fields in camelCase. */
-    metadata?: { fields?: Record<string, { stringValue?: string; string_value?: string }> };
-  };
-  resource_names: string[];
-  type_url: string;
-  response_nonce: string;
-  error_detail?: { code?: number; message?: string };
+  versionInfo: string;
+  node?: { id: string; userAgentName: string; metadata?: JsonObject };
+  resourceNames: string[];
+  typeUrl: string;
+  responseNonce: string;
+  errorDetail?: { code: number; message: string };
 }
 
 export interface AdsImplementation extends grpc.UntypedServiceImplementation {
@@ -37,19 +34,22 @@ export interface AdsImplementation extends grpc.UntypedServiceImplementation {
  * a per-stream copy.
  */
 export function adsServiceDefinition(
-  root: protobuf.Root,
+  registry: FileRegistry,
 ): grpc.ServiceDefinition<AdsImplementation> {
-  const requestType = root.lookupType('envoy.service.discovery.v3.DiscoveryRequest');
+  const request = messageType(registry, 'envoy.service.discovery.v3.DiscoveryRequest');
   return {
     StreamAggregatedResources: {
       path: ADS_METHOD_PATH,
       requestStream: true,
       responseStream: true,
       originalName: 'streamAggregatedResources',
-      requestSerialize: (m: DiscoveryRequestMessage) =>
-        Buffer.from(requestType.encode(requestType.fromObject(m)).finish()),
-      // Every client ACKs every push: decoded by hand (request-decoder.ts).
-      requestDeserialize: discoveryRequestDecoder(root),
+      requestSerialize: (m: DiscoveryRequestMessage): never => {
+        throw new Error(`the ADS server does not send requests (${m.typeUrl})`);
+      },
+      // Every client ACKs every push: 100 clients, 100 of these per push, a few µs each
+      // (BENCHMARKS.md, xDS), against tens of ms for the push.
+      requestDeserialize: (b: Buffer) =>
+        fromBinary(request, b) as unknown as DiscoveryRequestMessage,
       responseSerialize: serializeSharedResponse,
       responseDeserialize: (b: Buffer): never => {
         throw new Error(`the ADS server does not read responses (${b.length} bytes)`);
@@ -58,12 +58,30 @@ export function adsServiceDefinition(
   };
 }
 
+/**
+ * What the protocol tells whoever watches it (metrics, tests), as go-control-plane's server
+ * `Callbacks` do: each is called synchronously on its event and must return quickly and not throw.
+ * The protocol code knows no metrics library.
+ */
+export interface SotwCallbacks {
+  /** A stream sent its first request; `group` is the kind of client its node was judged to be. */
+  onStreamOpen?(streamId: number, group: ClientKind): void;
+  /** A stream that had opened ended. */
+  onStreamClosed?(streamId: number, group: ClientKind): void;
+  /** A response was written to a stream. */
+  onResponse?(streamId: number, typeUrl: ResourceTypeUrl, version: string): void;
+  /** A client rejected the response it was last sent of this type (it keeps its last good one). */
+  onNack?(streamId: number, group: ClientKind, typeUrl: ResourceTypeUrl, error: string): void;
+  /** A request answered a response that was already superseded; it was ignored. */
+  onStaleNonce?(streamId: number, typeUrl: ResourceTypeUrl): void;
+}
+
 export interface SotwServerOptions {
   watcher: ConfigWatcher;
   /** The snapshot group (kind of client) of a node; called once per stream, on its first node. */
   groupOf: (node: NodeIdentity | undefined) => ClientKind;
   logger: Logger;
-  metrics?: XdsMetrics;
+  callbacks?: SotwCallbacks;
 }
 
 /** What one stream knows of one type. */
@@ -171,7 +189,7 @@ export class SotwServer {
       closed = true;
       for (const ts of stream.types.values()) ts.cancel?.();
       this.open.delete(stream.id);
-      if (stream.group) this.options.metrics?.streams.dec({ client_kind: stream.group });
+      if (stream.group) this.options.callbacks?.onStreamClosed?.(stream.id, stream.group);
       log.debug({ node: stream.node?.id, why }, 'ADS stream closed');
     };
     call.on('data', (req: DiscoveryRequestMessage) => {
@@ -203,13 +221,13 @@ export class SotwServer {
       // Envoy and gRPC send the node on the first request only (at least); keep that one.
       stream.node = req.node ? nodeIdentity(req.node) : undefined;
       stream.group = this.options.groupOf(stream.node);
-      this.options.metrics?.streams.inc({ client_kind: stream.group });
+      this.options.callbacks?.onStreamOpen?.(stream.id, stream.group);
       log.debug(
         { node: stream.node?.id, userAgent: stream.node?.userAgentName, group: stream.group },
         'ADS stream opened',
       );
     }
-    const typeUrl = req.type_url;
+    const typeUrl = req.typeUrl;
     if (!typeUrl) {
       call.emit('error', {
         code: grpc.status.INVALID_ARGUMENT,
@@ -224,33 +242,33 @@ export class SotwServer {
     let ts = stream.types.get(typeUrl);
     if (!ts) stream.types.set(typeUrl, (ts = { forceNext: false }));
 
-    const quotes = req.response_nonce;
+    const quotes = req.responseNonce;
     if (quotes && ts.nonce !== undefined && quotes !== ts.nonce) {
-      this.options.metrics?.staleNonces.inc({ type_url: typeUrl });
+      this.options.callbacks?.onStaleNonce?.(stream.id, typeUrl);
       log.trace({ typeUrl, quotes, current: ts.nonce }, 'stale nonce ignored');
       return;
     }
     if (quotes && quotes === ts.nonce) {
-      if (req.error_detail && (req.error_detail.message || req.error_detail.code)) {
+      if (req.errorDetail && (req.errorDetail.message || req.errorDetail.code)) {
         ts.rejectedVersion = ts.sentVersion;
-        this.options.metrics?.nacks.inc({ type_url: typeUrl, client_kind: stream.group });
+        this.options.callbacks?.onNack?.(stream.id, stream.group, typeUrl, req.errorDetail.message);
         log.warn(
           {
             node: stream.node?.id,
             typeUrl,
             rejected: ts.sentVersion,
-            keeps: req.version_info,
-            error: req.error_detail.message,
+            keeps: req.versionInfo,
+            error: req.errorDetail.message,
           },
           'client rejected a response (NACK); it keeps its last good version',
         );
       } else {
-        ts.ackedVersion = req.version_info;
+        ts.ackedVersion = req.versionInfo;
         ts.rejectedVersion = undefined;
       }
     }
 
-    const names = req.resource_names.filter((n) => n !== '*');
+    const names = req.resourceNames.filter((n) => n !== '*');
     const namesKey = [...new Set(names)].sort().join('\0');
     const force = ts.nonce === undefined || namesKey !== ts.namesKey || ts.forceNext;
     ts.namesKey = namesKey;
@@ -258,7 +276,7 @@ export class SotwServer {
     this.watch(stream, call, typeUrl, ts, {
       typeUrl,
       resourceNames: names,
-      versionInfo: req.version_info,
+      versionInfo: req.versionInfo,
       rejectedVersion: ts.rejectedVersion,
       force,
     });
@@ -293,7 +311,7 @@ export class SotwServer {
     ts.nonce = nonce;
     ts.sentVersion = response.version;
     call.write(response.message);
-    this.options.metrics?.responses.inc({ type_url: response.typeUrl });
+    this.options.callbacks?.onResponse?.(stream.id, response.typeUrl, response.version);
     this.options.logger.trace(
       { stream: stream.id, typeUrl: response.typeUrl, version: response.version, nonce },
       'response sent',
@@ -314,9 +332,8 @@ export class SotwServer {
 
 function nodeIdentity(node: NonNullable<DiscoveryRequestMessage['node']>): NodeIdentity {
   const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(node.metadata?.fields ?? {})) {
-    const text = v.stringValue ?? v.string_value;
-    if (typeof text === 'string') metadata[k] = text;
+  for (const [k, v] of Object.entries(node.metadata ?? {})) {
+    if (typeof v === 'string') metadata[k] = v;
   }
-  return { id: node.id, userAgentName: node.user_agent_name, metadata };
+  return { id: node.id, userAgentName: node.userAgentName, metadata };
 }

@@ -1,5 +1,5 @@
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { createHash } from 'node:crypto';
-import protobuf from 'protobufjs';
 
 /*
  * Hand-framed protobuf for DiscoveryResponse. A response is the concatenation of parts marshalled
@@ -13,37 +13,31 @@ const RESOURCES = 2;
 const TYPE_URL = 4;
 const NONCE = 5;
 
-const tag = (field: number, wireType: number): number => (field << 3) | wireType;
-const LENGTH_DELIMITED = 2;
+const LEN = WireType.LengthDelimited;
 
 /** google.protobuf.Any { type_url = 1; value = 2 } holding already-encoded message bytes. */
 export function encodeAny(typeUrl: string, value: Uint8Array): Uint8Array {
-  return protobuf.Writer.create()
-    .uint32(tag(1, LENGTH_DELIMITED))
-    .string(typeUrl)
-    .uint32(tag(2, LENGTH_DELIMITED))
-    .bytes(value)
-    .finish();
+  return new BinaryWriter().tag(1, LEN).string(typeUrl).tag(2, LEN).bytes(value).finish();
 }
 
 /** An Any framed as one entry of DiscoveryResponse.resources, ready to concatenate. */
 export function frameResource(any: Uint8Array): Uint8Array {
-  return protobuf.Writer.create().uint32(tag(RESOURCES, LENGTH_DELIMITED)).bytes(any).finish();
+  return new BinaryWriter().tag(RESOURCES, LEN).bytes(any).finish();
 }
 
 /** The shared head of a response: version_info and type_url. */
 export function encodeResponseHead(version: string, typeUrl: string): Uint8Array {
-  return protobuf.Writer.create()
-    .uint32(tag(VERSION_INFO, LENGTH_DELIMITED))
+  return new BinaryWriter()
+    .tag(VERSION_INFO, LEN)
     .string(version)
-    .uint32(tag(TYPE_URL, LENGTH_DELIMITED))
+    .tag(TYPE_URL, LEN)
     .string(typeUrl)
     .finish();
 }
 
 /** The nonce field of a response. */
 export function encodeNonce(nonce: string): Uint8Array {
-  return protobuf.Writer.create().uint32(tag(NONCE, LENGTH_DELIMITED)).string(nonce).finish();
+  return new BinaryWriter().tag(NONCE, LEN).string(nonce).finish();
 }
 
 /** Short content hash used for resource and type versions. */

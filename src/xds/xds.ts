@@ -1,11 +1,11 @@
-import type protobuf from 'protobufjs';
+import type { FileRegistry } from '@bufbuild/protobuf';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import type { PrioritizedListSource } from '../lps/types.js';
 import { clientKindOf } from './client-kind.js';
 import type { XdsConfig } from './config.js';
 import { XdsMetrics } from './metrics.js';
-import { rootResolver } from './proto-json.js';
+import { xdsRegistry } from './envoy-registry.js';
 import { XdsPublisher } from './publisher.js';
 import { ResourceBuilder } from './resources.js';
 import { SnapshotCache } from './snapshot-cache.js';
@@ -16,18 +16,15 @@ import {
   type AdsImplementation,
 } from './sotw-server.js';
 import type * as grpc from '@grpc/grpc-js';
-import type { HostResolver } from './host-resolver.js';
 
 export interface XdsOptions {
   config: XdsConfig;
   source: PrioritizedListSource;
-  /** Envoy's protos (src/common/envoy-protos.ts's root). */
-  root: protobuf.Root;
+  /** Envoy's API as descriptors; default: the process's (envoy-registry.ts). */
+  protos?: FileRegistry;
   logger: Logger;
   registry?: Registry;
   onPublish?: (services: readonly string[]) => void;
-  /** Resolves endpoint host names (shared with the RRM in `augur serve`); default: its own. */
-  resolver?: HostResolver;
 }
 
 /** The xDS part wired together: cache, protocol server, builders and publisher. */
@@ -42,7 +39,8 @@ export class Xds {
   constructor(options: XdsOptions) {
     const { config, logger } = options;
     const metrics = options.registry ? new XdsMetrics(options.registry) : undefined;
-    this.builder = new ResourceBuilder(rootResolver(options.root), config);
+    const protos = options.protos ?? xdsRegistry();
+    this.builder = new ResourceBuilder(protos, config);
     if (config.envoyLbPolicy === 'override_host' && !this.builder.overrideHostAvailable) {
       logger.warn(
         'override-host LB policy proto not found (proto/envoy-extra); Envoy clusters use least request alone',
@@ -57,9 +55,9 @@ export class Xds {
       watcher: this.cache,
       groupOf: (node) => clientKindOf(node, rule),
       logger,
-      metrics,
+      callbacks: metrics?.protocol,
     });
-    this.definition = adsServiceDefinition(options.root);
+    this.definition = adsServiceDefinition(protos);
     this.publisher = new XdsPublisher({
       source: options.source,
       cache: this.cache,
@@ -67,10 +65,8 @@ export class Xds {
       debounceMs: config.debounceMs,
       warmupMs: config.warmup * 1000,
       hysteresis: config.hysteresis,
-      resolveHostnames: config.resolveHostnames,
-      resolver: options.resolver,
       logger,
-      metrics,
+      onOutcome: metrics?.onPublishOutcome,
       onPublish: options.onPublish,
     });
   }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
 import type { EndpointRecord } from '../../src/lps/types.js';
 import { waitWithProgress } from '../support/progress.js';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
 
 /** `augur agent` as users run it: a child process, flags, JSON logs, SIGTERM. */

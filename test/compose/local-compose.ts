@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { registerAgentCommand } from '../../src/agent/cli.js';
 import { registerDemoToolsCommand } from '../../src/demo/cli.js';
-import { registerRrmCommand } from '../../src/rrm/cli.js';
+import { registerDataPlaneCommand } from '../../src/rrm/cli.js';
 import { registerServeCommand } from '../../src/serve/cli.js';
 
 const commands = JSON.parse(process.argv[2] ?? '[]') as string[][];
@@ -16,7 +16,7 @@ for (const argv of commands) {
   registerServeCommand(program);
   registerAgentCommand(program);
   registerDemoToolsCommand(program);
-  registerRrmCommand(program);
+  registerDataPlaneCommand(program);
   await program.parseAsync(argv, { from: 'user' });
 }
 process.stdout.write(

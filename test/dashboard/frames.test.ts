@@ -7,7 +7,7 @@ import { SwapDetector } from '../../src/lps/swaps.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { dashboardConfigSchema } from '../../src/dashboard/config.js';
 import { startControlPlane } from '../../src/serve/control-plane.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';

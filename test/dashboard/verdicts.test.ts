@@ -5,7 +5,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatHostPort } from '../../src/common/address.js';
 import { createRegistry, HttpHost } from '../../src/common/http-host.js';
-import { serveDashboard, type AttachedDashboard } from '../../src/dashboard/attach.js';
+import { attachDashboard, type AttachedDashboard } from '../../src/dashboard/attach.js';
 import { dashboardConfigSchema } from '../../src/dashboard/config.js';
 import { EndpointState } from '../../src/lps/types.js';
 import { requirePrerequisite } from '../support/prerequisites.js';
@@ -58,12 +58,10 @@ const cpu = new Map<string, number>();
 beforeAll(async () => {
   requirePrerequisite('chromium');
   http = new HttpHost({ listen: '127.0.0.1:0', registry: createRegistry(false) });
-  dashboard = await serveDashboard({
+  dashboard = await attachDashboard({
     http,
     logger: pino({ level: 'silent' }),
-    lists,
-    store,
-    forecasts: () => undefined,
+    lps: { lists, store, forecasts: () => undefined },
     config: dashboardConfigSchema.parse({ updateIntervalMs: 100, swaps: { watchIntervals: 2 } }),
   });
   await http.start();

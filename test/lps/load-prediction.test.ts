@@ -1,6 +1,4 @@
 import * as grpc from '@grpc/grpc-js';
-import { writeFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EndpointState } from '../../src/gen/augur/v1/common.js';
 import {
@@ -168,41 +166,5 @@ describe('LoadPrediction API', () => {
     });
     expect(res.endpoints[0]!.state).toBe(EndpointState.ENDPOINT_STATE_ACTIVE);
     expect(res.endpoints[0]!.latest?.cpuUsage).toBeCloseTo(0.25);
-  });
-});
-
-describe('LPS persistence', () => {
-  it('remembers endpoints and last sequences across a restart, so replays are not double-counted', async () => {
-    plane = await startTestPlane();
-    const dataDir = plane.dataDir;
-    const a = agent('a', 0.3);
-    for (let seq = 2; seq <= 10; seq++) a.sample({ sequence: seq });
-    await a.waitMessage((m) => m.ack?.lastSequence === 10);
-    a.close();
-    await plane.stop();
-    plane = await startTestPlane({}, dataDir);
-    const restored = plane.lps.store.get('a')!;
-    expect(restored.lastSequence).toBe(10);
-    expect(restored.series.size).toBe(10);
-    const again = new RawAgentStream(plane.grpcAddress);
-    closers.push(() => again.close());
-    again.hello({ endpointId: 'a', port: 9001 });
-    await again.waitMessage((m) => m.ack?.lastSequence === 10);
-    for (let seq = 8; seq <= 12; seq++) again.sample({ sequence: seq });
-    await again.waitMessage((m) => m.ack?.lastSequence === 12);
-    expect(plane.lps.store.get('a')!.samplesStored).toBe(12);
-  });
-
-  it('starts fresh from a corrupt state file and keeps it aside', async () => {
-    plane = await startTestPlane();
-    const dataDir = plane.dataDir;
-    await plane.stop();
-    writeFileSync(
-      join(dataDir, 'lps-endpoints.json'),
-      '{"format": "augur.lps.endpoints/1", "endpoints": [tru',
-    );
-    plane = await startTestPlane({}, dataDir);
-    expect(plane.lps.store.size).toBe(0);
-    expect(existsSync(join(dataDir, 'lps-endpoints.json.corrupt'))).toBe(true);
   });
 });

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { createRegistry } from '../../src/common/http-host.js';
 import { ProbeHealth } from '../../src/gen/augur/v1/common.js';
 import type { ScoreParts } from '../../src/gen/augur/v1/load_prediction.js';
+import { hostNamesConfigSchema } from '../../src/lps/config.js';
+import { HostNameResolver } from '../../src/lps/host-names.js';
 import { LpsMetrics } from '../../src/lps/metrics.js';
 import { Prioritizer } from '../../src/lps/prioritizer.js';
 import { EndpointState, type Assessment, type Scorer } from '../../src/lps/types.js';
@@ -52,6 +54,11 @@ describe('the prioritized list', () => {
       saturated,
       new LpsMetrics(createRegistry(false)),
       pino({ level: 'silent' }),
+      new HostNameResolver({
+        ...hostNamesConfigSchema.parse({}),
+        logger: pino({ level: 'silent' }),
+        onChange: () => {},
+      }),
     );
     await prioritizer.recompute();
     const list = prioritizer.get('svc')!;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SampleRing, type StoredSample } from '../../src/lps/ring.js';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { parseHostPort } from '../../src/common/address.js';
 import { parseDurationSeconds } from '../../src/common/duration.js';
 import { writeFileSync, mkdtempSync } from 'node:fs';

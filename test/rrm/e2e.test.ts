@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
-import { loadConfig, type AugurConfig } from '../../src/common/config.js';
+import { loadConfig, type AugurConfig } from '../../src/serve/config.js';
 import { GrpcHost } from '../../src/common/grpc-host.js';
 import { createRegistry } from '../../src/common/http-host.js';
 import { silentLogger } from '../../src/common/logger.js';

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatHostPort } from '../../src/common/address.js';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { createRegistry } from '../../src/common/http-host.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { HEALTH_CHECK_PATH, PROCESS_PATH } from '../../src/rrm/ext-proc/http2-listener.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { formatHostPort } from '../../src/common/address.js';
 import { GrpcHost } from '../../src/common/grpc-host.js';
 import { createRegistry } from '../../src/common/http-host.js';

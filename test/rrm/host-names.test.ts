@@ -1,56 +1,50 @@
-import { lookup } from 'node:dns/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/common/logger.js';
 import { EndpointTables } from '../../src/rrm/endpoint-table.js';
 import { Router } from '../../src/rrm/router.js';
-import { HostResolver, sharedHostResolver } from '../../src/xds/host-resolver.js';
 import { StaticListSource } from './support/static-list-source.js';
 
 /*
- * Agents may report a host name. Envoy's override-host matches the RRM's `ip:port` against
- * its EDS hosts, which augur's xDS resolves to IPs: the RRM must resolve the same way.
+ * Agents may report a host name. Envoy's override-host matches the RRM's `ip:port` against its
+ * EDS hosts, which augur's xDS publishes with the IP the LPS resolved (test/lps/host-names.test.ts):
+ * the RRM answers with that same IP from the list and resolves nothing itself.
  */
 
 let tables: EndpointTables | undefined;
 afterEach(() => tables?.close());
 
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-}
-
 describe('host names in the RRM', () => {
-  it('answers with the resolved ip:port once the name is resolved; RouteResponse keeps the name', async () => {
+  it("answers with the list's ip:port for a host name; RouteResponse keeps the name", () => {
     const source = new StaticListSource();
     source.set('svc', [
-      { endpointId: 'named', address: 'localhost', port: 8080, score: 0.9 },
+      { endpointId: 'named', address: 'backend.internal', ip: '10.0.0.9', port: 8080, score: 0.9 },
+      { endpointId: 'v6', address: 'backend6.internal', ip: '::1', port: 8080, score: 0.7 },
       { endpointId: 'literal', address: '10.0.0.2', port: 8080, score: 0.5 },
     ]);
-    const resolver = new HostResolver({ enabled: true, logger: silentLogger });
-    tables = new EndpointTables(source, resolver);
+    tables = new EndpointTables(source);
     const router = new Router(tables, {
-      fallbacks: 1,
+      fallbacks: 2,
       maxEndpointStaleness: 10,
       dynamicPicker: 'highest-score',
     });
-    const { address: ip } = await lookup('localhost');
-    const expected = `${ip.includes(':') ? `[${ip}]` : ip}:8080`;
-    await until(() => router.decide('svc', true, undefined).value.startsWith(expected));
-    expect(router.decide('svc', true, undefined).value).toBe(`${expected},10.0.0.2:8080`);
+    expect(router.decide('svc', true, undefined).value).toBe(
+      '10.0.0.9:8080,[::1]:8080,10.0.0.2:8080',
+    );
     const entry = tables.get('svc')!.byId.get('named')!;
-    expect(entry.destination).toBe(expected);
-    expect(entry.hostPort).toBe('localhost:8080');
+    expect(entry.hostPort).toBe('backend.internal:8080');
   });
 
-  it('leaves names as they are with resolution off (Envoy will not match them)', () => {
+  it('follows the IP of a name when a new list carries another one', () => {
     const source = new StaticListSource();
-    source.set('svc', [{ endpointId: 'named', address: 'localhost', port: 8080 }]);
-    tables = new EndpointTables(source, new HostResolver({ enabled: false, logger: silentLogger }));
-    expect(tables.get('svc')!.byId.get('named')!.destination).toBe('localhost:8080');
+    source.set('svc', [{ endpointId: 'named', address: 'backend.internal', ip: '10.0.0.9' }]);
+    tables = new EndpointTables(source);
+    source.set('svc', [{ endpointId: 'named', address: 'backend.internal', ip: '10.0.0.10' }]);
+    expect(tables.get('svc')!.byId.get('named')!.destination).toBe('10.0.0.10:1');
   });
 
-  it('gives xDS and the RRM of one augur serve the same resolver', () => {
-    const ctx = { config: { xds: { resolveHostnames: true } }, logger: silentLogger };
-    expect(sharedHostResolver(ctx)).toBe(sharedHostResolver(ctx));
-    expect(sharedHostResolver({ ...ctx })).not.toBe(sharedHostResolver(ctx));
+  it('leaves a name the LPS could not resolve as it is (Envoy will not match it and moves on)', () => {
+    const source = new StaticListSource();
+    source.set('svc', [{ endpointId: 'named', address: 'backend.internal', ip: '', port: 8080 }]);
+    tables = new EndpointTables(source);
+    expect(tables.get('svc')!.byId.get('named')!.destination).toBe('backend.internal:8080');
   });
 });

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { GrpcHost } from '../../src/common/grpc-host.js';
 import { createRegistry } from '../../src/common/http-host.js';
 import { silentLogger } from '../../src/common/logger.js';

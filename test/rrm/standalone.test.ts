@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { silentLogger } from '../../src/common/logger.js';
-import { startStandaloneRrm, type StandaloneRrm } from '../../src/rrm/standalone.js';
+import { startStandaloneRrm, type StandaloneRrm } from '../../src/serve/rrm-standalone.js';
 import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
 import { exchange, extProcClient, metadataEndpoints } from './support/envoy-like-client.js';
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/common/config.js';
+import { loadConfig } from '../../src/serve/config.js';
 import type { Logger } from '../../src/common/logger.js';
 import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
 

@@ -5,7 +5,6 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadEnvoyProtos } from '../../src/common/envoy-protos.js';
 import { EwmaScorer } from '../../src/lps/ewma-scorer.js';
 import { RawAdsClient } from '../../src/xds/ads-client.js';
 import { TypeUrl } from '../../src/xds/types.js';
@@ -107,7 +106,7 @@ class FeedingAgent {
 type Cla = {
   endpoints?: Array<{
     lb_endpoints: Array<{ endpoint: { address: { socket_address: { port_value: number } } } }>;
-    load_balancing_weight: { value: number };
+    load_balancing_weight: number;
   }>;
 };
 
@@ -117,7 +116,7 @@ class AssignmentObserver {
   latest: Map<number, number> = new Map();
 
   constructor(address: string) {
-    this.client = new RawAdsClient(address, loadEnvoyProtos().root);
+    this.client = new RawAdsClient(address);
     this.client.send({
       node: { id: 'observer', user_agent_name: 'test observer' },
       type_url: TypeUrl.ClusterLoadAssignment,
@@ -143,7 +142,7 @@ class AssignmentObserver {
       this.latest = new Map(
         (cla.endpoints ?? []).map((e) => [
           e.lb_endpoints[0]!.endpoint.address.socket_address.port_value,
-          e.load_balancing_weight.value,
+          e.load_balancing_weight,
         ]),
       );
     }

@@ -1,13 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadEnvoyProtos } from '../../src/common/envoy-protos.js';
 import { silentLogger } from '../../src/common/logger.js';
 import type { SharedResponse } from '../../src/common/shared-response.js';
 import { RawAdsClient, type RawDiscoveryResponse } from '../../src/xds/ads-client.js';
 import { clientKindOf } from '../../src/xds/client-kind.js';
+import { xdsRegistry } from '../../src/xds/envoy-registry.js';
 import { XdsMetrics } from '../../src/xds/metrics.js';
-import { rootResolver } from '../../src/xds/proto-json.js';
 import { ResourceBuilder, type PublishedEndpoint } from '../../src/xds/resources.js';
 import { Snapshot, type EncodedResource } from '../../src/xds/snapshot.js';
 import { SnapshotCache } from '../../src/xds/snapshot-cache.js';
@@ -18,15 +17,15 @@ import {
 } from '../../src/xds/sotw-server.js';
 import { TypeUrl } from '../../src/xds/types.js';
 
-const { root } = loadEnvoyProtos();
+const protos = xdsRegistry();
 const options = {
   weightScale: 10_000,
   connectTimeout: 1,
   envoyLbPolicy: 'override_host',
   envoyUpstreamHttp2: false,
 } as const;
-const builder = new ResourceBuilder(rootResolver(root), options);
-const slowBuilder = new ResourceBuilder(rootResolver(root), { ...options, connectTimeout: 5 });
+const builder = new ResourceBuilder(protos, options);
+const slowBuilder = new ResourceBuilder(protos, { ...options, connectTimeout: 5 });
 
 const endpoint = (id: string, last: number, share: number): PublishedEndpoint => ({
   id,
@@ -88,7 +87,7 @@ describe('SotW ADS protocol over a raw stream', () => {
     );
     address = `127.0.0.1:${port}`;
     // One service implementation that forwards to the server of the current test.
-    server.addService(adsServiceDefinition(root), {
+    server.addService(adsServiceDefinition(protos), {
       StreamAggregatedResources: (
         call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>,
       ) => sotw.implementation.StreamAggregatedResources(call),
@@ -112,7 +111,7 @@ describe('SotW ADS protocol over a raw stream', () => {
       watcher: cache,
       groupOf: (n) => clientKindOf(n, rule),
       logger: silentLogger,
-      metrics,
+      callbacks: metrics.protocol,
     });
   });
 
@@ -121,7 +120,7 @@ describe('SotW ADS protocol over a raw stream', () => {
   });
 
   const connect = (): RawAdsClient => {
-    const c = new RawAdsClient(address, root);
+    const c = new RawAdsClient(address, protos);
     clients.push(c);
     return c;
   };
@@ -244,9 +243,9 @@ describe('SotW ADS protocol over a raw stream', () => {
     const r3 = await c.next();
     expect(r3.version_info).toBe(v3.version(TypeUrl.ClusterLoadAssignment));
     const cla = c.decode(r3.resources[0]!) as {
-      endpoints: Array<{ load_balancing_weight: { value: number } }>;
+      endpoints: Array<{ load_balancing_weight: number }>;
     };
-    expect(cla.endpoints.map((e) => e.load_balancing_weight.value)).toEqual([9000, 1000]);
+    expect(cla.endpoints.map((e) => e.load_balancing_weight)).toEqual([9000, 1000]);
   });
 
   it('ignores a request quoting a stale nonce', async () => {
@@ -336,7 +335,7 @@ describe('SotW ADS protocol over a raw stream', () => {
     cache.setSnapshot('grpc', snapshotOf(['a']));
     const e = connect();
     e.send({ node: { id: 'envoy-1', user_agent_name: 'envoy' }, type_url: TypeUrl.Cluster });
-    const fromEnvoy = e.decode((await e.next()).resources[0]!) as Record<string, unknown>;
+    const fromEnvoy = e.decode((await e.next()).resources[0]!);
     expect(JSON.stringify(fromEnvoy.load_balancing_policy)).toContain(
       'envoy.load_balancing_policies.override_host',
     );
@@ -346,11 +345,11 @@ describe('SotW ADS protocol over a raw stream', () => {
       node: {
         id: 'x',
         user_agent_name: 'envoy',
-        metadata: { fields: { 'augur.client': { stringValue: 'grpc' } } },
+        metadata: { 'augur.client': 'grpc' },
       },
       type_url: TypeUrl.Cluster,
     });
-    const fromGrpc = g.decode((await g.next()).resources[0]!) as Record<string, unknown>;
+    const fromGrpc = g.decode((await g.next()).resources[0]!);
     // ROUND_ROBIN is the enum's zero value, so it is absent on the wire; no override-host policy.
     expect(fromGrpc.lb_policy ?? 'ROUND_ROBIN').toBe('ROUND_ROBIN');
     expect(fromGrpc.load_balancing_policy).toBeUndefined();

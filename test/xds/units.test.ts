@@ -1,5 +1,5 @@
+import { fromBinary, toJson } from '@bufbuild/protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadEnvoyProtos } from '../../src/common/envoy-protos.js';
 import { silentLogger } from '../../src/common/logger.js';
 import {
   EndpointState,
@@ -7,7 +7,7 @@ import {
   type PrioritizedListSource,
 } from '../../src/lps/types.js';
 import { clientKindOf } from '../../src/xds/client-kind.js';
-import { rootResolver } from '../../src/xds/proto-json.js';
+import { messageType, xdsRegistry } from '../../src/xds/envoy-registry.js';
 import { XdsPublisher } from '../../src/xds/publisher.js';
 import {
   ResourceBuilder,
@@ -19,8 +19,8 @@ import { Snapshot } from '../../src/xds/snapshot.js';
 import { SnapshotCache, type WatchResponse } from '../../src/xds/snapshot-cache.js';
 import { TypeUrl } from '../../src/xds/types.js';
 
-const { root } = loadEnvoyProtos();
-const builder = new ResourceBuilder(rootResolver(root), {
+const protos = xdsRegistry();
+const builder = new ResourceBuilder(protos, {
   weightScale: 10_000,
   connectTimeout: 1,
   envoyLbPolicy: 'override_host',
@@ -52,19 +52,18 @@ function decodeCla(framed: Uint8Array): {
     lb_endpoints: Array<{
       endpoint: { address: { socket_address: { address: string; port_value: number } } };
       health_status: string;
-      load_balancing_weight: { value: number };
+      load_balancing_weight: number;
     }>;
-    load_balancing_weight: { value: number };
+    load_balancing_weight: number;
   }>;
 } {
-  const response = root.lookupType('envoy.service.discovery.v3.DiscoveryResponse');
-  const decoded = response.toObject(response.decode(framed), { arrays: true }) as {
+  const response = messageType(protos, 'envoy.service.discovery.v3.DiscoveryResponse');
+  const decoded = fromBinary(response, framed) as unknown as {
     resources: Array<{ value: Uint8Array }>;
   };
-  const cla = root.lookupType('envoy.config.endpoint.v3.ClusterLoadAssignment');
-  return cla.toObject(cla.decode(decoded.resources[0]!.value), {
-    enums: String,
-    arrays: true,
+  const cla = messageType(protos, 'envoy.config.endpoint.v3.ClusterLoadAssignment');
+  return toJson(cla, fromBinary(cla, decoded.resources[0]!.value), {
+    useProtoFieldName: true,
   }) as ReturnType<typeof decodeCla>;
 }
 
@@ -134,8 +133,8 @@ describe('resource builders', () => {
       { region: 'eu', zone: 'eu-1', sub_zone: 'a' },
       { region: 'eu', zone: 'eu-1', sub_zone: 'rack7/b' },
     ]);
-    expect(cla.endpoints.map((e) => e.load_balancing_weight.value)).toEqual([7000, 3000]);
-    expect(cla.endpoints.map((e) => e.lb_endpoints[0]!.load_balancing_weight.value)).toEqual([
+    expect(cla.endpoints.map((e) => e.load_balancing_weight)).toEqual([7000, 3000]);
+    expect(cla.endpoints.map((e) => e.lb_endpoints[0]!.load_balancing_weight)).toEqual([
       7000, 3000,
     ]);
     expect(cla.endpoints.map((e) => e.lb_endpoints[0]!.health_status)).toEqual([
@@ -151,7 +150,7 @@ describe('resource builders', () => {
   });
 
   it("reuses an endpoint's bytes only while its place is the same, per service", () => {
-    const b = new ResourceBuilder(rootResolver(root), {
+    const b = new ResourceBuilder(protos, {
       weightScale: 10_000,
       connectTimeout: 1,
       envoyLbPolicy: 'override_host',
@@ -307,7 +306,6 @@ describe('publisher', () => {
       debounceMs: over.debounceMs ?? 30,
       warmupMs: over.warmupMs ?? 0,
       hysteresis: 0.02,
-      resolveHostnames: true,
       logger: silentLogger,
       onPublish: (s) => pushes.push([...s]),
     });
@@ -398,12 +396,14 @@ describe('publisher', () => {
     expect([...cache.getSnapshot('grpc')!.get(TypeUrl.Cluster).resources.keys()]).toEqual(['s']);
   });
 
-  it('resolves host names to IP literals before publishing', async () => {
-    const { board, publisher, pushes } = start();
+  it('publishes the IP the LPS resolved a host name to, and leaves a name without one out', async () => {
+    const { board, publisher } = start();
     publisher.start();
-    board.put(list('s', 1, [scored('a', 1, { address: 'localhost' })]));
+    board.put(list('s', 1, [scored('a', 1, { address: 'backend.internal', ip: '' })]));
+    await tick(5);
+    expect(publisher.published('s')!.endpoints).toEqual([]);
+    board.put(list('s', 2, [scored('a', 1, { address: 'backend.internal', ip: '10.0.0.7' })]));
     for (let i = 0; i < 100 && !publisher.published('s')?.endpoints.length; i++) await tick(20);
-    expect(['127.0.0.1', '::1']).toContain(publisher.published('s')!.endpoints[0]!.ip);
-    expect(pushes.length).toBeGreaterThanOrEqual(2);
+    expect(publisher.published('s')!.endpoints.map((e) => e.ip)).toEqual(['10.0.0.7']);
   });
 });

@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { StringValue } from "../../google/protobuf/wrappers.js";
 import { Capacity, EndpointState, endpointStateFromJSON, endpointStateToJSON, Locality } from "./common.js";
 import { EndpointData } from "./telemetry.js";
 
@@ -115,7 +116,18 @@ export interface ScoredEndpoint {
   port: number;
   state: EndpointState;
   locality?: Locality | undefined;
-  parts?: ScoreParts | undefined;
+  parts?:
+    | ScoreParts
+    | undefined;
+  /**
+   * The address as an IP literal, which xDS clients and Envoy's override-host policy need: the
+   * address itself if it is one, else what the LPS resolved the host name to (looked up again
+   * every lps.hostnames.ttl, failures retried with backoff). Empty while the name has never
+   * resolved: xDS leaves such an endpoint out, and EndpointInfo.address_error says why. Unset in
+   * lists of an LPS that predates the field (a wrapper, not proto3 `optional`, which older protoc
+   * releases refuse).
+   */
+  ip?: string | undefined;
 }
 
 /** Why an endpoint has its score. */
@@ -182,7 +194,16 @@ export interface EndpointInfo {
   lastSequence: number;
   samplesStored: number;
   latest?: EndpointData | undefined;
-  lastSeen?: Date | undefined;
+  lastSeen?:
+    | Date
+    | undefined;
+  /** As ScoredEndpoint.ip: the address as an IP literal, empty while the host name does not resolve. */
+  ip: string;
+  /**
+   * Why the host name of `address` did not resolve at its last lookup (the resolver's error); empty
+   * when it did. With `ip` set as well, the last lookup failed and the previous IP is kept.
+   */
+  addressError: string;
 }
 
 export interface EndpointInfo_LabelsEntry {
@@ -489,7 +510,17 @@ export const PrioritizedEndpointList: MessageFns<PrioritizedEndpointList> = {
 };
 
 function createBaseScoredEndpoint(): ScoredEndpoint {
-  return { endpointId: "", score: 0, weight: 0, address: "", port: 0, state: 0, locality: undefined, parts: undefined };
+  return {
+    endpointId: "",
+    score: 0,
+    weight: 0,
+    address: "",
+    port: 0,
+    state: 0,
+    locality: undefined,
+    parts: undefined,
+    ip: undefined,
+  };
 }
 
 export const ScoredEndpoint: MessageFns<ScoredEndpoint> = {
@@ -517,6 +548,9 @@ export const ScoredEndpoint: MessageFns<ScoredEndpoint> = {
     }
     if (message.parts !== undefined) {
       ScoreParts.encode(message.parts, writer.uint32(66).fork()).join();
+    }
+    if (message.ip !== undefined) {
+      StringValue.encode({ value: message.ip! }, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -598,6 +632,14 @@ export const ScoredEndpoint: MessageFns<ScoredEndpoint> = {
             message.parts = ScoreParts.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.ip = StringValue.decode(reader, reader.uint32()).value;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -624,6 +666,7 @@ export const ScoredEndpoint: MessageFns<ScoredEndpoint> = {
       state: isSet(object.state) ? endpointStateFromJSON(object.state) : 0,
       locality: isSet(object.locality) ? Locality.fromJSON(object.locality) : undefined,
       parts: isSet(object.parts) ? ScoreParts.fromJSON(object.parts) : undefined,
+      ip: isSet(object.ip) ? String(object.ip) : undefined,
     };
   },
 
@@ -653,6 +696,9 @@ export const ScoredEndpoint: MessageFns<ScoredEndpoint> = {
     if (message.parts !== undefined) {
       obj.parts = ScoreParts.toJSON(message.parts);
     }
+    if (message.ip !== undefined) {
+      obj.ip = message.ip;
+    }
     return obj;
   },
 
@@ -673,6 +719,7 @@ export const ScoredEndpoint: MessageFns<ScoredEndpoint> = {
     message.parts = (object.parts !== undefined && object.parts !== null)
       ? ScoreParts.fromPartial(object.parts)
       : undefined;
+    message.ip = object.ip ?? undefined;
     return message;
   },
 };
@@ -1297,6 +1344,8 @@ function createBaseEndpointInfo(): EndpointInfo {
     samplesStored: 0,
     latest: undefined,
     lastSeen: undefined,
+    ip: "",
+    addressError: "",
   };
 }
 
@@ -1343,6 +1392,12 @@ export const EndpointInfo: MessageFns<EndpointInfo> = {
     }
     if (message.lastSeen !== undefined) {
       Timestamp.encode(toTimestamp(message.lastSeen), writer.uint32(114).fork()).join();
+    }
+    if (message.ip !== "") {
+      writer.uint32(122).string(message.ip);
+    }
+    if (message.addressError !== "") {
+      writer.uint32(130).string(message.addressError);
     }
     return writer;
   },
@@ -1475,6 +1530,22 @@ export const EndpointInfo: MessageFns<EndpointInfo> = {
             message.lastSeen = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.ip = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.addressError = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1536,6 +1607,12 @@ export const EndpointInfo: MessageFns<EndpointInfo> = {
         : isSet(object.last_seen)
         ? fromJsonTimestamp(object.last_seen)
         : undefined,
+      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
+      addressError: isSet(object.addressError)
+        ? globalThis.String(object.addressError)
+        : isSet(object.address_error)
+        ? globalThis.String(object.address_error)
+        : "",
     };
   },
 
@@ -1589,6 +1666,12 @@ export const EndpointInfo: MessageFns<EndpointInfo> = {
     if (message.lastSeen !== undefined) {
       obj.lastSeen = message.lastSeen.toISOString();
     }
+    if (message.ip !== "") {
+      obj.ip = message.ip;
+    }
+    if (message.addressError !== "") {
+      obj.addressError = message.addressError;
+    }
     return obj;
   },
 
@@ -1627,6 +1710,8 @@ export const EndpointInfo: MessageFns<EndpointInfo> = {
       ? EndpointData.fromPartial(object.latest)
       : undefined;
     message.lastSeen = object.lastSeen ?? undefined;
+    message.ip = object.ip ?? "";
+    message.addressError = object.addressError ?? "";
     return message;
   },
 };

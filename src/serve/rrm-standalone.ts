@@ -1,11 +1,11 @@
 import type { Registry } from 'prom-client';
-import type { AugurConfig } from '../common/config.js';
 import { formatHostPort } from '../common/address.js';
 import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { RemoteListSource } from './remote-list-source.js';
-import { Rrm } from './rrm.js';
+import { RemoteListSource } from '../rrm/remote-list-source.js';
+import { Rrm } from '../rrm/rrm.js';
+import type { AugurConfig } from './config.js';
 
 export interface StandaloneRrm {
   grpcAddress: string;
