@@ -195,6 +195,10 @@ export class LoadPredictionServiceImpl {
           ? ProbeHealth.PROBE_HEALTH_SERVING
           : ProbeHealth.PROBE_HEALTH_FAILING,
         requestRate: latest.requestRate,
+        processCpuUsage: Number.isNaN(latest.processCpu) ? undefined : latest.processCpu,
+        requestsCompleted: Number.isNaN(latest.completed) ? undefined : latest.completed,
+        latencySumSeconds: Number.isNaN(latest.latencySum) ? undefined : latest.latencySum,
+        sampleSpan: Number.isNaN(latest.span) ? undefined : secondsToDuration(latest.span),
       },
       lastSeen: new Date(r.lastSeenMs),
     };

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/logger.js';
-import { SAMPLE_COLUMNS } from './ring.js';
+import { SAMPLE_COLUMNS, type StoredSample } from './ring.js';
 import type { EndpointStore } from './store.js';
 import type { EndpointRecord } from './types.js';
 
@@ -75,18 +75,21 @@ export async function loadStore(
     const file = JSON.parse(text) as SavedFile;
     if (file.format !== FORMAT)
       throw new Error(`format "${String(file.format)}", expected "${FORMAT}"`);
-    if (file.columns.join() !== SAMPLE_COLUMNS.join()) throw new Error('sample columns differ');
+    // Files from an older version lack the newer columns: those read as unknown (NaN).
+    const unknown = file.columns.filter((c) => !(SAMPLE_COLUMNS as readonly string[]).includes(c));
+    if (unknown.length > 0) throw new Error(`unknown sample columns ${unknown.join(', ')}`);
+    const width = file.columns.length;
+    const at = SAMPLE_COLUMNS.map((c) => file.columns.indexOf(c));
     for (const saved of file.endpoints) {
       const { samples, ...meta } = saved;
       const bytes = Buffer.from(samples, 'base64');
       const values = new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
       const record: EndpointRecord = { ...meta, connected: false, series: store.newRing() };
-      for (let i = 0; i + SAMPLE_COLUMNS.length <= values.length; i += SAMPLE_COLUMNS.length) {
+      for (let i = 0; i + width <= values.length; i += width) {
         record.series.push(
-          Object.fromEntries(SAMPLE_COLUMNS.map((c, j) => [c, values[i + j]!])) as Record<
-            (typeof SAMPLE_COLUMNS)[number],
-            number
-          >,
+          Object.fromEntries(
+            SAMPLE_COLUMNS.map((c, j) => [c, at[j]! < 0 ? NaN : values[i + at[j]!]!]),
+          ) as StoredSample,
         );
       }
       store.restore(record);
