@@ -120,6 +120,7 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
   const view: FleetView = {
     endpoints: N,
     proxies: K,
+    workers: setup.workers,
     interval: T,
     serviceTime,
     now: () => now,
@@ -208,13 +209,20 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
     const r: IntervalReport = {
       step: k,
       utilisation: new Float64Array(N),
+      ownCpu: new Float64Array(N),
+      completed: new Float64Array(N),
+      latencySum: new Float64Array(N),
       qps: new Float64Array(N),
       latency: new Float64Array(N),
       errors: new Float64Array(N),
     };
     for (let e = 0; e < N; e++) {
       const c = speedAt(e, k);
-      r.utilisation[e] = Math.min(1, 1 - c + (c * busy[e][k]) / (C * T));
+      const own = Math.min(c, (c * busy[e][k]) / (C * T));
+      r.ownCpu[e] = own;
+      r.utilisation[e] = Math.min(1, 1 - c + own);
+      r.completed[e] = completions[e][k];
+      r.latencySum[e] = latencySum[e][k];
       r.qps[e] = completions[e][k] / T;
       r.latency[e] = completions[e][k] > 0 ? latencySum[e][k] / completions[e][k] : NaN;
       r.errors[e] = drops[e][k] / T;

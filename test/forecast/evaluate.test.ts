@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { Command } from 'commander';
 import { registerForecastCommand } from '../../src/lps/forecast/cli.js';
-import { parseCsv } from '../../src/lps/forecast/csv.js';
+import { parseCsv } from '../../src/common/csv.js';
 import {
   evaluate,
   selectWalkForward,
@@ -139,7 +139,7 @@ describe('CSV input', () => {
 
   test('an empty file or one without numbers is an error that says so', () => {
     expect(() => parseCsv('\n\n')).toThrow(/no data lines/);
-    expect(() => parseCsv('name,city\nann,paris\n')).toThrow(/no column with numbers/);
+    expect(() => parseCsv('name,city\nann,paris\n')).toThrow(/no value column with numbers/);
   });
 });
 
