@@ -1,6 +1,7 @@
 import { cpus } from 'node:os';
 import { Command } from 'commander';
 import { markdownTable, writeBenchmarkSection } from './report.js';
+import { routingReading } from './routing-reading.js';
 import { addRoutingBenchOptions } from '../src/sim/cli.js';
 import { renderPolicyList, renderTables, renderTargetSummary } from '../src/sim/report.js';
 import { runRoutingBenchFromFlags } from '../src/sim/run.js';
@@ -19,6 +20,47 @@ const full = process.argv.length <= 2;
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 const out = await runRoutingBenchFromFlags(flags, { progress: !flags.json });
+/** The same augur policies with fewer agent signals: what each fallback of the weight costs. */
+const FALLBACK_SCENARIOS = ['nab', 'noisy-neighbour', 'batch-job'];
+const AUGUR = ['augur-envoy-eds', 'augur-grpc'];
+async function fallbackTable(): Promise<string> {
+  const rows: Array<Array<string | number>> = [];
+  const p99 = new Map<string, number>();
+  for (const signals of ['full', 'no-own-cpu', 'no-requests'] as const) {
+    const o = await runRoutingBenchFromFlags(
+      { scenario: FALLBACK_SCENARIOS, policy: AUGUR, signals },
+      { progress: false },
+    );
+    for (const sum of o.summaries)
+      for (const p of sum.policies) p99.set(`${signals}|${sum.scenario}|${p.policy}`, p.p99.median);
+  }
+  for (const scenario of FALLBACK_SCENARIOS)
+    for (const policy of AUGUR) {
+      const full = p99.get(`full|${scenario}|${policy}`)!;
+      const cell = (signals: string) => {
+        const v = p99.get(`${signals}|${scenario}|${policy}`)!;
+        return `${(v * 1000).toFixed(0)} (${v / full >= 1 ? '+' : '−'}${Math.abs((v / full - 1) * 100).toFixed(0)} %)`;
+      };
+      rows.push([
+        scenario,
+        policy,
+        (full * 1000).toFixed(0),
+        cell('no-own-cpu'),
+        cell('no-requests'),
+      ]);
+    }
+  return markdownTable(
+    [
+      'scenario',
+      'policy',
+      'p99 ms, own CPU and requests',
+      'no own CPU (A58 from host CPU)',
+      'no request counts (equal cost)',
+    ],
+    rows,
+  );
+}
+
 if (!full) {
   process.stdout.write(out.text + '\n');
 } else {
@@ -42,6 +84,11 @@ if (!full) {
       `- \`${s.name}\`${s.tuning ? '' : ' (not tuned on)'}: ${s.what}` +
       (out.inputs.sources[s.traces] ? '' : ' — not run: its traces were not found'),
   ).join('\n');
+  const fallbacks = await fallbackTable();
+  const fallbackNote =
+    'Without own CPU the weight is gRFC A58 from host CPU and request counts (the background counts ' +
+    "as the endpoint's load, nothing is forecast); without request counts every endpoint is taken to " +
+    'cost the same (true in this simulator, where they all do), so only the first column can lose.';
   writeBenchmarkSection(
     'Routing quality (simulated)',
     'npm run bench:routing',
@@ -66,6 +113,14 @@ if (!full) {
       '### Targets (median over seeds, range; * = not tuned on)',
       '',
       renderTargetSummary(out.summaries, markdownTable),
+      '',
+      routingReading(out.summaries),
+      '',
+      '### What the fallbacks cost (the same code with fewer agent signals: `--signals`)',
+      '',
+      `Median p99 over the same seeds; in parentheses against the full signals. ${fallbackNote}`,
+      '',
+      fallbacks,
       '',
       renderTables(out.summaries, markdownTable),
     ].join('\n'),

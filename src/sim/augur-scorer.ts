@@ -52,6 +52,7 @@ export class AugurScorerWeights implements WeightSource {
   private serviceTime = 0.02;
   private readonly signals: AgentSignals;
   private readonly config: ForecastConfig;
+  private estimates: Float64Array | undefined;
 
   constructor(options: AugurScorerOptions = {}) {
     this.signals = options.signals ?? 'full';
@@ -107,12 +108,21 @@ export class AugurScorerWeights implements WeightSource {
     );
     const assessed = await this.scorer!.assess(this.records, states, nowMs);
     let total = 0;
+    const estimates = new Float64Array(this.records.length);
     this.records.forEach((r, e) => {
-      w[e] = Math.max(0, assessed.get(r.id)?.weight ?? 0);
+      const a = assessed.get(r.id);
+      w[e] = Math.max(0, a?.weight ?? 0);
       total += w[e];
+      estimates[e] = a?.parts.estimatedCapacity || NaN;
     });
+    this.estimates = estimates;
     // The prioritizer publishes shares; relative weights are the same to every picker.
     return total > 0 ? w.map((x) => x / total) : w.fill(1);
+  }
+
+  /** The LPS's capacity estimates (requests/s, `ScoreParts.estimated_capacity`) behind the last weights. */
+  capacities(): Float64Array | undefined {
+    return this.estimates;
   }
 
   /** What the endpoint's agent sends for the interval of `report`. */

@@ -163,6 +163,10 @@ export interface PolicySummary {
   caught: Spread;
   falseRate: Spread;
   cuts: Spread;
+  /** Capacity estimate / true capacity of the interval it is used in (median per run). */
+  biasRatio: Spread;
+  /** Share of capacity estimates within ±25 % of the truth. */
+  within25: Spread;
 }
 
 /**
@@ -242,6 +246,8 @@ export function summarise(
         caught: pick((f) => f.swaps?.caught ?? NaN),
         falseRate: pick((f) => f.swaps?.falseRate ?? NaN),
         cuts: pick((f) => f.swaps?.cuts ?? NaN),
+        biasRatio: pick((f) => f.bias?.medianRatio ?? NaN),
+        within25: pick((f) => f.bias?.within25 ?? NaN),
       };
     });
     const targets: TargetCheck[] = [];

@@ -64,6 +64,7 @@ export function renderTables(results: readonly ScenarioSummary[], table: Table):
           'lead s',
           'caught %',
           'false cuts %',
+          'capacity est. / true',
         ],
         r.policies.map((p) => [
           p.policy,
@@ -77,6 +78,9 @@ export function renderTables(results: readonly ScenarioSummary[], table: Table):
           num(p.leadTime.median, 2),
           pct(p.caught.median, 0),
           pct(p.falseRate.median, 0),
+          p.biasRatio.n
+            ? `${num(p.biasRatio.median, 2)} (${pct(p.within25.median, 0)} % within ±25 %)`
+            : '-',
         ]),
       ),
     );

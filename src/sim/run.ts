@@ -55,6 +55,7 @@ export async function runRoutingBenchFromFlags(
               cuts: f.swaps?.cuts ?? null,
               leadTime: f.swaps?.leadTime ?? null,
               falseCutRate: f.swaps?.falseRate ?? null,
+              capacityEstimateRatio: f.bias?.medianRatio ?? null,
             })),
           })),
           summary: summaries,

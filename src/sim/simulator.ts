@@ -44,6 +44,8 @@ export interface SimTrace {
   shares: Float64Array[];
   /** Per step, per endpoint: requests sent to it. */
   sent: Float64Array[];
+  /** Per step, per endpoint: the policy's capacity estimate, requests/s (NaN if it has none). */
+  capacities: Float64Array[];
 }
 
 /**
@@ -115,6 +117,7 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
   let dropped = 0;
   const shares: Float64Array[] = [];
   const sent: Float64Array[] = [];
+  const capacities: Float64Array[] = [];
 
   let now = 0;
   const view: FleetView = {
@@ -242,6 +245,8 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
     await policy.onInterval(k, k > 0 ? report(k - 1) : undefined);
     const s = policy.shares?.();
     shares.push(s ? Float64Array.from(s) : new Float64Array(N).fill(NaN));
+    const c = policy.capacities?.();
+    capacities.push(c ? Float64Array.from(c) : new Float64Array(N).fill(NaN));
     const sentNow = new Float64Array(N);
     sent.push(sentNow);
 
@@ -290,5 +295,12 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
     now = time;
     complete(heap.pop(), time);
   }
-  return { latencies: Float64Array.from(latencies), requests, dropped, shares, sent };
+  return {
+    latencies: Float64Array.from(latencies),
+    requests,
+    dropped,
+    shares,
+    sent,
+    capacities,
+  };
 }

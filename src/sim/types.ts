@@ -84,4 +84,9 @@ export interface RoutingPolicy {
    * undefined for policies without weights.
    */
   shares?(): Float64Array | undefined;
+  /**
+   * The policy's estimate of each endpoint's capacity (requests/s) for the
+   * current interval, for the bias figures; undefined for policies without one.
+   */
+  capacities?(): Float64Array | undefined;
 }

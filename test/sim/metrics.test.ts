@@ -87,5 +87,17 @@ describe('swap figures', () => {
     );
     // As the perfect reactive bound: one interval after each onset, both caught.
     expect(augur.swaps).toMatchObject({ onsets: 2, caught: 1, leadTime: -1 });
+    // Its capacity estimates (requests/s) against the truth of the interval they are used in:
+    // unbiased; off only in the interval after each change (4 of 140 counted intervals of endpoint 0).
+    expect(augur.bias!.medianRatio).toBeGreaterThan(0.97);
+    expect(augur.bias!.medianRatio).toBeLessThan(1.03);
+    expect(augur.bias!.within25).toBeGreaterThan(0.95);
+    const oracle = figures(
+      'oracle',
+      await simulate(setup, envoy('oracle', new TrueCapacityWeights(setup.speed, 1))),
+      setup,
+      metrics,
+    );
+    expect(oracle.bias).toBeUndefined(); // a bound publishes weights, not estimates
   });
 });

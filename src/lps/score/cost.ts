@@ -46,8 +46,8 @@ export interface CostParams {
 export const DEFAULT_COST_PARAMS: CostParams = {
   minRequests: 20,
   saturation: 0.95,
-  halfLife: 30,
-  priorRequests: 200,
+  halfLife: 100,
+  priorRequests: 1000,
 };
 
 /** One interval of one endpoint, as reported. */

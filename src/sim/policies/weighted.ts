@@ -39,6 +39,10 @@ export class WeightedPolicy implements RoutingPolicy {
     for (const w of this.weights) total += w;
     return this.weights.map((w) => w / total);
   }
+
+  capacities(): Float64Array | undefined {
+    return this.source.capacities?.();
+  }
 }
 
 /** Unweighted policies (round robin, P2C): a picker and no control plane. */
