@@ -100,14 +100,16 @@ describe('the weight, closed loop through the ForecastScorer', () => {
   });
 
   test('without own CPU: A58 from host CPU and requests (no foresight), still settling', async () => {
-    const trace = await closedLoop(steady, 120, { signals: 'no-own-cpu', noise: 0.02 });
+    // The costs are shrunk toward the service's (1,000 requests' weight): give them time to part.
+    const trace = await closedLoop(steady, 300, { signals: 'no-own-cpu', noise: 0.02 });
     const parts = trace.assessed.at(-1)!.get('e0')!.parts.weightParts!;
     expect(parts.basis).toBe(WeightBasis.WEIGHT_BASIS_HOST_CPU);
     expect(parts.plannedBackground).toBe(0);
     expect(swing(trace, 30)).toBeLessThan(0.02);
-    // A58 equalises utilisation, so the loaded endpoint (background 0.5) is not starved.
+    // A58 moves toward equal utilisation: the spread is well under that of the same weight per
+    // core (0.45 − 0.9 here), short of 0 because costs are shrunk toward the service's.
     const u = trace.utilization.at(-1)!;
-    expect(Math.max(...u) - Math.min(...u)).toBeLessThan(0.1);
+    expect(Math.max(...u) - Math.min(...u)).toBeLessThan(0.15);
   });
 
   test('without request counts: capacity from own CPU, the same cost for all', async () => {
