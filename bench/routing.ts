@@ -88,7 +88,9 @@ if (!full) {
   const fallbackNote =
     'Without own CPU the weight is gRFC A58 from host CPU and request counts (the background counts ' +
     "as the endpoint's load, nothing is forecast); without request counts every endpoint is taken to " +
-    'cost the same (true in this simulator, where they all do), so only the first column can lose.';
+    'cost the same (true in this simulator, where they all do, so that column loses nothing and even ' +
+    "gains where the per-endpoint cost's estimation noise mattered; on hosts of unequal speed the cost " +
+    'per request is what tells them apart).';
   writeBenchmarkSection(
     'Routing quality (simulated)',
     'npm run bench:routing',

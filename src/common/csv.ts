@@ -154,7 +154,7 @@ export function parseCsv(text: string): ParsedCsv {
   if (series.length === 0)
     throw new AugurError(
       'CSV_NO_VALUES',
-      `the CSV has no value column with numbers in it${columns.length ? ` (only ${columns.map((c) => `${c.name}, a ${c.role} column`).join('; ')})` : ''}`,
+      `the CSV has no value column with numbers in it${columns.length ? ` (only ${columns.map((c) => `${c.name}, ${article(c.role)} ${c.role} column`).join('; ')})` : ''}`,
     );
   let timestamps: Float64Array | undefined;
   if (timeIdx >= 0) {
@@ -180,6 +180,8 @@ export function parseCsv(text: string): ParsedCsv {
     problems,
   };
 }
+
+const article = (role: ColumnRole): string => (role === 'index' ? 'an' : 'a');
 
 /** Reads and parses a CSV file; `.gz` files are decompressed first. Errors name the file. */
 export function readCsvFile(path: string): ParsedCsv {
@@ -232,7 +234,7 @@ export function selectColumn(
     if (byPosition)
       throw new AugurError(
         'CSV_NOT_A_SERIES',
-        `${source}: column ${position} is "${byPosition.name}", a ${byPosition.role} column, not a series; name it (--column "${byPosition.name}") if you mean it`,
+        `${source}: column ${position} is "${byPosition.name}", ${article(byPosition.role)} ${byPosition.role} column, not a series; name it (--column "${byPosition.name}") if you mean it`,
       );
   }
   throw new AugurError(

@@ -149,13 +149,8 @@ describe('augur forecast eval', () => {
   const dir = mkdtempSync(join(tmpdir(), 'augur-eval-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('--json over a CSV with two columns and --column', async () => {
-    const file = join(dir, 'two.csv');
-    const lines = ['timestamp;a;b'];
-    series.forEach((v, i) =>
-      lines.push(`${new Date(1.7e12 + i * 60_000).toISOString()};${v};${1 - v}`),
-    );
-    writeFileSync(file, lines.join('\n'));
+  /** Runs `augur forecast eval ARGS` in this process and returns what it printed. */
+  async function evalCommand(args: string[]): Promise<string> {
     let out = '';
     const write = process.stdout.write.bind(process.stdout);
     process.stdout.write = ((chunk: string) => (
@@ -165,23 +160,30 @@ describe('augur forecast eval', () => {
     try {
       const program = new Command('augur').exitOverride();
       registerForecastCommand(program);
-      await program.parseAsync([
-        'node',
-        'augur',
-        'forecast',
-        'eval',
-        '--csv',
-        file,
-        '--column',
-        'b',
-        '--horizons',
-        '1,3',
-        '--json',
-        '--no-lstm',
-      ]);
+      await program.parseAsync(['node', 'augur', 'forecast', 'eval', ...args]);
     } finally {
       process.stdout.write = write;
     }
+    return out;
+  }
+
+  test('--json over a CSV with two columns and --column', async () => {
+    const file = join(dir, 'two.csv');
+    const lines = ['timestamp;a;b'];
+    series.forEach((v, i) =>
+      lines.push(`${new Date(1.7e12 + i * 60_000).toISOString()};${v};${1 - v}`),
+    );
+    writeFileSync(file, lines.join('\n'));
+    const out = await evalCommand([
+      '--csv',
+      file,
+      '--column',
+      'b',
+      '--horizons',
+      '1,3',
+      '--json',
+      '--no-lstm',
+    ]);
     const report = JSON.parse(out) as { series: Array<{ name: string }>; horizons: number[] };
     expect(report.series.map((s) => s.name)).toEqual(['b']);
     expect(report.horizons).toEqual([1, 3]);
@@ -193,36 +195,11 @@ describe('augur forecast eval', () => {
       file,
       ['step,t_seconds,cpu', ...series.map((v, i) => `${i + 1},${i * 300},${v}`)].join('\n'),
     );
-    const run = async (column: string): Promise<string> => {
-      let out = '';
-      const write = process.stdout.write.bind(process.stdout);
-      process.stdout.write = ((chunk: string) => (
-        (out += chunk),
-        true
-      )) as typeof process.stdout.write;
-      try {
-        const program = new Command('augur').exitOverride();
-        registerForecastCommand(program);
-        await program.parseAsync([
-          'node',
-          'augur',
-          'forecast',
-          'eval',
-          '--csv',
-          file,
-          '--column',
-          column,
-          '--json',
-          '--no-lstm',
-        ]);
-      } finally {
-        process.stdout.write = write;
-      }
-      return out;
-    };
+    const run = (column: string) =>
+      evalCommand(['--csv', file, '--column', column, '--json', '--no-lstm']);
     const byIndex = JSON.parse(await run('3')) as { series: Array<{ name: string }> };
     expect(byIndex.series.map((s) => s.name)).toEqual(['cpu']);
-    await expect(run('2')).rejects.toThrow(/column 2 is "t_seconds", a index column, not a series/);
+    await expect(run('2')).rejects.toThrow(/column 2 is "t_seconds", an index column, not a series/);
     const byName = JSON.parse(await run('t_seconds')) as { series: Array<{ name: string }> };
     expect(byName.series.map((s) => s.name)).toEqual(['t_seconds']);
   });

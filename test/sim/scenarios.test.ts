@@ -37,7 +37,7 @@ describe('traces', () => {
     // a missing cell takes the value before it
     expect(Array.from(readTrace(file, 'cpu').values)).toEqual([10, 10, 30]);
     expect(Array.from(readTrace(file, '4').values)).toEqual([5, 6, 7]);
-    expect(() => readTrace(file, '2')).toThrow(/column 2 is "t_seconds", a index column/);
+    expect(() => readTrace(file, '2')).toThrow(/column 2 is "t_seconds", an index column/);
     expect(Array.from(readTrace(file, 't_seconds').values)).toEqual([0, 300, 600]);
     expect(() => readTrace(file)).toThrow(/2 value columns \(3: cpu, 4: mem\).*--column/);
     expect(() => readTrace(file, 'disk')).toThrow(/no column "disk"/);

@@ -1,3 +1,4 @@
+import { EventHeap } from '../heap.js';
 import type { Rng } from '../rng.js';
 import type { FleetView } from '../types.js';
 
@@ -151,76 +152,30 @@ function allEqual(w: Float64Array): boolean {
 }
 
 /**
- * Envoy's EdfScheduler: a min-heap of (deadline, insertion order, host); a pick
- * pops the earliest, moves the clock to its deadline and re-adds the host at
- * clock + 1/weight with its weight at that moment.
+ * Envoy's EdfScheduler: entries ordered by deadline (the first inserted first on
+ * a tie); a pick pops the earliest, moves the clock to its deadline and re-adds
+ * the host at clock + 1/weight with its weight at that moment.
  */
 export class EdfSchedule {
-  private readonly deadline: Float64Array;
-  private readonly order: Float64Array;
-  private readonly host: Int32Array;
-  private size = 0;
+  private readonly heap: EventHeap;
   private clock = 0;
-  private inserted = 0;
 
   constructor(
     capacity: number,
     private readonly weightOf: (host: number) => number,
   ) {
-    this.deadline = new Float64Array(capacity);
-    this.order = new Float64Array(capacity);
-    this.host = new Int32Array(capacity);
+    this.heap = new EventHeap(Math.max(1, capacity));
   }
 
   add(host: number, weight: number): void {
-    let i = this.size++;
-    const d = this.clock + 1 / weight;
-    const o = this.inserted++;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.earlier(d, o, p)) break;
-      this.deadline[i] = this.deadline[p];
-      this.order[i] = this.order[p];
-      this.host[i] = this.host[p];
-      i = p;
-    }
-    this.deadline[i] = d;
-    this.order[i] = o;
-    this.host[i] = host;
+    this.heap.push(this.clock + 1 / weight, host);
   }
 
   pickAndAdd(): number {
-    const top = this.host[0];
-    this.clock = this.deadline[0];
-    // Pop: the last entry sinks from the root.
-    const n = --this.size;
-    const d = this.deadline[n];
-    const o = this.order[n];
-    const h = this.host[n];
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && this.earlier(this.deadline[r], this.order[r], l) ? r : l;
-      if (this.earlier(d, o, c)) break;
-      this.deadline[i] = this.deadline[c];
-      this.order[i] = this.order[c];
-      this.host[i] = this.host[c];
-      i = c;
-    }
-    if (n > 0) {
-      this.deadline[i] = d;
-      this.order[i] = o;
-      this.host[i] = h;
-    }
-    this.add(top, this.weightOf(top));
-    return top;
-  }
-
-  /** (d, o) is earlier than the entry in slot `j` (ties: inserted first is earlier). */
-  private earlier(d: number, o: number, j: number): boolean {
-    return d < this.deadline[j] || (d === this.deadline[j] && o < this.order[j]);
+    this.clock = this.heap.peekTime();
+    const host = this.heap.pop();
+    this.add(host, this.weightOf(host));
+    return host;
   }
 }
 
