@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { parseCsv } from '../src/lps/forecast/csv.js';
+import { parseCsv } from '../src/common/csv.js';
 import {
   evaluate,
   SELECTED,

@@ -1,9 +1,13 @@
 import type { Locality } from '../gen/augur/v1/common.js';
 import { parseHostPort } from '../common/address.js';
+import { secondsToDuration } from '../common/duration.js';
 import { AugurError } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/logger.js';
 import { readHostFacts, type HostFacts } from './host-facts.js';
 import { createLoadSampler, type LoadSampler } from './load-sampler.js';
+import type { OwnCpuSource } from './own-cpu.js';
+import type { RequestSource } from './request-metrics.js';
+import { EndpointSignalsSampler } from './signals.js';
 import { createProbe, type Probe, type ProbeResult, type ProbeSpec } from './probe.js';
 import { TelemetryReporter, type BackoffOptions, type ReporterStats } from './telemetry-client.js';
 
@@ -33,6 +37,10 @@ export interface AgentOptions {
   logger?: Logger;
   /** Per-tick load source; default procfs on Linux, systeminformation elsewhere. */
   sampler?: LoadSampler;
+  /** The endpoint's own CPU (process tree or cgroup); without it the background is unknown. */
+  ownCpu?: OwnCpuSource;
+  /** Where the endpoint's completed requests are counted (a metrics URL). */
+  requests?: RequestSource;
   /** Static host facts; default read from the host. */
   hostFacts?: HostFacts;
   /** Jitter source for reconnects, [0,1). */
@@ -64,6 +72,8 @@ export class Agent {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private lastTickAt = 0;
+  /** When the previous sample was taken: the span its rates and counts cover ends there. */
+  private lastSampleAt = NaN;
   private stopped = false;
   private ticks = 0;
   private failedTicks = 0;
@@ -109,7 +119,11 @@ export class Agent {
     validate(opts);
     const facts =
       opts.hostFacts ?? (await readHostFacts({ defaultLinkMbps: opts.defaultLinkMbps }));
-    const sampler = opts.sampler ?? (await createLoadSampler());
+    const host = opts.sampler ?? (await createLoadSampler());
+    const sampler =
+      opts.ownCpu || opts.requests
+        ? new EndpointSignalsSampler(host, opts.ownCpu, opts.requests, opts.logger ?? silentLogger)
+        : host;
     const agent = new Agent(opts, sampler, facts);
     agent.logger.info(
       {
@@ -119,6 +133,8 @@ export class Agent {
         lps: opts.lps,
         intervalSeconds: agent.reporter.intervalSeconds,
         probe: agent.probe.kind,
+        ownCpu: opts.ownCpu?.kind ?? 'unknown',
+        requests: opts.requests ? 'metrics' : opts.sampler ? 'load report' : 'unknown',
         capacity: facts,
       },
       'agent started',
@@ -187,6 +203,9 @@ export class Agent {
     }
     this.noteProbe(probe);
     this.ticks++;
+    const sampledAt = performance.now();
+    const span = (sampledAt - this.lastSampleAt) / 1000;
+    this.lastSampleAt = sampledAt;
     this.reporter.submit({
       endpointId: this.opts.endpointId,
       cpuUsage: load.cpuUsage,
@@ -197,6 +216,11 @@ export class Agent {
       networkCapacity: 0,
       health: probe.health,
       requestRate: load.requestRate ?? 0,
+      processCpuUsage: load.processCpuUsage,
+      requestsCompleted: load.requestsCompleted,
+      latencySumSeconds: load.latencySumSeconds,
+      // The first sample's rates cover the time since the sampler started: no span known.
+      sampleSpan: span > 0 ? secondsToDuration(span) : undefined,
     });
   }
 

@@ -1,7 +1,9 @@
+import { cpus } from 'node:os';
 import { Option, type Command } from 'commander';
 import type { Locality } from '../gen/augur/v1/common.js';
 import { AugurError } from '../common/errors.js';
 import { parseDurationSeconds } from '../common/duration.js';
+import type { OwnCpuSource } from './own-cpu.js';
 import type { ProbeSpec } from './probe.js';
 
 interface AgentFlags {
@@ -21,6 +23,12 @@ interface AgentFlags {
   buffer: string;
   linkMbps: string;
   loadUrl?: string;
+  processPid?: string;
+  processName?: string;
+  cgroup?: string;
+  metricsUrl?: string;
+  requestsMetric?: string;
+  latencyMetric?: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -107,7 +115,32 @@ export function registerAgentCommand(program: Command): void {
     .option('--link-mbps <mbps>', 'link speed when the host does not report one, Mbit/s', '1000')
     .option(
       '--load-url <url>',
-      'read the load from this URL (JSON {cpuUsage, memoryUsage, networkIo, requestRate}) instead of the host',
+      'read the load from this URL (JSON {cpuUsage, memoryUsage, networkIo, processCpuUsage?, requestsCompleted?, latencySumSeconds?}) instead of the host',
+    )
+    .addOption(
+      new Option(
+        '--process-pid <pid>',
+        "the endpoint's process: its tree's own CPU (/proc/<pid>/stat), so the background is measured",
+      ).conflicts(['processName', 'cgroup']),
+    )
+    .addOption(
+      new Option(
+        '--process-name <comm>',
+        'as --process-pid, for the process tree named so in /proc/<pid>/comm (found again if restarted)',
+      ).conflicts(['cgroup']),
+    )
+    .option('--cgroup <dir>', "the endpoint's cgroup v2 directory: its own CPU from cpu.stat")
+    .option(
+      '--metrics-url <url>',
+      "the endpoint's Prometheus metrics, for the requests it completed (with --requests-metric or --latency-metric)",
+    )
+    .option(
+      '--requests-metric <name{labels}>',
+      'a counter of completed requests on --metrics-url, e.g. http_requests_total{code!="500"}',
+    )
+    .option(
+      '--latency-metric <name{labels}>',
+      'a latency histogram or summary (seconds) on --metrics-url: _count counts requests, _sum sums latency',
     )
     .addOption(
       new Option('--log-level <level>', 'log level')
@@ -131,6 +164,36 @@ export function registerAgentCommand(program: Command): void {
             timeoutSeconds: parseDurationSeconds(flags.healthTimeout, '--health-timeout'),
           })
         : undefined;
+      const cores = Math.max(1, cpus().length);
+      let ownCpu: OwnCpuSource | undefined;
+      if (flags.processPid !== undefined || flags.processName !== undefined) {
+        const { ProcessTreeCpu, findProcessByName } = await import('./own-cpu.js');
+        const name = flags.processName;
+        const pid = name
+          ? await findProcessByName(name)
+          : positiveInt(flags.processPid!, '--process-pid');
+        ownCpu = await ProcessTreeCpu.start({
+          pid,
+          cores,
+          ...(name ? { find: () => findProcessByName(name) } : {}),
+        });
+      } else if (flags.cgroup !== undefined) {
+        const { CgroupCpu } = await import('./own-cpu.js');
+        ownCpu = await CgroupCpu.start({ path: flags.cgroup, cores });
+      }
+      if ((flags.requestsMetric || flags.latencyMetric) && !flags.metricsUrl)
+        throw new AugurError(
+          'BAD_FLAG',
+          '--requests-metric and --latency-metric need --metrics-url',
+        );
+      const requests = flags.metricsUrl
+        ? new (await import('./request-metrics.js')).PrometheusRequests({
+            url: flags.metricsUrl,
+            requests: flags.requestsMetric,
+            latency: flags.latencyMetric,
+            timeoutSeconds: parseDurationSeconds(flags.healthTimeout, '--health-timeout'),
+          })
+        : undefined;
       const agent = await Agent.start({
         lps: flags.lps,
         endpointId: flags.endpointId,
@@ -144,6 +207,8 @@ export function registerAgentCommand(program: Command): void {
         bufferSize: positiveInt(flags.buffer, '--buffer'),
         defaultLinkMbps: linkMbps,
         sampler,
+        ownCpu,
+        requests,
         logger,
       });
       stopOnSignals(logger, () => agent.stop());

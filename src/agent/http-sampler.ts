@@ -1,6 +1,9 @@
 import { AugurError } from '../common/errors.js';
 import type { HostLoad, LoadSampler } from './load-sampler.js';
 
+/** As the LPS: own CPU may exceed host CPU by this much (the two are read a moment apart). */
+const OWN_CPU_SKEW = 0.05;
+
 export interface HttpLoadSamplerOptions {
   /** Where the endpoint reports its own load as `HostLoad` JSON, e.g. `http://backend:8080/load`. */
   url: string;
@@ -13,9 +16,15 @@ export interface HttpLoadSamplerOptions {
  * endpoint that knows its own utilisation better than /proc does (a demo
  * backend with a simulated background load, or a container whose /proc shows
  * the whole machine). Each `sample()` is one GET; the endpoint answers with
- * `{cpuUsage, memoryUsage, networkIo, requestRate?}` covering the time since
- * it was last asked. A failed or malformed answer rejects, so the agent skips
- * that tick rather than report a made-up sample.
+ * JSON covering the time since it was last asked (src/agent/README.md, "The
+ * load URL"):
+ *
+ *   { "cpuUsage": 0..1, "memoryUsage": 0..1, "networkIo": bytes/s,
+ *     "processCpuUsage": 0..1, "requestsCompleted": n, "latencySumSeconds": s,
+ *     "requestRate": r }
+ *
+ * the last four optional. A failed or malformed answer rejects, so the agent
+ * skips that tick rather than report a made-up sample.
  */
 export class HttpLoadSampler implements LoadSampler {
   private readonly url: string;
@@ -89,6 +98,32 @@ export function parseHostLoad(body: unknown, source: string): HostLoad {
     memoryUsage: field('memoryUsage', 1),
     networkIo: field('networkIo', Number.MAX_VALUE),
   };
+  if (record.processCpuUsage !== undefined) {
+    const own = field('processCpuUsage', 1);
+    if (own > load.cpuUsage + OWN_CPU_SKEW)
+      throw new AugurError(
+        'BAD_LOAD_REPORT',
+        `${source}: "processCpuUsage" ${own} exceeds "cpuUsage" ${load.cpuUsage}: the endpoint's own CPU is part of the host's, both as fractions of the host's capacity`,
+      );
+    load.processCpuUsage = Math.min(own, load.cpuUsage);
+  }
+  if (record.requestsCompleted !== undefined) {
+    const n = field('requestsCompleted', Number.MAX_SAFE_INTEGER);
+    if (!Number.isInteger(n))
+      throw new AugurError(
+        'BAD_LOAD_REPORT',
+        `${source}: "requestsCompleted" must be a whole number, got ${n}`,
+      );
+    load.requestsCompleted = n;
+  }
+  if (record.latencySumSeconds !== undefined) {
+    if (load.requestsCompleted === undefined)
+      throw new AugurError(
+        'BAD_LOAD_REPORT',
+        `${source}: "latencySumSeconds" needs "requestsCompleted" (the requests it sums over)`,
+      );
+    load.latencySumSeconds = field('latencySumSeconds', Number.MAX_VALUE);
+  }
   if (record.requestRate !== undefined) load.requestRate = field('requestRate', Number.MAX_VALUE);
   return load;
 }

@@ -7,9 +7,18 @@ export interface HostLoad {
   /** Bytes per second received plus transmitted, loopback excluded. */
   networkIo: number;
   /**
-   * Requests per second the endpoint served since the previous sample, when the
-   * sampler knows it (a backend that reports its own load); lets the LPS estimate
-   * capacity as throughput per unit of utilisation.
+   * The endpoint's own CPU (its process tree or cgroup) since the previous
+   * sample, as a fraction of the host's whole capacity, [0, cpuUsage]: host −
+   * own is the load that is not the endpoint's. Absent: unknown.
+   */
+  processCpuUsage?: number;
+  /** Requests the endpoint completed since the previous sample (0 is a real zero). Absent: unknown. */
+  requestsCompleted?: number;
+  /** Sum of those requests' latencies, seconds. Absent: unknown. */
+  latencySumSeconds?: number;
+  /**
+   * Requests per second served since the previous sample; legacy, used by the
+   * LPS only when `requestsCompleted` is absent (its 0 means unknown).
    */
   requestRate?: number;
 }

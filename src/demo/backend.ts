@@ -33,6 +33,8 @@ export class DemoBackend {
   private nextFreeMs = 0;
   private busyMs = 0;
   private served = 0;
+  /** Sum of the latencies of the requests served, seconds (queueing and service). */
+  private latencySum = 0;
   private refused = 0;
   private port = 0;
   /** Answers `/load`; made with the backend so the first answer covers everything since. */
@@ -70,25 +72,40 @@ export class DemoBackend {
     return Math.max(0, this.nextFreeMs - performance.now()) / 1000;
   }
 
-  /** A LoadSampler for the agent of this backend: its own utilisation, not the host's. */
+  /**
+   * A LoadSampler for the agent of this backend, covering the time since it was
+   * last asked: the host as an agent would see it (the background plus this
+   * backend's own CPU), the backend's own CPU (busy fraction of its virtual
+   * server times the share of the host left to it), the requests it completed
+   * and the sum of their latencies (src/agent/README.md, "The load URL").
+   */
   sampler(): LoadSampler {
     let lastAt = performance.now();
     let lastBusy = 0;
     let lastServed = 0;
+    let lastLatency = 0;
     return {
       sample: async (): Promise<HostLoad> => {
         const now = performance.now();
         const span = Math.max(1, now - lastAt);
-        const ours = Math.min(1, (this.busyMs - lastBusy) / span);
-        const requestRate = ((this.served - lastServed) * 1000) / span;
+        const background = this.backgroundNow();
+        const busy = Math.min(1, (this.busyMs - lastBusy) / span);
+        const completed = this.served - lastServed;
+        const latencySum = this.latencySum - lastLatency;
         lastAt = now;
         lastBusy = this.busyMs;
         lastServed = this.served;
-        const cpuUsage = Math.min(1, this.backgroundNow() + ours * (1 - this.backgroundNow()));
+        lastLatency = this.latencySum;
+        const own = busy * (1 - background);
+        const cpuUsage = Math.min(1, background + own);
+        const requestRate = (completed * 1000) / span;
         return {
           cpuUsage,
           memoryUsage: 0.3 + 0.1 * cpuUsage,
           networkIo: requestRate * 600,
+          processCpuUsage: Math.min(own, cpuUsage),
+          requestsCompleted: completed,
+          latencySumSeconds: latencySum,
           requestRate,
         };
       },
@@ -131,7 +148,10 @@ export class DemoBackend {
     }
     const delay = wait + (isProbe ? 0 : serviceMs);
     setTimeout(() => {
-      if (!isProbe) this.served++;
+      if (!isProbe) {
+        this.served++;
+        this.latencySum += (performance.now() - now) / 1000;
+      }
       res.writeHead(200, { 'content-type': 'application/json', 'x-augur-backend': this.id });
       res.end(JSON.stringify({ backend: this.id, queuedMs: Math.round(wait) }));
     }, delay);

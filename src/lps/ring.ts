@@ -9,7 +9,11 @@ export const SAMPLE_COLUMNS = [
   'networkCapacity', // bytes/s
   'responseTime', // seconds
   'healthy', // 1 serving, 0 failing
-  'requestRate', // req/s, 0 = unknown
+  'requestRate', // req/s, 0 = unknown (legacy: `completed` supersedes it)
+  'processCpu', // the endpoint's own CPU, fraction of the host's; NaN = unknown
+  'completed', // requests completed over the sample's span; NaN = unknown, 0 = none
+  'latencySum', // seconds, sum over those requests; NaN = unknown
+  'span', // seconds the sample's rates and counts cover; NaN = the monitoring interval
 ] as const;
 
 export type SampleColumn = (typeof SAMPLE_COLUMNS)[number];

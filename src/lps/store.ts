@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { durationToSeconds, secondsToDuration } from '../common/duration.js';
 import type { Capacity, Locality } from '../gen/augur/v1/common.js';
 import { ProbeHealth } from '../gen/augur/v1/common.js';
 import type { AgentHello, EndpointData } from '../gen/augur/v1/telemetry.js';
@@ -132,6 +133,10 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
       responseTime: s.responseTime,
       healthy: s.health === ProbeHealth.PROBE_HEALTH_FAILING ? 0 : 1,
       requestRate: s.requestRate,
+      processCpu: s.processCpuUsage === undefined ? NaN : Math.min(s.processCpuUsage, s.cpuUsage),
+      completed: s.requestsCompleted ?? NaN,
+      latencySum: s.latencySumSeconds ?? NaN,
+      span: s.sampleSpan ? durationToSeconds(s.sampleSpan) : NaN,
     };
     record.series.push(sample);
     record.lastSequence = s.sequence;
@@ -219,6 +224,10 @@ export function endpointDataOf(endpointId: string, s: StoredSample): EndpointDat
     sequence: s.sequence,
     health: s.healthy ? ProbeHealth.PROBE_HEALTH_SERVING : ProbeHealth.PROBE_HEALTH_FAILING,
     requestRate: s.requestRate,
+    processCpuUsage: Number.isNaN(s.processCpu) ? undefined : s.processCpu,
+    requestsCompleted: Number.isNaN(s.completed) ? undefined : s.completed,
+    latencySumSeconds: Number.isNaN(s.latencySum) ? undefined : s.latencySum,
+    sampleSpan: Number.isNaN(s.span) ? undefined : secondsToDuration(s.span),
   };
 }
 

@@ -1,3 +1,4 @@
+import { durationToSeconds } from '../common/duration.js';
 import { ProbeHealth } from '../gen/augur/v1/common.js';
 import type { AgentHello, EndpointData } from '../gen/augur/v1/telemetry.js';
 
@@ -34,6 +35,60 @@ function checkNumber(field: string, v: number, min: number, max: number): Reject
   if (v < min || v > max) {
     const range = max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`;
     return reject(field, 'OUT_OF_RANGE', `${field} must be ${range}, got ${v}`);
+  }
+  return undefined;
+}
+
+/** A sample may claim a little more own CPU than host CPU: the two are read a moment apart. */
+export const OWN_CPU_SKEW = 0.05;
+/** A sample's span beyond this is a broken clock, not a slow agent, seconds. */
+const MAX_SPAN_S = 86_400;
+
+/** The endpoint's own signals (own CPU, completed requests, their latency, the span they cover). */
+function validateSignals(s: EndpointData): Rejection | undefined {
+  if (s.processCpuUsage !== undefined) {
+    const bad = checkNumber('process_cpu_usage', s.processCpuUsage, 0, 1);
+    if (bad) return bad;
+    if (s.processCpuUsage > s.cpuUsage + OWN_CPU_SKEW) {
+      return reject(
+        'process_cpu_usage',
+        'OUT_OF_RANGE',
+        `process_cpu_usage ${s.processCpuUsage} exceeds cpu_usage ${s.cpuUsage} by more than ${OWN_CPU_SKEW}: ` +
+          "the endpoint's own CPU is part of the host's (both must be fractions of the same capacity)",
+      );
+    }
+  }
+  if (s.requestsCompleted !== undefined) {
+    const bad = checkNumber('requests_completed', s.requestsCompleted, 0, Number.MAX_SAFE_INTEGER);
+    if (bad) return bad;
+    if (!Number.isInteger(s.requestsCompleted)) {
+      return reject(
+        'requests_completed',
+        'BAD_FORMAT',
+        `requests_completed must be a whole number, got ${s.requestsCompleted}`,
+      );
+    }
+  }
+  if (s.latencySumSeconds !== undefined) {
+    const bad = checkNumber('latency_sum_seconds', s.latencySumSeconds, 0, Infinity);
+    if (bad) return bad;
+    if (s.requestsCompleted === undefined) {
+      return reject(
+        'latency_sum_seconds',
+        'MISSING',
+        'latency_sum_seconds needs requests_completed (the number of requests it sums over)',
+      );
+    }
+  }
+  if (s.sampleSpan !== undefined) {
+    const span = durationToSeconds(s.sampleSpan);
+    if (!Number.isFinite(span) || span <= 0 || span > MAX_SPAN_S || s.sampleSpan.nanos < 0) {
+      return reject(
+        'sample_span',
+        'OUT_OF_RANGE',
+        `sample_span must be in (0, ${MAX_SPAN_S}] seconds with non-negative nanos, got ${span} s`,
+      );
+    }
   }
   return undefined;
 }
@@ -109,6 +164,8 @@ export function validateSample(s: EndpointData, ctx: SampleContext): Rejection |
     checkNumber('response_time', s.responseTime, 0, MAX_RESPONSE_TIME_S) ??
     checkNumber('request_rate', s.requestRate, 0, Infinity);
   if (numeric) return numeric;
+  const signals = validateSignals(s);
+  if (signals) return signals;
   if (
     s.health !== ProbeHealth.PROBE_HEALTH_SERVING &&
     s.health !== ProbeHealth.PROBE_HEALTH_FAILING &&

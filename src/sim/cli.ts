@@ -1,21 +1,25 @@
 import type { Command } from 'commander';
-import { AugurError } from '../common/errors.js';
 import { RUN_DEFAULTS, SCENARIOS } from './spec.js';
 
-/** Registers `augur bench routing`. */
-export function registerBenchCommand(program: Command): void {
-  const bench =
-    program.commands.find((c) => c.name() === 'bench') ??
-    program.command('bench').description('benchmarks that run without a deployment');
-  bench
-    .command('routing')
-    .description(
-      'routing-quality benchmark: a deterministic simulation of endpoints slowed by real CPU traces, ' +
-        'comparing reactive balancers, augur and an oracle',
+/** Adds the routing benchmark's options to a command (`augur bench routing`, `npm run bench:routing`). */
+export function addRoutingBenchOptions(command: Command): Command {
+  return command
+    .option(
+      '--seeds <n>',
+      'seeds per scenario; tables show the median over seeds and its range',
+      String(RUN_DEFAULTS.seeds),
+    )
+    .option(
+      '--scenario <name...>',
+      `scenarios to run (default all): ${SCENARIOS.map((s) => s.name).join(', ')}; "custom" with --trace`,
     )
     .option(
       '--trace <csv...>',
-      'background CPU trace(s), one per endpoint, cycled (default: NAB CPU traces)',
+      'background CPU trace(s), one per endpoint (cycled, shifted), as the scenario "custom"; .gz too',
+    )
+    .option(
+      '--column <name|index>',
+      'the CPU column of the --trace files, by name or 1-based position (default: the only value column)',
     )
     .option(
       '--arrivals <csv>',
@@ -26,74 +30,40 @@ export function registerBenchCommand(program: Command): void {
       'monitoring interval of the scenarios without their own',
       String(RUN_DEFAULTS.interval),
     )
-    .option('--seed <n>', 'random seed', String(RUN_DEFAULTS.seed))
     .option(
       '--seconds <s>',
-      'simulated seconds measured per scenario',
+      'simulated seconds measured per run',
       String(RUN_DEFAULTS.simulatedSeconds),
     )
     .option(
-      '--scenario <names...>',
-      `scenarios to run (${SCENARIOS.map((s) => `"${s.name}"`).join(', ')})`,
+      '--start <row>',
+      'first trace row of every run (default: seed s starts where seed s-1 ended)',
     )
-    .option('--json', 'print the figures as JSON')
-    .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
-      // Loaded here: the simulator is large and every `augur` command builds this CLI.
-      const [{ BENCH_DEFAULTS }, { runScenariosInParallel }, { renderTables }, scenarios_, traces] =
-        await Promise.all([
-          import('./bench.js'),
-          import('./parallel.js'),
-          import('./report.js'),
-          import('./scenarios.js'),
-          import('./traces.js'),
-        ]);
-      const { loadDefaultTraces } = scenarios_;
-      const { readTrace } = traces;
-      const interval = positive(o.interval, '--interval');
-      const seed = Math.trunc(positive(o.seed, '--seed', true));
-      const simulatedSeconds = positive(o.seconds, '--seconds');
-      const defaults = loadDefaultTraces();
-      const cpuTraces = Array.isArray(o.trace)
-        ? o.trace.map((p) => readTrace(p))
-        : defaults.cpuTraces;
-      const arrivalTrace =
-        typeof o.arrivals === 'string' ? readTrace(o.arrivals) : defaults.arrivalTrace;
-      const wanted = Array.isArray(o.scenario) ? o.scenario : undefined;
-      const scenarios = wanted ? SCENARIOS.filter((s) => wanted.includes(s.name)) : SCENARIOS;
-      if (wanted && scenarios.length !== wanted.length) {
-        throw new AugurError(
-          'BENCH_SCENARIO',
-          `unknown scenario in ${wanted.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`,
-        );
-      }
-      const results = await runScenariosInParallel(
-        scenarios,
-        { ...BENCH_DEFAULTS, cpuTraces, arrivalTrace, interval, seed, simulatedSeconds },
-        o.json
-          ? undefined
-          : (s, policy, p99, secs) =>
-              process.stderr.write(
-                `${s}: ${policy} p99 ${(p99 * 1000).toFixed(1)} ms (${secs.toFixed(1)} s)\n`,
-              ),
-      );
-      if (o.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
-      else process.stdout.write(renderTables(results, plainTable) + '\n');
-    });
+    .option('--steps <n>', 'intervals measured per run (overrides --seconds)')
+    .option('--policy <name...>', 'only these policies (default all)')
+    .option(
+      '--signals <which>',
+      "what augur's agents report: full, no-own-cpu, no-requests (measures the weight's fallbacks)",
+    )
+    .option('--json', 'print every run (per scenario, seed and policy) and the summary as JSON');
 }
 
-function positive(v: unknown, flag: string, allowZero = false): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) {
-    throw new AugurError(
-      'BENCH_BAD_OPTION',
-      `${flag} must be a ${allowZero ? 'non-negative' : 'positive'} number, got "${String(v)}"`,
-    );
-  }
-  return n;
-}
-
-function plainTable(header: string[], rows: Array<Array<string | number>>): string {
-  const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
-  return cells.map((r) => r.map((c, i) => String(c).padEnd(widths[i]!)).join('  ')).join('\n');
+/** Registers `augur bench routing`. */
+export function registerBenchCommand(program: Command): void {
+  const bench =
+    program.commands.find((c) => c.name() === 'bench') ??
+    program.command('bench').description('benchmarks that run without a deployment');
+  addRoutingBenchOptions(
+    bench
+      .command('routing')
+      .description(
+        'routing-quality benchmark: a deterministic simulation of endpoints slowed by real CPU traces, ' +
+          "comparing reactive balancers, augur's shipped weights per data plane, and bounds, over several seeds",
+      ),
+  ).action(async (flags: Record<string, unknown>) => {
+    // Loaded here: the simulator is large and every `augur` command builds this CLI.
+    const { runRoutingBenchFromFlags } = await import('./run.js');
+    const out = await runRoutingBenchFromFlags(flags, { progress: !flags.json });
+    process.stdout.write(out.text + '\n');
+  });
 }

@@ -19,6 +19,19 @@ export interface PolicyFigures {
    */
   churn: number;
   swaps: SwapFigures | undefined;
+  /** How the policy's capacity estimates compare with the truth; undefined without estimates. */
+  bias: BiasFigures | undefined;
+}
+
+/**
+ * A policy's capacity estimates (requests/s) against the true capacity of the
+ * interval they are used in, over every endpoint and counted interval.
+ */
+export interface BiasFigures {
+  /** Median of estimate / truth. */
+  medianRatio: number;
+  /** Share of estimates within ±25 % of the truth. */
+  within25: number;
 }
 
 /** How well a weighted policy's cuts anticipated overloads. */
@@ -78,6 +91,24 @@ export function figures(
     swaps: Number.isNaN(trace.shares[0]?.[0] ?? NaN)
       ? undefined
       : swapFigures(trace.shares, setup, opts),
+    bias: biasFigures(trace.capacities, setup),
+  };
+}
+
+function biasFigures(capacities: Float64Array[], setup: SimSetup): BiasFigures | undefined {
+  const ratios: number[] = [];
+  for (let k = setup.warmupSteps; k < capacities.length; k++)
+    for (let e = 0; e < setup.speed.length; e++) {
+      const est = capacities[k]![e]!;
+      if (!Number.isFinite(est)) continue;
+      const truth = (setup.speed[e]![k]! * setup.workers) / setup.serviceTime;
+      ratios.push(est / truth);
+    }
+  if (ratios.length === 0) return undefined;
+  ratios.sort((a, b) => a - b);
+  return {
+    medianRatio: ratios[ratios.length >> 1]!,
+    within25: ratios.filter((r) => r >= 0.75 && r <= 1.25).length / ratios.length,
   };
 }
 

@@ -1,79 +1,118 @@
-import type { ScenarioResult } from './bench.js';
+import type { ScenarioSummary, Spread, TargetCheck } from './bench.js';
 import { POLICIES } from './policies/catalog.js';
 
-const ms = (s: number) => (Number.isFinite(s) ? (s * 1000).toFixed(1) : '-');
-const pct = (x: number, digits = 2) => (Number.isFinite(x) ? (x * 100).toFixed(digits) : '-');
-const num = (x: number | undefined, digits = 2) =>
-  x !== undefined && Number.isFinite(x) ? x.toFixed(digits) : '-';
+type Table = (header: string[], rows: Array<Array<string | number>>) => string;
 
-/** A markdown table per scenario, plus the gap summary, from the bench results. */
-export function renderTables(
-  results: readonly ScenarioResult[],
-  table: (header: string[], rows: Array<Array<string | number>>) => string,
+const ms = (s: number) => (Number.isFinite(s) ? (s * 1000).toFixed(s < 0.1 ? 1 : 0) : '-');
+const pct = (x: number, digits = 2) => (Number.isFinite(x) ? (x * 100).toFixed(digits) : '-');
+const num = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+
+/** "median (min–max)"; only the median when the range is one value. */
+function ranged(s: Spread, f: (x: number) => string): string {
+  if (s.n === 0) return '-';
+  const lo = f(s.min);
+  const hi = f(s.max);
+  return lo === hi ? f(s.median) : `${f(s.median)} (${lo}–${hi})`;
+}
+
+function seedsLabel(seeds: readonly number[]): string {
+  if (seeds.length === 0) return 'no seeds';
+  const consecutive = seeds.every((s, i) => i === 0 || s === seeds[i - 1]! + 1);
+  return consecutive && seeds.length > 2
+    ? `seeds ${seeds[0]}–${seeds.at(-1)}`
+    : `seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')}`;
+}
+
+/** How a target reads: "augur-grpc p99 / a58-wrr p99 ≤ 0.6". */
+export function targetLabel(
+  t: Pick<TargetCheck, 'policy' | 'versus' | 'figure' | 'limit'>,
 ): string {
+  if (t.figure === 'cuts') return `${t.policy} cuts = 0`;
+  return t.versus
+    ? `${t.policy} ${t.figure} / ${t.versus} ${t.figure} ≤ ${t.limit}`
+    : `${t.policy} ${t.figure} ≤ ${t.limit}`;
+}
+
+function targetValue(t: TargetCheck): string {
+  const digits = t.figure === 'cuts' ? 0 : 2;
+  return ranged(t.value, (x) => num(x, digits));
+}
+
+/** A table per scenario (medians over seeds with their range) and its targets. */
+export function renderTables(results: readonly ScenarioSummary[], table: Table): string {
   const parts: string[] = [];
   for (const r of results) {
-    parts.push(`### ${r.scenario} (interval ${r.interval} s, SLO ${ms(r.slo)} ms)\n`);
+    const w = r.windows;
+    const rows =
+      w.length > 0 && w.every((x) => x.rows === w[0]!.rows) ? `${w[0]!.rows} intervals` : '';
+    const starts = w.map((x) => x.start).join(', ');
+    parts.push(
+      `### ${r.scenario} (interval ${r.interval} s, ${seedsLabel(r.seeds)}, ${r.tuning ? 'tuned on' : 'not tuned on'}; ` +
+        `trace rows from ${starts}, ${rows} each; SLO ${ms(r.slo)} ms)\n`,
+    );
     parts.push(
       table(
         [
           'policy',
           'kind',
-          'mean ms',
           'p50 ms',
           'p99 ms',
           'p99.9 ms',
-          'over SLO %',
           'dropped %',
           'churn',
+          'cuts',
           'lead s',
           'caught %',
           'false cuts %',
+          'capacity est. / true',
         ],
-        r.figures.map((f) => [
-          f.policy,
-          r.groups[f.policy] ?? '',
-          ms(f.mean),
-          ms(f.p50),
-          ms(f.p99),
-          ms(f.p999),
-          pct(f.overSlo),
-          pct(f.dropped),
-          num(f.churn, 3),
-          num(f.swaps?.leadTime, 2),
-          pct(f.swaps?.caught ?? NaN, 0),
-          pct(f.swaps?.falseRate ?? NaN, 0),
+        r.policies.map((p) => [
+          p.policy,
+          p.dataPlane ? `${p.group} (${p.dataPlane})` : p.group,
+          ms(p.p50.median),
+          ranged(p.p99, ms),
+          ranged(p.p999, ms),
+          pct(p.dropped.median),
+          num(p.churn.median, 3),
+          num(p.cuts.median, 0),
+          num(p.leadTime.median, 2),
+          pct(p.caught.median, 0),
+          pct(p.falseRate.median, 0),
+          p.biasRatio.n
+            ? `${num(p.biasRatio.median, 2)} (${pct(p.within25.median, 0)} % within ±25 %)`
+            : '-',
         ]),
       ),
     );
-    const g = r.gap;
-    // a gap under 5 % of the oracle's p99 is within run-to-run noise: no ratio of it means anything
-    const measurable = (from: number) => from - g.oracleP99 >= 0.05 * g.oracleP99;
-    const closed = (x: number, from: number, name: string) =>
-      !measurable(from)
-        ? `${name}→oracle gap under 5 %`
-        : x < 0
-          ? `closes none of the ${name}→oracle gap (worse than ${name})`
-          : `closes ${pct(x, 0)} % of the ${name}→oracle gap`;
-    const lines = g.augur.map(
-      (a) =>
-        `${a.policy}: p99 ${ms(a.p99)} ms, ${signed(a.vsBestReactive)} vs ${g.bestReactive}; ` +
-        `${closed(a.closedFromPerfect, g.perfectReactiveP99, 'perfect-reactive')}; ` +
-        `${closed(a.closedFromBest, g.bestReactiveP99, g.bestReactive)}`,
-    );
-    parts.push(
-      `\nGap on p99: perfect reactive ${ms(g.perfectReactiveP99)} ms → oracle ${ms(g.oracleP99)} ms ` +
-        `(oracle ${pct(1 - g.oracleP99 / g.perfectReactiveP99, 0)} % lower); best reactive policy: ${g.bestReactive} ` +
-        `${ms(g.bestReactiveP99)} ms.\n\n` +
-        lines.map((l) => `- ${l}`).join('\n') +
-        '\n',
-    );
+    if (r.targets.length > 0) {
+      parts.push(
+        '\n' +
+          r.targets
+            .map(
+              (t) => `- ${targetLabel(t)}: ${targetValue(t)} ${t.met ? '— met' : '— **missed**'}`,
+            )
+            .join('\n') +
+          '\n',
+      );
+    }
   }
   return parts.join('\n');
 }
 
-function signed(x: number): string {
-  return Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)} %` : '-';
+/** One row per scenario, one column per target: the median over seeds (range) and whether it is met. */
+export function renderTargetSummary(results: readonly ScenarioSummary[], table: Table): string {
+  const labels = [...new Set(results.flatMap((r) => r.targets.map(targetLabel)))];
+  if (labels.length === 0) return '';
+  return table(
+    ['scenario', ...labels],
+    results.map((r) => [
+      `${r.scenario}${r.tuning ? '' : ' *'}`,
+      ...labels.map((l) => {
+        const t = r.targets.find((x) => targetLabel(x) === l);
+        return t ? `${targetValue(t)} ${t.met ? '✓' : '✗'}` : '';
+      }),
+    ]),
+  );
 }
 
 /** The policies, one line each. */

@@ -11,7 +11,14 @@ import {
   type Trace,
 } from './traces.js';
 
-export type ScenarioKind = 'traces' | 'flash-crowd' | 'noisy-neighbour' | 'constant';
+/**
+ * What a scenario does to the traces: replay them (`traces`); add noisy
+ * neighbours ramping up on some endpoints, a periodic batch job on some, or a
+ * flash crowd of arrivals; replace them by a noisy diurnal cycle; or hold each
+ * endpoint at its mean (`constant`).
+ */
+export type ScenarioKind =
+  'traces' | 'flash-crowd' | 'noisy-neighbour' | 'batch-job' | 'diurnal' | 'constant';
 
 /** Everything that shapes a benchmark world; defaults in SCENARIO_DEFAULTS. */
 export interface ScenarioOptions {
@@ -64,7 +71,7 @@ export const SCENARIO_DEFAULTS = {
   startStep: 0,
   queueLimit: 100,
   maxBackground: 0.95,
-  seed: RUN_DEFAULTS.seed,
+  seed: 1,
 };
 
 /** The default traces (NAB) from `dir`. */
@@ -102,6 +109,8 @@ export function buildScenario(opts: ScenarioOptions): Scenario {
     );
   });
   if (opts.kind === 'noisy-neighbour') addNoisyNeighbours(backgrounds, rng);
+  if (opts.kind === 'batch-job') addBatchJobs(backgrounds);
+  if (opts.kind === 'diurnal') diurnalCycles(backgrounds, rng);
   if (opts.kind === 'constant') {
     for (const b of backgrounds) b.fill(b.reduce((a, x) => a + x, 0) / b.length);
   }
@@ -167,6 +176,49 @@ function addFlashCrowd(rate: Float64Array, warmup: number, measured: number): vo
     const f = i < ramp ? (i + 1) / ramp : i < ramp + hold ? 1 : (2 * ramp + hold - i) / ramp;
     rate[k] *= 1 + 0.5 * Math.max(0, Math.min(1, f));
   }
+}
+
+/**
+ * A periodic batch job (a cron job sharing the host): on three endpoints, every
+ * 90 intervals (each endpoint at its own phase) a job takes 55 % more CPU within
+ * one interval, holds for 25 intervals and stops at once. Periodic, so
+ * foreseeable in principle; sudden, so no trend announces it.
+ */
+function addBatchJobs(backgrounds: Float64Array[]): void {
+  const victims = [1, 4, 7].filter((e) => e < backgrounds.length);
+  const period = 90;
+  const length = 25;
+  victims.forEach((e, i) => {
+    const b = backgrounds[e];
+    const phase = 20 + i * 30;
+    for (let k = 0; k < b.length; k++)
+      if ((k - phase + period * 1000) % period < length) b[k] = Math.min(1, b[k] + 0.55);
+  });
+}
+
+/**
+ * A diurnal cycle with noise, replacing the traces: each endpoint's background
+ * is 0.35 + 0.25·sin(2π(k/240 + e/n)) plus AR(1) noise (coefficient 0.8,
+ * innovations with a standard deviation of 0.04): a day compressed into 240
+ * intervals, every endpoint at its own phase (hosts in other time zones, or
+ * batch windows), so capacity keeps moving between endpoints smoothly.
+ */
+function diurnalCycles(backgrounds: Float64Array[], rng: Rng): void {
+  const n = backgrounds.length;
+  backgrounds.forEach((b, e) => {
+    let noise = 0;
+    for (let k = 0; k < b.length; k++) {
+      noise = 0.8 * noise + 0.04 * gaussian(rng);
+      const cycle = 0.35 + 0.25 * Math.sin(2 * Math.PI * (k / 240 + e / n));
+      b[k] = Math.min(1, Math.max(0, cycle + noise));
+    }
+  });
+}
+
+/** A standard normal draw (Box-Muller). */
+function gaussian(rng: Rng): number {
+  const u = 1 - rng.next();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
 }
 
 /**

@@ -44,6 +44,8 @@ export interface SimTrace {
   shares: Float64Array[];
   /** Per step, per endpoint: requests sent to it. */
   sent: Float64Array[];
+  /** Per step, per endpoint: the policy's capacity estimate, requests/s (NaN if it has none). */
+  capacities: Float64Array[];
 }
 
 /**
@@ -115,11 +117,13 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
   let dropped = 0;
   const shares: Float64Array[] = [];
   const sent: Float64Array[] = [];
+  const capacities: Float64Array[] = [];
 
   let now = 0;
   const view: FleetView = {
     endpoints: N,
     proxies: K,
+    workers: setup.workers,
     interval: T,
     serviceTime,
     now: () => now,
@@ -208,13 +212,20 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
     const r: IntervalReport = {
       step: k,
       utilisation: new Float64Array(N),
+      ownCpu: new Float64Array(N),
+      completed: new Float64Array(N),
+      latencySum: new Float64Array(N),
       qps: new Float64Array(N),
       latency: new Float64Array(N),
       errors: new Float64Array(N),
     };
     for (let e = 0; e < N; e++) {
       const c = speedAt(e, k);
-      r.utilisation[e] = Math.min(1, 1 - c + (c * busy[e][k]) / (C * T));
+      const own = Math.min(c, (c * busy[e][k]) / (C * T));
+      r.ownCpu[e] = own;
+      r.utilisation[e] = Math.min(1, 1 - c + own);
+      r.completed[e] = completions[e][k];
+      r.latencySum[e] = latencySum[e][k];
       r.qps[e] = completions[e][k] / T;
       r.latency[e] = completions[e][k] > 0 ? latencySum[e][k] / completions[e][k] : NaN;
       r.errors[e] = drops[e][k] / T;
@@ -234,6 +245,8 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
     await policy.onInterval(k, k > 0 ? report(k - 1) : undefined);
     const s = policy.shares?.();
     shares.push(s ? Float64Array.from(s) : new Float64Array(N).fill(NaN));
+    const c = policy.capacities?.();
+    capacities.push(c ? Float64Array.from(c) : new Float64Array(N).fill(NaN));
     const sentNow = new Float64Array(N);
     sent.push(sentNow);
 
@@ -282,5 +295,12 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
     now = time;
     complete(heap.pop(), time);
   }
-  return { latencies: Float64Array.from(latencies), requests, dropped, shares, sent };
+  return {
+    latencies: Float64Array.from(latencies),
+    requests,
+    dropped,
+    shares,
+    sent,
+    capacities,
+  };
 }

@@ -8,6 +8,8 @@ import type { Rng } from './rng.js';
 export interface FleetView {
   readonly endpoints: number;
   readonly proxies: number;
+  /** Workers per endpoint: the cores its agent reports (each worker is one core). */
+  readonly workers: number;
   /** Monitoring interval, seconds. */
   readonly interval: number;
   /** Mean service time of a request on an idle, unshared endpoint, seconds. */
@@ -28,14 +30,29 @@ export interface FleetView {
 
 /**
  * What the agents reported for one monitoring interval, one entry per
- * endpoint. Every policy gets the same reports at the same moment (the end of
- * the interval), so every policy sees the same delayed signal.
+ * endpoint: what a real agent observes (host CPU, the endpoint's own CPU, the
+ * requests it completed and their latency). Every policy gets the same reports
+ * at the same moment (the end of the interval), so every policy sees the same
+ * delayed signal.
  */
 export interface IntervalReport {
   /** Index of the interval the report covers. */
   step: number;
-  /** Host CPU utilisation over the interval in [0,1], background load included. */
+  /**
+   * Host CPU utilisation over the interval in [0,1], background load included:
+   * 1 − c + own, where c is the endpoint's speed (the CPU left by the background).
+   */
   utilisation: Float64Array;
+  /**
+   * The endpoint's own CPU over the interval, fraction of the host: c·B/(workers·T),
+   * B the busy time of its workers (a worker at speed c does c CPU-seconds of work
+   * per second busy).
+   */
+  ownCpu: Float64Array;
+  /** Requests completed in the interval (a count; 0 is a real zero). */
+  completed: Float64Array;
+  /** Sum of the latencies of those requests, seconds. */
+  latencySum: Float64Array;
   /** Requests completed per second. */
   qps: Float64Array;
   /** Mean latency of the requests completed in the interval, seconds (NaN if none). */
@@ -67,4 +84,9 @@ export interface RoutingPolicy {
    * undefined for policies without weights.
    */
   shares?(): Float64Array | undefined;
+  /**
+   * The policy's estimate of each endpoint's capacity (requests/s) for the
+   * current interval, for the bias figures; undefined for policies without one.
+   */
+  capacities?(): Float64Array | undefined;
 }

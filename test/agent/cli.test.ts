@@ -87,6 +87,9 @@ describe('augur agent', () => {
       'team=core',
       '--label',
       'tier=gold',
+      // the endpoint's own process: this test's, which serves the backend above
+      '--process-pid',
+      String(process.pid),
     ]);
     try {
       const store = plane.lps.store;
@@ -100,6 +103,11 @@ describe('augur agent', () => {
       expect(record.labels).toEqual({ team: 'core', tier: 'gold' });
       expect(record.series.at('healthy')).toBe(1);
       expect(record.series.at('responseTime')).toBeGreaterThan(0);
+      // its own CPU is measured (the process tree of --process-pid), within the host's
+      const own = record.series.at('processCpu');
+      expect(own).toBeGreaterThanOrEqual(0);
+      expect(own).toBeLessThanOrEqual(record.series.at('cpu'));
+      expect(record.series.at('span')).toBeGreaterThan(0);
 
       run.child.kill('SIGTERM');
       expect(await run.exited).toBe(0);
@@ -141,7 +149,26 @@ describe('augur agent', () => {
       '--health-tcp',
       '--health-grpc',
     ]);
-    const [badCode, clashCode] = await Promise.all([bad.exited, clash.exited]);
+    const noProcess = augur([
+      'agent',
+      '--lps',
+      plane.grpcAddress,
+      '--endpoint-id',
+      'y',
+      '--service',
+      'shop',
+      '--address',
+      backendAddr,
+      '--process-pid',
+      '999999999',
+    ]);
+    const [badCode, clashCode, noProcessCode] = await Promise.all([
+      bad.exited,
+      clash.exited,
+      noProcess.exited,
+    ]);
+    expect(noProcessCode).toBe(2);
+    expect(noProcess.out()).toMatch(/cannot read the CPU of process 999999999.*BAD_PROCESS/);
     expect(badCode).toBe(2);
     expect(bad.out()).toMatch(
       /endpoint id "has space" must be 1 to 128 characters.*BAD_ENDPOINT_ID/,

@@ -68,9 +68,16 @@ describe('DemoBackend /load + HttpLoadSampler', () => {
     expect(busy.cpuUsage).toBeLessThanOrEqual(1);
     expect(busy.networkIo).toBeGreaterThan(0);
     expect(b.stats().served).toBe(20);
+    // Its own signals: the CPU it used (host − own is the background), the requests and their latency.
+    expect(busy.requestsCompleted).toBe(20);
+    expect(busy.cpuUsage - busy.processCpuUsage!).toBeCloseTo(0.4, 5);
+    expect(busy.processCpuUsage).toBeGreaterThan(0);
+    expect(busy.latencySumSeconds! / 20).toBeGreaterThanOrEqual(1 / (200 * 0.6) - 1e-3);
 
     const after = await sampler.sample();
     expect(after.requestRate).toBe(0);
+    expect(after.requestsCompleted).toBe(0); // a real zero, not "unknown"
+    expect(after.processCpuUsage).toBe(0);
   });
 
   it('follows a ramping background', async () => {
@@ -131,6 +138,28 @@ describe('DemoBackend /load + HttpLoadSampler', () => {
       parseHostLoad({ cpuUsage: 0, memoryUsage: 0, networkIo: 0, requestRate: 'many' }, 'x'),
     ).toThrow(/requestRate/);
   });
+
+  it('validates the endpoint signals of the contract: own CPU within host CPU, whole request counts', () => {
+    const base = { cpuUsage: 0.5, memoryUsage: 0.2, networkIo: 0 };
+    expect(
+      parseHostLoad(
+        { ...base, processCpuUsage: 0.3, requestsCompleted: 0, latencySumSeconds: 0 },
+        'x',
+      ),
+    ).toEqual({ ...base, processCpuUsage: 0.3, requestsCompleted: 0, latencySumSeconds: 0 });
+    // read a moment apart: a little more own than host is clamped, much more is refused
+    expect(parseHostLoad({ ...base, processCpuUsage: 0.52 }, 'x').processCpuUsage).toBe(0.5);
+    expect(() => parseHostLoad({ ...base, processCpuUsage: 0.7 }, 'u')).toThrow(
+      /u: "processCpuUsage" 0.7 exceeds "cpuUsage" 0.5/,
+    );
+    expect(() => parseHostLoad({ ...base, requestsCompleted: 2.5 }, 'x')).toThrow(/whole number/);
+    expect(() => parseHostLoad({ ...base, requestsCompleted: -1 }, 'x')).toThrow(
+      /requestsCompleted/,
+    );
+    expect(() => parseHostLoad({ ...base, latencySumSeconds: 1 }, 'x')).toThrow(
+      /needs "requestsCompleted"/,
+    );
+  });
 });
 
 describe('augur agent with an HTTP load source', () => {
@@ -170,6 +199,25 @@ describe('augur agent with an HTTP load source', () => {
       'the ramped background to reach the LPS',
     );
     expect(high).toBeCloseTo(0.9, 3);
+    // The endpoint's signals reach the LPS: own CPU, a count (0 when idle), the span covered.
+    await Promise.all(Array.from({ length: 10 }, () => get(`http://${b.address}/`)));
+    const served = await waitFor(
+      () => {
+        const r = store.get('demo-b1')!;
+        for (let back = 0; back < r.series.size; back++)
+          if (r.series.at('completed', back) > 0) return r.series.get(back);
+        return undefined;
+      },
+      8000,
+      'a sample with completed requests',
+    );
+    expect(served.processCpu).toBeGreaterThan(0);
+    expect(served.processCpu).toBeLessThanOrEqual(served.cpu);
+    expect(served.latencySum).toBeGreaterThan(0);
+    expect(served.span).toBeGreaterThan(0.05);
+    expect(served.span).toBeLessThan(5);
+    const latest = store.get('demo-b1')!.series.latest()!;
+    expect(Number.isFinite(latest.completed)).toBe(true);
     expect(agent.stats().failedTicks).toBe(0);
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { Command } from 'commander';
 import { registerForecastCommand } from '../../src/lps/forecast/cli.js';
-import { parseCsv } from '../../src/lps/forecast/csv.js';
+import { parseCsv } from '../../src/common/csv.js';
 import {
   evaluate,
   selectWalkForward,
@@ -13,6 +13,8 @@ import {
   type ForecastMatrix,
 } from '../../src/lps/forecast/evaluate.js';
 import { BASELINES } from '../../src/lps/forecast/baselines.js';
+import { formatReport } from '../../src/lps/forecast/report-format.js';
+import { LstmWalkForward } from '../../src/lps/forecast/lstm/walk-forward.js';
 import type { Forecaster } from '../../src/lps/forecast/forecaster.js';
 
 const series = Array.from(
@@ -139,7 +141,7 @@ describe('CSV input', () => {
 
   test('an empty file or one without numbers is an error that says so', () => {
     expect(() => parseCsv('\n\n')).toThrow(/no data lines/);
-    expect(() => parseCsv('name,city\nann,paris\n')).toThrow(/no column with numbers/);
+    expect(() => parseCsv('name,city\nann,paris\n')).toThrow(/no value column with numbers/);
   });
 });
 
@@ -147,13 +149,8 @@ describe('augur forecast eval', () => {
   const dir = mkdtempSync(join(tmpdir(), 'augur-eval-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('--json over a CSV with two columns and --column', async () => {
-    const file = join(dir, 'two.csv');
-    const lines = ['timestamp;a;b'];
-    series.forEach((v, i) =>
-      lines.push(`${new Date(1.7e12 + i * 60_000).toISOString()};${v};${1 - v}`),
-    );
-    writeFileSync(file, lines.join('\n'));
+  /** Runs `augur forecast eval ARGS` in this process and returns what it printed. */
+  async function evalCommand(args: string[]): Promise<string> {
     let out = '';
     const write = process.stdout.write.bind(process.stdout);
     process.stdout.write = ((chunk: string) => (
@@ -163,25 +160,77 @@ describe('augur forecast eval', () => {
     try {
       const program = new Command('augur').exitOverride();
       registerForecastCommand(program);
-      await program.parseAsync([
-        'node',
-        'augur',
-        'forecast',
-        'eval',
-        '--csv',
-        file,
-        '--column',
-        'b',
-        '--horizons',
-        '1,3',
-        '--json',
-        '--no-lstm',
-      ]);
+      await program.parseAsync(['node', 'augur', 'forecast', 'eval', ...args]);
     } finally {
       process.stdout.write = write;
     }
+    return out;
+  }
+
+  test('--json over a CSV with two columns and --column', async () => {
+    const file = join(dir, 'two.csv');
+    const lines = ['timestamp;a;b'];
+    series.forEach((v, i) =>
+      lines.push(`${new Date(1.7e12 + i * 60_000).toISOString()};${v};${1 - v}`),
+    );
+    writeFileSync(file, lines.join('\n'));
+    const out = await evalCommand([
+      '--csv',
+      file,
+      '--column',
+      'b',
+      '--horizons',
+      '1,3',
+      '--json',
+      '--no-lstm',
+    ]);
     const report = JSON.parse(out) as { series: Array<{ name: string }>; horizons: number[] };
     expect(report.series.map((s) => s.name)).toEqual(['b']);
     expect(report.horizons).toEqual([1, 3]);
+  });
+
+  test('--column takes a 1-based position too; a time column only by name, said so', async () => {
+    const file = join(dir, 'steps.csv');
+    writeFileSync(
+      file,
+      ['step,t_seconds,cpu', ...series.map((v, i) => `${i + 1},${i * 300},${v}`)].join('\n'),
+    );
+    const run = (column: string) =>
+      evalCommand(['--csv', file, '--column', column, '--json', '--no-lstm']);
+    const byIndex = JSON.parse(await run('3')) as { series: Array<{ name: string }> };
+    expect(byIndex.series.map((s) => s.name)).toEqual(['cpu']);
+    await expect(run('2')).rejects.toThrow(
+      /column 2 is "t_seconds", an index column, not a series/,
+    );
+    const byName = JSON.parse(await run('t_seconds')) as { series: Array<{ name: string }> };
+    expect(byName.series.map((s) => s.name)).toEqual(['t_seconds']);
+  });
+
+  test('a batch forecaster with nothing to say on a series is reported missing, with why; the others are scored', async () => {
+    const silent: BatchWalkForward = {
+      name: 'lstm',
+      run: async (ss, H) => ss.map((x) => new Float64Array(x.values.length * H).fill(NaN)),
+      unforecastable: (ss) => ss.map(() => 'too short for it'),
+    };
+    const report = await evaluate([{ name: 's', values: series }], { batch: [silent] });
+    const s0 = report.series[0]!;
+    expect(s0.missing).toEqual([{ forecaster: 'lstm', reason: 'too short for it' }]);
+    expect(
+      s0.scores.find((x) => x.forecaster === 'ewma' && x.horizon === 1)!.count,
+    ).toBeGreaterThan(300);
+    expect(formatReport(report)).toContain('lstm: no forecast: too short for it');
+  });
+
+  test('the LSTM says when a series is shorter than its first fit', () => {
+    const lstm = new LstmWalkForward();
+    const why = lstm.unforecastable(
+      [
+        { name: 'long', values: new Float64Array(4000) },
+        { name: 'short', values: new Float64Array(288) },
+      ],
+      5,
+    );
+    expect(why[0]).toBeUndefined();
+    expect(why[1]).toMatch(/288 values; the LSTM is first fitted at value 1000/);
   });
 });

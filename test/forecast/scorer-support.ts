@@ -37,6 +37,10 @@ export function push(r: EndpointRecord, nowMs: number, over: Partial<StoredSampl
     responseTime: 0.02,
     healthy: 1,
     requestRate: 0,
+    processCpu: NaN,
+    completed: NaN,
+    latencySum: NaN,
+    span: NaN,
     ...over,
   });
   r.lastSequence = seq;

@@ -11,7 +11,7 @@ const config = forecastConfigSchema.parse({ lstm: { enabled: false } });
 const logger = pino({ level: 'silent' });
 
 describe('ForecastScorer (baselines)', () => {
-  test('scores from forecasts, weights sum to 1 per service, parts filled, only new samples fed', async () => {
+  test('scores from forecasts, weights from capacity per service, parts filled, only new samples fed', async () => {
     const scorer = new ForecastScorer({ config, logger });
     const busy = record('busy');
     const idle = record('idle');
@@ -25,22 +25,25 @@ describe('ForecastScorer (baselines)', () => {
     let out = new Map();
     for (let t = 0; t < 40; t++) {
       now += 1000;
-      // busy ramps up; idle stays low.
-      push(busy, now, { cpu: 0.5 + t * 0.01, responseTime: 0.05 });
-      push(idle, now, { cpu: 0.1 });
-      push(other, now, { cpu: 0.3 });
+      // busy's background ramps up; idle stays low. Each serves 100 requests/s at 0.004 CPU-s each (2 cores).
+      push(busy, now, { cpu: 0.5 + t * 0.01, processCpu: 0.2, completed: 100, responseTime: 0.05 });
+      push(idle, now, { cpu: 0.3, processCpu: 0.2, completed: 100 });
+      push(other, now, { cpu: 0.3, processCpu: 0.2, completed: 100 });
       out = await scorer.assess([busy, idle, other], states, now);
     }
     const b = out.get('busy')!;
     const i = out.get('idle')!;
     expect(i.score).toBeGreaterThan(b.score);
     expect(b.score).toBeGreaterThan(0);
-    expect(b.weight + i.weight).toBeCloseTo(1, 9);
-    expect(out.get('other')!.weight).toBeCloseTo(1, 9);
-    expect(i.weight).toBeGreaterThan(b.weight);
+    // Weights are capacities in free cores (2 cores × (1 − background)); shares are their ratios.
+    expect(i.weight).toBeCloseTo(2 * (1 - 0.1), 1);
+    expect(b.weight).toBeLessThan(2 * (1 - 0.3 - 0.38)); // planned for at least the last background
+    expect(b.parts.weightParts!.plannedBackground).toBeGreaterThan(0.68);
+    expect(i.parts.estimatedCapacity).toBeCloseTo((2 * 0.9) / 0.004, -1);
+    expect(i.parts.weightParts!.costPerRequest).toBeCloseTo(0.004, 6);
     // Holt sees the ramp: the predicted utilisation (upper, 3 ahead) is above the last value.
     expect(b.parts.predictedUtilization).toBeGreaterThan(0.89);
-    expect(['last', 'ewma', 'holt']).toContain(b.parts.forecaster);
+    expect(['last', 'ewma', 'holt', 'seasonal']).toContain(b.parts.forecaster);
     expect(b.parts.horizon).toEqual({ seconds: config.scoreHorizon, nanos: 0 });
     expect(b.parts.utilizationFactor).toBeLessThan(i.parts.utilizationFactor);
 
@@ -75,7 +78,7 @@ describe('ForecastScorer (baselines)', () => {
       now,
     );
     expect(out.get('b')).toMatchObject({ score: 0, weight: 0 });
-    expect(out.get('a')!.weight).toBeCloseTo(1, 9);
+    expect(out.get('a')!.weight).toBeGreaterThan(0);
     expect(out.get('a')!.score).toBeGreaterThan(0.5);
   });
 
@@ -85,7 +88,7 @@ describe('ForecastScorer (baselines)', () => {
     let now = 1_700_000_000_000;
     for (let t = 0; t < 30; t++) {
       now += 1000;
-      push(r, now, { cpu: 0.4 + 0.1 * Math.sin(t / 3) });
+      push(r, now, { cpu: 0.4 + 0.1 * Math.sin(t / 3), processCpu: 0.1 });
       await scorer.assess([r], new Map([['e', ACTIVE]]), now);
     }
     const f = scorer.forecastFor('e')!;
@@ -95,7 +98,10 @@ describe('ForecastScorer (baselines)', () => {
       Metric.METRIC_MEMORY,
       Metric.METRIC_NETWORK,
       Metric.METRIC_RESPONSE_TIME,
+      Metric.METRIC_BACKGROUND,
     ]);
+    // The background is measured: host CPU − own CPU.
+    expect(f.metrics[4]!.median[0]).toBeCloseTo(0.3 + 0.1 * Math.sin(29 / 3), 1);
     const cpu = f.metrics[0]!;
     expect(cpu.median).toHaveLength(config.maxHorizon);
     cpu.median.forEach((m, h) => expect(cpu.upper[h]!).toBeGreaterThanOrEqual(m));

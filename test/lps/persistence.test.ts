@@ -91,6 +91,10 @@ function rows(n: number, from = 1, over: Partial<StoredSample> = {}): StoredSamp
     responseTime: 0.01,
     healthy: 1,
     requestRate: 10,
+    processCpu: NaN,
+    completed: NaN,
+    latencySum: NaN,
+    span: NaN,
     ...over,
   }));
 }

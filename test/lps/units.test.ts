@@ -18,6 +18,10 @@ const sample = (seq: number): StoredSample => ({
   responseTime: 0,
   healthy: 1,
   requestRate: 0,
+  processCpu: NaN,
+  completed: NaN,
+  latencySum: NaN,
+  span: NaN,
 });
 
 describe('SampleRing', () => {

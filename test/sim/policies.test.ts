@@ -1,14 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { WeightController } from '../../src/lps/score/weight.js';
 import { AugurScorerWeights } from '../../src/sim/augur-scorer.js';
-import { AugurWeights } from '../../src/sim/augur-weights.js';
 import {
   drawWeighted,
-  P2cPicker,
+  EdfSchedule,
+  EnvoyLeastRequestPicker,
   RoundRobinPicker,
   SmoothWrrPicker,
-  WeightedP2cPicker,
 } from '../../src/sim/policies/pickers.js';
+import { WeightedPolicy } from '../../src/sim/policies/weighted.js';
 import { hotColdIndex, PrequalPolicy } from '../../src/sim/policies/prequal.js';
 import { A58Weights, TrueCapacityWeights } from '../../src/sim/policies/weights.js';
 import { Rng } from '../../src/sim/rng.js';
@@ -22,6 +21,7 @@ function fakeView(
   const v = {
     endpoints: n,
     proxies,
+    workers: 4,
     interval: 1,
     serviceTime: 0.01,
     inflight: new Array<number>(n).fill(0),
@@ -40,11 +40,15 @@ function report(
   qps: number[],
   util: number[],
   errors = qps.map(() => 0),
+  own = util.map((u) => u / 2),
 ): IntervalReport {
   return {
     step,
     qps: Float64Array.from(qps),
     utilisation: Float64Array.from(util),
+    ownCpu: Float64Array.from(own),
+    completed: Float64Array.from(qps),
+    latencySum: Float64Array.from(qps.map((q) => q * 0.01)),
     errors: Float64Array.from(errors),
     latency: Float64Array.from(qps.map(() => 0.01)),
   };
@@ -57,17 +61,47 @@ describe('pickers', () => {
     for (let i = 1; i < picks.length; i++) expect(picks[i]).toBe((picks[i - 1]! + 1) % 4);
   });
 
-  it('P2C picks the less loaded of two distinct candidates', () => {
+  it("Envoy's least request with equal weights: the fewer in flight of two draws with replacement", () => {
     const view = fakeView(3);
     view.inflight[0] = 5;
     view.inflight[1] = 2;
-    const picker = new P2cPicker(view, new Rng(2));
+    const picker = new EnvoyLeastRequestPicker(view, new Rng(2));
+    const ones = Float64Array.from([1, 1, 1]);
     const counts = [0, 0, 0];
-    for (let i = 0; i < 3000; i++) counts[picker.pick(0)]!++;
-    // 0 never wins (it is always paired with a less loaded one); 2 wins whenever drawn (2/3 of picks)
-    expect(counts[0]).toBe(0);
-    expect(counts[2]! / 3000).toBeGreaterThan(0.62);
-    expect(counts[2]! / 3000).toBeLessThan(0.71);
+    const n = 9000;
+    for (let i = 0; i < n; i++) counts[picker.pick(0, ones)]!++;
+    // 0 wins only when drawn twice (1/9); 2 whenever drawn (5/9). Bounds: ±4 standard deviations.
+    const within = (k: number, p: number) =>
+      expect(Math.abs(k / n - p)).toBeLessThan(4 * Math.sqrt((p * (1 - p)) / n));
+    within(counts[0]!, 1 / 9);
+    within(counts[2]!, 5 / 9);
+  });
+
+  it("Envoy's least request with unequal weights: an EDF schedule that follows the weights when idle", () => {
+    const picker = new EnvoyLeastRequestPicker(fakeView(3), new Rng(3));
+    const w = Float64Array.from([1, 2, 5]);
+    const counts = [0, 0, 0];
+    for (let i = 0; i < 800; i++) counts[picker.pick(0, w)]!++;
+    expect(counts).toEqual([100, 200, 500]);
+  });
+
+  it('... and a host with requests in flight is put back later: weight / (active + 1)', () => {
+    const view = fakeView(2);
+    view.inflight[0] = 3; // weight 2 / (3 + 1) = 0.5 each time it is picked, against 1 for host 1
+    const picker = new EnvoyLeastRequestPicker(view, new Rng(4));
+    const w = Float64Array.from([2, 1]);
+    const counts = [0, 0];
+    for (let i = 0; i < 3000; i++) counts[picker.pick(0, w)]!++;
+    expect(counts[0]! / 3000).toBeCloseTo(1 / 3, 2);
+  });
+
+  it('the EDF schedule: earliest deadline first, first inserted on a tie, re-added at clock + 1/weight', () => {
+    const weights = [1, 1, 4];
+    const edf = new EdfSchedule(3, (h) => weights[h]!);
+    weights.forEach((x, h) => edf.add(h, x));
+    // deadlines 1, 1, 0.25: host 2 at 0.25, 0.5, 0.75, 1 (after 0 and 1, inserted first), ...
+    const picks = Array.from({ length: 7 }, () => edf.pickAndAdd());
+    expect(picks).toEqual([2, 2, 2, 0, 1, 2, 2]);
   });
 
   it('weighted round robin follows the weights exactly over a cycle, spread out', () => {
@@ -89,17 +123,22 @@ describe('pickers', () => {
     expect(counts[2]! / counts[1]!).toBeLessThan(3.2);
   });
 
-  it('weighted P2C compares in-flight per unit of weight', () => {
-    const view = fakeView(2);
-    view.inflight[0] = 3; // (3+1)/4 = 1 per unit of weight
-    view.inflight[1] = 1; // (1+1)/1 = 2 per unit of weight: the more loaded for its weight
-    const picker = new WeightedP2cPicker(view, new Rng(5));
-    const w = Float64Array.from([4, 1]);
-    let toOne = 0;
-    for (let i = 0; i < 5000; i++) if (picker.pick(0, w) === 1) toOne++;
-    // endpoint 1 wins only when drawn twice: (1/5)^2 = 4 %
-    expect(toOne / 5000).toBeGreaterThan(0.025);
-    expect(toOne / 5000).toBeLessThan(0.055);
+  it('a weighted policy keeps its weights (and Envoy its schedule) when an update changes nothing', async () => {
+    let next = Float64Array.from([1, 2]);
+    const policy = new WeightedPolicy(
+      'w',
+      { init: () => undefined, update: () => next },
+      (v, r) => new EnvoyLeastRequestPicker(v, r),
+    );
+    policy.init(fakeView(2), new Rng(5));
+    await policy.onInterval(1, undefined);
+    const before = policy.shares();
+    next = Float64Array.from([1, 2]);
+    await policy.onInterval(2, undefined);
+    expect(policy.shares()).toEqual(before);
+    next = Float64Array.from([1, 3]);
+    await policy.onInterval(3, undefined);
+    expect(policy.shares()[1]).toBeCloseTo(0.75, 12);
   });
 });
 
@@ -138,51 +177,40 @@ describe('weight sources', () => {
     expect(oracle.update(3)[1]).toBeCloseTo(0.3 / 0.01);
   });
 
-  it("augur's weights are the project's WeightController shares, fed the agents' reports", () => {
-    const augur = new AugurWeights();
+  it("augur's weights: the agents' samples through the LPS's validation, store and ForecastScorer", async () => {
+    const augur = new AugurScorerWeights();
     augur.init(fakeView(3));
-    const controller = new WeightController();
-    const rng = new Rng(9);
-    for (let k = 0; k < 40; k++) {
-      const qps = [100 + 20 * rng.next(), 80 + 20 * rng.next(), 60 * rng.next() + 1];
-      const util = [0.3 + 0.1 * rng.next(), 0.6, 0.2 + 0.5 * rng.next()];
-      const w = augur.update(k + 1, report(k, qps, util));
-      const expected = controller.update(
-        qps.map((q, e) => ({
-          id: `ep-${e}`,
-          utilization: util[e]!,
-          requestRate: q,
-          available: true,
-        })),
-      );
-      for (let e = 0; e < 3; e++) expect(w[e]).toBeCloseTo(expected.get(`ep-${e}`)!.share, 12);
-    }
-  });
-  it("the LPS's ForecastScorer gives the same weights, and a Load Score that falls with utilisation", async () => {
-    const weights = new AugurScorerWeights('weight');
-    const scores = new AugurScorerWeights('score');
-    weights.init(fakeView(3));
-    scores.init(fakeView(3));
-    const controller = new WeightController();
-    const rng = new Rng(10);
-    let last: Float64Array = new Float64Array(3);
+    expect(Array.from(await augur.update(0, undefined))).toEqual([1, 1, 1]);
+    // Backgrounds 0.1, 0.5, 0.2 (host − own); 4 cores each, 0.01 CPU-second per request.
+    let w: Float64Array = new Float64Array(0);
     for (let k = 0; k < 30; k++) {
-      const qps = [100 + 20 * rng.next(), 90, 80];
-      const util = [0.3, 0.5, 0.9];
-      const w = await weights.update(k + 1, report(k, qps, util));
-      const expected = controller.update(
-        qps.map((q, e) => ({
-          id: `ep-${e}`,
-          utilization: util[e]!,
-          requestRate: q,
-          available: true,
-        })),
-      );
-      for (let e = 0; e < 3; e++) expect(w[e]).toBeCloseTo(expected.get(`ep-${e}`)!.share, 12);
-      last = await scores.update(k + 1, report(k, qps, util));
+      const own = [0.25, 0.25, 0.25];
+      w = await augur.update(k + 1, report(k, [100, 100, 100], [0.35, 0.75, 0.45], undefined, own));
     }
-    expect(last[0]).toBeGreaterThan(last[1]!);
-    expect(last[1]).toBeGreaterThan(last[2]!);
+    const free = [0.9, 0.5, 0.8];
+    free.forEach((f, e) => expect(w[e]).toBeCloseTo(f / 2.2, 2));
+    expect(w.reduce((a, x) => a + x, 0)).toBeCloseTo(1, 12);
+  });
+
+  it('a report an agent could not send is refused by the LPS validation, loudly', async () => {
+    const augur = new AugurScorerWeights();
+    augur.init(fakeView(2));
+    await expect(
+      augur.update(1, report(0, [10, 10], [0.2, 0.2], undefined, [0.2, 0.9])),
+    ).rejects.toThrow(/process_cpu_usage 0.9 exceeds cpu_usage 0.2/);
+  });
+
+  it('without own CPU the same path falls back to A58 (no foresight)', async () => {
+    // No shrinkage toward the service's cost, so the ratio is exact.
+    const augur = new AugurScorerWeights({
+      signals: 'no-own-cpu',
+      forecast: { weight: { priorRequests: 0 } },
+    });
+    augur.init(fakeView(2));
+    let w: Float64Array = new Float64Array(0);
+    for (let k = 0; k < 20; k++) w = await augur.update(k + 1, report(k, [100, 50], [0.5, 0.5]));
+    // qps / utilisation: 200 against 100
+    expect(w[0]! / w[1]!).toBeCloseTo(2, 6);
   });
 });
 

@@ -5,6 +5,7 @@ import { RoundRobinPicker } from '../../src/sim/policies/pickers.js';
 import { UnweightedPolicy } from '../../src/sim/policies/weighted.js';
 import { Rng } from '../../src/sim/rng.js';
 import { simulate, type SimSetup } from '../../src/sim/simulator.js';
+import type { IntervalReport } from '../../src/sim/types.js';
 
 const single = () => new UnweightedPolicy('rr', (v, r) => new RoundRobinPicker(v, r));
 
@@ -98,7 +99,7 @@ describe('simulator', () => {
     expect(trace.dropped / trace.requests).toBeLessThan(0.6);
   });
 
-  it('reports utilisation as background plus our busy share', async () => {
+  it('reports what an agent sees: host CPU = background + own CPU, and the requests completed', async () => {
     const steps = 400;
     const setup: SimSetup = {
       interval: 100,
@@ -112,19 +113,35 @@ describe('simulator', () => {
       seed: 2,
     };
     const utils: number[] = [];
+    const owns: number[] = [];
+    let completed = 0;
+    let latencySum = 0;
     const policy = single();
     const wrapped = {
       name: 'probe',
       init: policy.init.bind(policy),
       pick: policy.pick.bind(policy),
-      onInterval: (_k: number, r: { utilisation: Float64Array } | undefined) => {
-        if (r) utils.push(r.utilisation[0]!);
+      onInterval: (_k: number, r: IntervalReport | undefined) => {
+        if (!r) return;
+        utils.push(r.utilisation[0]!);
+        owns.push(r.ownCpu[0]!);
+        // the background (1 − speed) is exactly host − own: measured, as an agent would
+        expect(r.utilisation[0]! - r.ownCpu[0]!).toBeCloseTo(0.4, 9);
+        completed += r.completed[0]!;
+        latencySum += r.latencySum[0]!;
+        expect(r.qps[0]).toBeCloseTo(r.completed[0]! / 100, 12);
       },
     };
-    await simulate(setup, wrapped);
-    const mean = utils.reduce((a, x) => a + x, 0) / utils.length;
-    // background 0.4; our load: 0.6 req/s × 1 s of work over 2 workers = 0.3 of the CPU
-    expect(mean).toBeGreaterThan(0.68);
-    expect(mean).toBeLessThan(0.72);
+    const trace = await simulate(setup, wrapped);
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    // background 0.4; our load: 0.6 req/s × 1 s of work / 0.6 speed over 2 workers × 0.6 = 0.3 of the CPU
+    expect(mean(utils)).toBeGreaterThan(0.68);
+    expect(mean(utils)).toBeLessThan(0.72);
+    expect(mean(owns)).toBeGreaterThan(0.28);
+    expect(mean(owns)).toBeLessThan(0.32);
+    // every request reported except those completing in the last interval (reported after the run)
+    expect(completed).toBeGreaterThan(trace.latencies.length - 200);
+    expect(completed).toBeLessThanOrEqual(trace.latencies.length);
+    expect(latencySum / completed).toBeCloseTo(mean(Array.from(trace.latencies)), 0);
   });
 });

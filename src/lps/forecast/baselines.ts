@@ -114,3 +114,105 @@ export const BASELINES: Readonly<Record<string, () => Forecaster>> = {
   ewma: () => new EwmaForecaster(),
   holt: () => new HoltForecaster(),
 };
+
+export interface SeasonalOptions {
+  /** Longest period looked for, in intervals. */
+  maxPeriod?: number;
+  /** Shortest period looked for, in intervals. */
+  minPeriod?: number;
+  /** Autocorrelation of the one-step changes at the period needed to use it, (0,1). */
+  minCorrelation?: number;
+  /** The period is looked for again every this many values. */
+  detectEvery?: number;
+}
+
+/**
+ * Seasonal changes: where the series' one-step changes repeat with a period P
+ * (a cron job, a periodic batch: the load jumps at the same phase every cycle),
+ * the forecast is the last value plus the change seen over the same steps in the
+ * previous cycles, x̂(t+h) = x(t) + mean_k [x(t+h−kP) − x(t−kP)]. P is the lag in
+ * [minPeriod, maxPeriod] where the autocorrelation of the one-step changes is
+ * highest, if it reaches `minCorrelation` (changes, not levels: a slowly drifting
+ * level correlates at every lag, a repeating jump only at its period); without
+ * one it makes no forecast, so the selection never uses it. Keeps the last
+ * 2·maxPeriod values (Float32).
+ */
+export class SeasonalForecaster implements Forecaster {
+  readonly name = 'seasonal';
+  private readonly maxPeriod: number;
+  private readonly minPeriod: number;
+  private readonly minCorrelation: number;
+  private readonly detectEvery: number;
+  private readonly history: Float32Array;
+  private count = 0;
+  private period = 0;
+  private readonly residuals = new ResidualScale();
+
+  constructor({
+    maxPeriod = 180,
+    minPeriod = 4,
+    minCorrelation = 0.3,
+    detectEvery = 30,
+  }: SeasonalOptions = {}) {
+    this.maxPeriod = maxPeriod;
+    this.minPeriod = minPeriod;
+    this.minCorrelation = minCorrelation;
+    this.detectEvery = detectEvery;
+    this.history = new Float32Array(2 * maxPeriod + 1);
+  }
+
+  /** The i-th newest value (0 = newest). */
+  private at(back: number): number {
+    const n = this.history.length;
+    return this.history[(((this.count - 1 - back) % n) + n) % n]!;
+  }
+
+  observe(value: number): void {
+    if (!Number.isFinite(value)) return;
+    if (this.period > 0) this.residuals.update(this.forecast(1)?.median, value);
+    this.history[this.count % this.history.length] = value;
+    this.count++;
+    if (this.count % this.detectEvery === 0) this.period = this.detect();
+  }
+
+  /** The lag with the highest autocorrelation of one-step changes, or 0 below `minCorrelation`. */
+  private detect(): number {
+    const n = Math.min(this.count, this.history.length) - 1; // changes available
+    if (n < 2 * this.minPeriod) return 0;
+    const d = new Float64Array(n);
+    for (let i = 0; i < n; i++) d[i] = this.at(i) - this.at(i + 1);
+    let energy = 0;
+    for (let i = 0; i < n; i++) energy += d[i]! * d[i]!;
+    if (energy <= 0) return 0;
+    let best = 0;
+    let bestR = this.minCorrelation;
+    for (let lag = this.minPeriod; lag <= Math.min(this.maxPeriod, n >> 1); lag++) {
+      let s = 0;
+      for (let i = 0; i + lag < n; i++) s += d[i]! * d[i + lag]!;
+      // Normalised by the overlap, so that long lags are not penalised for having fewer pairs.
+      const r = s / (n - lag) / (energy / n);
+      if (r > bestR) {
+        bestR = r;
+        best = lag;
+      }
+    }
+    return best;
+  }
+
+  forecast(h: number): Forecast | undefined {
+    const P = this.period;
+    if (P === 0 || h > P) return undefined;
+    const stored = Math.min(this.count, this.history.length);
+    let change = 0;
+    let cycles = 0;
+    for (let k = 1; k * P < stored; k++) {
+      const from = k * P; // x(t − kP), as "back" from the newest
+      const to = k * P - h; // x(t + h − kP)
+      change += this.at(to) - this.at(from);
+      cycles++;
+    }
+    if (cycles === 0) return undefined;
+    const median = this.at(0) + change / cycles;
+    return { median, upper: this.residuals.upper(median, h) };
+  }
+}

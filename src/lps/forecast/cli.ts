@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { AugurError } from '../../common/errors.js';
-import type { ParsedCsv } from './csv.js';
+import { selectColumn, type ParsedCsv } from '../../common/csv.js';
 import type { SeriesInput } from './evaluate.js';
 
 interface EvalFlags {
@@ -23,21 +22,22 @@ export function parseHorizons(text: string): number[] {
   return [...new Set(out)].sort((a, b) => a - b);
 }
 
-/** The series to evaluate: every value column, or the one `--column` names (by name or 1-based index). */
-export function pickSeries(csv: ParsedCsv, column: string | undefined): SeriesInput[] {
-  const withTime = (s: ParsedCsv['series'][number]): SeriesInput => ({
+/**
+ * The series to evaluate: every value column, or the one `--column` names (by
+ * name, or by 1-based position in the file; a time or index column only by name).
+ */
+export function pickSeries(
+  csv: ParsedCsv,
+  column: string | undefined,
+  source = 'the CSV',
+): SeriesInput[] {
+  const withTime = (s: { name: string; values: Float64Array }): SeriesInput => ({
     name: s.name,
     values: s.values,
     ...(csv.timestamps ? { timestamps: csv.timestamps } : {}),
   });
   if (column === undefined) return csv.series.map(withTime);
-  const byName = csv.series.find((s) => s.name === column);
-  if (byName) return [withTime(byName)];
-  const names = csv.series.map((s) => s.name).join(', ');
-  throw new AugurError(
-    'NO_SUCH_COLUMN',
-    `no value column '${column}' in the CSV; value columns: ${names}`,
-  );
+  return [withTime(selectColumn(csv, column, source))];
 }
 
 export function registerForecastCommand(program: Command): void {
@@ -49,9 +49,12 @@ export function registerForecastCommand(program: Command): void {
     )
     .requiredOption(
       '--csv <file>',
-      'CSV with an optional timestamp column and value columns, "," or ";"',
+      'CSV (.gz too) with an optional timestamp column and value columns, "," or ";"',
     )
-    .option('--column <name>', 'evaluate only this value column')
+    .option(
+      '--column <name|index>',
+      'evaluate only this column, by name or 1-based position (default: every value column)',
+    )
     .option('--horizons <list>', 'horizons in samples, comma separated', '1,3,5')
     .option('--json', 'print the report as JSON')
     .option(
@@ -60,32 +63,22 @@ export function registerForecastCommand(program: Command): void {
     )
     .action(async (flags: EvalFlags) => {
       const horizons = parseHorizons(flags.horizons);
-      let text: string;
-      try {
-        text = readFileSync(flags.csv, 'utf8');
-      } catch (err) {
-        throw new AugurError(
-          'CSV_UNREADABLE',
-          `cannot read ${flags.csv}: ${(err as Error).message}`,
-        );
-      }
       // Loaded here: TensorFlow.js must not weigh on every other augur command.
-      const [{ parseCsv }, { evaluate }, { LstmWalkForward }, { formatReport }] = await Promise.all(
-        [
-          import('./csv.js'),
+      const [{ readCsvFile }, { evaluate }, { LstmWalkForward }, { formatReport }] =
+        await Promise.all([
+          import('../../common/csv.js'),
           import('./evaluate.js'),
           import('./lstm/walk-forward.js'),
           import('./report-format.js'),
-        ],
-      );
-      const csv = parseCsv(text);
+        ]);
+      const csv = readCsvFile(flags.csv);
       const shown = csv.problems.slice(0, 20);
       for (const p of shown) process.stderr.write(`${flags.csv}:${p.line}: ${p.message}\n`);
       if (csv.problems.length > shown.length)
         process.stderr.write(
           `${flags.csv}: ${csv.problems.length - shown.length} more problems not shown\n`,
         );
-      const series = pickSeries(csv, flags.column);
+      const series = pickSeries(csv, flags.column, flags.csv);
       const report = await evaluate(series, {
         horizons,
         batch: flags.lstm ? [new LstmWalkForward({ initialEpochs: 16, fineTuneEpochs: 2 })] : [],

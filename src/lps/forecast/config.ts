@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import { DEFAULT_LOAD_SCORE_PARAMS } from '../score/load-score.js';
+import { DEFAULT_COST_PARAMS } from '../score/cost.js';
 import { DEFAULT_WEIGHT_PARAMS } from '../score/weight.js';
 
 const s = DEFAULT_LOAD_SCORE_PARAMS;
 const w = DEFAULT_WEIGHT_PARAMS;
+const c = DEFAULT_COST_PARAMS;
 
 /** Load Score parameters (see src/lps/score/load-score.ts for the formula). */
 export const scoreConfigSchema = z
@@ -16,15 +18,30 @@ export const scoreConfigSchema = z
   })
   .strict();
 
-/** Weight controller parameters (see src/lps/score/weight.ts). */
+/**
+ * The weight: capacity from the forecast background and the learnt cost per request
+ * (src/lps/score/weight.ts and cost.ts; src/lps/forecast/README.md, "The weight").
+ */
 export const weightConfigSchema = z
   .object({
-    horizon: z.number().int().min(1).max(32).default(w.horizon),
-    damping: z.number().gt(0).max(1).default(w.damping),
-    forgetting: z.number().gt(0).lt(1).default(w.forgetting),
-    priorStrength: z.number().positive().default(w.priorStrength),
-    maxBackgroundFraction: z.number().min(0).lt(1).default(w.maxBackgroundFraction),
-    minShareFraction: z.number().min(0).max(1).default(w.minShareFraction),
+    /** Plan for the background this fraction of the way from its median forecast to its upper bound. */
+    uncertainty: z.number().min(0).max(1).default(w.uncertainty),
+    /** The planned background is capped here, so that no weight reaches 0. */
+    maxBackground: z.number().min(0).lt(1).default(w.maxBackground),
+    /** A target within this relative change of the published weight is not published. */
+    hysteresis: z.number().min(0).lt(1).default(w.hysteresis),
+    /** Fraction of the gap to a higher target closed per sample (drops are cut at once). */
+    restore: z.number().gt(0).max(1).default(w.restore),
+    /** Seconds from scoring to the data plane using the weight; shifts the forecast horizon. */
+    pushDelay: z.number().min(0).max(60).default(w.pushDelay),
+    /** Fewest requests an interval must complete for the cost per request to learn from it. */
+    minRequests: z.number().int().min(1).default(c.minRequests),
+    /** Host CPU at or above which an interval is saturated and the cost does not learn from it. */
+    saturation: z.number().gt(0).max(1).default(c.saturation),
+    /** Half-life of the cost per request, in learnt intervals. */
+    costHalfLife: z.number().positive().default(c.halfLife),
+    /** Weight of the service's cost in an endpoint's, in requests (an endpoint that served little borrows it). */
+    priorRequests: z.number().min(0).default(c.priorRequests),
   })
   .strict();
 

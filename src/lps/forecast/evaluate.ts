@@ -25,6 +25,11 @@ export type ForecastMatrix = Float64Array;
 export interface BatchWalkForward {
   readonly name: string;
   run(series: readonly SeriesInput[], maxHorizon: number): Promise<ForecastMatrix[]>;
+  /**
+   * Why it makes no forecast for a series (too short for it, say), per series;
+   * undefined where it does forecast. The report says it instead of a blank.
+   */
+  unforecastable?(series: readonly SeriesInput[], maxHorizon: number): Array<string | undefined>;
 }
 
 export interface EvaluateOptions {
@@ -59,6 +64,8 @@ export interface SeriesReport {
   scores: ForecasterScore[];
   /** How often the selection picked each forecaster, per horizon. */
   picks: Record<number, Record<string, number>>;
+  /** Forecasters with no forecast on this series, and why. */
+  missing: Array<{ forecaster: string; reason: string }>;
 }
 
 export interface EvaluationReport {
@@ -183,6 +190,7 @@ export async function evaluate(
   const H = horizons.at(-1)!;
   const factories = options.forecasters ?? BASELINES;
   const batchResults = await Promise.all((options.batch ?? []).map((b) => b.run(series, H)));
+  const unforecastable = (options.batch ?? []).map((b) => b.unforecastable?.(series, H));
   const names = [...Object.keys(factories), ...(options.batch ?? []).map((b) => b.name)];
   const reports: SeriesReport[] = series.map((s, i) => {
     const matrices = new Map<string, ForecastMatrix>();
@@ -194,11 +202,23 @@ export async function evaluate(
       minCount: options.minCount,
       fallback: options.fallback ?? (factories.ewma ? 'ewma' : undefined),
     });
+    // Scored from the first step at which every forecaster that forecasts at all has a forecast:
+    // one that never does (a series too short for the LSTM) is reported missing, not a blank span.
     let from = options.scoreFrom ?? 0;
-    for (const m of matrices.values()) {
+    const missing: SeriesReport['missing'] = [];
+    for (const [name, m] of matrices) {
       let t = 0;
       while (t < s.values.length && !Number.isFinite(m[t * H]!)) t++;
-      from = Math.max(from, t);
+      if (t < s.values.length) from = Math.max(from, t);
+      else {
+        const batch = (options.batch ?? []).findIndex((b) => b.name === name);
+        missing.push({
+          forecaster: name,
+          reason:
+            (batch >= 0 ? unforecastable[batch]?.[i] : undefined) ??
+            `no forecast over the ${s.values.length} values`,
+        });
+      }
     }
     matrices.set(SELECTED, selected);
     const naive = naiveMae(s.values, from);
@@ -220,7 +240,14 @@ export async function evaluate(
       for (const p of picks[h - 1]!.slice(from)) c[p] = (c[p] ?? 0) + 1;
       pickCounts[h] = c;
     }
-    return { name: s.name, length: s.values.length, scoredFrom: from, scores, picks: pickCounts };
+    return {
+      name: s.name,
+      length: s.values.length,
+      scoredFrom: from,
+      scores,
+      picks: pickCounts,
+      missing,
+    };
   });
   const all = [...names, SELECTED];
   const mean: ForecasterScore[] = [];

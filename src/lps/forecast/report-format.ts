@@ -1,6 +1,6 @@
 import type { EvaluationReport, ForecasterScore } from './evaluate.js';
 
-const fmt = (v: number): string => (Number.isFinite(v) ? v.toFixed(3) : '-');
+const fmt = (v: number): string => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -31,6 +31,7 @@ export function formatReport(report: EvaluationReport): string {
   for (const s of report.series) {
     out.push(`series ${s.name}: ${s.length} values, scored from step ${s.scoredFrom}`);
     out.push(scoreTable(s.scores, report.forecasters, report.horizons));
+    for (const m of s.missing) out.push(`${m.forecaster}: no forecast: ${m.reason}`);
     const picks = report.horizons
       .map((h) => {
         const c = s.picks[h]!;

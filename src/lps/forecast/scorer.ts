@@ -7,27 +7,62 @@ import {
   type MetricForecast,
 } from '../../gen/augur/v1/load_prediction.js';
 import type { StoredSample } from '../ring.js';
+import { EndpointCost, pooledCost, type CostParams, type CostSource } from '../score/cost.js';
 import { loadScore } from '../score/load-score.js';
-import { WeightController, type WeightObservation } from '../score/weight.js';
+import {
+  atHorizon,
+  plannedBackground,
+  PublishedWeight,
+  WeightBasis,
+  weightHorizon,
+} from '../score/weight.js';
 import { EndpointState, type Assessment, type EndpointRecord, type Scorer } from '../types.js';
-import { BASELINES } from './baselines.js';
+import { BASELINES, SeasonalForecaster } from './baselines.js';
 import type { ForecastConfig } from './config.js';
 import { ForecastEnsemble } from './ensemble.js';
 import { timeOfDay } from './lstm/features.js';
-import { LSTM_FEATURES, type OnlineLstm } from './lstm/online.js';
+import { LSTM_FEATURES, LSTM_TARGETS, type OnlineLstm } from './lstm/online.js';
 
 /** The metrics forecast per endpoint, in the LSTM's target order. */
-export const FORECAST_METRICS = ['cpu', 'memory', 'network', 'responseTime'] as const;
+export const FORECAST_METRICS = ['cpu', 'memory', 'network', 'responseTime', 'background'] as const;
 export type ForecastMetric = (typeof FORECAST_METRICS)[number];
 const PROTO_METRIC: Record<ForecastMetric, Metric> = {
   cpu: Metric.METRIC_CPU,
   memory: Metric.METRIC_MEMORY,
   network: Metric.METRIC_NETWORK,
   responseTime: Metric.METRIC_RESPONSE_TIME,
+  background: Metric.METRIC_BACKGROUND,
 };
+
+const clamp01 = (v: number): number => (v < 0 ? 0 : v > 1 ? 1 : v);
+
+/**
+ * The load on the host that is not the endpoint's: host CPU minus the endpoint's
+ * own (process tree or cgroup), measured, not inferred; NaN when the agent does
+ * not report its own CPU.
+ */
+export function backgroundOf(s: StoredSample): number {
+  return Number.isFinite(s.processCpu) ? clamp01(s.cpu - s.processCpu) : NaN;
+}
+
+/** Seconds a sample covers: its own span, else the monitoring interval. */
+function spanOf(s: StoredSample, interval: number): number {
+  return Number.isFinite(s.span) && s.span > 0 ? s.span : interval;
+}
+
+/**
+ * Requests completed over a sample's span: the count when reported (0 is a real
+ * zero), else the legacy rate (where 0 means unknown) times the span; NaN when
+ * unknown.
+ */
+function requestsOf(s: StoredSample, interval: number): number {
+  if (Number.isFinite(s.completed)) return s.completed;
+  return s.requestRate > 0 ? s.requestRate * spanOf(s, interval) : NaN;
+}
 
 function metricValue(s: StoredSample, m: ForecastMetric): number {
   if (m === 'network') return s.networkCapacity > 0 ? s.network / s.networkCapacity : NaN;
+  if (m === 'background') return backgroundOf(s);
   return s[m];
 }
 
@@ -38,8 +73,8 @@ function lstmRowsOf(r: EndpointRecord, k: number): Float32Array {
     const s = r.series.get(back);
     FORECAST_METRICS.forEach((m, j) => (rows[i * LSTM_FEATURES + j] = metricValue(s, m)));
     const [sin, cos] = timeOfDay(s.timestamp);
-    rows[i * LSTM_FEATURES + 4] = sin;
-    rows[i * LSTM_FEATURES + 5] = cos;
+    rows[i * LSTM_FEATURES + LSTM_TARGETS] = sin;
+    rows[i * LSTM_FEATURES + LSTM_TARGETS + 1] = cos;
   }
   return rows;
 }
@@ -51,6 +86,17 @@ interface EndpointForecasts {
   fed: number;
   interval: number;
   computedAt: Date;
+  cost: EndpointCost;
+  weight: PublishedWeight;
+}
+
+/** What the weight of one endpoint is made of, before the service's costs are known. */
+interface WeightInputs {
+  record: EndpointRecord;
+  state: EndpointForecasts;
+  available: boolean;
+  /** A new sample arrived since the last tick: the published weight may move. */
+  fresh: boolean;
 }
 
 export interface ForecastScorerOptions {
@@ -70,10 +116,12 @@ export interface ForecastScorerOptions {
  * The forecasting Scorer. Per endpoint and metric it keeps the baselines (and
  * the LSTM's forecasts when it has a model) in a ForecastEnsemble, feeds it only
  * the samples stored since the last tick, scores every forecast when its actual
- * arrives, and uses the forecaster with the lowest rolling error at the score
- * horizon. The Load Score comes from the selected upper-quantile forecasts; the
- * weight from a WeightController per service. LSTM inference for every endpoint
- * is one batched request per tick to the worker.
+ * arrives, and uses the forecaster with the lowest rolling error. The Load Score
+ * comes from the selected upper-quantile forecasts at the score horizon; the
+ * weight from the selected forecast of the background at the horizon where the
+ * weight will be in force, the learnt cost per request and the cores
+ * (src/lps/score/weight.ts): one path from the forecast to the weight. LSTM
+ * inference for every endpoint is one batched request per tick to the worker.
  */
 export class ForecastScorer implements Scorer {
   private readonly config: ForecastConfig;
@@ -86,15 +134,22 @@ export class ForecastScorer implements Scorer {
   private lstmBackfilled = false;
   private closed = false;
   private readonly endpoints = new Map<string, EndpointForecasts>();
-  private readonly weights = new Map<string, WeightController>();
   private readonly names: string[];
+  private readonly costParams: CostParams;
 
   constructor(options: ForecastScorerOptions) {
     this.options = options;
     this.config = options.config;
     this.logger = options.logger;
     this.lstmState = options.startLstm ? 'waiting' : 'off';
-    this.names = [...Object.keys(BASELINES), ...(options.startLstm ? ['lstm'] : [])];
+    this.names = [...Object.keys(BASELINES), 'seasonal', ...(options.startLstm ? ['lstm'] : [])];
+    const w = this.config.weight;
+    this.costParams = {
+      minRequests: w.minRequests,
+      saturation: w.saturation,
+      halfLife: w.costHalfLife,
+      priorRequests: w.priorRequests,
+    };
   }
 
   /** The LSTM once its worker runs; undefined before (and when disabled). */
@@ -141,9 +196,12 @@ export class ForecastScorer implements Scorer {
   private stateFor(r: EndpointRecord): EndpointForecasts {
     let e = this.endpoints.get(r.id);
     if (!e) {
-      const make = () =>
+      const make = (seasonal = false) =>
         new ForecastEnsemble({
-          forecasters: Object.values(BASELINES).map((f) => f()),
+          forecasters: [
+            ...Object.values(BASELINES).map((f) => f()),
+            ...(seasonal ? [new SeasonalForecaster()] : []),
+          ],
           external: this.options.startLstm ? ['lstm'] : [],
           maxHorizon: this.config.maxHorizon,
           window: this.config.errorWindow,
@@ -152,13 +210,21 @@ export class ForecastScorer implements Scorer {
         });
       e = {
         service: r.service,
-        ensembles: { cpu: make(), memory: make(), network: make(), responseTime: make() },
+        ensembles: {
+          cpu: make(true),
+          memory: make(),
+          network: make(),
+          responseTime: make(),
+          background: make(true),
+        },
         // A new (or restored) endpoint starts from its recent history only: the baselines
         // settle within tens of samples, and a whole ring per endpoint at 10,000
         // endpoints would hold up one tick for seconds.
         fed: Math.max(0, r.samplesStored - Math.min(r.series.size, 2 * this.config.errorWindow)),
         interval: r.interval,
         computedAt: new Date(0),
+        cost: new EndpointCost(this.costParams),
+        weight: new PublishedWeight(this.config.weight),
       };
       this.endpoints.set(r.id, e);
     }
@@ -199,6 +265,13 @@ export class ForecastScorer implements Scorer {
       for (let back = n - 1; back >= 0; back--) {
         const s = r.series.get(back);
         for (const m of FORECAST_METRICS) e.ensembles[m].observe(metricValue(s, m));
+        e.cost.learn({
+          hostCpu: s.cpu,
+          ownCpu: s.processCpu,
+          requests: requestsOf(s, r.interval),
+          span: spanOf(s, r.interval),
+          cores: coresOf(r),
+        });
       }
       // The LSTM gets the same new rows; on its first tick, everything the ring holds.
       const k = backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
@@ -223,7 +296,7 @@ export class ForecastScorer implements Scorer {
     // 3. Score each endpoint from the selected forecasts; weights per service.
     const H = this.config.scoreHorizon;
     const out = new Map<string, Assessment>();
-    const byService = new Map<string, WeightObservation[]>();
+    const byService = new Map<string, WeightInputs[]>();
     const computedAt = new Date(nowMs);
     const freshIds = new Set(fresh);
     for (const r of endpoints) {
@@ -247,48 +320,110 @@ export class ForecastScorer implements Scorer {
         },
         this.config.score,
       );
-      const latest = r.series.latest();
       const list = byService.get(r.service) ?? [];
-      list.push({
-        id: r.id,
-        utilization: latest?.cpu ?? NaN,
-        requestRate: latest?.requestRate ?? 0,
-        available,
-        fresh: freshIds.has(r.id),
-      });
+      list.push({ record: r, state: e, available, fresh: freshIds.has(r.id) });
       byService.set(r.service, list);
       out.set(r.id, {
         score: score.score,
         weight: 0,
         parts: {
-          predictedUtilization: cpu?.upper ?? 0,
-          predictedResponseTime: rt?.upper ?? 0,
+          // Forecasts of fractions can overshoot [0,1] (a trend, an upper bound): users see fractions.
+          predictedUtilization: clamp01(cpu?.upper ?? 0),
+          predictedResponseTime: Math.max(0, rt?.upper ?? 0),
           stalenessSeconds: Math.max(0, (nowMs - r.lastSeenMs) / 1000),
           forecaster: cpu?.forecaster ?? '',
           utilizationFactor: score.utilizationFactor,
           latencyFactor: score.latencyFactor,
           horizon: secondsToDuration(H * r.interval),
-          predictedMemory: memory?.upper ?? 0,
-          predictedNetwork: network?.upper ?? 0,
+          predictedMemory: clamp01(memory?.upper ?? 0),
+          predictedNetwork: clamp01(network?.upper ?? 0),
           estimatedCapacity: 0,
         },
       });
     }
-    for (const service of [...this.weights.keys()])
-      if (!byService.has(service)) this.weights.delete(service);
-    for (const [service, obs] of byService) {
-      let controller = this.weights.get(service);
-      if (!controller) {
-        controller = new WeightController(this.config.weight);
-        this.weights.set(service, controller);
-      }
-      for (const [id, w] of controller.update(obs)) {
-        const a = out.get(id)!;
-        a.weight = w.share;
-        a.parts.estimatedCapacity = w.capacity;
-      }
-    }
+    for (const inputs of byService.values()) this.weigh(inputs, out, nowMs);
     return out;
+  }
+
+  /**
+   * The weights of one service's endpoints (src/lps/score/weight.ts): capacity
+   * in free cores from the planned background and the learnt costs, published
+   * through each endpoint's hysteresis.
+   */
+  private weigh(
+    inputs: readonly WeightInputs[],
+    out: Map<string, Assessment>,
+    nowMs: number,
+  ): void {
+    const w = this.config.weight;
+    const costs = inputs.map((i) => i.state.cost);
+    const pooled: Record<CostSource, number | undefined> = {
+      own: pooledCost(costs, 'own'),
+      host: pooledCost(costs, 'host'),
+    };
+    for (const { record: r, state: e, available, fresh } of inputs) {
+      const a = out.get(r.id)!;
+      if (!available) {
+        // Gone or failing: it starts again from its target when it comes back.
+        e.weight = new PublishedWeight(w);
+        a.parts.weightParts = {
+          basis: WeightBasis.WEIGHT_BASIS_UNSPECIFIED,
+          plannedBackground: 0,
+          costPerRequest: 0,
+          horizonIntervals: 0,
+          target: 0,
+        };
+        continue;
+      }
+      const latest = r.series.latest()!;
+      const cores = coresOf(r);
+      const ownKnown = Number.isFinite(latest.processCpu);
+      const requestsKnown = Number.isFinite(requestsOf(latest, r.interval));
+      let basis: WeightBasis;
+      let background = 0;
+      let horizon = 0;
+      let source: CostSource | undefined;
+      if (ownKnown) {
+        basis = requestsKnown
+          ? WeightBasis.WEIGHT_BASIS_MEASURED
+          : WeightBasis.WEIGHT_BASIS_OWN_CPU;
+        horizon = weightHorizon(
+          (nowMs - latest.receivedAt) / 1000,
+          r.interval,
+          w.pushDelay,
+          this.config.maxHorizon,
+        );
+        const ens = e.ensembles.background;
+        const median = atHorizon((h) => ens.forecast(h)?.median ?? NaN, horizon);
+        const upper = atHorizon((h) => ens.forecast(h)?.upper ?? NaN, horizon);
+        background = plannedBackground(
+          Number.isFinite(median) ? median : backgroundOf(latest),
+          upper,
+          w,
+        );
+        source = 'own';
+      } else if (requestsKnown) {
+        basis = WeightBasis.WEIGHT_BASIS_HOST_CPU;
+        source = 'host';
+      } else {
+        basis = WeightBasis.WEIGHT_BASIS_CORES;
+      }
+      const prior = source ? pooled[source] : undefined;
+      const cost = source ? e.cost.estimate(source, prior) : undefined;
+      const relative = prior !== undefined && cost !== undefined ? prior / cost : 1;
+      const target = cores * (1 - background) * relative;
+      const published =
+        fresh || e.weight.current === undefined ? e.weight.update(target) : e.weight.current;
+      a.weight = published;
+      a.parts.estimatedCapacity = cost !== undefined ? (cores * (1 - background)) / cost : 0;
+      a.parts.weightParts = {
+        basis,
+        plannedBackground: background,
+        costPerRequest: cost ?? 0,
+        horizonIntervals: horizon,
+        target,
+      };
+    }
   }
 
   /**
@@ -406,6 +541,11 @@ export class ForecastScorer implements Scorer {
     await this.lstmInstance?.close();
     this.logger.debug('forecast scorer closed');
   }
+}
+
+/** Logical cores of an endpoint's host; 1 when its agent did not say. */
+function coresOf(r: EndpointRecord): number {
+  return r.capacity.cpuCores > 0 ? r.capacity.cpuCores : 1;
 }
 
 /**

@@ -139,7 +139,8 @@ class Restorer {
       const base = row * width;
       const stored = {} as StoredSample;
       SAMPLE_COLUMNS.forEach((c, i) => {
-        stored[c] = at[i]! >= 0 ? s.rows.readDoubleLE(base + at[i]! * 8) : 0;
+        // A column the log predates reads as unknown (NaN); validation refuses it where it is required.
+        stored[c] = at[i]! >= 0 ? s.rows.readDoubleLE(base + at[i]! * 8) : NaN;
       });
       const rowWhere = `${where}, row ${row}`;
       if (!Number.isFinite(stored.receivedAt) || stored.receivedAt > latestAcceptable) {

@@ -1,7 +1,11 @@
 import type { RoutingPolicy } from '../types.js';
-import { AugurScorerWeights } from '../augur-scorer.js';
-import { AugurWeights } from '../augur-weights.js';
-import { P2cPicker, RoundRobinPicker, SmoothWrrPicker, WeightedP2cPicker } from './pickers.js';
+import { AugurScorerWeights, type AugurScorerOptions } from '../augur-scorer.js';
+import {
+  EnvoyLeastRequestPicker,
+  RoundRobinPicker,
+  SmoothWrrPicker,
+  WeightedRandomPicker,
+} from './pickers.js';
 import { PrequalPolicy } from './prequal.js';
 import { UnweightedPolicy, WeightedPolicy } from './weighted.js';
 import { A58Weights, TrueCapacityWeights } from './weights.js';
@@ -9,12 +13,29 @@ import { A58Weights, TrueCapacityWeights } from './weights.js';
 /** Which policies are reactive, augur's, or privileged bounds; the report groups by it. */
 export type PolicyGroup = 'reactive' | 'augur' | 'bound';
 
+/**
+ * The data plane a shipped augur policy and its bounds stand for: Envoy with
+ * augur's EDS weights under least request, proxyless gRPC with augur's
+ * locality weights, or Envoy asking augur's RRM per request.
+ */
+export type DataPlane = 'envoy-eds' | 'grpc' | 'envoy-rrm';
+
+/** What a run may change in augur's policies (the bounds and the reactive peers ignore it). */
+export type PolicyOptions = AugurScorerOptions;
+
 export interface PolicyEntry {
   name: string;
   group: PolicyGroup;
   description: string;
-  make(speed: readonly Float64Array[]): RoutingPolicy;
+  /** For augur's policies and the bounds: the data plane whose picker they use. */
+  dataPlane?: DataPlane;
+  make(speed: readonly Float64Array[], options?: PolicyOptions): RoutingPolicy;
 }
+
+const envoyLeastRequest = (name: string, source: ConstructorParameters<typeof WeightedPolicy>[1]) =>
+  new WeightedPolicy(name, source, (v, r) => new EnvoyLeastRequestPicker(v, r));
+const grpcLocalities = (name: string, source: ConstructorParameters<typeof WeightedPolicy>[1]) =>
+  new WeightedPolicy(name, source, (_v, r) => new WeightedRandomPicker(r));
 
 /** Every policy the benchmark compares, in table order. */
 export const POLICIES: readonly PolicyEntry[] = [
@@ -27,135 +48,72 @@ export const POLICIES: readonly PolicyEntry[] = [
   {
     name: 'p2c',
     group: 'reactive',
-    description: "least request, two random choices on the proxy's own in-flight counts (Envoy)",
-    make: () => new UnweightedPolicy('p2c', (v, r) => new P2cPicker(v, r)),
+    description:
+      "Envoy's least request with equal weights: the fewer of two random hosts' active requests, on the proxy's own counts (P2C)",
+    make: () => new UnweightedPolicy('p2c', (v, r) => new EnvoyLeastRequestPicker(v, r)),
   },
   {
     name: 'a58-wrr',
     group: 'reactive',
     description:
-      'weighted round robin, weights qps/(util + eps/qps) from the last report (gRPC WRR, gRFC A58)',
+      "gRPC's weighted_round_robin (gRFC A58): weights qps/(util + eps/qps) from the last ORCA report, 10 s blackout, weighted round robin",
     make: () =>
       new WeightedPolicy('a58-wrr', new A58Weights(), (v, r) => new SmoothWrrPicker(v, r)),
-  },
-  {
-    name: 'a58-p2c',
-    group: 'reactive',
-    description: 'A58 weights with weighted two-choice least request',
-    make: () =>
-      new WeightedPolicy('a58-p2c', new A58Weights(), (v, r) => new WeightedP2cPicker(v, r)),
   },
   {
     name: 'prequal',
     group: 'reactive',
     description:
-      'probes for requests in flight and recent latency, hot-cold rule (Prequal, NSDI 2024)',
+      'probes for requests in flight and recent latency, hot-cold rule (Prequal, NSDI 2024); probes answer instantly and for free here',
     make: () => new PrequalPolicy(),
   },
   {
-    name: 'augur-wrr',
+    name: 'augur-envoy-eds',
     group: 'augur',
+    dataPlane: 'envoy-eds',
     description:
-      "augur's weights (the LPS ForecastScorer's weight, i.e. the WeightController's share), weighted round robin (Envoy EDS weights with round robin)",
-    make: () =>
-      new WeightedPolicy(
-        'augur-wrr',
-        new AugurScorerWeights(),
-        (v, r) => new SmoothWrrPicker(v, r),
-      ),
+      "augur's published weights (the LPS's ForecastScorer) as Envoy EDS weights under Envoy's least request (weights / (active + 1), EDF)",
+    make: (_speed, options) =>
+      envoyLeastRequest('augur-envoy-eds', new AugurScorerWeights(options)),
   },
   {
-    name: 'augur-p2c',
+    name: 'augur-grpc',
     group: 'augur',
+    dataPlane: 'grpc',
     description:
-      "augur's weights (as augur-wrr) with weighted two-choice least request (Envoy least request + EDS weights)",
-    make: () =>
-      new WeightedPolicy(
-        'augur-p2c',
-        new AugurScorerWeights(),
-        (v, r) => new WeightedP2cPicker(v, r),
-      ),
+      "augur's published weights as locality weights to proxyless grpc-js (@grpc/grpc-js-xds: one locality per endpoint, weighted random between localities)",
+    make: (_speed, options) => grpcLocalities('augur-grpc', new AugurScorerWeights(options)),
   },
   {
-    name: 'augur-score-p2c',
-    group: 'augur',
-    description:
-      'variant: the Load Score (ForecastScorer, upper-quantile forecasts) used as the weight, weighted two-choice',
-    make: () =>
-      new WeightedPolicy(
-        'augur-score-p2c',
-        new AugurScorerWeights('score'),
-        (v, r) => new WeightedP2cPicker(v, r),
-      ),
-  },
-  {
-    name: 'augur-cap-p2c',
-    group: 'augur',
-    description:
-      "variant: the controller's forecast capacity (1 − predicted background)/cost as weights, weighted two-choice",
-    make: () =>
-      new WeightedPolicy(
-        'augur-cap-p2c',
-        new AugurWeights({}, undefined, 'capacity'),
-        (v, r) => new WeightedP2cPicker(v, r),
-      ),
-  },
-  {
-    name: 'augur-prequal',
-    group: 'augur',
-    description:
-      'variant: Prequal whose probes are drawn in proportion to the augur-cap weights (forecast + instant signals)',
-    make: () => new PrequalPolicy('augur-prequal', {}, new AugurWeights({}, undefined, 'capacity')),
-  },
-  {
-    name: 'perfect-reactive',
+    name: 'perfect-reactive-envoy-eds',
     group: 'bound',
-    description: 'weights = true capacity of the interval that just ended, weighted two-choice',
+    dataPlane: 'envoy-eds',
+    description:
+      "weights = true capacity of the interval that just ended, Envoy's least request (no measurement error, no foresight)",
     make: (speed) =>
-      new WeightedPolicy(
-        'perfect-reactive',
-        new TrueCapacityWeights(speed, 0),
-        (v, r) => new WeightedP2cPicker(v, r),
-      ),
+      envoyLeastRequest('perfect-reactive-envoy-eds', new TrueCapacityWeights(speed, 0)),
   },
   {
-    name: 'oracle',
+    name: 'oracle-envoy-eds',
     group: 'bound',
-    description: 'weights = true capacity of the interval about to start, weighted two-choice',
-    make: (speed) =>
-      new WeightedPolicy(
-        'oracle',
-        new TrueCapacityWeights(speed, 1),
-        (v, r) => new WeightedP2cPicker(v, r),
-      ),
+    dataPlane: 'envoy-eds',
+    description: "weights = true capacity of the interval about to start, Envoy's least request",
+    make: (speed) => envoyLeastRequest('oracle-envoy-eds', new TrueCapacityWeights(speed, 1)),
   },
   {
-    name: 'perfect-reactive-wrr',
+    name: 'perfect-reactive-grpc',
     group: 'bound',
-    description: 'perfect reactive weights with weighted round robin (the bound for augur-wrr)',
-    make: (speed) =>
-      new WeightedPolicy(
-        'perfect-reactive-wrr',
-        new TrueCapacityWeights(speed, 0),
-        (v, r) => new SmoothWrrPicker(v, r),
-      ),
-  },
-  {
-    name: 'oracle-wrr',
-    group: 'bound',
-    description: 'oracle weights with weighted round robin',
-    make: (speed) =>
-      new WeightedPolicy(
-        'oracle-wrr',
-        new TrueCapacityWeights(speed, 1),
-        (v, r) => new SmoothWrrPicker(v, r),
-      ),
-  },
-  {
-    name: 'oracle-prequal',
-    group: 'bound',
+    dataPlane: 'grpc',
     description:
-      'Prequal probing in proportion to the oracle weights: the most a forecast can add to instant signals',
-    make: (speed) => new PrequalPolicy('oracle-prequal', {}, new TrueCapacityWeights(speed, 1)),
+      'weights = true capacity of the interval that just ended, weighted random between localities (grpc-js)',
+    make: (speed) => grpcLocalities('perfect-reactive-grpc', new TrueCapacityWeights(speed, 0)),
+  },
+  {
+    name: 'oracle-grpc',
+    group: 'bound',
+    dataPlane: 'grpc',
+    description:
+      'weights = true capacity of the interval about to start, weighted random between localities (grpc-js)',
+    make: (speed) => grpcLocalities('oracle-grpc', new TrueCapacityWeights(speed, 1)),
   },
 ];

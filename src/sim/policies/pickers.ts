@@ -1,3 +1,4 @@
+import { EventHeap } from '../heap.js';
 import type { Rng } from '../rng.js';
 import type { FleetView } from '../types.js';
 
@@ -23,25 +24,6 @@ export class RoundRobinPicker implements Picker {
     const e = this.next[proxy];
     this.next[proxy] = (e + 1) % this.view.endpoints;
     return e;
-  }
-}
-
-/**
- * Least request, power of two choices (Envoy's default with equal weights):
- * two distinct endpoints at random, the one with fewer of this proxy's own
- * requests in flight wins (ties: the first drawn).
- */
-export class P2cPicker implements Picker {
-  constructor(
-    private readonly view: FleetView,
-    private readonly rng: Rng,
-  ) {}
-  pick(proxy: number): number {
-    const n = this.view.endpoints;
-    const a = this.rng.int(n);
-    let b = this.rng.int(n - 1);
-    if (b >= a) b++;
-    return this.view.proxyInflight(proxy, b) < this.view.proxyInflight(proxy, a) ? b : a;
   }
 }
 
@@ -86,24 +68,114 @@ export class WeightedRandomPicker implements Picker {
   }
 }
 
+/** Options of Envoy's least request load balancer, with Envoy's defaults. */
+export interface EnvoyLeastRequestOptions {
+  /** Hosts drawn (with replacement) when all weights are equal. */
+  choiceCount: number;
+  /** Exponent of (active requests + 1) dividing a host's weight when weights differ. */
+  activeRequestBias: number;
+}
+
+export const ENVOY_LEAST_REQUEST_DEFAULTS: EnvoyLeastRequestOptions = {
+  choiceCount: 2,
+  activeRequestBias: 1,
+};
+
 /**
- * Weighted least request by two choices: both candidates drawn in proportion
- * to their weight, the one with the fewer of this proxy's requests in flight
- * per unit of weight wins ((inflight + 1) / weight, the load Envoy's weighted
- * least request divides by). With equal weights it is P2C.
+ * Envoy's least request load balancer as Envoy implements it
+ * (`LeastRequestLoadBalancer` over `EdfLoadBalancerBase`, v1.35), on the proxy's
+ * own in-flight counts:
+ * - all weights equal: `choiceCount` hosts drawn at random with replacement, the
+ *   one with the fewest active requests wins (the first drawn on a tie): P2C;
+ * - weights differ: an earliest-deadline-first schedule. Each pick pops the
+ *   host with the earliest deadline, advances the scheduler's clock to it, and
+ *   puts the host back with deadline clock + 1/w', where w' = weight /
+ *   (active requests + 1)^activeRequestBias read at that moment. The other
+ *   hosts keep the deadlines set when they were last picked, so in-flight
+ *   counts steer far less than in P2C: the schedule mostly follows the weights.
+ *   The schedule is rebuilt (every host at its w', then a random number of
+ *   picks, Envoy's `createWithPicks`, so proxies do not move in lockstep)
+ *   whenever the weights change (an EDS update).
  */
-export class WeightedP2cPicker implements Picker {
+export class EnvoyLeastRequestPicker implements Picker {
+  private readonly opts: EnvoyLeastRequestOptions;
+  private readonly schedules: Array<EdfSchedule | undefined>;
+  private readonly built: Array<Float64Array | undefined>;
+
   constructor(
     private readonly view: FleetView,
     private readonly rng: Rng,
-  ) {}
+    opts: Partial<EnvoyLeastRequestOptions> = {},
+  ) {
+    this.opts = { ...ENVOY_LEAST_REQUEST_DEFAULTS, ...opts };
+    this.schedules = new Array<EdfSchedule | undefined>(view.proxies);
+    this.built = new Array<Float64Array | undefined>(view.proxies);
+  }
+
   pick(proxy: number, weights: Float64Array): number {
-    const a = drawWeighted(this.rng, weights);
-    const b = drawWeighted(this.rng, weights);
-    if (a === b) return a;
-    const la = (this.view.proxyInflight(proxy, a) + 1) / weights[a];
-    const lb = (this.view.proxyInflight(proxy, b) + 1) / weights[b];
-    return lb < la ? b : a;
+    if (this.built[proxy] !== weights) {
+      this.built[proxy] = weights;
+      this.schedules[proxy] = allEqual(weights) ? undefined : this.build(proxy, weights);
+    }
+    const schedule = this.schedules[proxy];
+    return schedule ? schedule.pickAndAdd() : this.unweighted(proxy, weights.length);
+  }
+
+  private unweighted(proxy: number, n: number): number {
+    let best = -1;
+    for (let i = 0; i < this.opts.choiceCount; i++) {
+      const e = this.rng.int(n);
+      if (best < 0 || this.view.proxyInflight(proxy, e) < this.view.proxyInflight(proxy, best))
+        best = e;
+    }
+    return best;
+  }
+
+  private build(proxy: number, weights: Float64Array): EdfSchedule {
+    const bias = this.opts.activeRequestBias;
+    const hostWeight = (e: number): number => {
+      const active = this.view.proxyInflight(proxy, e);
+      return bias === 0 ? weights[e] : weights[e] / (active + 1) ** bias;
+    };
+    const schedule = new EdfSchedule(weights.length, hostWeight);
+    for (let e = 0; e < weights.length; e++) if (weights[e] > 0) schedule.add(e, hostWeight(e));
+    // A random starting point in the schedule (Envoy seeds its picks at random per load balancer).
+    const skip = this.rng.int(2 * weights.length);
+    for (let i = 0; i < skip; i++) schedule.pickAndAdd();
+    return schedule;
+  }
+}
+
+function allEqual(w: Float64Array): boolean {
+  for (let i = 1; i < w.length; i++) if (w[i] !== w[0]) return false;
+  return true;
+}
+
+/**
+ * Envoy's EdfScheduler: entries ordered by deadline (the first inserted first on
+ * a tie); a pick pops the earliest, moves the clock to its deadline and re-adds
+ * the host at clock + 1/weight with its weight at that moment.
+ */
+export class EdfSchedule {
+  private readonly heap: EventHeap;
+  private clock = 0;
+
+  constructor(
+    capacity: number,
+    private readonly weightOf: (host: number) => number,
+  ) {
+    this.heap = new EventHeap(Math.max(1, capacity));
+  }
+
+  add(host: number, weight: number): void {
+    this.heap.push(this.clock + 1 / weight, host);
+  }
+
+  pickAndAdd(): number {
+    this.clock = this.heap.peekTime();
+    const host = this.heap.pop();
+    this.add(host, this.weightOf(host));
+    return host;
   }
 }
 

@@ -25,8 +25,9 @@ export class WeightedPolicy implements RoutingPolicy {
   }
 
   async onInterval(step: number, report: IntervalReport | undefined): Promise<void> {
-    const w = await this.source.update(step, report);
-    this.weights = sanitise(w);
+    const w = sanitise(await this.source.update(step, report));
+    // An unchanged assignment is not pushed again: the picker keeps its state (Envoy's schedule).
+    if (!sameValues(w, this.weights)) this.weights = w;
   }
 
   pick(proxy: number): number {
@@ -37,6 +38,10 @@ export class WeightedPolicy implements RoutingPolicy {
     let total = 0;
     for (const w of this.weights) total += w;
     return this.weights.map((w) => w / total);
+  }
+
+  capacities(): Float64Array | undefined {
+    return this.source.capacities?.();
   }
 }
 
@@ -56,6 +61,12 @@ export class UnweightedPolicy implements RoutingPolicy {
   pick(proxy: number): number {
     return this.picker!.pick(proxy, this.ones);
   }
+}
+
+function sameValues(a: Float64Array, b: Float64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Negative, NaN or infinite weights become 0; all-zero weights become equal. */

@@ -9,6 +9,8 @@ import type { FleetView, IntervalReport } from '../types.js';
 export interface WeightSource {
   init(view: FleetView): void;
   update(step: number, report: IntervalReport | undefined): Float64Array | Promise<Float64Array>;
+  /** Its estimate of each endpoint's capacity (requests/s) behind the last weights, if it has one. */
+  capacities?(): Float64Array | undefined;
 }
 
 /** Options of gRPC's weighted_round_robin (gRFC A58), with its defaults. */

@@ -30,6 +30,68 @@ export const protobufPackage = "augur.v1";
 
 export const protobufFileName = "augur/v1/load_prediction.proto";
 
+/** The signals behind an endpoint's weight, best first (src/lps/forecast/README.md). */
+export enum WeightBasis {
+  WEIGHT_BASIS_UNSPECIFIED = 0,
+  /** WEIGHT_BASIS_MEASURED - Own CPU and completed requests: capacity = cores x (1 - background) / cost. */
+  WEIGHT_BASIS_MEASURED = 1,
+  /**
+   * WEIGHT_BASIS_OWN_CPU - Own CPU, no request counts: the background is measured, the cost is the
+   * service's (or the same for every endpoint).
+   */
+  WEIGHT_BASIS_OWN_CPU = 2,
+  /**
+   * WEIGHT_BASIS_HOST_CPU - Host CPU and completed requests, no own CPU: gRFC A58's requests per unit of
+   * utilisation; the background counts as the endpoint's own load, no foresight.
+   */
+  WEIGHT_BASIS_HOST_CPU = 3,
+  /** WEIGHT_BASIS_CORES - Nothing to estimate from: the same weight per core. */
+  WEIGHT_BASIS_CORES = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function weightBasisFromJSON(object: any): WeightBasis {
+  switch (object) {
+    case 0:
+    case "WEIGHT_BASIS_UNSPECIFIED":
+      return WeightBasis.WEIGHT_BASIS_UNSPECIFIED;
+    case 1:
+    case "WEIGHT_BASIS_MEASURED":
+      return WeightBasis.WEIGHT_BASIS_MEASURED;
+    case 2:
+    case "WEIGHT_BASIS_OWN_CPU":
+      return WeightBasis.WEIGHT_BASIS_OWN_CPU;
+    case 3:
+    case "WEIGHT_BASIS_HOST_CPU":
+      return WeightBasis.WEIGHT_BASIS_HOST_CPU;
+    case 4:
+    case "WEIGHT_BASIS_CORES":
+      return WeightBasis.WEIGHT_BASIS_CORES;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return WeightBasis.UNRECOGNIZED;
+  }
+}
+
+export function weightBasisToJSON(object: WeightBasis): string {
+  switch (object) {
+    case WeightBasis.WEIGHT_BASIS_UNSPECIFIED:
+      return "WEIGHT_BASIS_UNSPECIFIED";
+    case WeightBasis.WEIGHT_BASIS_MEASURED:
+      return "WEIGHT_BASIS_MEASURED";
+    case WeightBasis.WEIGHT_BASIS_OWN_CPU:
+      return "WEIGHT_BASIS_OWN_CPU";
+    case WeightBasis.WEIGHT_BASIS_HOST_CPU:
+      return "WEIGHT_BASIS_HOST_CPU";
+    case WeightBasis.WEIGHT_BASIS_CORES:
+      return "WEIGHT_BASIS_CORES";
+    case WeightBasis.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A metric the LPS forecasts. */
 export enum Metric {
   METRIC_UNSPECIFIED = 0,
@@ -37,6 +99,11 @@ export enum Metric {
   METRIC_MEMORY = 2,
   METRIC_NETWORK = 3,
   METRIC_RESPONSE_TIME = 4,
+  /**
+   * METRIC_BACKGROUND - CPU load that is not the endpoint's own (host CPU minus the endpoint's),
+   * fraction of the host's capacity; forecast only where agents report own CPU.
+   */
+  METRIC_BACKGROUND = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -57,6 +124,9 @@ export function metricFromJSON(object: any): Metric {
     case 4:
     case "METRIC_RESPONSE_TIME":
       return Metric.METRIC_RESPONSE_TIME;
+    case 5:
+    case "METRIC_BACKGROUND":
+      return Metric.METRIC_BACKGROUND;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -76,6 +146,8 @@ export function metricToJSON(object: Metric): string {
       return "METRIC_NETWORK";
     case Metric.METRIC_RESPONSE_TIME:
       return "METRIC_RESPONSE_TIME";
+    case Metric.METRIC_BACKGROUND:
+      return "METRIC_BACKGROUND";
     case Metric.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -154,6 +226,32 @@ export interface ScoreParts {
   predictedNetwork: number;
   /** The estimated capacity, in requests per second, behind the weight; 0 if unknown. */
   estimatedCapacity: number;
+  /** How the weight was estimated; absent from scorers without a weight model. */
+  weightParts?: WeightParts | undefined;
+}
+
+/** Why an endpoint has its weight (src/lps/forecast/README.md, "The weight"). */
+export interface WeightParts {
+  /** Which signals the weight was estimated from. */
+  basis: WeightBasis;
+  /**
+   * The background (CPU load that is not the endpoint's) the weight plans for:
+   * the forecast at the horizon where the weight will be in force, moved toward
+   * its upper bound where the series is volatile, [0,1].
+   */
+  plannedBackground: number;
+  /**
+   * CPU-seconds one request costs the endpoint, learnt from its own CPU and the
+   * requests it completed (its service's while it has served too few); 0 if unknown.
+   */
+  costPerRequest: number;
+  /** The forecast horizon of planned_background, in monitoring intervals (may be fractional). */
+  horizonIntervals: number;
+  /**
+   * The capacity estimate before the hysteresis (requests/s, or relative where
+   * the cost is unknown); the weight is the published one.
+   */
+  target: number;
 }
 
 export interface SetMonitoringIntervalRequest {
@@ -736,6 +834,7 @@ function createBaseScoreParts(): ScoreParts {
     predictedMemory: 0,
     predictedNetwork: 0,
     estimatedCapacity: 0,
+    weightParts: undefined,
   };
 }
 
@@ -770,6 +869,9 @@ export const ScoreParts: MessageFns<ScoreParts> = {
     }
     if (message.estimatedCapacity !== 0) {
       writer.uint32(81).double(message.estimatedCapacity);
+    }
+    if (message.weightParts !== undefined) {
+      WeightParts.encode(message.weightParts, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -867,6 +969,14 @@ export const ScoreParts: MessageFns<ScoreParts> = {
             message.estimatedCapacity = reader.double();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.weightParts = WeightParts.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -923,6 +1033,11 @@ export const ScoreParts: MessageFns<ScoreParts> = {
         : isSet(object.estimated_capacity)
         ? globalThis.Number(object.estimated_capacity)
         : 0,
+      weightParts: isSet(object.weightParts)
+        ? WeightParts.fromJSON(object.weightParts)
+        : isSet(object.weight_parts)
+        ? WeightParts.fromJSON(object.weight_parts)
+        : undefined,
     };
   },
 
@@ -958,6 +1073,9 @@ export const ScoreParts: MessageFns<ScoreParts> = {
     if (message.estimatedCapacity !== 0) {
       obj.estimatedCapacity = floatToJson(message.estimatedCapacity);
     }
+    if (message.weightParts !== undefined) {
+      obj.weightParts = WeightParts.toJSON(message.weightParts);
+    }
     return obj;
   },
 
@@ -978,6 +1096,154 @@ export const ScoreParts: MessageFns<ScoreParts> = {
     message.predictedMemory = object.predictedMemory ?? 0;
     message.predictedNetwork = object.predictedNetwork ?? 0;
     message.estimatedCapacity = object.estimatedCapacity ?? 0;
+    message.weightParts = (object.weightParts !== undefined && object.weightParts !== null)
+      ? WeightParts.fromPartial(object.weightParts)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseWeightParts(): WeightParts {
+  return { basis: 0, plannedBackground: 0, costPerRequest: 0, horizonIntervals: 0, target: 0 };
+}
+
+export const WeightParts: MessageFns<WeightParts> = {
+  encode(message: WeightParts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.basis !== 0) {
+      writer.uint32(8).int32(message.basis);
+    }
+    if (message.plannedBackground !== 0) {
+      writer.uint32(17).double(message.plannedBackground);
+    }
+    if (message.costPerRequest !== 0) {
+      writer.uint32(25).double(message.costPerRequest);
+    }
+    if (message.horizonIntervals !== 0) {
+      writer.uint32(33).double(message.horizonIntervals);
+    }
+    if (message.target !== 0) {
+      writer.uint32(41).double(message.target);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WeightParts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWeightParts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.basis = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.plannedBackground = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.costPerRequest = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.horizonIntervals = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.target = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WeightParts {
+    return {
+      basis: isSet(object.basis) ? weightBasisFromJSON(object.basis) : 0,
+      plannedBackground: isSet(object.plannedBackground)
+        ? globalThis.Number(object.plannedBackground)
+        : isSet(object.planned_background)
+        ? globalThis.Number(object.planned_background)
+        : 0,
+      costPerRequest: isSet(object.costPerRequest)
+        ? globalThis.Number(object.costPerRequest)
+        : isSet(object.cost_per_request)
+        ? globalThis.Number(object.cost_per_request)
+        : 0,
+      horizonIntervals: isSet(object.horizonIntervals)
+        ? globalThis.Number(object.horizonIntervals)
+        : isSet(object.horizon_intervals)
+        ? globalThis.Number(object.horizon_intervals)
+        : 0,
+      target: isSet(object.target) ? globalThis.Number(object.target) : 0,
+    };
+  },
+
+  toJSON(message: WeightParts): unknown {
+    const obj: any = {};
+    if (message.basis !== 0) {
+      obj.basis = weightBasisToJSON(message.basis);
+    }
+    if (message.plannedBackground !== 0) {
+      obj.plannedBackground = floatToJson(message.plannedBackground);
+    }
+    if (message.costPerRequest !== 0) {
+      obj.costPerRequest = floatToJson(message.costPerRequest);
+    }
+    if (message.horizonIntervals !== 0) {
+      obj.horizonIntervals = floatToJson(message.horizonIntervals);
+    }
+    if (message.target !== 0) {
+      obj.target = floatToJson(message.target);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WeightParts>, I>>(base?: I): WeightParts {
+    return WeightParts.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WeightParts>, I>>(object: I): WeightParts {
+    const message = createBaseWeightParts();
+    message.basis = object.basis ?? 0;
+    message.plannedBackground = object.plannedBackground ?? 0;
+    message.costPerRequest = object.costPerRequest ?? 0;
+    message.horizonIntervals = object.horizonIntervals ?? 0;
+    message.target = object.target ?? 0;
     return message;
   },
 };

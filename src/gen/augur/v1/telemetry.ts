@@ -19,6 +19,7 @@ import {
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { DoubleValue, UInt64Value } from "../../google/protobuf/wrappers.js";
 import { Capacity, Locality, ProbeHealth, probeHealthFromJSON, probeHealthToJSON } from "./common.js";
 
 export const protobufPackage = "augur.v1";
@@ -85,10 +86,39 @@ export interface EndpointData {
   health: ProbeHealth;
   /**
    * Requests per second the endpoint served over the interval, when the agent
-   * knows it (0 = unknown). Lets the LPS estimate capacity as throughput per
-   * unit of utilisation.
+   * knows it (0 = unknown). Legacy: prefer requests_completed, whose 0 is a real
+   * zero. Used only when requests_completed is absent.
    */
   requestRate: number;
+  /**
+   * The endpoint's own CPU over the interval (its process tree or its cgroup),
+   * as a fraction of the host's whole CPU capacity, [0,1] and at most cpu_usage
+   * (a little above is tolerated as sampling skew). Absent: unknown. With it the
+   * load that is not the endpoint's (background, noisy neighbours) is measured
+   * as cpu_usage - process_cpu_usage instead of inferred.
+   */
+  processCpuUsage?:
+    | number
+    | undefined;
+  /**
+   * Requests the endpoint completed over the interval. Absent: unknown; 0 is a
+   * real zero (nothing completed).
+   */
+  requestsCompleted?:
+    | number
+    | undefined;
+  /**
+   * Sum of the latencies of those requests, seconds, >= 0. Absent: unknown.
+   * Needs requests_completed.
+   */
+  latencySumSeconds?:
+    | number
+    | undefined;
+  /**
+   * The time the rates and counts of this sample cover (since the previous
+   * sample), > 0. Absent: the monitoring interval.
+   */
+  sampleSpan?: Duration | undefined;
 }
 
 export interface SampleBatch {
@@ -588,6 +618,10 @@ function createBaseEndpointData(): EndpointData {
     networkCapacity: 0,
     health: 0,
     requestRate: 0,
+    processCpuUsage: undefined,
+    requestsCompleted: undefined,
+    latencySumSeconds: undefined,
+    sampleSpan: undefined,
   };
 }
 
@@ -622,6 +656,18 @@ export const EndpointData: MessageFns<EndpointData> = {
     }
     if (message.requestRate !== 0) {
       writer.uint32(81).double(message.requestRate);
+    }
+    if (message.processCpuUsage !== undefined) {
+      DoubleValue.encode({ value: message.processCpuUsage! }, writer.uint32(90).fork()).join();
+    }
+    if (message.requestsCompleted !== undefined) {
+      UInt64Value.encode({ value: message.requestsCompleted! }, writer.uint32(98).fork()).join();
+    }
+    if (message.latencySumSeconds !== undefined) {
+      DoubleValue.encode({ value: message.latencySumSeconds! }, writer.uint32(106).fork()).join();
+    }
+    if (message.sampleSpan !== undefined) {
+      Duration.encode(message.sampleSpan, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -719,6 +765,38 @@ export const EndpointData: MessageFns<EndpointData> = {
             message.requestRate = reader.double();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.processCpuUsage = DoubleValue.decode(reader, reader.uint32()).value;
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.requestsCompleted = UInt64Value.decode(reader, reader.uint32()).value;
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.latencySumSeconds = DoubleValue.decode(reader, reader.uint32()).value;
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.sampleSpan = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -771,6 +849,26 @@ export const EndpointData: MessageFns<EndpointData> = {
         : isSet(object.request_rate)
         ? globalThis.Number(object.request_rate)
         : 0,
+      processCpuUsage: isSet(object.processCpuUsage)
+        ? Number(object.processCpuUsage)
+        : isSet(object.process_cpu_usage)
+        ? Number(object.process_cpu_usage)
+        : undefined,
+      requestsCompleted: isSet(object.requestsCompleted)
+        ? Number(object.requestsCompleted)
+        : isSet(object.requests_completed)
+        ? Number(object.requests_completed)
+        : undefined,
+      latencySumSeconds: isSet(object.latencySumSeconds)
+        ? Number(object.latencySumSeconds)
+        : isSet(object.latency_sum_seconds)
+        ? Number(object.latency_sum_seconds)
+        : undefined,
+      sampleSpan: isSet(object.sampleSpan)
+        ? Duration.fromJSON(object.sampleSpan)
+        : isSet(object.sample_span)
+        ? Duration.fromJSON(object.sample_span)
+        : undefined,
     };
   },
 
@@ -806,6 +904,18 @@ export const EndpointData: MessageFns<EndpointData> = {
     if (message.requestRate !== 0) {
       obj.requestRate = floatToJson(message.requestRate);
     }
+    if (message.processCpuUsage !== undefined) {
+      obj.processCpuUsage = floatToJson(message.processCpuUsage);
+    }
+    if (message.requestsCompleted !== undefined) {
+      obj.requestsCompleted = message.requestsCompleted;
+    }
+    if (message.latencySumSeconds !== undefined) {
+      obj.latencySumSeconds = floatToJson(message.latencySumSeconds);
+    }
+    if (message.sampleSpan !== undefined) {
+      obj.sampleSpan = Duration.toJSON(message.sampleSpan);
+    }
     return obj;
   },
 
@@ -824,6 +934,12 @@ export const EndpointData: MessageFns<EndpointData> = {
     message.networkCapacity = object.networkCapacity ?? 0;
     message.health = object.health ?? 0;
     message.requestRate = object.requestRate ?? 0;
+    message.processCpuUsage = object.processCpuUsage ?? undefined;
+    message.requestsCompleted = object.requestsCompleted ?? undefined;
+    message.latencySumSeconds = object.latencySumSeconds ?? undefined;
+    message.sampleSpan = (object.sampleSpan !== undefined && object.sampleSpan !== null)
+      ? Duration.fromPartial(object.sampleSpan)
+      : undefined;
     return message;
   },
 };

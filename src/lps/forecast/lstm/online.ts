@@ -6,8 +6,13 @@ import type { FitResult } from './engine.js';
 import { outIndex, type LstmSpec } from './model.js';
 import { loadLstm, saveLstm } from './persistence.js';
 
-/** Metrics the LPS's LSTM forecasts, in row order; time of day follows them. */
-export const LSTM_TARGETS = 4;
+/**
+ * Metrics the LPS's LSTM forecasts, in row order (the scorer's FORECAST_METRICS:
+ * CPU, memory, network, response time, background); time of day follows them.
+ * A model saved for another number of targets (4 before the background was
+ * added) does not load: the LPS logs it and trains afresh.
+ */
+export const LSTM_TARGETS = 5;
 export const LSTM_FEATURES = LSTM_TARGETS + 2;
 
 export interface ScheduleState {

@@ -43,6 +43,25 @@ export class LstmWalkForward implements BatchWalkForward {
     this.options = options;
   }
 
+  /** The step of the first fit: nothing is forecast before it. */
+  private firstFit(series: readonly SeriesInput[], H: number): number {
+    const window = this.options.window ?? LSTM_DEFAULTS.window;
+    const maxLen = Math.max(...series.map((s) => s.values.length));
+    return this.options.firstFit ?? Math.max(window + H + 32, Math.floor(maxLen / 4));
+  }
+
+  unforecastable(series: readonly SeriesInput[], maxHorizon: number): Array<string | undefined> {
+    const first = this.firstFit(series, maxHorizon);
+    const window = this.options.window ?? LSTM_DEFAULTS.window;
+    return series.map((s) =>
+      s.values.length > first
+        ? undefined
+        : `the series has ${s.values.length} values; the LSTM is first fitted at value ${first} ` +
+          `(the larger of window ${window} + horizon ${maxHorizon} + 32 and a quarter of the longest series evaluated with it), ` +
+          'so it never forecasts this one: evaluate a longer series, or this one alone',
+    );
+  }
+
   async run(series: readonly SeriesInput[], maxHorizon: number): Promise<ForecastMatrix[]> {
     const o = this.options;
     const H = maxHorizon;
@@ -57,7 +76,7 @@ export class LstmWalkForward implements BatchWalkForward {
       seed: o.seed ?? 42,
     };
     const maxLen = Math.max(...series.map((s) => s.values.length));
-    const firstFit = o.firstFit ?? Math.max(spec.window + H + 32, Math.floor(maxLen / 4));
+    const firstFit = this.firstFit(series, H);
     const refitEvery = o.refitEvery ?? Math.max(50, Math.floor(maxLen / 10));
     const rows = series.map((s) => {
       const r = new Float32Array(s.values.length * 3);

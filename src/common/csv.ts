@@ -1,4 +1,6 @@
-import { AugurError } from '../../common/errors.js';
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { AugurError } from './errors.js';
 
 /** A line of a CSV that could not be used, and why. */
 export interface CsvProblem {
@@ -13,6 +15,19 @@ export interface CsvSeries {
   values: Float64Array;
 }
 
+/**
+ * What a column holds: a series of values, the time of each row, or a row
+ * counter (`step`, `t_seconds`, ...): the last two are not series, and a caller
+ * gets them only by naming them.
+ */
+export type ColumnRole = 'value' | 'time' | 'index';
+
+export interface CsvColumn extends CsvSeries {
+  /** 1-based position in the file. */
+  position: number;
+  role: ColumnRole;
+}
+
 export interface ParsedCsv {
   delimiter: ',' | ';';
   hasHeader: boolean;
@@ -20,11 +35,16 @@ export interface ParsedCsv {
   timestampColumn?: string;
   /** ms since epoch per data row (NaN where unparseable), if a timestamp column was found. */
   timestamps?: Float64Array;
+  /** The value columns (role `value`) that hold at least one number. */
   series: CsvSeries[];
+  /** Every column with at least one number, in file order, with its role. */
+  columns: CsvColumn[];
   problems: CsvProblem[];
 }
 
-const TIME_NAMES = /^(timestamp|time|date|datetime|ts|t)$/i;
+const TIME_NAMES = /^(timestamp|time|date|datetime|ts|t)( \[[a-z]+\])?$/i;
+/** Row counters and relative times: not series (the Azure and Google exports have `step,t_seconds`). */
+const INDEX_NAMES = /^(step|index|idx|row|t_seconds|t_s|seconds|elapsed|offset)$/i;
 
 function parseNumber(cell: string, decimalComma: boolean): number {
   let s = cell.trim();
@@ -113,22 +133,29 @@ export function parseCsv(text: string): ParsedCsv {
       timeIdx = 0;
   }
   const series: CsvSeries[] = [];
+  const columns: CsvColumn[] = [];
   for (let col = 0; col < width; col++) {
-    if (col === timeIdx) continue;
+    const role: ColumnRole =
+      col === timeIdx ? 'time' : hasHeader && INDEX_NAMES.test(names[col]!) ? 'index' : 'value';
     const values = new Float64Array(rows.length);
     rows.forEach((r, k) => {
       const v = parseNumber(r.cells[col]!, decimalComma);
-      if (Number.isNaN(v) && r.cells[col]!.trim() !== '')
+      if (role === 'value' && Number.isNaN(v) && r.cells[col]!.trim() !== '')
         problems.push({
           line: r.line,
           message: `${names[col]}: '${r.cells[col]}' is not a number: treated as missing`,
         });
       values[k] = v;
     });
-    if (values.some((v) => !Number.isNaN(v))) series.push({ name: names[col]!, values });
+    if (!values.some((v) => !Number.isNaN(v))) continue;
+    columns.push({ name: names[col]!, values, position: col + 1, role });
+    if (role === 'value') series.push({ name: names[col]!, values });
   }
   if (series.length === 0)
-    throw new AugurError('CSV_NO_VALUES', 'the CSV has no column with numbers in it');
+    throw new AugurError(
+      'CSV_NO_VALUES',
+      `the CSV has no value column with numbers in it${columns.length ? ` (only ${columns.map((c) => `${c.name}, ${article(c.role)} ${c.role} column`).join('; ')})` : ''}`,
+    );
   let timestamps: Float64Array | undefined;
   if (timeIdx >= 0) {
     timestamps = new Float64Array(rows.length);
@@ -149,6 +176,69 @@ export function parseCsv(text: string): ParsedCsv {
     ...(timeIdx >= 0 ? { timestampColumn: names[timeIdx]! } : {}),
     ...(timestamps ? { timestamps } : {}),
     series,
+    columns,
     problems,
   };
+}
+
+const article = (role: ColumnRole): string => (role === 'index' ? 'an' : 'a');
+
+/** Reads and parses a CSV file; `.gz` files are decompressed first. Errors name the file. */
+export function readCsvFile(path: string): ParsedCsv {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new AugurError('CSV_UNREADABLE', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  let text: string;
+  try {
+    text = (path.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8');
+  } catch (err) {
+    throw new AugurError('CSV_UNREADABLE', `cannot decompress ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return parseCsv(text);
+  } catch (err) {
+    if (err instanceof AugurError) throw new AugurError(err.code, `${path}: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * The column a user asked for: by exact name (any column, a time or index one
+ * too), or by 1-based position in the file (value columns only: a number that
+ * lands on `timestamp` or `step` is a mistake, said so). Without `column`, the
+ * only value column; with several, an error that lists them.
+ */
+export function selectColumn(
+  csv: ParsedCsv,
+  column: string | undefined,
+  source: string,
+): CsvColumn {
+  const list = (cs: readonly CsvColumn[]) => cs.map((c) => `${c.position}: ${c.name}`).join(', ');
+  const values = csv.columns.filter((c) => c.role === 'value');
+  if (column === undefined) {
+    if (values.length === 1) return values[0]!;
+    throw new AugurError(
+      'CSV_WHICH_COLUMN',
+      `${source} has ${values.length} value columns (${list(values)}): choose one with --column NAME or --column INDEX`,
+    );
+  }
+  const byName = csv.columns.find((c) => c.name === column);
+  if (byName) return byName;
+  if (/^\d+$/.test(column.trim())) {
+    const position = Number(column);
+    const byPosition = csv.columns.find((c) => c.position === position);
+    if (byPosition?.role === 'value') return byPosition;
+    if (byPosition)
+      throw new AugurError(
+        'CSV_NOT_A_SERIES',
+        `${source}: column ${position} is "${byPosition.name}", ${article(byPosition.role)} ${byPosition.role} column, not a series; name it (--column "${byPosition.name}") if you mean it`,
+      );
+  }
+  throw new AugurError(
+    'CSV_NO_SUCH_COLUMN',
+    `${source} has no column "${column}"; columns with numbers: ${list(csv.columns)}`,
+  );
 }

@@ -1,0 +1,177 @@
+import { AugurError } from '../common/errors.js';
+
+/** Requests the endpoint completed since the previous sample, and the sum of their latencies. */
+export interface RequestCounts {
+  completed: number;
+  /** Seconds; undefined when the source has no latency. */
+  latencySum?: number;
+}
+
+/** Where the agent reads the endpoint's completed requests from. */
+export interface RequestSource {
+  /** Counts since the previous call; undefined at the first (nothing to count from yet). */
+  sample(): Promise<RequestCounts | undefined>;
+}
+
+/** Increase of a counter; one that went down was reset, and its new value is the increase. */
+const increase = (prev: number, cur: number): number => (cur >= prev ? cur - prev : cur);
+
+/** A metric name with optional label matchers: `http_requests_total{job="api",code=~"2.."}`. */
+export interface MetricSelector {
+  name: string;
+  /** Every matcher must hold; `=~` is a regular expression over the whole value. */
+  labels: Array<{ label: string; op: '=' | '!=' | '=~'; value: string }>;
+}
+
+/** Parses `name` or `name{l="v",l2=~"re"}`; a malformed one is an error that shows it. */
+export function parseSelector(text: string, flag: string): MetricSelector {
+  const m = /^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$/.exec(text);
+  if (!m)
+    throw new AugurError(
+      'BAD_FLAG',
+      `${flag} "${text}" is not a metric name with optional {label="value"} matchers`,
+    );
+  const labels: MetricSelector['labels'] = [];
+  const body = m[2]?.trim() ?? '';
+  const matcher = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)/y;
+  let at = 0;
+  while (at < body.length) {
+    matcher.lastIndex = at;
+    const l = matcher.exec(body);
+    if (!l)
+      throw new AugurError(
+        'BAD_FLAG',
+        `${flag} "${text}": cannot read the label matchers at "${body.slice(at)}"`,
+      );
+    labels.push({
+      label: l[1]!,
+      op: l[2] as '=' | '!=' | '=~',
+      value: l[3]!.replace(/\\(.)/g, '$1'),
+    });
+    at = matcher.lastIndex;
+  }
+  return { name: m[1]!, labels };
+}
+
+function parseLabels(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const re = /([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) out.set(m[1]!, m[2]!.replace(/\\(.)/g, '$1'));
+  return out;
+}
+
+function matches(sel: MetricSelector, labels: Map<string, string>): boolean {
+  return sel.labels.every(({ label, op, value }) => {
+    const v = labels.get(label) ?? '';
+    if (op === '=') return v === value;
+    if (op === '!=') return v !== value;
+    return new RegExp(`^(?:${value})$`).test(v);
+  });
+}
+
+/**
+ * The sum over every series of the Prometheus text exposition named `name` whose
+ * labels match; undefined when none is present.
+ */
+export function sumSeries(text: string, sel: MetricSelector, name = sel.name): number | undefined {
+  let sum: number | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== '{' && rest[0] !== ' ' && rest[0] !== '\t') continue; // a longer name
+    let labels = new Map<string, string>();
+    let valuePart = rest;
+    if (rest[0] === '{') {
+      const end = rest.lastIndexOf('}');
+      if (end < 0) continue;
+      labels = parseLabels(rest.slice(1, end));
+      valuePart = rest.slice(end + 1);
+    }
+    if (!matches(sel, labels)) continue;
+    const value = Number(valuePart.trim().split(/\s+/)[0]);
+    if (Number.isFinite(value)) sum = (sum ?? 0) + value;
+  }
+  return sum;
+}
+
+export interface PrometheusRequestsOptions {
+  url: string;
+  /** A counter of completed requests, e.g. `http_requests_total`. */
+  requests?: string;
+  /**
+   * A histogram or summary of request latency in seconds, e.g.
+   * `http_request_duration_seconds`: its `_count` counts the requests (when
+   * `requests` is not given) and its `_sum` sums their latencies.
+   */
+  latency?: string;
+  timeoutSeconds?: number;
+}
+
+/**
+ * Completed requests (and their latency) from a Prometheus metrics endpoint:
+ * the increase of a counter since the previous scrape, summed over the series
+ * the selector matches (a counter that went down was reset: its new value is
+ * the increase). One GET per tick.
+ */
+export class PrometheusRequests implements RequestSource {
+  private readonly url: string;
+  private readonly requests: MetricSelector | undefined;
+  private readonly latency: MetricSelector | undefined;
+  private readonly timeoutMs: number;
+  private prevCount = NaN;
+  private prevSum = NaN;
+
+  constructor(opts: PrometheusRequestsOptions) {
+    try {
+      const u = new URL(opts.url);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+    } catch {
+      throw new AugurError(
+        'BAD_METRICS_URL',
+        `metrics URL "${opts.url}" must be an http:// or https:// URL`,
+      );
+    }
+    if (!opts.requests && !opts.latency)
+      throw new AugurError(
+        'BAD_FLAG',
+        '--metrics-url needs --requests-metric (a counter) or --latency-metric (a histogram)',
+      );
+    this.url = opts.url;
+    this.requests = opts.requests ? parseSelector(opts.requests, '--requests-metric') : undefined;
+    this.latency = opts.latency ? parseSelector(opts.latency, '--latency-metric') : undefined;
+    this.timeoutMs = (opts.timeoutSeconds ?? 1) * 1000;
+  }
+
+  async sample(): Promise<RequestCounts | undefined> {
+    let text: string;
+    try {
+      const res = await fetch(this.url, { signal: AbortSignal.timeout(this.timeoutMs) });
+      text = await res.text();
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    } catch (err) {
+      throw new AugurError(
+        'METRICS_URL_FAILED',
+        `cannot scrape ${this.url}: ${(err as Error).message}`,
+      );
+    }
+    const count = this.requests
+      ? sumSeries(text, this.requests)
+      : sumSeries(text, this.latency!, `${this.latency!.name}_count`);
+    if (count === undefined)
+      throw new AugurError(
+        'METRICS_MISSING',
+        `${this.url} has no series ${this.requests ? this.requests.name : `${this.latency!.name}_count`} matching the selector`,
+      );
+    const sum = this.latency
+      ? sumSeries(text, this.latency, `${this.latency.name}_sum`)
+      : undefined;
+    const prevCount = this.prevCount;
+    const prevSum = this.prevSum;
+    this.prevCount = count;
+    this.prevSum = sum ?? NaN;
+    if (Number.isNaN(prevCount)) return undefined;
+    const completed = increase(prevCount, count);
+    if (sum === undefined || Number.isNaN(prevSum)) return { completed };
+    return { completed, latencySum: increase(prevSum, sum) };
+  }
+}
