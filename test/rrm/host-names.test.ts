@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/common/logger.js';
 import { EndpointTables } from '../../src/rrm/endpoint-table.js';
+import { EndpointLoads } from '../../src/rrm/endpoint-load.js';
 import { Router } from '../../src/rrm/router.js';
 import { HostResolver, sharedHostResolver } from '../../src/xds/host-resolver.js';
 import { StaticListSource } from './support/static-list-source.js';
@@ -31,6 +32,8 @@ describe('host names in the RRM', () => {
       fallbacks: 1,
       maxEndpointStaleness: 10,
       dynamicPicker: 'highest-score',
+      pickSampleSize: 16,
+      loads: new EndpointLoads(),
     });
     const { address: ip } = await lookup('localhost');
     const expected = `${ip.includes(':') ? `[${ip}]` : ip}:8080`;

@@ -2,6 +2,7 @@ import type { RoutingPolicy } from '../types.js';
 import { AugurScorerWeights } from '../augur-scorer.js';
 import { AugurWeights } from '../augur-weights.js';
 import { P2cPicker, RoundRobinPicker, SmoothWrrPicker, WeightedP2cPicker } from './pickers.js';
+import { AugurEnvoyRrmPolicy } from './augur-rrm.js';
 import { PrequalPolicy } from './prequal.js';
 import { UnweightedPolicy, WeightedPolicy } from './weighted.js';
 import { A58Weights, TrueCapacityWeights } from './weights.js';
@@ -106,6 +107,13 @@ export const POLICIES: readonly PolicyEntry[] = [
     description:
       'variant: Prequal whose probes are drawn in proportion to the augur-cap weights (forecast + instant signals)',
     make: () => new PrequalPolicy('augur-prequal', {}, new AugurWeights({}, undefined, 'capacity')),
+  },
+  {
+    name: 'augur-envoy-rrm',
+    group: 'augur',
+    description:
+      "Envoy + augur's RRM (the shipped Router and picker): the shortest expected delay from the ForecastScorer's weights, the RRM's own in-flight counts and response latencies; one RRM for every proxy, as the shipped bootstrap",
+    make: () => new AugurEnvoyRrmPolicy('augur-envoy-rrm', { topology: 'shared' }),
   },
   {
     name: 'perfect-reactive',
