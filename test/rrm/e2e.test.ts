@@ -17,6 +17,7 @@ import {
   type RouteResponseResponse,
 } from '../../src/gen/augur/v1/response_router.js';
 import { DataPlane } from '../../src/rrm/dataplane.js';
+import { ListStore } from '../../src/lps/list-store.js';
 import { attachRrm } from '../../src/rrm/rrm.js';
 import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
 
@@ -25,8 +26,9 @@ import { startControlPlane, type ControlPlane } from '../../src/serve/control-pl
  * the test, so the Load Scores are known: web-a best, then web-b, then web-c), `augur serve`
  * (LPS + RRM), and the demo data plane asking the RRM over ext_proc as Envoy would. The RRM
  * of `augur serve` is set to `dynamicPicker: highest-score`, so where a request goes is
- * known; a second RRM with the default (weighted) picker reads the same LPS, behind a second
- * data plane, to check that real requests are shared as the LPS's weights say.
+ * known; a second RRM with the default (expected-delay) picker reads the same LPS, behind a
+ * second data plane that reports each response back (the response phase), to check that the
+ * RRM learns from real responses and moves real requests off a slow backend.
  *
  * The agents probe a separate always-up TCP port, not their backend: so when a backend dies
  * the LPS still believes it healthy, and the requests must survive on the data plane's walk
@@ -43,6 +45,8 @@ interface Backend {
 }
 
 const CPU: Record<string, number> = { 'web-a': 0.1, 'web-b': 0.4, 'web-c': 0.7 };
+/** How long each backend takes to answer a request, ms (set by a test). */
+const DELAY_MS: Record<string, number> = {};
 const backends = new Map<string, Backend>();
 const agents: Agent[] = [];
 let healthPort: net.Server;
@@ -60,8 +64,13 @@ async function startBackend(id: string): Promise<Backend> {
     req.on('end', () => {
       if (req.url === '/callback') b.callbacks.push(Buffer.concat(chunks).toString());
       else b.hits++;
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(id);
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(id);
+      };
+      const delay = DELAY_MS[id] ?? 0;
+      if (delay > 0) setTimeout(answer, delay);
+      else answer();
     });
   });
   await new Promise<void>((r) => b.server.listen(0, '127.0.0.1', r));
@@ -186,8 +195,8 @@ describe('augur serve + agents + demo data plane', () => {
     expect(backends.get('web-b')!.hits + backends.get('web-c')!.hits).toBe(0);
   });
 
-  it('with the default weighted picker, shares real requests between backends as the LPS weights them', async () => {
-    const weightedConfig = loadConfig({
+  it('with the default expected-delay picker, learns from the responses and moves requests off a slow backend', async () => {
+    const defaults = loadConfig({
       env: {},
       flags: {
         grpcListen: '127.0.0.1:0',
@@ -198,18 +207,38 @@ describe('augur serve + agents + demo data plane', () => {
         rrm: { fallbacks: 2, extProcListen: '127.0.0.1:0' },
       },
     });
-    expect(weightedConfig.rrm.dynamicPicker).toBe('weighted');
+    expect(defaults.rrm.dynamicPicker).toBe('expected-delay');
+    // This RRM reads a list the test publishes, with equal weights: what is checked is what
+    // the picker makes of the responses, whatever weights the LPS gives three backends that
+    // have had no traffic yet.
+    const lists = new ListStore();
+    lists.publish({
+      service: 'shop',
+      version: 1,
+      computedAt: new Date(),
+      endpoints: Object.keys(CPU).map((id) => {
+        const [address, port] = backends.get(id)!.address.split(':');
+        return {
+          endpointId: id,
+          score: 0.5,
+          weight: 1 / 3,
+          address: address!,
+          port: Number(port),
+          state: EndpointState.ENDPOINT_STATE_ACTIVE,
+        };
+      }),
+    });
     const host = new GrpcHost({ listen: '127.0.0.1:0' });
     const attached = await attachRrm({
-      config: weightedConfig,
+      config: defaults,
       logger: silentLogger,
       registry: createRegistry(false),
       grpc: host,
-      lps: plane.lps,
+      lps: { lists, setMonitoringInterval: (ids) => ids },
     });
     await host.start();
     expect(attached.rrm.extProcAddress).toBeDefined();
-    const weighted = new DataPlane({
+    const picking = new DataPlane({
       listen: '127.0.0.1:0',
       rrm: attached.rrm.extProcAddress!,
       routeName: 'shop-route',
@@ -218,22 +247,17 @@ describe('augur serve + agents + demo data plane', () => {
       messageTimeoutMs: 2_000,
       logger: silentLogger,
     });
-    await weighted.start();
+    await picking.start();
+    // web-b takes 200 ms per request, the others answer at once.
+    DELAY_MS['web-b'] = 200;
     try {
       const before = new Map([...backends].map(([id, b]) => [id, b.hits]));
-      // The weights move with each list version (the agents' samples differ), and requests
-      // arrive evenly in time, so the expected share is each endpoint's weight averaged over
-      // the run, each version counted for as long as it was the newest.
-      const published = [{ at: performance.now(), list: plane.lps.lists.get('shop')! }];
-      const unsubscribe = plane.lps.lists.subscribe((l) => {
-        if (l.service === 'shop') published.push({ at: performance.now(), list: l });
-      });
       const bodies = new Map<string, number>();
-      const total = 300;
+      const total = 200;
       for (let sent = 0; sent < total; sent += 10) {
         const batch = await Promise.all(
           Array.from({ length: 10 }, async () => {
-            const res = await fetch(`${weighted.url}/hello`);
+            const res = await fetch(`${picking.url}/hello`);
             return { status: res.status, body: await res.text() };
           }),
         );
@@ -242,35 +266,31 @@ describe('augur serve + agents + demo data plane', () => {
           bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);
         }
       }
-      unsubscribe();
-      const end = performance.now();
-      const ids = Object.keys(CPU);
-      const expected = new Map(ids.map((id) => [id, 0]));
-      published.forEach(({ at, list }, i) => {
-        const share = ((published[i + 1]?.at ?? end) - at) / (end - published[0]!.at);
-        for (const e of list.endpoints) {
-          expected.set(e.endpointId, (expected.get(e.endpointId) ?? 0) + e.weight * share);
-        }
-      });
-      // Smooth WRR stays within about a pick per endpoint of the exact share (the rotation
-      // carries across list versions), plus the weights' drift inside a version.
-      const tolerance = 0.02 + ids.length / total;
-      console.log(
-        JSON.stringify({
-          expected: [...expected],
-          bodies: [...bodies],
-          versions: published.length,
-        }),
-      );
-      for (const id of ids) {
-        const hits = backends.get(id)!.hits - before.get(id)!;
-        expect(hits).toBe(bodies.get(id) ?? 0);
-        expect(Math.abs(hits / total - expected.get(id)!)).toBeLessThan(tolerance);
-        // Not herding: every backend with a real weight got requests (highest-score: none).
-        if (expected.get(id)! > 0.03) expect(hits).toBeGreaterThan(0);
+      const hits = (id: string) => backends.get(id)!.hits - before.get(id)!;
+      for (const id of Object.keys(CPU)) expect(hits(id)).toBe(bodies.get(id) ?? 0);
+      // Every response came back through the response phase: nothing is left in flight, and
+      // each backend's latency is what it took (web-b's at least its 200 ms).
+      const { loads, routed } = attached.rrm;
+      await expect.poll(() => routed.size).toBe(0);
+      const loadOf = (id: string) => loads.of(backends.get(id)!.address);
+      let responses = 0;
+      for (const id of Object.keys(CPU)) {
+        expect(loadOf(id).inFlight).toBe(0);
+        responses += loadOf(id).responses;
       }
+      expect(responses).toBe(total);
+      expect(loadOf('web-b').latency).toBeGreaterThanOrEqual(0.2);
+      expect(loadOf('web-a').latency).toBeLessThan(loadOf('web-b').latency / 2);
+      // web-b holds its requests 200 ms: once its latency is known, the picker levels
+      // (in flight + 1) × √latency, so in each batch of 10 simultaneous requests it gets fewer
+      // than the fast ones by √(200 ms / their latency) (a few ms here, tens on a loaded
+      // machine: 2.5× or more), but not nothing (the first batch, before any latency, spreads
+      // evenly).
+      expect(hits('web-b')).toBeGreaterThan(0);
+      expect(hits('web-b')).toBeLessThan(0.75 * Math.min(hits('web-a'), hits('web-c')));
     } finally {
-      await weighted.stop();
+      delete DELAY_MS['web-b'];
+      await picking.stop();
       await attached.stop();
       await host.stop();
     }
