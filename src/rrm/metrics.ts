@@ -16,7 +16,8 @@ export class RrmMetrics {
   private readonly decisions: Record<DecisionOutcome, Counter.Internal>;
   private readonly forwards: Record<ForwardOutcome, Counter.Internal>;
   private readonly deliveries: Counter<'outcome'>;
-  private readonly streams: Gauge;
+  /** Open ext_proc streams: a plain count on the request path, read by the gauge at scrape. */
+  private openStreams = 0;
   private readonly routed: Record<RoutedOutcome, Counter.Internal>;
   private readonly lpsReachable: Gauge;
   private readonly lpsDownSeconds: Gauge;
@@ -55,10 +56,14 @@ export class RrmMetrics {
       labelNames: ['outcome'],
       registers: [registry],
     });
-    this.streams = new Gauge({
+    const streams = () => this.openStreams;
+    new Gauge({
       name: 'augur_rrm_ext_proc_streams',
       help: 'Open ext_proc streams (one per HTTP request in flight at Envoy)',
       registers: [registry],
+      collect() {
+        this.set(streams());
+      },
     });
     const routed = new Counter({
       name: 'augur_rrm_routed_requests_total',
@@ -128,10 +133,10 @@ export class RrmMetrics {
   }
 
   streamOpened(): void {
-    this.streams.inc();
+    this.openStreams++;
   }
 
   streamClosed(): void {
-    this.streams.dec();
+    this.openStreams--;
   }
 }

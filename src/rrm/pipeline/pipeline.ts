@@ -1,4 +1,4 @@
-import type { EndpointLoads } from '../endpoint-load.js';
+import type { EndpointLoad, EndpointLoads } from '../endpoint-load.js';
 import type { EndpointEntry, ServiceTable } from '../endpoint-table.js';
 import { ExpectedDelayPicker } from './expected-delay.js';
 import { CandidateListFilter, FreshFilter, HealthyFilter } from './filters.js';
@@ -114,28 +114,48 @@ export function candidateSet(
   loads: EndpointLoads,
 ): CandidateSet {
   const n = entries.length;
-  const weights = new Float64Array(n);
+  // Plain arrays: for a caller's few candidates they cost less to make than typed arrays.
+  const weights = new Array<number>(n);
+  const cumulativeWeights = new Array<number>(n);
+  const entryLoads = new Array<EndpointLoad>(n);
   let total = 0;
   for (let i = 0; i < n; i++) total += entries[i]!.weight;
-  if (total > 0) {
-    const floor = (MIN_WEIGHT_FRACTION * total) / n;
-    for (let i = 0; i < n; i++) weights[i] = Math.max(entries[i]!.weight, floor);
-  } else {
-    weights.fill(1 / Math.max(1, n));
-  }
-  const cumulativeWeights = new Float64Array(n);
+  const floor = total > 0 ? (MIN_WEIGHT_FRACTION * total) / n : 0;
   let sum = 0;
-  for (let i = 0; i < n; i++) cumulativeWeights[i] = sum += weights[i]!;
-  const entryLoads = new Array<ReturnType<EndpointLoads['of']>>(n);
-  for (let i = 0; i < n; i++) entryLoads[i] = loads.of(entries[i]!.destination);
+  for (let i = 0; i < n; i++) {
+    const entry = entries[i]!;
+    const w = total > 0 ? Math.max(entry.weight, floor) : 1 / n;
+    weights[i] = w;
+    cumulativeWeights[i] = sum += w;
+    entryLoads[i] = loads.of(entry.destination);
+  }
   return { entries, loads: entryLoads, weights, cumulativeWeights };
 }
 
 /** `entries` without a second occurrence of an endpoint (a caller may repeat an id). */
 function withoutRepeats(entries: EndpointEntry[]): EndpointEntry[] {
-  if (entries.length < 2) return entries;
-  const seen = new Set<EndpointEntry>();
-  return entries.filter((e) => (seen.has(e) ? false : (seen.add(e), true)));
+  for (let i = 1; i < entries.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (entries[j] === entries[i]) {
+        const seen = new Set<EndpointEntry>();
+        return entries.filter((e) => (seen.has(e) ? false : (seen.add(e), true)));
+      }
+    }
+    // Long lists are rare (maxCandidates bounds them); past a few, look them up in a set.
+    if (i >= 16) {
+      const seen = new Set(entries.slice(0, i));
+      const out = entries.slice(0, i);
+      for (let k = i; k < entries.length; k++) {
+        const e = entries[k]!;
+        if (!seen.has(e)) {
+          seen.add(e);
+          out.push(e);
+        }
+      }
+      return out;
+    }
+  }
+  return entries;
 }
 
 export interface DefaultPipelineOptions {

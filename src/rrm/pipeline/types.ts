@@ -48,9 +48,9 @@ export interface CandidateSet {
    * candidate is starved (an endpoint without traffic would never show it could take some),
    * or all equal when the LPS gives none (same index).
    */
-  readonly weights: Float64Array;
+  readonly weights: readonly number[];
   /** Running sums of `weights`, for draws in proportion to weight (the last is the total). */
-  readonly cumulativeWeights: Float64Array;
+  readonly cumulativeWeights: readonly number[];
 }
 
 /**
