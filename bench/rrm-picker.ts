@@ -7,7 +7,9 @@
  * 2011 from `../shared/data/traces` when present. Two variants say what the topology and the
  * weights are worth: one `augur rrm` per proxy (each seeing its own proxy's requests only), and
  * the shipped RRM fed the true capacity of the interval that just ended as its weights (what a
- * perfect reactive estimate would give it). Median over seeds, with the range. Deterministic.
+ * perfect reactive estimate would give it); a third what the channel is worth: the responses
+ * reported by Envoy's gRPC access log (batched per proxy: 16 KiB of entries or 1 s) instead of
+ * ext_proc's response phase. Median over seeds, with the range. Deterministic.
  *
  * Options: `--seeds N` (default 5), `--sets nab,bitbrains,azure2017,google2011`,
  * `--scenarios NAME,...` (default all), `--workers N` (default: the cores).
@@ -27,6 +29,7 @@ import { simulate } from '../src/sim/simulator.js';
 import { RUN_DEFAULTS, SCENARIOS } from '../src/sim/spec.js';
 import { readTrace, type Trace } from '../src/sim/traces.js';
 import type { RoutingPolicy } from '../src/sim/types.js';
+import { entriesPerBuffer } from './als-entry.js';
 import { markdownTable, writeBenchmarkSection } from './report.js';
 
 /** The policies compared, in table order. */
@@ -36,6 +39,7 @@ const POLICY_NAMES = [
   'augur-envoy-rrm',
   'augur-envoy-rrm, one RRM per proxy',
   'augur-envoy-rrm, true last-interval capacity as weights',
+  'augur-envoy-rrm, responses by access log (ALS)',
   'perfect-reactive',
   'oracle',
 ] as const;
@@ -47,6 +51,11 @@ function makePolicy(name: string, speed: readonly Float64Array[]): RoutingPolicy
     return new AugurEnvoyRrmPolicy(name, {
       topology: 'shared',
       weights: () => new TrueCapacityWeights(speed, 0),
+    });
+  if (name === 'augur-envoy-rrm, responses by access log (ALS)')
+    return new AugurEnvoyRrmPolicy(name, {
+      topology: 'shared',
+      reports: { accessLog: { entries: entriesPerBuffer(), flushSeconds: 1 } },
     });
   const entry = POLICIES.find((p) => p.name === name);
   if (!entry) throw new Error(`no policy "${name}" in the catalog`);
@@ -261,7 +270,7 @@ async function main(): Promise<void> {
     'RRM picker (simulated)',
     `npm run bench:rrm-picker -- --seeds ${seeds}`,
     [
-      `The routing simulator (src/sim, as \`npm run bench:routing\`: ${d.endpoints} endpoints of ${d.workers} workers, ${d.serviceTime * 1000} ms mean service time, ${d.proxies} proxies, Poisson arrivals following the NAB ELB count at a mean utilisation of ${d.targetUtilisation}, ${RUN_DEFAULTS.simulatedSeconds} s measured after ${d.warmupSteps} warm-up intervals) with each trace set as the endpoints' background CPU; seeds 1-${seeds}; medians over the seeds with their range. Targets (issue 11): \`augur-envoy-rrm\` ≤ Prequal's p99 (Prequal's probes are free and instant in the simulator) and ≤ 0.8× P2C's. Tuned on NAB (the exponent of the latency, the sample size, what a failure does); the other sets were not used for tuning. Whole run: ${wall.toFixed(0)} s wall clock, ${((cpu.user + cpu.system) / 1e6).toFixed(0)} s of CPU in this thread (the simulations run in ${workers} worker threads).`,
+      `The routing simulator (src/sim, as \`npm run bench:routing\`: ${d.endpoints} endpoints of ${d.workers} workers, ${d.serviceTime * 1000} ms mean service time, ${d.proxies} proxies, Poisson arrivals following the NAB ELB count at a mean utilisation of ${d.targetUtilisation}, ${RUN_DEFAULTS.simulatedSeconds} s measured after ${d.warmupSteps} warm-up intervals) with each trace set as the endpoints' background CPU; seeds 1-${seeds}; medians over the seeds with their range. Targets (issue 11): \`augur-envoy-rrm\` ≤ Prequal's p99 (Prequal's probes are free and instant in the simulator) and ≤ 0.8× P2C's. Tuned on NAB (the exponent of the latency, the sample size, what a failure does); the other sets were not used for tuning. The access-log variant holds each proxy's responses until ${entriesPerBuffer()} entries (Envoy's 16 KiB buffer at ${Math.round(16384 / entriesPerBuffer())} bytes an entry, bench/als-entry.ts) or 1 s have accumulated. Whole run: ${wall.toFixed(0)} s wall clock, ${((cpu.user + cpu.system) / 1e6).toFixed(0)} s of CPU in this thread (the simulations run in ${workers} worker threads).`,
       '',
       ...verdicts.map((v) => `- ${v}`),
       '',

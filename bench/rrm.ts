@@ -23,6 +23,12 @@ import { fileURLToPath } from 'node:url';
 import { loadEnvoyProtos } from '../src/common/envoy-protos.js';
 import { frameMessage } from '../src/common/grpc-framing.js';
 import { decodeProcessingRequest } from '../src/rrm/ext-proc/messages.js';
+import {
+  accessLogBatch,
+  accessLogEntryBytes,
+  entriesPerBuffer,
+  readAccessLogBatch,
+} from './als-entry.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 import type { Rrm } from '../src/rrm/rrm.js';
 import { BenchListSource, benchRrm } from './rrm-server.js';
@@ -209,6 +215,25 @@ function inProcess(): Array<Array<string | number>> {
       (median.cpu / n).toFixed(2),
       `${(runs[0]!.cpu / n).toFixed(1)}-${(runs[RUNS - 1]!.cpu / n).toFixed(1)}`,
       Math.round(1e6 / (median.cpu / n)).toLocaleString('en'),
+    ]);
+  }
+  // The other way to hear of responses: Envoy's gRPC access log, one batch per 16 KiB of entries.
+  {
+    const perBatch = entriesPerBuffer();
+    const batch = accessLogBatch(perBatch);
+    for (let i = 0; i < 500; i++) readAccessLogBatch(batch);
+    const runs: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < 1000; i++) readAccessLogBatch(batch);
+      runs.push(cpuMicros(process.cpuUsage(c0)) / (1000 * perBatch));
+    }
+    runs.sort((a, b) => a - b);
+    rows.push([
+      `for comparison: reading the responses from Envoy's gRPC access log instead (decode a batch of ${perBatch} entries of ${Math.round(accessLogEntryBytes())} bytes, per entry; no pick)`,
+      runs[RUNS >> 1]!.toFixed(2),
+      `${runs[0]!.toFixed(1)}-${runs[RUNS - 1]!.toFixed(1)}`,
+      Math.round(1e6 / runs[RUNS >> 1]!).toLocaleString('en'),
     ]);
   }
   // What one new list version costs (table build), the price paid once per LPS tick.

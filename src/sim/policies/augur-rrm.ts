@@ -20,8 +20,19 @@ const SERVICE = 'sim';
  */
 export type RrmTopology = 'shared' | 'per-proxy';
 
+/**
+ * How the RRM hears of responses: `ext-proc`, the response headers of each request on its own
+ * ext_proc stream, at once (what the shipped bootstraps do); or Envoy's gRPC access log service
+ * (`envoy.access_loggers.http_grpc`), which buffers each proxy's entries and sends them when
+ * `entries` have accumulated (its 16 KiB `buffer_size_bytes`) or `flushSeconds` after the first
+ * (`buffer_flush_interval`, 1 s by default), whichever comes first.
+ */
+export type ResponseReports = 'ext-proc' | { accessLog: { entries: number; flushSeconds: number } };
+
 export interface AugurEnvoyRrmOptions {
   topology: RrmTopology;
+  /** Default `ext-proc`. */
+  reports?: ResponseReports;
   /** `rrm.pickSampleSize`; default the shipped default. */
   pickSampleSize?: number;
   /** Where the list's weights come from; default the LPS's ForecastScorer. */
@@ -59,6 +70,9 @@ export class AugurEnvoyRrmPolicy implements RoutingPolicy {
   private indexOf = new Map<string, number>();
   private weights: Float64Array = new Float64Array(0);
   private version = 0;
+  private view: FleetView | undefined;
+  /** Per proxy, the responses its access logger holds (access-log reports only). */
+  private buffers: Array<{ firstAt: number; held: Array<[number, number, boolean]> }> = [];
 
   constructor(name: string, options: AugurEnvoyRrmOptions) {
     this.name = name;
@@ -67,6 +81,8 @@ export class AugurEnvoyRrmPolicy implements RoutingPolicy {
   }
 
   init(view: FleetView, rng: Rng): void {
+    this.view = view;
+    this.buffers = Array.from({ length: view.proxies }, () => ({ firstAt: 0, held: [] }));
     this.source.init(view);
     const addresses = Array.from({ length: view.endpoints }, (_, e) => endpointAddress(e));
     this.indexOf = new Map(addresses.map((a, e) => [`${a}:8080`, e]));
@@ -104,6 +120,7 @@ export class AugurEnvoyRrmPolicy implements RoutingPolicy {
   }
 
   pick(proxy: number): number {
+    this.flushDue();
     const rrm = this.rrmOf(proxy);
     const decision = rrm.router.decide(SERVICE, true, undefined);
     const pick = decision.pick;
@@ -113,6 +130,33 @@ export class AugurEnvoyRrmPolicy implements RoutingPolicy {
   }
 
   onResponse(proxy: number, endpoint: number, latency: number, refused: boolean): void {
+    const reports = this.options.reports ?? 'ext-proc';
+    if (reports === 'ext-proc') return this.report(proxy, endpoint, latency, refused);
+    const buffer = this.buffers[proxy]!;
+    if (buffer.held.length === 0) buffer.firstAt = this.view!.now();
+    buffer.held.push([endpoint, latency, refused]);
+    if (buffer.held.length >= reports.accessLog.entries) this.flush(proxy);
+  }
+
+  /** The access loggers whose flush interval has run out send what they hold. */
+  private flushDue(): void {
+    const reports = this.options.reports ?? 'ext-proc';
+    if (reports === 'ext-proc') return;
+    const now = this.view!.now();
+    for (let p = 0; p < this.buffers.length; p++) {
+      const b = this.buffers[p]!;
+      if (b.held.length > 0 && now - b.firstAt >= reports.accessLog.flushSeconds) this.flush(p);
+    }
+  }
+
+  private flush(proxy: number): void {
+    const held = this.buffers[proxy]!.held;
+    this.buffers[proxy]!.held = [];
+    for (const [endpoint, latency, refused] of held) this.report(proxy, endpoint, latency, refused);
+  }
+
+  /** What the RRM does with one response (RoutedRequests.respond's bookkeeping). */
+  private report(proxy: number, endpoint: number, latency: number, refused: boolean): void {
     const rrm = this.rrmOf(proxy);
     const load = rrm.loadOf[endpoint]!;
     rrm.loads.finished(load);
