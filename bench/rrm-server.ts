@@ -69,7 +69,7 @@ export class BenchListSource implements PrioritizedListSource {
 
 export function benchRrm(
   source: PrioritizedListSource,
-  dynamicPicker: 'weighted' | 'highest-score' = 'weighted',
+  dynamicPicker: 'expected-delay' | 'highest-score' = 'expected-delay',
   extProcListen = '',
 ): Rrm {
   const config = loadConfig({
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   // to show what GrpcHost's defaults cost; 'floor': no RRM, node:http2 answering a fixed message;
   // 'echo': a TCP echo server.
   const variant = process.argv[3] ?? 'augur';
-  const rrm = benchRrm(source, 'weighted', variant === 'http2' ? '127.0.0.1:0' : '');
+  const rrm = benchRrm(source, 'expected-delay', variant === 'http2' ? '127.0.0.1:0' : '');
   let port: number;
   let stopServer: () => Promise<void>;
   if (variant === 'echo') {
@@ -121,11 +121,9 @@ async function main(): Promise<void> {
         { waitForTrailers: true },
       );
       stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-      let answered = false;
-      stream.on('data', () => {
-        if (answered) return;
-        answered = true;
-        stream.write(answer);
+      // Each message (a chunk here: they are small) gets the fixed answer.
+      stream.on('data', (chunk: Buffer) => {
+        if (chunk.length >= 5) stream.write(answer);
       });
       stream.on('end', () => stream.end());
     });

@@ -2,14 +2,17 @@
  * `npm run bench:rrm`: what the RRM costs per routing decision, with 1,000 endpoints in the
  * service (lists republished every second, as the LPS's scoring tick does).
  *
- * 1. In process: CPU per decision of the RRM's own work (decode the ProcessingRequest, read
- *    the headers, pick, encode the answer), for the request shapes that matter.
- * 2. Over loopback: three servers in turn, each in its own process (a node:http2 server that
- *    answers a fixed message, the floor; augur's ext_proc fast path, `rrm.extProcListen`; augur's
- *    gRPC address, grpc-js), and an open-loop load generator opening one Process stream per
- *    request as Envoy does, at 1,000 and 5,000 requests/s: the latency of one exchange (write of
- *    the request headers to the answer), p50 and p99, what augur adds over the floor, and the
- *    server's CPU per exchange; then a closed-loop run for the most decisions per second.
+ * 1. In process: CPU per request of the RRM's own work (decode the ProcessingRequest, read the
+ *    headers, pick, count the request in flight, encode the answer; with the response phase,
+ *    decode the response headers and record the response), for the request shapes that matter.
+ * 2. Over loopback: servers in turn, each in its own process (a node:http2 server that answers
+ *    each message with a fixed one, the floor; augur's ext_proc fast path, `rrm.extProcListen`;
+ *    augur's gRPC address, grpc-js), and an open-loop load generator opening one Process stream
+ *    per request as Envoy does, at 1,000 and 5,000 requests/s, with the response phase (request
+ *    headers, their answer, response headers, their answer: what the shipped bootstraps do) and
+ *    without it (request headers only): the latency of the pick (write of the request headers to
+ *    their answer), p50 and p99, what augur adds over the floor, and the server's CPU per
+ *    exchange; then a closed-loop run for the most exchanges per second.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import http2 from 'node:http2';
@@ -20,6 +23,12 @@ import { fileURLToPath } from 'node:url';
 import { loadEnvoyProtos } from '../src/common/envoy-protos.js';
 import { frameMessage } from '../src/common/grpc-framing.js';
 import { decodeProcessingRequest } from '../src/rrm/ext-proc/messages.js';
+import {
+  accessLogBatch,
+  accessLogEntryBytes,
+  entriesPerBuffer,
+  readAccessLogBatch,
+} from './als-entry.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 import type { Rrm } from '../src/rrm/rrm.js';
 import { BenchListSource, benchRrm } from './rrm-server.js';
@@ -69,15 +78,40 @@ function requestBytes(extra: Array<[string, string]> = []): Uint8Array {
   return requestType.encode(requestType.fromObject(msg)).finish();
 }
 
+/** Response headers as Envoy sends them on the routed path, with the endpoint that answered. */
+function responseBytes(upstreamAddress: string): Uint8Array {
+  const msg = {
+    response_headers: {
+      headers: {
+        headers: [
+          [':status', '200'],
+          ['content-type', 'application/json'],
+          ['content-length', '512'],
+          ['date', 'Tue, 01 Dec 2026 10:00:00 GMT'],
+          ['x-envoy-upstream-service-time', '12'],
+        ].map(([key, v]) => ({ key, raw_value: Buffer.from(v!) })),
+      },
+      end_of_stream: false,
+    },
+    attributes: {
+      'envoy.filters.http.ext_proc': {
+        fields: { 'upstream.address': { stringValue: upstreamAddress } },
+      },
+    },
+  };
+  return requestType.encode(requestType.fromObject(msg)).finish();
+}
+
 function cpuMicros(u: NodeJS.CpuUsage): number {
   return u.user + u.system;
 }
 
-/** Part 1: decisions in a loop, in this process. */
+/** Part 1: requests in a loop, in this process. */
 function inProcess(): Array<Array<string | number>> {
   const source = new BenchListSource('bench', ENDPOINTS);
   const rrm = benchRrm(source);
   const highest = benchRrm(source, 'highest-score');
+  const small = benchRrm(new BenchListSource('bench', 10));
   const rows: Array<Array<string | number>> = [];
   const random = (n: number) => Math.floor(Math.random() * n);
   const callerLists = Array.from({ length: 20_000 }, () =>
@@ -90,42 +124,77 @@ function inProcess(): Array<Array<string | number>> {
     ['x-augur-dynamic-routing', 'false'],
     ['x-gateway-destination-endpoint', '6.6.6.6:22'],
   ]);
+  // The response headers name the pick's address, as Envoy's upstream.address does.
+  const responses = new Map<string, Uint8Array>();
+  const responseFor = (answer: Uint8Array): Uint8Array => {
+    const text = Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength).toString(
+      'latin1',
+    );
+    const pick = /(\d+\.\d+\.\d+\.\d+:\d+)/.exec(text)?.[1] ?? '0.0.0.0:0';
+    let bytes = responses.get(pick);
+    if (!bytes) responses.set(pick, (bytes = responseBytes(pick)));
+    return bytes;
+  };
   const shapes: Array<{
     name: string;
     next: (i: number) => Uint8Array;
     republishEvery?: number;
     rrm?: Rrm;
+    /** Send the response headers too (the response phase), answered by the pick. */
+    respond?: boolean;
   }> = [
     {
-      name: 'default (all endpoints; weighted pick: 1,000 equal weights, a new pick each request)',
+      name: 'default, request headers only (1,000 endpoints; expected-delay: 16 drawn by weight)',
       next: () => defaultReq,
     },
     {
-      name: 'default, list republished every 5,000 decisions',
+      name: 'default, with the response phase (request and response headers, the shipped bootstraps)',
+      next: () => defaultReq,
+      respond: true,
+    },
+    {
+      name: 'default with the response phase, list republished every 5,000 requests',
       next: () => defaultReq,
       republishEvery: 5000,
+      respond: true,
     },
     {
-      name: 'default, `dynamicPicker: highest-score` (one answer per version)',
+      name: 'a service of 10 endpoints, with the response phase (all 10 considered)',
+      next: () => defaultReq,
+      rrm: small,
+      respond: true,
+    },
+    {
+      name: '`dynamicPicker: highest-score`, request headers only (one answer per version)',
       next: () => defaultReq,
       rrm: highest,
     },
     {
-      name: 'x-augur-endpoints: 5 of 1,000 (20,000 distinct lists)',
+      name: 'x-augur-endpoints: 5 of 1,000 (20,000 distinct lists), with the response phase',
       next: (i) => callerLists[i % callerLists.length]!,
+      respond: true,
     },
     {
-      name: 'dynamic off + client-sent destination header',
+      name: 'dynamic off + client-sent destination header, request headers only',
       next: () => offReq,
     },
   ];
-  // Each shape: 5 runs of 40,000 decisions; the median run is reported (this machine is shared
+  // Each shape: 5 runs of 40,000 requests; the median run is reported (this machine is shared
   // and a single run can be a quarter off either way).
   const RUNS = 5;
   const n = 40_000;
   for (const shape of shapes) {
     const handler = (shape.rrm ?? rrm).extProc;
-    for (let i = 0; i < 5000; i++) handler.answer(decodeProcessingRequest(shape.next(i)));
+    const one = (i: number): number => {
+      const exchange = handler.open();
+      const answer = exchange.answer(decodeProcessingRequest(shape.next(i)));
+      let bytes = answer.length;
+      if (shape.respond)
+        bytes += exchange.answer(decodeProcessingRequest(responseFor(answer))).length;
+      exchange.close();
+      return bytes;
+    };
+    for (let i = 0; i < 5000; i++) one(i);
     const runs: Array<{ cpu: number; wall: number }> = [];
     let bytes = 0;
     let k = 0;
@@ -134,7 +203,7 @@ function inProcess(): Array<Array<string | number>> {
       const t0 = performance.now();
       for (let i = 0; i < n; i++, k++) {
         if (shape.republishEvery && k % shape.republishEvery === 0) source.republish();
-        bytes += handler.answer(decodeProcessingRequest(shape.next(k))).length;
+        bytes += one(k);
       }
       runs.push({ wall: performance.now() - t0, cpu: cpuMicros(process.cpuUsage(c0)) });
     }
@@ -145,7 +214,26 @@ function inProcess(): Array<Array<string | number>> {
       shape.name,
       (median.cpu / n).toFixed(2),
       `${(runs[0]!.cpu / n).toFixed(1)}-${(runs[RUNS - 1]!.cpu / n).toFixed(1)}`,
-      Math.round((n / median.wall) * 1000).toLocaleString('en'),
+      Math.round(1e6 / (median.cpu / n)).toLocaleString('en'),
+    ]);
+  }
+  // The other way to hear of responses: Envoy's gRPC access log, one batch per 16 KiB of entries.
+  {
+    const perBatch = entriesPerBuffer();
+    const batch = accessLogBatch(perBatch);
+    for (let i = 0; i < 500; i++) readAccessLogBatch(batch);
+    const runs: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < 1000; i++) readAccessLogBatch(batch);
+      runs.push(cpuMicros(process.cpuUsage(c0)) / (1000 * perBatch));
+    }
+    runs.sort((a, b) => a - b);
+    rows.push([
+      `for comparison: reading the responses from Envoy's gRPC access log instead (decode a batch of ${perBatch} entries of ${Math.round(accessLogEntryBytes())} bytes, per entry; no pick)`,
+      runs[RUNS >> 1]!.toFixed(2),
+      `${runs[0]!.toFixed(1)}-${runs[RUNS - 1]!.toFixed(1)}`,
+      Math.round(1e6 / runs[RUNS >> 1]!).toLocaleString('en'),
     ]);
   }
   // What one new list version costs (table build), the price paid once per LPS tick.
@@ -160,6 +248,7 @@ function inProcess(): Array<Array<string | number>> {
   ]);
   void rrm.stop();
   void highest.stop();
+  void small.stop();
   return rows;
 }
 
@@ -245,8 +334,12 @@ class RawExtProcClient {
     return session;
   }
 
-  /** One exchange as Envoy holds it: open, send headers, await the answer, half-close. */
-  exchange(message: Buffer): Promise<number> {
+  /**
+   * One exchange as Envoy holds it: open, send the request headers, await their answer; with
+   * `response`, send it (the response headers) and await its answer and the server's end of
+   * the stream; else half-close. Resolves with the milliseconds to the first answer (the pick).
+   */
+  exchange(message: Buffer, response?: (answer: Buffer) => Buffer): Promise<number> {
     return new Promise((resolve, reject) => {
       const t0 = performance.now();
       // An overloaded server may refuse streams and drop the connection; open a new one.
@@ -257,22 +350,33 @@ class RawExtProcClient {
         'content-type': 'application/grpc',
         te: 'trailers',
       });
-      const frame = frameMessage(message);
-      let answered = false;
+      let answers = 0;
+      let picked = 0;
       stream.on('data', (chunk: Buffer) => {
-        if (answered || chunk.length < 5) return;
-        answered = true;
-        const dt = performance.now() - t0;
-        // Envoy half-closes; the server then ends its side with grpc-status 0.
-        stream.end();
-        resolve(dt);
+        if (chunk.length < 5) return;
+        answers++;
+        if (answers === 1) {
+          picked = performance.now() - t0;
+          if (response) stream.write(frameMessage(response(chunk)));
+          else {
+            // Envoy half-closes; the server then ends its side with grpc-status 0.
+            stream.end();
+            resolve(picked);
+          }
+        } else if (answers === 2) {
+          stream.end();
+        }
       });
       stream.on('trailers', (trailers) => {
-        if (!answered)
+        if (answers === 0)
           reject(new Error(`no answer: grpc-status ${String(trailers['grpc-status'])}`));
       });
+      stream.on('close', () => {
+        if (response && answers >= 2) resolve(picked);
+        else if (response) reject(new Error(`stream closed after ${answers} answers`));
+      });
       stream.on('error', reject);
-      stream.write(frame);
+      stream.write(frameMessage(message));
     });
   }
 
@@ -303,6 +407,7 @@ async function openLoop(
   server: ServerChild,
   client: RawExtProcClient,
   rate: number,
+  response: ((answer: Buffer) => Buffer) | undefined,
 ): Promise<RateResult> {
   const request = Buffer.from(requestBytes());
   const latencies: number[] = [];
@@ -341,7 +446,7 @@ async function openLoop(
       while (due >= 1) {
         due -= 1;
         if (record) sentInWindow++;
-        const p = client.exchange(request).then(
+        const p = client.exchange(request, response).then(
           (ms) => {
             if (record) latencies.push(ms);
           },
@@ -381,6 +486,7 @@ async function closedLoop(
   client: RawExtProcClient,
   concurrency: number,
   seconds: number,
+  response: ((answer: Buffer) => Buffer) | undefined,
 ) {
   const request = Buffer.from(requestBytes());
   let count = 0;
@@ -391,7 +497,7 @@ async function closedLoop(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < end) {
         try {
-          await client.exchange(request);
+          await client.exchange(request, response);
           count++;
         } catch {
           // counted as not done; the open-loop runs report errors
@@ -439,7 +545,7 @@ async function main(): Promise<void> {
       'request shape',
       'CPU µs / decision (median of 5 runs)',
       'range of the 5 runs',
-      'decisions/s (one core)',
+      'requests/s per core (1 / CPU)',
     ],
     decisionRows,
   );
@@ -452,26 +558,58 @@ async function main(): Promise<void> {
   await echo.stop();
   console.log('tcp echo', quantile(echoLatencies, 0.5), quantile(echoLatencies, 0.99));
 
-  const variants: Array<{ variant: Variant; name: string }> = [
-    { variant: 'floor', name: 'floor: node:http2, fixed answer, no RRM' },
-    { variant: 'http2', name: 'augur, `rrm.extProcListen` (node:http2)' },
-    { variant: 'augur', name: 'augur, the gRPC address (grpc-js)' },
+  // The response headers name the pick (the first address of the answer), as Envoy's
+  // upstream.address does when the pick answered.
+  const responses = new Map<string, Buffer>();
+  const responseFor = (answer: Buffer): Buffer => {
+    const pick = /(\d+\.\d+\.\d+\.\d+:\d+)/.exec(answer.toString('latin1'))?.[1] ?? '0.0.0.0:0';
+    let bytes = responses.get(pick);
+    if (!bytes) responses.set(pick, (bytes = Buffer.from(responseBytes(pick))));
+    return bytes;
+  };
+  const variants: Array<{ variant: Variant; name: string; respond: boolean }> = [
+    {
+      variant: 'floor',
+      name: 'floor: node:http2, fixed answers, no RRM; request headers only',
+      respond: false,
+    },
+    {
+      variant: 'floor',
+      name: 'floor: node:http2, fixed answers, no RRM; request + response headers',
+      respond: true,
+    },
+    {
+      variant: 'http2',
+      name: 'augur, `rrm.extProcListen` (node:http2); request headers only',
+      respond: false,
+    },
+    {
+      variant: 'http2',
+      name: 'augur, `rrm.extProcListen` (node:http2); request + response headers',
+      respond: true,
+    },
+    {
+      variant: 'augur',
+      name: 'augur, the gRPC address (grpc-js); request + response headers',
+      respond: true,
+    },
   ];
   const rateRows: Array<Array<string | number>> = [];
   const maxRows: Array<Array<string | number>> = [];
   const failures: string[] = [];
-  const floorAt = new Map<number, RateResult>();
-  for (const { variant, name } of variants) {
+  const floorAt = new Map<string, RateResult>();
+  for (const { variant, name, respond } of variants) {
     const server = await startServer(variant);
     const client = new RawExtProcClient(server.address);
+    const response = respond ? responseFor : undefined;
     // Warm both sides (JIT, HTTP/2 connection) before measuring.
-    for (let i = 0; i < 2000; i++) await client.exchange(Buffer.from(requestBytes()));
+    for (let i = 0; i < 2000; i++) await client.exchange(Buffer.from(requestBytes()), response);
     for (const rate of RATES) {
       console.log(`${name}: open loop at ${rate} req/s for ${SECONDS_PER_RATE} s ...`);
-      const r = await openLoop(server, client, rate);
+      const r = await openLoop(server, client, rate, response);
       console.log(r);
-      if (variant === 'floor') floorAt.set(rate, r);
-      const floor = floorAt.get(rate);
+      if (variant === 'floor') floorAt.set(`${respond}-${rate}`, r);
+      const floor = floorAt.get(`${respond}-${rate}`);
       const over = (x: number, f: number | undefined): string =>
         variant === 'floor' || f === undefined || r.errors > 0 ? '-' : (x - f).toFixed(3);
       rateRows.push([
@@ -494,7 +632,7 @@ async function main(): Promise<void> {
         );
     }
     console.log(`${name}: closed loop, 64 streams in flight ...`);
-    const max = await closedLoop(server, client, 64, 4);
+    const max = await closedLoop(server, client, 64, 4, response);
     console.log(max);
     maxRows.push([
       name,

@@ -10,6 +10,8 @@ interface DataPlaneFlags {
   retries: string;
   messageTimeout: string;
   fallbackHosts?: string;
+  /** Commander's `--no-response-phase`: false when given. */
+  responsePhase: boolean;
   logLevel?: string;
 }
 
@@ -23,7 +25,10 @@ export function registerDataPlaneCommand(program: Command): void {
     .description(
       'run the demo data plane: an HTTP proxy that asks the RRM over ext_proc as Envoy would (not a replacement for Envoy)',
     )
-    .requiredOption('--rrm <host:port>', 'gRPC address of the RRM (augur serve or augur rrm)')
+    .requiredOption(
+      '--rrm <host:port>',
+      "the RRM's ext_proc address (augur serve's or augur rrm's --ext-proc-listen, or its gRPC address)",
+    )
     .option('--listen <host:port>', 'HTTP address to proxy on', '127.0.0.1:10000')
     .option('--route <name>', 'sent as the xds.route_name attribute')
     .option(
@@ -35,6 +40,10 @@ export function registerDataPlaneCommand(program: Command): void {
     .option(
       '--fallback-hosts <list>',
       'ip:port,... balanced round robin when the RRM gives no answer',
+    )
+    .option(
+      '--no-response-phase',
+      'send the RRM request headers only (Envoy response_header_mode: SKIP): it then counts a request in flight until its stream ends and learns no latency',
     )
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'info')
     .action(async (flags: DataPlaneFlags) => {
@@ -62,6 +71,7 @@ export function registerDataPlaneCommand(program: Command): void {
         clusterName: flags.cluster,
         retries,
         messageTimeoutMs: timeout,
+        responsePhase: flags.responsePhase,
         fallbackHosts: flags.fallbackHosts?.split(',').filter((h) => h.trim() !== '') ?? [],
         logger,
       });

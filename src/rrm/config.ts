@@ -19,12 +19,26 @@ export const rrmConfigSchema = z
     /** Whether a request without `x-augur-dynamic-routing` is routed by Load Score. */
     dynamicRoutingDefault: z.boolean().default(true),
     /**
-     * How dynamic routing picks: `weighted` makes each endpoint the pick in proportion to the
-     * LPS's weight (smooth weighted round robin per list version), fallbacks by Load Score;
+     * How a routed request is picked: `expected-delay` takes the candidate with the shortest
+     * expected delay, (requests in flight + 1) / weight × √(recent latency), from the LPS's
+     * weights and what Envoy reports of the requests the RRM routed (ext_proc response headers);
      * `highest-score` always picks the best Load Score (the seed's literal rule; it herds every
-     * request between two list versions onto one endpoint, see README.md).
+     * request between two list versions onto one endpoint, see README.md). Fallbacks follow in
+     * Load Score order either way.
      */
-    dynamicPicker: z.enum(['weighted', 'highest-score']).default('weighted'),
+    dynamicPicker: z.enum(['expected-delay', 'highest-score']).default('expected-delay'),
+    /**
+     * `expected-delay` considers every candidate of a service with at most this many, and draws
+     * this many in proportion to their weights (without repeats) in a larger one.
+     */
+    pickSampleSize: z.number().int().min(1).max(1000).default(16),
+    /**
+     * A routed request counts as in flight at its endpoint until Envoy sends its response
+     * headers or closes its ext_proc stream; one still open this long after its pick stops
+     * counting, seconds (the bound on what a stream that is never answered can leak; longer
+     * than the route's timeout with its retries: Envoy's default route timeout is 15 s).
+     */
+    inFlightTimeout: z.number().positive().default(30),
     /** The service of a request whose route and cluster say nothing better. */
     defaultService: z.string().min(1).default('default'),
     /** Envoy route name (`xds.route_name`) to service. */

@@ -16,6 +16,7 @@ import {
   ExtProcClient,
   mutationValue,
   overrideHosts,
+  type ExtProcStream,
   type ProcessingAnswer,
 } from './ext-proc/client.js';
 
@@ -24,8 +25,17 @@ import {
  * ext_proc (one stream per request, request headers with the route and cluster attributes),
  * applies the header mutation, and sends the request to the hosts in the `envoy.lb`
  * metadata in order, moving to the next on a connect failure, a reset or a 503, as Envoy's
- * override-host policy with the route's retry policy does. With no usable answer (the RRM
- * down or slow: `failure_mode_allow`), it falls back to round robin over `fallbackHosts`.
+ * override-host policy with the route's retry policy does. When the upstream's response
+ * headers arrive (or the request fails for good), it sends them to the RRM on the same stream
+ * with the endpoint that answered (`upstream.address`) and waits for the answer before
+ * answering the client, as Envoy does with `response_header_mode: SEND`; then it half-closes
+ * the stream. With no usable answer (the RRM down or slow: `failure_mode_allow`), it falls back
+ * to round robin over `fallbackHosts`.
+ *
+ * As a library (the real-socket benchmark drives it so): `new DataPlane({ listen: '127.0.0.1:0',
+ * rrm: '<the RRM's ext_proc address>', clusterName: '<service>', logger })`, `await start()`,
+ * send HTTP requests to `url`, `await stop()`. Point `rrm` at `rrm.extProcListen` (the fast
+ * path Envoy is configured with) or at the gRPC address.
  *
  * For the demo and tests only: not a replacement for Envoy (HTTP/1.1 only, no TLS, bodies
  * buffered, no health checking, no circuit breaking).
@@ -40,6 +50,12 @@ export interface DataPlaneOptions {
   clusterName?: string;
   /** Envoy's ext_proc `message_timeout`; default 200 ms. */
   messageTimeoutMs?: number;
+  /**
+   * Send the upstream's response headers to the RRM (`response_header_mode: SEND`, as the shipped
+   * bootstraps do); default true. False: request headers only, the stream half-closed once the
+   * request is answered.
+   */
+  responsePhase?: boolean;
   /** The route's `num_retries`; default 2 (one try plus two retries). */
   retries?: number;
   /** Per upstream attempt; default 5 s. */
@@ -79,6 +95,7 @@ export class DataPlane {
   constructor(options: DataPlaneOptions) {
     this.options = {
       messageTimeoutMs: 200,
+      responsePhase: true,
       retries: 2,
       upstreamTimeoutMs: 5_000,
       fallbackHosts: [],
@@ -129,12 +146,12 @@ export class DataPlane {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let exchange: ExtProcStream | undefined;
     try {
       const body = await readBody(req, this.options.maxBodyBytes);
       const headers = requestHeaders(req);
-      let answer: ProcessingAnswer | undefined;
       try {
-        answer = await this.extProc.process(
+        exchange = await this.extProc.start(
           {
             headers: [
               [':method', req.method ?? 'GET'],
@@ -158,6 +175,7 @@ export class DataPlane {
           'ext_proc failed; using the fallback policy',
         );
       }
+      const answer = exchange?.answer;
       if (answer?.response === 'immediate_response' && answer.immediate_response) {
         return this.sendImmediate(res, answer.immediate_response);
       }
@@ -166,11 +184,23 @@ export class DataPlane {
       for (const { header } of mutation?.set_headers ?? [])
         headers[header.key.toLowerCase()] = mutationValue(header);
       const hosts = answer ? overrideHosts(answer) : [];
-      await this.forward(req, res, headers, body, hosts);
+      await this.forward(req, res, headers, body, hosts, exchange);
     } catch (err) {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`data plane error: ${(err as Error).message}\n`);
+    } finally {
+      exchange?.end();
     }
+  }
+
+  /** Tells the RRM how the request was answered (Envoy's ext_proc response phase). */
+  private async reportResponse(
+    exchange: ExtProcStream | undefined,
+    status: number,
+    upstreamAddress: string | undefined,
+  ): Promise<void> {
+    if (!exchange || !this.options.responsePhase) return;
+    await exchange.respond({ status, upstreamAddress }, this.options.messageTimeoutMs);
   }
 
   /** Tries the override hosts in order, then the fallback policy, up to 1 + retries attempts. */
@@ -180,12 +210,15 @@ export class DataPlane {
     headers: OutgoingHttpHeaders,
     body: Buffer,
     hosts: string[],
+    exchange: ExtProcStream | undefined,
   ): Promise<void> {
     const attempts = 1 + this.options.retries;
     let last = 'no upstream host';
+    let lastHost: string | undefined;
     for (let i = 0; i < attempts; i++) {
       const host = hosts[i] ?? this.fallbackHost();
       if (!host) break;
+      lastHost = host;
       try {
         const upstream = await this.attempt(host, req, headers, body);
         const another =
@@ -195,7 +228,9 @@ export class DataPlane {
           last = `${host}: 503`;
           continue;
         }
-        res.writeHead(upstream.statusCode ?? 502, upstreamHeaders(upstream));
+        const status = upstream.statusCode ?? 502;
+        await this.reportResponse(exchange, status, host);
+        res.writeHead(status, upstreamHeaders(upstream));
         upstream.pipe(res);
         return;
       } catch (err) {
@@ -203,6 +238,8 @@ export class DataPlane {
         last = `${host}: ${err.message}`;
       }
     }
+    // Envoy's local reply also passes the response phase, naming the last host it tried.
+    await this.reportResponse(exchange, 503, lastHost);
     res.writeHead(503, { 'content-type': 'text/plain' });
     res.end(`no healthy upstream (${last})\n`);
   }

@@ -42,14 +42,6 @@ export class ServiceTable {
   /** Best Load Score first; ties keep registration order. */
   readonly byScore: readonly EndpointEntry[];
   readonly byRegistration: readonly EndpointEntry[];
-  /**
-   * Per-table memo for the router (decisions for this version). Dropped with the table,
-   * so a new version never serves an old answer.
-   */
-  readonly memo = new Map<string, unknown>();
-  /** The same for request shapes with a caller's candidate list: many, so bounded apart. */
-  readonly listMemo = new Map<string, unknown>();
-
   /** The entries of the listed ids this table has, in the order of `ids` (unknown ids skipped). */
   select(ids: readonly string[]): EndpointEntry[] {
     const out: EndpointEntry[] = [];
@@ -121,6 +113,14 @@ export class EndpointTables {
 
   services(): string[] {
     return [...this.tables.keys()];
+  }
+
+  /** The `ip:port` of every endpoint in the newest lists. */
+  destinations(): Set<string> {
+    const out = new Set<string>();
+    for (const table of this.tables.values())
+      for (const e of table.byRegistration) out.add(e.destination);
+    return out;
   }
 
   /** The service an endpoint id belongs to, per the newest lists. */

@@ -1,5 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ForwardOutcome } from './monitoring.js';
+import type { RoutedOutcome } from './routed-requests.js';
 import type { ServingMode } from './router.js';
 
 export interface LpsStatus {
@@ -15,13 +16,18 @@ export class RrmMetrics {
   private readonly decisions: Record<DecisionOutcome, Counter.Internal>;
   private readonly forwards: Record<ForwardOutcome, Counter.Internal>;
   private readonly deliveries: Counter<'outcome'>;
-  private readonly streams: Gauge;
+  /** Open ext_proc streams: a plain count on the request path, read by the gauge at scrape. */
+  private openStreams = 0;
+  private readonly routed: Record<RoutedOutcome, Counter.Internal>;
   private readonly lpsReachable: Gauge;
   private readonly lpsDownSeconds: Gauge;
   private readonly mode: Gauge<'mode'>;
 
-  /** `status` is read at each scrape: how the LPS connection and the serving mode are now. */
-  constructor(registry: Registry, status: () => LpsStatus) {
+  /**
+   * `status` is read at each scrape: how the LPS connection and the serving mode are now;
+   * `inFlight`: the routed requests whose response has not come back.
+   */
+  constructor(registry: Registry, status: () => LpsStatus, inFlight: () => number) {
     const decisions = new Counter({
       name: 'augur_rrm_decisions_total',
       help: 'ext_proc routing decisions, by outcome (routed, bad_request: 400, no_endpoint: 503)',
@@ -50,10 +56,34 @@ export class RrmMetrics {
       labelNames: ['outcome'],
       registers: [registry],
     });
-    this.streams = new Gauge({
+    const streams = () => this.openStreams;
+    new Gauge({
       name: 'augur_rrm_ext_proc_streams',
       help: 'Open ext_proc streams (one per HTTP request in flight at Envoy)',
       registers: [registry],
+      collect() {
+        this.set(streams());
+      },
+    });
+    const routed = new Counter({
+      name: 'augur_rrm_routed_requests_total',
+      help: 'Routed requests by how the RRM heard of their end: answered (response headers from the pick), failed (a 5xx, or answered by a fallback), abandoned (the stream ended without response headers), timed_out (rrm.inFlightTimeout)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.routed = {
+      answered: routed.labels('answered'),
+      failed: routed.labels('failed'),
+      abandoned: routed.labels('abandoned'),
+      timed_out: routed.labels('timed_out'),
+    };
+    new Gauge({
+      name: 'augur_rrm_requests_in_flight',
+      help: 'Routed requests counted in flight (picked, their response not yet back)',
+      registers: [registry],
+      collect() {
+        this.set(inFlight());
+      },
     });
     // Read at scrape time, so /metrics says what is true now, not at the last timer tick.
     this.lpsReachable = new Gauge({
@@ -98,11 +128,15 @@ export class RrmMetrics {
     this.deliveries.labels(outcome).inc();
   }
 
+  routedEnded(outcome: RoutedOutcome): void {
+    this.routed[outcome].inc();
+  }
+
   streamOpened(): void {
-    this.streams.inc();
+    this.openStreams++;
   }
 
   streamClosed(): void {
-    this.streams.dec();
+    this.openStreams--;
   }
 }

@@ -1,11 +1,13 @@
+import type { EndpointLoad, EndpointLoads } from './endpoint-load.js';
 import type { EndpointEntry, EndpointTables, ServiceTable } from './endpoint-table.js';
 import {
+  answer,
   defaultPipeline,
   standardOrderPipeline,
   type DynamicPickerName,
   type PickerPipeline,
 } from './pipeline/pipeline.js';
-import type { PickPlan } from './pipeline/types.js';
+import type { CandidateSet, PickRequest } from './pipeline/types.js';
 
 /**
  * How far the RRM trusts its copy of the lists:
@@ -24,6 +26,8 @@ export interface Decision {
   readonly endpoints: readonly EndpointEntry[];
   /** `ip:port,ip:port,...` of `endpoints`. */
   readonly value: string;
+  /** What the RRM knows of the pick's requests (where a routed request is counted in flight). */
+  readonly pick: EndpointLoad | undefined;
   /** Why `endpoints` is empty, for the 503 body. */
   readonly reason?: string;
   /** The wire form of the answer, memoised by whoever encodes it (index: variant). */
@@ -35,6 +39,12 @@ export interface RouterOptions {
   fallbacks: number;
   maxEndpointStaleness: number;
   dynamicPicker: DynamicPickerName;
+  /** ExpectedDelayPicker's sample size. */
+  pickSampleSize: number;
+  /** The in-band signals (requests in flight, latency) the picker reads. */
+  loads: EndpointLoads;
+  /** The picker's random source; default Math.random. */
+  random?: () => number;
   /**
    * Request shapes with a candidate list memoised per list version (cleared when full; the
    * shapes without one, a few, are always kept).
@@ -43,35 +53,43 @@ export interface RouterOptions {
 }
 
 /**
- * What the router memoises per list version and request shape: the picker's plan (with its
- * rotation state, if any) and the decisions built so far, one per answer of the plan, so a
- * rotating pick still costs no encoding after its first use. Without a plan, `none`.
+ * What the router keeps per list version and request shape: the candidates (filtered and in
+ * fallback order, with their loads) and the decisions built so far, one per candidate that was
+ * the pick, so a pick costs no list building nor encoding after its first use. Without
+ * candidates, `none`.
  */
 interface Shape {
-  readonly plan: PickPlan | undefined;
+  readonly request: PickRequest;
+  readonly candidates: CandidateSet | undefined;
   readonly decisions: Array<Decision | undefined>;
   readonly none: Decision | undefined;
 }
 
 /**
- * Answers "where should this request go" from the local tables. The pipeline runs once per
- * list version and request shape (dynamic or not, candidate list) and its plan is memoised on
- * the table (a rotating plan continues the same shape's plan of the previous version); per
- * request the plan names its answer (a rotation step for the weighted picker)
- * and the decision for that answer is memoised too, so a steady stream of similar requests
- * costs a map lookup and, with weights, one pass over the candidates.
+ * Answers "where should this request go" from the local tables. The filters and the ordering
+ * run once per list version and request shape (dynamic or not, candidate list) and their result
+ * is memoised on the table; per request the picker chooses among those candidates from the
+ * live in-band signals, and the decision for that pick is memoised too. A steady stream of
+ * similar requests costs a map lookup and one pass of the picker over the candidates.
  */
 export class Router {
   mode: ServingMode = 'live';
+  readonly loads: EndpointLoads;
   private readonly tables: EndpointTables;
   private readonly limit: number;
   private readonly memoSize: number;
   private readonly pipelines: Record<ServingMode, PickerPipeline>;
-  /** Per service: the table last answered from, and the one before it (whose plans continue). */
-  private readonly seen = new Map<string, { current: ServiceTable; previous?: ServiceTable }>();
+  /**
+   * Per list version (table), the shapes of each (mode, dynamic) pair: without a candidate list
+   * (key '') in `plain`, with one (keyed by the list) in `listed`, bounded. A table's memo goes
+   * when the table does, so a new version never serves an old answer; it is this router's own,
+   * because its candidates carry this router's loads.
+   */
+  private readonly memos = new WeakMap<ServiceTable, TableMemo>();
 
   constructor(tables: EndpointTables, options: RouterOptions) {
     this.tables = tables;
+    this.loads = options.loads;
     this.limit = options.fallbacks + 1;
     // Small enough that a stream of distinct candidate lists leaves short-lived garbage (cheap
     // to collect) rather than thousands of old shapes; large enough for the lists callers repeat.
@@ -79,11 +97,14 @@ export class Router {
     const normal = defaultPipeline({
       maxEndpointStaleness: options.maxEndpointStaleness,
       dynamicPicker: options.dynamicPicker,
+      pickSampleSize: options.pickSampleSize,
+      loads: options.loads,
+      random: options.random,
     });
     this.pipelines = {
       live: normal,
       'last-list': normal,
-      'standard-order': standardOrderPipeline(),
+      'standard-order': standardOrderPipeline(options.loads),
     };
   }
 
@@ -95,8 +116,9 @@ export class Router {
   }
 
   /**
-   * The answer for one request. Successive calls of the same shape may differ (the weighted
-   * picker rotates the pick); each distinct answer is one memoised Decision.
+   * The answer for one request. Successive calls of the same shape may differ (the picker reads
+   * the requests in flight); each distinct answer is one memoised Decision. The caller counts
+   * the request in flight at `decision.pick` if it routes it (RoutedRequests).
    * @param candidatesKey a string identifying `candidates` (the raw header value), for the memo.
    */
   decide(
@@ -106,31 +128,29 @@ export class Router {
     candidatesKey?: string,
   ): Decision {
     const table = this.tables.get(service);
-    if (!table) {
-      this.seen.delete(service);
-      return noEndpoint(service, `service "${service}" has no endpoints known to augur`);
-    }
+    if (!table) return noEndpoint(service, `service "${service}" has no endpoints known to augur`);
     const shape = this.shape(table, service, dynamic, candidates, candidatesKey);
-    const plan = shape.plan;
-    if (!plan) return shape.none!;
-    const variant = plan.variants === 1 ? 0 : plan.next();
-    let decision = shape.decisions[variant];
+    const set = shape.candidates;
+    if (!set) return shape.none!;
+    const pick = this.pipelines[this.mode].picker(shape.request).pick(set, shape.request);
+    let decision = shape.decisions[pick];
     if (!decision) {
-      const endpoints = plan.answer(variant, this.limit);
+      const endpoints = answer(set.entries, pick, this.limit);
       decision = {
         service,
         endpoints,
         value: endpoints.map((e) => e.destination).join(','),
+        pick: set.loads[pick],
         encoded: [],
       };
-      shape.decisions[variant] = decision;
+      shape.decisions[pick] = decision;
     }
     return decision;
   }
 
   /**
-   * Like `decide` with another limit (RouteResponse's max_attempts): the same plan, so its
-   * picks take their turn in the same rotation; the list itself is not memoised.
+   * Like `decide` with another limit (RouteResponse's max_attempts): the same candidates and
+   * picker; the list itself is not memoised.
    */
   order(
     service: string,
@@ -140,8 +160,14 @@ export class Router {
   ): EndpointEntry[] {
     const table = this.tables.get(service);
     if (!table) return [];
-    const plan = this.shape(table, service, dynamic, candidates, undefined).plan;
-    return plan ? plan.answer(plan.variants === 1 ? 0 : plan.next(), limit) : [];
+    const shape = this.shape(table, service, dynamic, candidates, undefined);
+    const set = shape.candidates;
+    if (!set) return [];
+    return answer(
+      set.entries,
+      this.pipelines[this.mode].picker(shape.request).pick(set, shape.request),
+      limit,
+    );
   }
 
   private shape(
@@ -155,16 +181,13 @@ export class Router {
     // then the candidate list's raw header value.
     const pair = SHAPE_KEYS[this.mode][dynamic ? 1 : 0];
     const list = candidates ? (candidatesKey ?? candidates.join(',')) : undefined;
-    const memo = memoFor(table, pair, list !== undefined);
+    const memo = this.memoFor(table, pair, list !== undefined);
     const hit = memo.get(list ?? '');
     if (hit) return hit;
-    const plan = this.pipelines[this.mode].plan(
-      table,
-      { candidates, dynamic, limit: this.limit },
-      this.previousPlan(service, table, pair, list),
-    );
+    const request: PickRequest = { candidates, dynamic, limit: this.limit };
+    const set = this.pipelines[this.mode].candidates(table, request);
     let none: Decision | undefined;
-    if (plan) none = undefined;
+    if (set) none = undefined;
     else if (candidates) {
       none = noEndpoint(
         service,
@@ -173,29 +196,25 @@ export class Router {
     } else {
       none = noEndpoint(service, `no endpoint of service "${service}" is healthy and fresh`);
     }
-    const shape: Shape = { plan, decisions: [], none };
-    // Clearing also restarts the rotations of the shapes dropped; bounded memory matters more.
+    const shape: Shape = { request, candidates: set, decisions: [], none };
     if (list !== undefined && memo.size >= this.memoSize) memo.clear();
     memo.set(list ?? '', shape);
     return shape;
   }
 
-  /** The plan of the same shape on the service's previous list version, if it had one. */
-  private previousPlan(
-    service: string,
-    table: ServiceTable,
-    pair: string,
-    list: string | undefined,
-  ): PickPlan | undefined {
-    let seen = this.seen.get(service);
-    if (!seen) this.seen.set(service, (seen = { current: table }));
-    else if (seen.current !== table) {
-      seen.previous = seen.current;
-      seen.current = table;
-    }
-    if (!seen.previous) return undefined;
-    return memoFor(seen.previous, pair, list !== undefined).get(list ?? '')?.plan;
+  private memoFor(table: ServiceTable, pair: string, withList: boolean): Map<string, Shape> {
+    let memos = this.memos.get(table);
+    if (!memos) this.memos.set(table, (memos = { plain: new Map(), listed: new Map() }));
+    const byPair = withList ? memos.listed : memos.plain;
+    let memo = byPair.get(pair);
+    if (!memo) byPair.set(pair, (memo = new Map()));
+    return memo;
   }
+}
+
+interface TableMemo {
+  readonly plain: Map<string, Map<string, Shape>>;
+  readonly listed: Map<string, Map<string, Shape>>;
 }
 
 /** The memo keys of the (serving mode, dynamic routing) pairs. */
@@ -205,17 +224,6 @@ const SHAPE_KEYS: Record<ServingMode, readonly [string, string]> = {
   'standard-order': ['standard-order|0', 'standard-order|1'],
 };
 
-/**
- * A table's shapes of one (mode, dynamic) pair: with a candidate list (keyed by the list) in
- * `listMemo`, bounded; without one (key '') in `memo`.
- */
-function memoFor(table: ServiceTable, pair: string, withList: boolean): Map<string, Shape> {
-  const memos = (withList ? table.listMemo : table.memo) as Map<string, Map<string, Shape>>;
-  let memo = memos.get(pair);
-  if (!memo) memos.set(pair, (memo = new Map()));
-  return memo;
-}
-
 function noEndpoint(service: string, reason: string): Decision {
-  return { service, endpoints: [], value: '', reason, encoded: [] };
+  return { service, endpoints: [], value: '', pick: undefined, reason, encoded: [] };
 }

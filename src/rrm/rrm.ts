@@ -8,6 +8,7 @@ import type { LpsConfig } from '../lps/config.js';
 import type { PrioritizedListSource } from '../lps/types.js';
 import { Deliverer } from './delivery.js';
 import { ExtProcListener } from './ext-proc/http2-listener.js';
+import { EndpointLoads } from './endpoint-load.js';
 import { EndpointTables } from './endpoint-table.js';
 import {
   EXT_PROC_SERVICE_NAME,
@@ -17,6 +18,7 @@ import {
 import { RrmMetrics, type LpsStatus } from './metrics.js';
 import { MonitoringForwarder, type MonitoringIntervalSink } from './monitoring.js';
 import type { RequestApiLimits } from './request-api.js';
+import { RoutedRequests } from './routed-requests.js';
 import { responseRouterService } from './route-response.js';
 import { Router, type ServingMode } from './router.js';
 import type { RrmConfig } from './config.js';
@@ -47,6 +49,11 @@ export class Rrm {
   readonly router: Router;
   readonly extProc: ExtProcHandler;
   readonly metrics: RrmMetrics;
+  /** The in-band signals: per endpoint, requests in flight and recent latency. */
+  readonly loads: EndpointLoads;
+  /** The routed requests whose response has not come back. */
+  readonly routed: RoutedRequests;
+  private readonly pruneTimer: NodeJS.Timeout;
   private readonly options: RrmOptions;
   private readonly deliverer: Deliverer;
   private readonly forwarder: MonitoringForwarder;
@@ -56,12 +63,31 @@ export class Rrm {
     this.options = options;
     const { rrm, lps } = options.config;
     const logger = options.logger;
-    this.metrics = new RrmMetrics(options.registry, () => this.lpsStatus());
+    this.metrics = new RrmMetrics(
+      options.registry,
+      () => this.lpsStatus(),
+      () => this.routed.size,
+    );
     this.tables = new EndpointTables(options.lists);
+    this.loads = new EndpointLoads();
+    this.routed = new RoutedRequests({
+      loads: this.loads,
+      timeoutSeconds: rrm.inFlightTimeout,
+      onEnd: (outcome) => this.metrics.routedEnded(outcome),
+    });
+    this.routed.startSweeping();
+    // Endpoints that left every list are forgotten once nothing is in flight there.
+    this.pruneTimer = setInterval(() => {
+      const listed = this.tables.destinations();
+      this.loads.retain((d) => listed.has(d));
+    }, 60_000);
+    this.pruneTimer.unref();
     this.router = new Router(this.tables, {
       fallbacks: rrm.fallbacks,
       maxEndpointStaleness: rrm.maxEndpointStaleness,
       dynamicPicker: rrm.dynamicPicker,
+      pickSampleSize: rrm.pickSampleSize,
+      loads: this.loads,
     });
     this.forwarder = new MonitoringForwarder({
       sink: options.monitoring,
@@ -83,6 +109,7 @@ export class Rrm {
       limits,
       monitoring: this.forwarder,
       metrics: this.metrics,
+      routed: this.routed,
       logger,
     });
     this.deliverer = new Deliverer({ maxBodyBytes: rrm.maxPayloadBytes });
@@ -157,6 +184,8 @@ export class Rrm {
   async stop(): Promise<void> {
     await this.listener?.stop();
     if (this.modeTimer) clearInterval(this.modeTimer);
+    clearInterval(this.pruneTimer);
+    this.routed.stop();
     this.tables.close();
     this.deliverer.close();
   }

@@ -206,6 +206,7 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
     medianCache[bi] = NaN;
     if (reqCounted[slot]) latencies.push(latency);
     free.push(slot);
+    policy.onResponse?.(p, e, latency, false);
   };
 
   const report = (k: number): IntervalReport => {
@@ -270,6 +271,7 @@ export async function simulate(setup: SimSetup, policy: RoutingPolicy): Promise<
       if (serverInflight[e] >= queueLimit) {
         drops[e][k]++;
         if (counted) dropped++;
+        policy.onResponse?.(p, e, 0, true);
       } else {
         let w = e * C;
         for (let j = e * C + 1; j < (e + 1) * C; j++) if (freeAt[j] < freeAt[w]) w = j;

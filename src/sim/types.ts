@@ -79,6 +79,13 @@ export interface RoutingPolicy {
   /** The endpoint for the next request through `proxy`. */
   pick(proxy: number): number;
   /**
+   * The response to a request this policy routed reached its proxy, `latency` seconds after the
+   * request arrived; `refused` when the endpoint turned it away at its queue limit (an immediate
+   * 503). What a data plane that reports responses to its picker (Envoy's ext_proc response
+   * phase) tells it; optional.
+   */
+  onResponse?(proxy: number, endpoint: number, latency: number, refused: boolean): void;
+  /**
    * The traffic share of each endpoint the policy intends for the current
    * interval (weights normalised to sum 1), for the stability and swap figures;
    * undefined for policies without weights.

@@ -16,6 +16,7 @@ import { StaticListSource } from './support/static-list-source.js';
  */
 
 const servers: Server[] = [];
+const ports: Record<string, number> = {};
 const seen: Array<{ id: string; destination: string | undefined }> = [];
 let host: GrpcHost;
 let rrm: Rrm;
@@ -40,6 +41,7 @@ async function backend(id: string, status = 200): Promise<number> {
 beforeAll(async () => {
   const busy = await backend('busy', 503);
   const ok = await backend('ok');
+  Object.assign(ports, { busy, ok });
   const spare = await backend('spare');
   source.set('web', [
     { endpointId: 'busy', port: busy, score: 0.9 },
@@ -97,6 +99,21 @@ describe('demo data plane', () => {
     const value = seen[0]!.destination!;
     expect(value.split(',')).toHaveLength(3);
     expect(value).not.toContain('6.6.6.6');
+  });
+
+  it("reports the response to the RRM as Envoy's response phase does: who answered, after how long", async () => {
+    const busy = rrm.loads.of(`127.0.0.1:${ports.busy}`);
+    const ok = rrm.loads.of(`127.0.0.1:${ports.ok}`);
+    const before = { busy: busy.failures, ok: ok.responses };
+    const res = await fetch(`${plane.url}/x`);
+    expect(await res.text()).toBe('ok');
+    // picked busy (503, retried), then the unreachable one, then ok answered: the pick failed,
+    // ok's response counted; nothing is left in flight.
+    expect(busy.failures).toBe(before.busy + 1);
+    expect(ok.responses).toBe(before.ok + 1);
+    expect(ok.latency).toBeGreaterThan(0);
+    await expect.poll(() => rrm.routed.size).toBe(0);
+    expect(busy.inFlight + ok.inFlight).toBe(0);
   });
 
   it('passes the last 503 through when every attempt is used', async () => {

@@ -55,7 +55,8 @@ describe('envoy/ configuration for the endpoint picker', () => {
       const ext = filters[0]!.typed_config as Tree;
       expect(ext.processing_mode).toEqual({
         request_header_mode: 'SEND',
-        response_header_mode: 'SKIP',
+        // The response headers carry the RRM's in-band signals.
+        response_header_mode: 'SEND',
         request_body_mode: 'NONE',
         response_body_mode: 'NONE',
         request_trailer_mode: 'SKIP',
@@ -65,6 +66,8 @@ describe('envoy/ configuration for the endpoint picker', () => {
       expect(ext.message_timeout).toMatch(/^\d+(\.\d+)?s$/);
       expect(at(ext, 'metadata_options', 'receiving_namespaces', 'untyped')).toEqual(['envoy.lb']);
       expect(ext.request_attributes).toEqual(['xds.route_name', 'xds.cluster_name']);
+      // Which endpoint answered: a retry goes to a fallback, not the pick.
+      expect(ext.response_attributes).toEqual(['upstream.address']);
       const cluster = at(ext, 'grpc_service', 'envoy_grpc', 'cluster_name');
       const clusters = at(load(file), 'static_resources', 'clusters') as Tree[];
       const rrmCluster = clusters.find((c) => c.name === cluster)!;
@@ -77,6 +80,10 @@ describe('envoy/ configuration for the endpoint picker', () => {
           'explicit_http_config',
         ),
       ).toHaveProperty('http2_protocol_options');
+      // A stream per request in flight: the default circuit breaker (1,024) would cut them.
+      const limits = at(rrmCluster, 'circuit_breakers', 'thresholds', 0) as Tree;
+      expect(limits.max_requests).toBeGreaterThanOrEqual(100_000);
+      expect(limits.max_pending_requests).toBeGreaterThanOrEqual(100_000);
     },
   );
 

@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/serve/config.js';
 import { formatHostPort } from '../../src/common/address.js';
@@ -8,7 +9,9 @@ import { EndpointState } from '../../src/gen/augur/v1/common.js';
 import { Rrm } from '../../src/rrm/rrm.js';
 import {
   exchange,
+  exchangeWithResponse,
   extProcClient,
+  requestHeadersMessage,
   headerEndpoints,
   metadataEndpoints,
   type ExtProcAnswer,
@@ -27,6 +30,7 @@ let source: StaticListSource;
 let forwarded: Array<{ service: string; ids: string[]; seconds: number }>;
 let registry: ReturnType<typeof createRegistry>;
 let client: ReturnType<typeof extProcClient>;
+let rrm: Rrm;
 
 const config = loadConfig({
   env: {},
@@ -34,6 +38,9 @@ const config = loadConfig({
     logLevel: 'silent',
     rrm: {
       fallbacks: 2,
+      // The conversation's shape is what these cases check; the pick, where requests in
+      // flight move it, is checked in expected-delay-picker.test.ts and below.
+      dynamicPicker: 'highest-score',
       defaultService: 'shop',
       serviceByRoute: { 'checkout-route': 'checkout', 'ghost-route': 'ghost' },
       monitoringIntervalMinGap: 60,
@@ -75,7 +82,7 @@ async function setUp(transport: Transport): Promise<() => Promise<void>> {
     { endpointId: 'pay-1', address: '10.2.0.1', port: 7001, score: 0.5 },
   ]);
   const sink = forwarded;
-  const rrm = new Rrm({
+  rrm = new Rrm({
     config,
     logger: silentLogger,
     registry,
@@ -95,9 +102,10 @@ async function setUp(transport: Transport): Promise<() => Promise<void>> {
     transport === 'node:http2, rrm.extProcListen' ? formatHostPort(fast!) : `127.0.0.1:${port}`,
   );
   const c = client;
+  const r = rrm;
   return async () => {
     c.close();
-    await rrm.stop();
+    await r.stop();
     await host.stop();
   };
 }
@@ -287,6 +295,78 @@ describe.each<Transport>(['grpc-js, the gRPC address', 'node:http2, rrm.extProcL
         )
         .toBe('augur_rrm_ext_proc_streams 0');
     });
+
+    it('keeps a routed stream open for its response headers, counts the request in flight until then, and closes with OK', async () => {
+      const pick = rrm.loads.of('10.0.0.2:8080');
+      const before = { responses: pick.responses, failures: pick.failures };
+      const { request, response, status } = await exchangeWithResponse(
+        client,
+        { path: '/cart' },
+        { status: 200, upstreamAddress: '10.0.0.2:8080' },
+        async (answer) => {
+          expect(metadataEndpoints(answer)).toMatch(/^10\.0\.0\.2:8080,/);
+          expect(pick.inFlight).toBe(1);
+          // nothing more comes from the RRM until the response headers
+          await new Promise((r) => setTimeout(r, 20));
+        },
+      );
+      expect(request.response).toBe('request_headers');
+      expect(response.response).toBe('response_headers');
+      expect(status).toBe(grpc.status.OK);
+      expect(pick.inFlight).toBe(0);
+      expect(pick.responses).toBe(before.responses + 1);
+      expect(pick.failures).toBe(before.failures);
+      expect(pick.latency).toBeGreaterThan(0.015);
+      expect(await registry.getSingleMetricAsString('augur_rrm_routed_requests_total')).toMatch(
+        /outcome="answered"} [1-9]/,
+      );
+    });
+
+    it('reads which endpoint answered from upstream.address: a retry to a fallback is a failure of the pick', async () => {
+      const pick = rrm.loads.of('10.0.0.2:8080');
+      const fallback = rrm.loads.of('10.0.0.3:8080');
+      const before = { pick: pick.failures, fallback: fallback.responses };
+      await exchangeWithResponse(
+        client,
+        { path: '/cart' },
+        { status: 200, upstreamAddress: '10.0.0.3:8080' },
+      );
+      expect(pick.failures).toBe(before.pick + 1);
+      expect(fallback.responses).toBe(before.fallback + 1);
+      expect(fallback.failures).toBe(0);
+      expect(pick.inFlight + fallback.inFlight).toBe(0);
+    });
+
+    it('a 5xx response counts as a failure of the endpoint that sent it', async () => {
+      const pick = rrm.loads.of('10.0.0.2:8080');
+      const before = pick.failures;
+      await exchangeWithResponse(client, {}, { status: 503, upstreamAddress: '10.0.0.2:8080' });
+      expect(pick.failures).toBe(before + 1);
+    });
+
+    it.each(['cancel', 'end'] as const)(
+      'gives the in-flight count back when the stream ends without response headers (%s)',
+      async (how) => {
+        const pick = rrm.loads.of('10.0.0.2:8080');
+        await new Promise<void>((resolve, reject) => {
+          const stream = client.Process();
+          stream.on('data', () => {
+            expect(pick.inFlight).toBe(1);
+            if (how === 'cancel') stream.cancel();
+            else stream.end();
+            resolve();
+          });
+          stream.on('error', (e: grpc.ServiceError) =>
+            e.code === grpc.status.CANCELLED ? undefined : reject(e),
+          );
+          stream.write(requestHeadersMessage({ path: '/x' }));
+        });
+        await expect.poll(() => pick.inFlight).toBe(0);
+        expect(await registry.getSingleMetricAsString('augur_rrm_requests_in_flight')).toMatch(
+          /augur_rrm_requests_in_flight 0/,
+        );
+      },
+    );
 
     it('lets a phase it did not ask for through unchanged', async () => {
       const a = await new Promise<ExtProcAnswer>((resolve, reject) => {

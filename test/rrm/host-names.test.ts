@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { EndpointTables } from '../../src/rrm/endpoint-table.js';
+import { EndpointLoads } from '../../src/rrm/endpoint-load.js';
 import { Router } from '../../src/rrm/router.js';
 import { StaticListSource } from './support/static-list-source.js';
 
@@ -25,6 +26,8 @@ describe('host names in the RRM', () => {
       fallbacks: 2,
       maxEndpointStaleness: 10,
       dynamicPicker: 'highest-score',
+      pickSampleSize: 16,
+      loads: new EndpointLoads(),
     });
     expect(router.decide('svc', true, undefined).value).toBe(
       '10.0.0.9:8080,[::1]:8080,10.0.0.2:8080',

@@ -4,8 +4,14 @@ import { EndpointState } from '../../src/gen/augur/v1/common.js';
 import type { PrioritizedEndpointList } from '../../src/gen/augur/v1/load_prediction.js';
 import { ServiceTable, type EndpointEntry } from '../../src/rrm/endpoint-table.js';
 import { CandidateListFilter, FreshFilter, HealthyFilter } from '../../src/rrm/pipeline/filters.js';
-import { CallerOrderPicker, HighestScorePicker } from '../../src/rrm/pipeline/pickers.js';
-import { defaultPipeline, standardOrderPipeline } from '../../src/rrm/pipeline/pipeline.js';
+import { EndpointLoads } from '../../src/rrm/endpoint-load.js';
+import { byScore, FirstCandidatePicker } from '../../src/rrm/pipeline/pickers.js';
+import {
+  answer,
+  candidateSet,
+  defaultPipeline,
+  standardOrderPipeline,
+} from '../../src/rrm/pipeline/pipeline.js';
 import { LoadScoreScorer } from '../../src/rrm/pipeline/scorers.js';
 import type { PickRequest } from '../../src/rrm/pipeline/types.js';
 
@@ -113,41 +119,44 @@ describe('scorer and pickers', () => {
     ]);
   });
 
-  it('highest-score picks best first, ties in the order given, cut to the limit', () => {
-    const p = new HighestScorePicker();
-    const es = [entry('a', 0.2), entry('b', 0.9), entry('c', 0.5), entry('d', 0.5)];
-    const scores = Float64Array.from(es.map((e) => e.score));
-    expect(p.pick(es, scores, req({ limit: 3 })).map((e) => e.id)).toEqual(['b', 'c', 'd']);
-    expect(p.pick(es, scores, req({ limit: 1 })).map((e) => e.id)).toEqual(['b']);
+  it('highest-score and caller-order pick the first candidate; the answer cuts to the limit', () => {
+    const es = [entry('a', 0.2), entry('b', 0.9), entry('c', 0.5)];
+    const set = candidateSet(es, new EndpointLoads());
+    for (const name of ['highest-score', 'caller-order'] as const) {
+      expect(new FirstCandidatePicker(name).pick()).toBe(0);
+    }
+    expect(answer(es, 0, 2).map((e) => e.id)).toEqual(['a', 'b']);
+    expect(answer(es, 2, 5).map((e) => e.id)).toEqual(['c', 'a', 'b']);
+    expect(answer(es, 1, 0)).toEqual([]);
+    expect(set.loads.map((l) => l.destination)).toEqual(es.map((e) => e.destination));
   });
 
-  it('caller-order keeps the caller list order, once per id, else registration order', () => {
-    const p = new CallerOrderPicker();
-    const es = [
-      entry('a', 0.2, { registrationRank: 2 }),
-      entry('b', 0.9, { registrationRank: 0 }),
-      entry('c', 0.5, { registrationRank: 1 }),
-    ];
-    expect(
-      p.pick(es, undefined, req({ candidates: ['c', 'a', 'c', 'b'], limit: 5 })).map((e) => e.id),
-    ).toEqual(['c', 'a', 'b']);
-    expect(p.pick(es, undefined, req({ limit: 2 })).map((e) => e.id)).toEqual(['b', 'c']);
+  it('weights: the LPS share floored at 1 % of the mean, or equal when none is given', () => {
+    const loads = new EndpointLoads();
+    const w = candidateSet(
+      [entry('a', 1, { weight: 0.9 }), entry('b', 1, { weight: 0.1 }), entry('c', 1)],
+      loads,
+    );
+    expect(Array.from(w.weights)).toEqual([0.9, 0.1, 0.01 / 3]);
+    expect(w.cumulativeWeights[2]).toBeCloseTo(1 + 0.01 / 3, 12);
+    const none = candidateSet([entry('a', 1), entry('b', 1)], loads);
+    expect(Array.from(none.weights)).toEqual([0.5, 0.5]);
   });
 
-  it('highest-score output is a permutation prefix sorted by score (property)', () => {
+  it('byScore sorts best first, ties in the order given (property)', () => {
     fc.assert(
       fc.property(
         fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 40 }),
-        fc.integer({ min: 1, max: 10 }),
-        (scores, limit) => {
+        (scores) => {
           const es = scores.map((s, i) => entry(`e${i}`, s));
-          const out = new HighestScorePicker().pick(es, Float64Array.from(scores), req({ limit }));
-          expect(out.length).toBe(Math.min(limit, es.length));
+          const out = byScore(es, Float64Array.from(scores));
+          expect(out.length).toBe(es.length);
           expect(new Set(out.map((e) => e.id)).size).toBe(out.length);
-          for (let i = 1; i < out.length; i++)
+          for (let i = 1; i < out.length; i++) {
             expect(out[i - 1]!.score).toBeGreaterThanOrEqual(out[i]!.score);
-          const best = Math.max(...scores);
-          if (out.length) expect(out[0]!.score).toBe(best);
+            if (out[i - 1]!.score === out[i]!.score)
+              expect(Number(out[i - 1]!.id.slice(1))).toBeLessThan(Number(out[i]!.id.slice(1)));
+          }
         },
       ),
     );
@@ -164,7 +173,12 @@ describe('pipelines', () => {
   ]);
 
   it('default: filters, then best score first with the retry budget of fallbacks', () => {
-    const p = defaultPipeline({ maxEndpointStaleness: 10, dynamicPicker: 'highest-score' });
+    const p = defaultPipeline({
+      maxEndpointStaleness: 10,
+      dynamicPicker: 'highest-score',
+      pickSampleSize: 16,
+      loads: new EndpointLoads(),
+    });
     expect(p.run(t, req({ limit: 3 })).map((e) => e.id)).toEqual(['c', 'e', 'a']);
     expect(p.run(t, req({ limit: 3, candidates: ['a', 'b', 'e'] })).map((e) => e.id)).toEqual([
       'e',
@@ -176,6 +190,10 @@ describe('pipelines', () => {
         .map((e) => e.id),
     ).toEqual(['a', 'e', 'c']);
     expect(p.run(t, req({ candidates: ['b', 'd'] }))).toEqual([]);
+    // a repeated id counts once
+    expect(
+      p.run(t, req({ limit: 5, dynamic: false, candidates: ['c', 'a', 'c'] })).map((e) => e.id),
+    ).toEqual(['c', 'a']);
     expect(p.stages.filters.map((f) => f.name)).toEqual(['candidate-list', 'healthy', 'fresh']);
   });
 
@@ -197,12 +215,17 @@ describe('pipelines', () => {
       ranks,
     );
     expect(v2.byScore.map((e) => e.id)).toEqual(['z', 'y', 'x']);
-    const p = defaultPipeline({ maxEndpointStaleness: 10, dynamicPicker: 'highest-score' });
+    const p = defaultPipeline({
+      maxEndpointStaleness: 10,
+      dynamicPicker: 'highest-score',
+      pickSampleSize: 16,
+      loads: new EndpointLoads(),
+    });
     expect(p.run(v2, req({ dynamic: false })).map((e) => e.id)).toEqual(['x', 'y', 'z']);
   });
 
   it('standard order ignores scores and health: the caller list, or registration order', () => {
-    const p = standardOrderPipeline();
+    const p = standardOrderPipeline(new EndpointLoads());
     expect(p.run(t, req({ limit: 10 })).map((e) => e.id)).toEqual(['a', 'b', 'c', 'd', 'e']);
     expect(p.run(t, req({ candidates: ['d', 'b'] })).map((e) => e.id)).toEqual(['d', 'b']);
   });

@@ -15,8 +15,10 @@ import { EXT_PROC_SERVICE_NAME, type ExtProcHandler } from './server.js';
  * is the RRM's cost per request. Through grpc-js a stream costs this process about 150-190 µs of
  * CPU (its call objects, Node streams, metadata and status handling), ten times the RRM's own
  * work, and at 5,000 requests/s on one core that is the whole core. Here a stream costs what
- * Node's HTTP/2 costs (85-105 µs on this machine, bench:rrm's floor) plus the RRM's decision,
- * and it is answered and closed in one turn (see `process`).
+ * Node's HTTP/2 costs (bench:rrm's floor) plus the RRM's decision.
+ *
+ * A routed request's stream stays open until its response headers come back (the in-band
+ * signals of the picker), so there is one open stream per request in flight at Envoy.
  *
  * It speaks the part of gRPC over HTTP/2 an ext_proc client uses
  * (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md): POST with content-type
@@ -142,53 +144,63 @@ export class ExtProcListener {
   }
 
   /**
-   * One ext_proc stream: its first ProcessingRequest is answered and the stream closed with
-   * status OK in the same turn, without waiting for Envoy's half-close. Envoy's contract: "if the
-   * server closes the gRPC stream cleanly, then Envoy proceeds without consulting the server",
-   * and any later phase (response headers, bodies, if Envoy were configured to send them) would
-   * only get "continue unchanged" from the RRM anyway. It spares a turn of the event loop and a
-   * wait for the client per request.
+   * One ext_proc stream: each ProcessingRequest is answered as it arrives, the response headers
+   * sent with the first answer; once the RRM needs nothing more (a 400 or 503, or the routed
+   * request's response headers answered) the stream is closed with status OK at once, without
+   * waiting for Envoy's half-close (Envoy's contract: "if the server closes the gRPC stream
+   * cleanly, then Envoy proceeds without consulting the server"). Until then a routed request
+   * counts in flight; a stream that ends otherwise (reset, cancelled, half-closed) gives it back.
    */
   private process(stream: http2.ServerHttp2Stream): void {
-    stream.on('close', this.options.handler.streamOpened());
+    const exchange = this.options.handler.open();
+    stream.on('close', () => exchange.close());
     const reader = new MessageReader(this.options.maxMessageBytes ?? 4 << 20);
     let finished = false;
     stream.on('data', (chunk: Buffer) => {
       if (finished) return;
-      let message: Buffer | undefined;
+      let messages: Buffer[];
       try {
-        message = reader.push(chunk)[0];
+        messages = reader.push(chunk);
       } catch (err) {
         if (!(err instanceof FramingError)) throw err;
         finished = true;
         trailersOnly(stream, err.code, err.message);
         return;
       }
-      if (!message) return;
-      finished = true;
-      let answer: Uint8Array;
-      try {
-        answer = this.options.handler.answer(decodeProcessingRequest(message));
-      } catch (err) {
-        this.options.logger.warn({ err }, 'ext_proc request could not be read or answered');
-        trailersOnly(
-          stream,
-          status.INVALID_ARGUMENT,
-          `cannot read the ProcessingRequest: ${errorText(err)}`,
-        );
-        return;
+      for (const message of messages) {
+        let answer: Uint8Array;
+        try {
+          answer = exchange.answer(decodeProcessingRequest(message));
+        } catch (err) {
+          finished = true;
+          this.options.logger.warn({ err }, 'ext_proc request could not be read or answered');
+          trailersOnly(
+            stream,
+            status.INVALID_ARGUMENT,
+            `cannot read the ProcessingRequest: ${errorText(err)}`,
+          );
+          return;
+        }
+        if (!stream.headersSent) stream.respond(GRPC_RESPONSE_HEADERS, { waitForTrailers: true });
+        if (exchange.done) {
+          finished = true;
+          stream.once('wantTrailers', sendOkTrailers);
+          stream.end(frameMessage(answer));
+          return;
+        }
+        stream.write(frameMessage(answer));
       }
-      stream.respond(GRPC_RESPONSE_HEADERS, { waitForTrailers: true });
-      stream.once('wantTrailers', sendOkTrailers);
-      stream.end(frameMessage(answer));
     });
     stream.on('end', () => {
       if (finished) return;
       finished = true;
-      // Half-closed without a whole message: nothing to answer.
+      // Half-closed by Envoy (the request is over, or nothing more will be sent): done.
       if (reader.pending > 0)
         trailersOnly(stream, status.INTERNAL, 'the stream ended inside a message');
-      else trailersOnly(stream, status.OK, '');
+      else if (stream.headersSent) {
+        stream.once('wantTrailers', sendOkTrailers);
+        stream.end();
+      } else trailersOnly(stream, status.OK, '');
     });
   }
 

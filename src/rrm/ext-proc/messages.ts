@@ -49,6 +49,7 @@ export interface ProcessingRequestMessage {
   /** Which oneof member is set. */
   request?: ProcessingPhase;
   request_headers?: HttpHeadersMessage | null;
+  response_headers?: HttpHeadersMessage | null;
   attributes: Record<string, StructMessage>;
 }
 
@@ -175,6 +176,14 @@ export function encodeImmediateResponse(status: number, body: string, details: s
       details,
     },
   });
+}
+
+let continueResponse: Uint8Array | undefined;
+
+/** The answer to response headers: continue, unchanged (encoded once). */
+export function responseHeadersContinue(): Uint8Array {
+  continueResponse ??= encode({ response_headers: {} });
+  return continueResponse;
 }
 
 /** "Carry on unchanged" for a phase the RRM did not ask for (a misconfigured processing mode). */

@@ -13,8 +13,9 @@ import type {
  * path, beside protobufjs's (`decodeProcessingRequestGeneric`, the reference it is tested
  * against). It decodes what the RRM reads and skips the rest on the wire:
  * - which phase is set (fields 2-7 of the `request` oneof; the last one on the wire wins);
- * - request headers (field 2 → HttpHeaders.headers (1) → HeaderMap.headers (1) → HeaderValue
- *   key (1), value (2), raw_value (3, a view of the input, not a copy)) and end_of_stream (3);
+ * - request and response headers (field 2 or 3 → HttpHeaders.headers (1) → HeaderMap.headers
+ *   (1) → HeaderValue key (1), value (2), raw_value (3, a view of the input, not a copy)) and
+ *   end_of_stream (3);
  * - attributes (field 9, map<string, google.protobuf.Struct>), with each Struct's string, number,
  *   bool and nested struct values (lists are skipped).
  * It is about four times as fast as protobufjs's decoder on a 12-header request (one allocation
@@ -98,8 +99,8 @@ function decode(bytes: Uint8Array): ProcessingRequestMessage {
     if (phase && wireType === LENGTH_DELIMITED) {
       const end = r.end(limit);
       out.request = phase;
-      if (field === 2) out.request_headers = httpHeaders(r, end);
-      else out.request_headers = undefined;
+      out.request_headers = field === 2 ? httpHeaders(r, end) : undefined;
+      out.response_headers = field === 3 ? httpHeaders(r, end) : undefined;
       r.pos = end;
     } else if (field === 9 && wireType === LENGTH_DELIMITED) {
       const end = r.end(limit);

@@ -8,6 +8,7 @@ import {
   parseRoutingHeaders,
   type RequestApiLimits,
 } from '../request-api.js';
+import type { RoutedRequest, RoutedRequests } from '../routed-requests.js';
 import type { Router } from '../router.js';
 import {
   CLUSTER_NAME_ATTRIBUTE,
@@ -21,6 +22,7 @@ import {
   encodeImmediateResponse,
   encodeRouteResponse,
   headerValue,
+  responseHeadersContinue,
   stringAttribute,
   type ProcessingRequestMessage,
 } from './messages.js';
@@ -48,16 +50,69 @@ export interface ExtProcDeps {
   limits: RequestApiLimits;
   monitoring: MonitoringForwarder;
   metrics: RrmMetrics;
+  /** Where a routed request is counted in flight until its response. */
+  routed: RoutedRequests;
   logger: Logger;
+}
+
+/** The Envoy attribute naming the endpoint that served a request (`ip:port`). */
+export const UPSTREAM_ADDRESS_ATTRIBUTE = 'upstream.address';
+
+/**
+ * One ext_proc stream, i.e. one HTTP request at Envoy, as the RRM holds it: the request
+ * headers get the pick; if the request was routed, the stream stays open for its response
+ * headers (ext_proc's response phase), which say which endpoint answered, with what status and
+ * after how long; then the RRM is done. Whatever way the stream ends, a request still counted
+ * in flight is given back (`close`).
+ */
+export class ExtProcExchange {
+  /** True once the RRM needs nothing more from the stream: the transport may close it. */
+  done = false;
+  private readonly handler: ExtProcHandler;
+  private routed: RoutedRequest | undefined;
+  private closed = false;
+
+  constructor(handler: ExtProcHandler) {
+    this.handler = handler;
+  }
+
+  /** The answer to one ProcessingRequest, encoded; sets `done` when it is the last. */
+  answer(request: ProcessingRequestMessage): Uint8Array {
+    const phase = request.request;
+    if (phase === 'request_headers' && request.request_headers && !this.routed) {
+      const { bytes, routed } = this.handler.decide(request);
+      if (routed && !this.closed) this.routed = routed;
+      else this.done = true;
+      return bytes;
+    }
+    if (phase === 'response_headers') {
+      const routed = this.routed;
+      this.routed = undefined;
+      if (routed) this.handler.responded(routed, request);
+      this.done = true;
+      return responseHeadersContinue();
+    }
+    // Only a processing mode other than ours sends these; let the request carry on.
+    return encodeContinue(phase ?? 'request_headers');
+  }
+
+  /** The stream is over, however it ended; idempotent. */
+  close(): void {
+    this.closed = true;
+    const routed = this.routed;
+    this.routed = undefined;
+    if (routed) this.handler.deps.routed.abandon(routed);
+  }
 }
 
 /**
  * The Endpoint Picker side of Envoy's ext_proc conversation. Envoy opens one Process stream
- * per HTTP request, sends the request headers (our processing mode asks for nothing else),
- * waits for one answer, and ends or cancels the stream when the request is done.
+ * per HTTP request, sends the request headers and, on the routed path, the response headers
+ * (see envoy/bootstrap.yaml), waits for an answer to each, and ends or cancels the stream when
+ * the request is done.
  */
 export class ExtProcHandler {
-  private readonly deps: ExtProcDeps;
+  readonly deps: ExtProcDeps;
   private readonly collector = new RoutingHeaderCollector();
 
   constructor(deps: ExtProcDeps) {
@@ -72,45 +127,58 @@ export class ExtProcHandler {
     };
   }
 
-  /** Counts a stream as open; the function returned counts it closed (once, however often called). */
-  streamOpened(): () => void {
+  /** A new stream: counted open until the exchange's `close`. */
+  open(): ExtProcExchange {
     const { metrics } = this.deps;
     metrics.streamOpened();
+    const exchange = new ExtProcExchange(this);
+    const close = exchange.close.bind(exchange);
     let open = true;
-    return () => {
+    exchange.close = () => {
+      close();
       if (!open) return;
       open = false;
       metrics.streamClosed();
     };
+    return exchange;
   }
 
   private process(call: grpc.ServerDuplexStream<ProcessingRequestMessage, Uint8Array>): void {
-    const close = this.streamOpened();
+    const exchange = this.open();
     call.on('data', (request: ProcessingRequestMessage) => {
-      if (call.cancelled) return;
-      call.write(this.answer(request));
+      if (call.cancelled || exchange.done) return;
+      call.write(this.safeAnswer(exchange, request));
+      if (exchange.done) call.end();
     });
     // Envoy ends the stream when the HTTP request is done; both ends are normal.
     call.on('end', () => {
-      close();
-      call.end();
+      exchange.close();
+      if (!exchange.done) call.end();
     });
-    call.on('cancelled', close);
-    call.on('error', close);
-    call.on('close', close);
+    call.on('cancelled', () => exchange.close());
+    call.on('error', () => exchange.close());
+    call.on('close', () => exchange.close());
   }
 
-  /** The one answer to one ProcessingRequest, encoded. Exposed for benchmarks and tests. */
-  answer(request: ProcessingRequestMessage): Uint8Array {
-    const phase = request.request;
-    if (phase !== 'request_headers' || !request.request_headers) {
-      // Only a processing mode other than ours sends these; let the request carry on.
-      return encodeContinue(phase ?? 'request_headers');
+  private safeAnswer(exchange: ExtProcExchange, request: ProcessingRequestMessage): Uint8Array {
+    try {
+      return exchange.answer(request);
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'ext_proc request could not be answered');
+      exchange.done = true;
+      return encodeContinue(request.request ?? 'request_headers');
     }
+  }
+
+  /**
+   * The answer to request headers, encoded, and the routed request if the request goes to an
+   * endpoint (undefined for a 400 or a 503). Exposed for benchmarks and tests.
+   */
+  decide(request: ProcessingRequestMessage): { bytes: Uint8Array; routed?: RoutedRequest } {
     const { router, resolver, limits, metrics } = this.deps;
     const collector = this.collector;
     collector.reset();
-    const headers = request.request_headers.headers?.headers;
+    const headers = request.request_headers?.headers?.headers;
     if (headers) {
       for (let i = 0; i < headers.length; i++) {
         const h = headers[i]!;
@@ -139,16 +207,18 @@ export class ExtProcHandler {
     } catch (err) {
       if (!(err instanceof BadRoutingHeader)) throw err;
       metrics.decision('bad_request');
-      return encodeImmediateResponse(400, err.message, 'augur_bad_routing_header');
+      return { bytes: encodeImmediateResponse(400, err.message, 'augur_bad_routing_header') };
     }
     const decision = router.decide(service, dynamic, candidates, found.endpoints);
-    if (decision.endpoints.length === 0) {
+    if (decision.endpoints.length === 0 || !decision.pick) {
       metrics.decision('no_endpoint');
-      return encodeImmediateResponse(
-        503,
-        decision.reason ?? 'no endpoint available',
-        'augur_no_endpoint',
-      );
+      return {
+        bytes: encodeImmediateResponse(
+          503,
+          decision.reason ?? 'no endpoint available',
+          'augur_no_endpoint',
+        ),
+      };
     }
     metrics.decision('routed');
     const variant = found.destinationSent ? 1 : 0;
@@ -157,7 +227,26 @@ export class ExtProcHandler {
       bytes = encodeRouteResponse(decision.value, found.destinationSent);
       decision.encoded[variant] = bytes;
     }
-    return bytes;
+    return { bytes, routed: this.deps.routed.begin(decision.pick) };
+  }
+
+  /**
+   * The response headers of a routed request: the endpoint that answered (Envoy's
+   * `upstream.address`, which differs from the pick when a retry went to a fallback) and the
+   * status, for the in-band signals.
+   */
+  responded(routed: RoutedRequest, request: ProcessingRequestMessage): void {
+    const { routed: requests, router } = this.deps;
+    const address = stringAttribute(
+      request.attributes,
+      EXT_PROC_ATTRIBUTE_NAMESPACE,
+      UPSTREAM_ADDRESS_ATTRIBUTE,
+    );
+    const served =
+      address === undefined || address === routed.pick.destination
+        ? routed.pick
+        : router.loads.get(address);
+    requests.respond(routed, served, responseStatus(request));
   }
 
   private forwardInterval(
@@ -170,4 +259,17 @@ export class ExtProcHandler {
       monitoring.request(service, candidates, seconds, () => router.endpointIds(service)),
     );
   }
+}
+
+/** The `:status` of response headers; 0 if absent or malformed. */
+function responseStatus(request: ProcessingRequestMessage): number {
+  const headers = request.response_headers?.headers?.headers;
+  if (!headers) return 0;
+  for (let i = 0; i < headers.length; i++) {
+    if (headers[i]!.key === ':status') {
+      const status = Number(headerValue(headers[i]!));
+      return Number.isInteger(status) ? status : 0;
+    }
+  }
+  return 0;
 }

@@ -1,57 +1,26 @@
 import type { EndpointEntry } from '../endpoint-table.js';
-import type { EndpointPicker, PickPlan, PickRequest } from './types.js';
-
-/** One answer for every request: a fixed order, cut per call. */
-export class FixedPlan implements PickPlan {
-  readonly variants = 1;
-  private readonly order: readonly EndpointEntry[];
-
-  constructor(order: readonly EndpointEntry[]) {
-    this.order = order;
-  }
-
-  next(): number {
-    return 0;
-  }
-
-  answer(_variant: number, limit: number): EndpointEntry[] {
-    return this.order.slice(0, Math.max(0, limit));
-  }
-}
+import type { EndpointPicker } from './types.js';
 
 /**
- * Highest score first, then the fallbacks in score order. Ties keep the order the entries
- * came in (registration order), so equal endpoints are not reshuffled between versions.
- * This is the seed's literal per-request rule; between two list versions every request gets
- * the same answer, so the best endpoint takes all the traffic (see WeightedPrimaryPicker).
+ * The first candidate: for a routed request the best Load Score (`highest-score`, the seed's
+ * literal per-request rule), for the others the caller's order, first available
+ * (`caller-order`). Every request of a shape gets the same answer until the list changes; for
+ * routed requests that herds them onto one endpoint (see ExpectedDelayPicker).
  */
-export class HighestScorePicker implements EndpointPicker {
-  readonly name = 'highest-score';
+export class FirstCandidatePicker implements EndpointPicker {
+  readonly name: 'highest-score' | 'caller-order';
 
-  pick(
-    entries: readonly EndpointEntry[],
-    scores: Float64Array | undefined,
-    request: PickRequest,
-  ): EndpointEntry[] {
-    return byScore(entries, scores, request.limit);
+  constructor(name: 'highest-score' | 'caller-order') {
+    this.name = name;
   }
 
-  plan(
-    entries: readonly EndpointEntry[],
-    scores: Float64Array | undefined,
-    _request: PickRequest,
-  ): PickPlan {
-    return new FixedPlan(byScore(entries, scores, entries.length));
+  pick(): number {
+    return 0;
   }
 }
 
-/** The first `limit` entries by score, best first, ties in the order given. A new array. */
-export function byScore(
-  entries: readonly EndpointEntry[],
-  scores: Float64Array | undefined,
-  limit: number,
-): EndpointEntry[] {
-  if (!scores) return entries.slice(0, limit);
+/** The entries by score, best first, ties in the order given. A new array. */
+export function byScore(entries: readonly EndpointEntry[], scores: Float64Array): EndpointEntry[] {
   const order = new Array<number>(entries.length);
   for (let i = 0; i < order.length; i++) order[i] = i;
   if (order.length <= 16) {
@@ -69,48 +38,7 @@ export function byScore(
   } else {
     order.sort((a, b) => scores[b]! - scores[a]! || a - b);
   }
-  const n = Math.min(limit, order.length);
-  const out = new Array<EndpointEntry>(n);
-  for (let i = 0; i < n; i++) out[i] = entries[order[i]!]!;
+  const out = new Array<EndpointEntry>(order.length);
+  for (let i = 0; i < order.length; i++) out[i] = entries[order[i]!]!;
   return out;
-}
-
-/**
- * The caller's order (`x-augur-endpoints`), first available first, as the seed's
- * dynamic-routing-off path does; without a caller list, the standard (registration) order.
- */
-export class CallerOrderPicker implements EndpointPicker {
-  readonly name = 'caller-order';
-
-  pick(
-    entries: readonly EndpointEntry[],
-    _scores: Float64Array | undefined,
-    request: PickRequest,
-  ): EndpointEntry[] {
-    const ids = request.candidates;
-    if (!ids) {
-      const sorted = [...entries].sort((a, b) => a.registrationRank - b.registrationRank);
-      return sorted.slice(0, request.limit);
-    }
-    const byId = new Map<string, EndpointEntry>();
-    for (const e of entries) byId.set(e.id, e);
-    const out: EndpointEntry[] = [];
-    for (const id of ids) {
-      const e = byId.get(id);
-      if (e) {
-        out.push(e);
-        byId.delete(id); // a repeated id counts once
-        if (out.length === request.limit) break;
-      }
-    }
-    return out;
-  }
-
-  plan(
-    entries: readonly EndpointEntry[],
-    scores: Float64Array | undefined,
-    request: PickRequest,
-  ): PickPlan {
-    return new FixedPlan(this.pick(entries, scores, { ...request, limit: entries.length }));
-  }
 }

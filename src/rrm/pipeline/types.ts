@@ -1,3 +1,4 @@
+import type { EndpointLoad } from '../endpoint-load.js';
 import type { EndpointEntry } from '../endpoint-table.js';
 
 /** What one request asks of the picker pipeline. */
@@ -7,7 +8,7 @@ export interface PickRequest {
    * for every endpoint of the service.
    */
   readonly candidates: readonly string[] | undefined;
-  /** True: best Load Score first. False: the caller's order (or the standard order). */
+  /** True: routed by the LPS (picked, fallbacks by Load Score). False: the caller's order. */
   readonly dynamic: boolean;
   /** Most endpoints to return: the pick plus its fallbacks (the retry budget). */
   readonly limit: number;
@@ -24,8 +25,9 @@ export interface EndpointFilter {
 }
 
 /**
- * A scorer rates one endpoint for one request. Contract: returns a number in [0,1],
- * higher is better; pure (same inputs, same score) and cheap: it runs per candidate.
+ * A scorer rates one endpoint for one request; the fallbacks of a routed request follow its
+ * scores, best first. Contract: returns a number in [0,1], higher is better; pure (same
+ * inputs, same score) and cheap: it runs per candidate.
  */
 export interface EndpointScorer {
   readonly name: string;
@@ -33,45 +35,31 @@ export interface EndpointScorer {
 }
 
 /**
- * What a picker prepares once per list version and request shape (the router memoises it on
- * the table): the answers it gives, and which one the next request gets. A fixed order has
- * one answer; a rotating picker has one per endpoint that can be first.
+ * The endpoints that may take the requests of one shape (dynamic or not, candidate list) on
+ * one list version, in the order the fallbacks are tried: best score first for a routed
+ * request, the caller's order otherwise. The router builds it once per list version and shape.
  */
-export interface PickPlan {
-  /** How many distinct answers `answer` gives (at most the number of candidates). */
-  readonly variants: number;
-  /** The answer for the next request, in 0..variants-1; advances the plan's rotation, if any. */
-  next(): number;
+export interface CandidateSet {
+  readonly entries: readonly EndpointEntry[];
+  /** What the RRM knows of each entry's requests in flight and latency (same index). */
+  readonly loads: readonly EndpointLoad[];
   /**
-   * Answer `variant`: the pick, then the fallbacks in the order they should be tried, at most
-   * `limit` entries, each at most once. A new array each call (callers may keep it).
+   * The entries' weights as the pickers use them: the LPS's share, floored so that no
+   * candidate is starved (an endpoint without traffic would never show it could take some),
+   * or all equal when the LPS gives none (same index).
    */
-  answer(variant: number, limit: number): EndpointEntry[];
+  readonly weights: readonly number[];
+  /** Running sums of `weights`, for draws in proportion to weight (the last is the total). */
+  readonly cumulativeWeights: readonly number[];
 }
 
 /**
- * A picker orders the filtered endpoints: the first is the pick, the rest are the fallbacks
- * in the order they should be tried. Contract: `pick` returns a new array (callers may keep
- * it), never more than `request.limit` entries, each entry at most once; `plan` returns what
- * successive `pick`s of the same request shape would give, uncut (its `answer` cuts).
+ * A picker chooses the endpoint that takes one request; the others follow as fallbacks in the
+ * candidates' order. It is the one stage that runs per request, in the style of the Gateway
+ * API Inference Extension's picker. Contract: returns an index into `candidates.entries`
+ * (which is never empty); may read the candidates' loads, never changes them.
  */
 export interface EndpointPicker {
   readonly name: string;
-  /** One answer for one request (a rotating picker's first answer). */
-  pick(
-    entries: readonly EndpointEntry[],
-    scores: Float64Array | undefined,
-    request: PickRequest,
-  ): EndpointEntry[];
-  /**
-   * The answers for every request of this shape, for as long as the list version lasts.
-   * `previous` is this shape's plan on the previous list version, if any, for a picker whose
-   * plan has state worth continuing (a rotation).
-   */
-  plan(
-    entries: readonly EndpointEntry[],
-    scores: Float64Array | undefined,
-    request: PickRequest,
-    previous?: PickPlan,
-  ): PickPlan;
+  pick(candidates: CandidateSet, request: PickRequest): number;
 }

@@ -6,6 +6,7 @@ import {
   SmoothWrrPicker,
   WeightedRandomPicker,
 } from './pickers.js';
+import { AugurEnvoyRrmPolicy } from './augur-rrm.js';
 import { PrequalPolicy } from './prequal.js';
 import { UnweightedPolicy, WeightedPolicy } from './weighted.js';
 import { A58Weights, TrueCapacityWeights } from './weights.js';
@@ -83,6 +84,41 @@ export const POLICIES: readonly PolicyEntry[] = [
     description:
       "augur's published weights as locality weights to proxyless grpc-js (@grpc/grpc-js-xds: one locality per endpoint, weighted random between localities)",
     make: (_speed, options) => grpcLocalities('augur-grpc', new AugurScorerWeights(options)),
+  },
+  {
+    name: 'augur-envoy-rrm',
+    group: 'augur',
+    dataPlane: 'envoy-rrm',
+    description:
+      "Envoy + augur's RRM (the shipped Router and picker): the shortest expected delay from the ForecastScorer's weights, the RRM's own in-flight counts and response latencies; one RRM for every proxy, as the shipped bootstrap",
+    make: (_speed, options) =>
+      new AugurEnvoyRrmPolicy('augur-envoy-rrm', {
+        topology: 'shared',
+        weights: () => new AugurScorerWeights(options),
+      }),
+  },
+  {
+    name: 'perfect-reactive-envoy-rrm',
+    group: 'bound',
+    dataPlane: 'envoy-rrm',
+    description:
+      "the RRM's picker over weights = true capacity of the interval that just ended (no measurement error, no foresight)",
+    make: (speed) =>
+      new AugurEnvoyRrmPolicy('perfect-reactive-envoy-rrm', {
+        topology: 'shared',
+        weights: () => new TrueCapacityWeights(speed, 0),
+      }),
+  },
+  {
+    name: 'oracle-envoy-rrm',
+    group: 'bound',
+    dataPlane: 'envoy-rrm',
+    description: "the RRM's picker over weights = true capacity of the interval about to start",
+    make: (speed) =>
+      new AugurEnvoyRrmPolicy('oracle-envoy-rrm', {
+        topology: 'shared',
+        weights: () => new TrueCapacityWeights(speed, 1),
+      }),
   },
   {
     name: 'perfect-reactive-envoy-eds',

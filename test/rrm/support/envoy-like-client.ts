@@ -6,7 +6,8 @@ import { loadEnvoyProtos } from '../../../src/common/envoy-protos.js';
  * loaded by proto-loader (not the server's codec): one Process stream per HTTP request,
  * the request headers (HTTP/2 pseudo-headers included, values in `raw_value`) with the
  * configured request attributes, one answer awaited, then the stream closed the way Envoy
- * closes it when the HTTP request is done (half-close then reset, or a plain reset).
+ * closes it when the HTTP request is done (half-close then reset, or a plain reset); with the
+ * response phase on, the response headers too (`exchangeWithResponse`).
  */
 
 export interface ExtProcAnswer {
@@ -109,6 +110,65 @@ export function exchange(
       if (err.code === grpc.status.CANCELLED && answered) return;
       reject(err);
     });
+    stream.write(requestHeadersMessage(req));
+  });
+}
+
+/** The response of the upstream, as Envoy reports it in ext_proc's response phase. */
+export interface UpstreamResponseLike {
+  status: number;
+  /** The `upstream.address` response attribute (`ip:port`); absent if Envoy sends none. */
+  upstreamAddress?: string;
+}
+
+export function responseHeadersMessage(res: UpstreamResponseLike): Record<string, unknown> {
+  const fields: Record<string, { stringValue: string }> = {};
+  if (res.upstreamAddress !== undefined)
+    fields['upstream.address'] = { stringValue: res.upstreamAddress };
+  return {
+    response_headers: {
+      headers: {
+        headers: [
+          { key: ':status', raw_value: Buffer.from(String(res.status)) },
+          { key: 'content-type', raw_value: Buffer.from('application/json') },
+        ],
+      },
+      end_of_stream: false,
+    },
+    attributes: { 'envoy.filters.http.ext_proc': { fields } },
+  };
+}
+
+/**
+ * One HTTP request's ext_proc conversation with the response phase on (`response_header_mode:
+ * SEND`, `response_attributes: [upstream.address]`): the request headers, their answer, then
+ * — after `beforeResponse` (the request is at the upstream) — the response headers and their
+ * answer; resolves once the server has closed the stream, with both answers and its status.
+ */
+export function exchangeWithResponse(
+  client: ExternalProcessorClient,
+  req: HttpRequestLike,
+  res: UpstreamResponseLike,
+  beforeResponse: (answer: ExtProcAnswer) => void | Promise<void> = () => undefined,
+): Promise<{ request: ExtProcAnswer; response: ExtProcAnswer; status: grpc.status }> {
+  return new Promise((resolve, reject) => {
+    const stream = client.Process();
+    const answers: ExtProcAnswer[] = [];
+    stream.on('data', (answer: ExtProcAnswer) => {
+      answers.push(answer);
+      if (answers.length === 1) {
+        void Promise.resolve(beforeResponse(answer)).then(
+          () => stream.write(responseHeadersMessage(res)),
+          reject,
+        );
+      }
+    });
+    stream.on('status', (s: grpc.StatusObject) => {
+      if (answers.length < 2) return reject(new Error(`closed after ${answers.length} answers`));
+      resolve({ request: answers[0]!, response: answers[1]!, status: s.code });
+      stream.end();
+    });
+    stream.on('error', (err: grpc.ServiceError) => reject(err));
     stream.write(requestHeadersMessage(req));
   });
 }
