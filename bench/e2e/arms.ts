@@ -124,6 +124,8 @@ function staticTarget(targets: ArmTargets): string {
 }
 
 class GrpcArmClient implements ArmClient {
+  private closed = false;
+
   private constructor(private readonly client: grpc.Client) {}
 
   static async open(
@@ -178,6 +180,10 @@ class GrpcArmClient implements ArmClient {
   }
 
   send(work: number, deadlineMs: number, done: (outcome: Outcome) => void): void {
+    if (this.closed) {
+      done(failed('CLIENT_CLOSED'));
+      return;
+    }
     this.client.makeUnaryRequest(
       WORK_METHOD,
       passThrough,
@@ -199,6 +205,7 @@ class GrpcArmClient implements ArmClient {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.client.close();
   }
 }

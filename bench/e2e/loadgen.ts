@@ -72,7 +72,7 @@ export function replay(
     let next = 0;
     const dispatch = (): void => {
       const now = nowMs();
-      while (next < n && t0 + arrivals.atMs[next] <= now) {
+      while (next < n && t0 + arrivals.atMs[next] <= now && !signal?.aborted) {
         const i = next++;
         log.lateMs[i] = now - (t0 + arrivals.atMs[i]);
         clients[arrivals.client[i] % clients.length].send(arrivals.work[i], deadlineMs, (o) =>

@@ -8,10 +8,8 @@ import { ARMS, type ArmName } from './arms.js';
 import { cpuTraces, defaultArrivalTrace, readTraceFile, type TraceSet } from './traces.js';
 
 export interface E2eOptions {
-  /** One configuration per value: seconds per trace step. */
-  steps: number[];
-  /** The agents' monitoring interval, seconds; undefined: the step's. */
-  reportInterval: number | undefined;
+  /** The configurations to run, each a trace step and the agents' interval, seconds. */
+  configs: Array<{ stepSeconds: number; reportInterval: number }>;
   reps: number;
   /** Measured seconds per arm run; undefined: max(30 s, 12 steps). */
   measureSeconds: number | undefined;
@@ -56,18 +54,20 @@ export interface E2eConfig {
 }
 
 export function configsOf(options: E2eOptions): E2eConfig[] {
-  return options.steps.map((step) => ({
-    stepSeconds: step,
-    reportInterval: options.reportInterval ?? step,
-    warmupSeconds: options.warmupSeconds ?? Math.max(15, 4 * step),
-    measureSeconds: options.measureSeconds ?? Math.max(30, 12 * step),
+  return options.configs.map(({ stepSeconds, reportInterval }) => ({
+    stepSeconds,
+    reportInterval,
+    warmupSeconds: options.warmupSeconds ?? Math.max(15, 4 * stepSeconds),
+    measureSeconds: options.measureSeconds ?? Math.max(30, 12 * stepSeconds),
   }));
 }
 
 export const USAGE = `npm run bench:e2e -- [options]
 
-  --steps 1,5              seconds per trace step; one configuration each (default 1,5)
-  --report-interval S      the agents' monitoring interval (default: the step)
+  --configs STEP[/AGENT],...
+                           configurations to run: seconds per trace step, and the agents'
+                           interval (default: the step); default 1,5,5/1 (the last: augur's
+                           default 1 s interval with 5 s steps)
   --reps N                 repetitions; each runs every arm, in a rotating order (default 3)
   --seconds S              measured seconds per arm run (default max(30, 12 steps))
   --warmup S               unmeasured seconds before (default max(15, 4 steps))
@@ -94,8 +94,7 @@ export function parseOptions(argv: readonly string[]): E2eOptions {
     args: [...argv],
     strict: true,
     options: {
-      steps: { type: 'string', default: '1,5' },
-      'report-interval': { type: 'string' },
+      configs: { type: 'string', default: '1,5,5/1' },
       reps: { type: 'string', default: '3' },
       seconds: { type: 'string' },
       warmup: { type: 'string' },
@@ -154,8 +153,15 @@ export function parseOptions(argv: readonly string[]): E2eOptions {
   const serviceTime = num('service-ms', values['service-ms'], 1, 10_000) / 1000;
   const given = values['cpu-trace'] ?? [];
   return {
-    steps: values.steps.split(',').map((s) => num('steps', s, 0.1, 60)),
-    reportInterval: optional('report-interval', values['report-interval'], 0.1, 300),
+    configs: values.configs.split(',').map((c) => {
+      const [step, agent, ...rest] = c.split('/');
+      if (rest.length > 0) throw new Error(`--configs: "${c}" is not STEP or STEP/AGENT`);
+      const stepSeconds = num('configs', step!, 0.1, 60);
+      return {
+        stepSeconds,
+        reportInterval: agent === undefined ? stepSeconds : num('configs', agent, 0.1, 300),
+      };
+    }),
     reps: num('reps', values.reps, 1, 50, true),
     measureSeconds: optional('seconds', values.seconds, 1, 3600),
     warmupSeconds: optional('warmup', values.warmup, 0, 3600),

@@ -107,6 +107,7 @@ export async function runConfig(
           warmupSteps,
           signal,
         );
+        if (signal.aborted) throw new Error('interrupted');
         if (!run) continue;
         runs.push(run);
         progress(

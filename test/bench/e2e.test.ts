@@ -21,7 +21,7 @@ function running(pid: number): boolean {
 describe('bench:e2e harness', () => {
   it('runs two arms end to end over real sockets and stops everything it started', async () => {
     const options = parseOptions([
-      '--steps',
+      '--configs',
       '0.5',
       '--reps',
       '1',
