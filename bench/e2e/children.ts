@@ -32,6 +32,19 @@ export interface ServeChild extends Child {
   extProcAddress: string;
 }
 
+/** A warning or error line as one short line (a pino record's level, message and error), or ''. */
+function condensed(line: string): string {
+  if (!line.startsWith('{')) return /^\s*(\w*Error|at )/.test(line) ? line : '';
+  try {
+    const log = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } };
+    if ((log.level ?? 0) < 40) return '';
+    const level = (log.level ?? 0) >= 50 ? 'error' : 'warn';
+    return `${level}: ${log.msg ?? ''}${log.err?.message ? ` (${log.err.message})` : ''}`;
+  } catch {
+    return line;
+  }
+}
+
 function startChild(name: string, args: string[], env: Record<string, string>): Child {
   const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
     env: { ...process.env, ...env },
@@ -43,10 +56,9 @@ function startChild(name: string, args: string[], env: Record<string, string>): 
       if (line.trim() === '') continue;
       lines.push(line);
       if (lines.length > 40) lines.shift();
-      // Errors and warnings of the children are the user's to see; info lines are not.
-      if (/"level":(40|50|60)|^\s*(Error|TypeError|at )/.test(line)) {
-        process.stderr.write(`[${name}] ${line}\n`);
-      }
+      // Errors and warnings of the children are the user's to see (one line each); info is not.
+      const seen = condensed(line);
+      if (seen) process.stderr.write(`[${name}] ${seen}\n`);
     }
   };
   child.stdout!.on('data', keep);

@@ -57,6 +57,9 @@ export interface ArmRun {
   processes: { harness: ProcessProbe; serve: ProcessProbe; fleet: ProcessProbe };
   /** Requests the arm's clients routed another way than intended, by reason. */
   detours: Record<string, number>;
+  /** Samples the agents sent, and ticks on which they could not read the load, in the window. */
+  agentSamples: number;
+  agentSamplesSkipped: number;
   /** Why this run cannot be trusted, if it cannot. */
   invalid: string | undefined;
 }
@@ -78,6 +81,8 @@ export interface RunRecord {
   backendTimerLateP99Ms: number;
   processes: ArmRun['processes'];
   detours: Record<string, number>;
+  agentSamples: number;
+  agentSamplesSkipped: number;
   /** Send lateness (and backend timer lateness) above this makes a run invalid, ms. */
   lateLimitMs: number;
 }
@@ -149,6 +154,8 @@ export function armFigures(r: RunRecord): ArmRun {
     backendTimerLateP99Ms: r.backendTimerLateP99Ms,
     processes: r.processes,
     detours: r.detours,
+    agentSamples: r.agentSamples,
+    agentSamplesSkipped: r.agentSamplesSkipped,
     invalid,
   };
 }

@@ -73,7 +73,7 @@ export const USAGE = `npm run bench:e2e -- [options]
   --warmup S               unmeasured seconds before (default max(15, 4 steps))
   --arms a,b,...           ${ARMS.join(', ')} (default all)
   --backends N             (default 6)       --workers N     per backend (default 4)
-  --service-ms MS          mean work of a request at full speed (default 50)
+  --service-ms MS          mean work of a request at full speed (default 100)
   --utilisation U          mean fleet utilisation of the load (default 0.7)
   --load trace|constant    arrivals follow NAB's ELB request count, or are constant (default trace)
   --traces nab|bitbrains   background CPU traces (default nab; bitbrains from ../shared)
@@ -101,7 +101,7 @@ export function parseOptions(argv: readonly string[]): E2eOptions {
       arms: { type: 'string', default: ARMS.join(',') },
       backends: { type: 'string', default: '6' },
       workers: { type: 'string', default: '4' },
-      'service-ms': { type: 'string', default: '50' },
+      'service-ms': { type: 'string', default: '100' },
       utilisation: { type: 'string', default: '0.7' },
       load: { type: 'string', default: 'trace' },
       traces: { type: 'string', default: 'nab' },

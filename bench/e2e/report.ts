@@ -72,7 +72,8 @@ export function renderSection(
     '**Where the time goes** (medians over every run, invalid ones included): time in the backend (queue and service) against ' +
       'time outside it (client, proxy, ext_proc, sockets, timers); how late the load generator sent; each ' +
       "process's event-loop lag p99 and CPU (cores) — harness (load generator and clients) / augur serve / " +
-      "fleet; how late the backends' completion timers fired; and, for the xDS arms, how far the published " +
+      "fleet; how late the backends' completion timers fired; agent ticks that could not read the load " +
+      '(skipped samples, out of all ticks); and, for the xDS arms, how far the published ' +
       'shares were from the capacity shares of the same step, and the lag (in steps) at which they match best.',
     '',
     timeTable(result, options.arms),
@@ -177,6 +178,7 @@ function timeTable(result: ConfigResult, arms: readonly ArmName[]): string {
       three((p) => p.lagP99Ms, 0),
       three((p) => p.cpuCores, 2),
       m((r) => r.backendTimerLateP99Ms, 1),
+      `${m((r) => r.agentSamplesSkipped)} of ${m((r) => r.agentSamples + r.agentSamplesSkipped)}`,
       runs.some((r) => r.weightsTvd !== null)
         ? `${m((r) => r.weightsTvd, 3)} (best at lag ${lag ? lag.median.toFixed(0) : '—'})`
         : '—',
@@ -191,6 +193,7 @@ function timeTable(result: ConfigResult, arms: readonly ArmName[]): string {
       'loop lag p99 ms',
       'CPU cores',
       'backend timers late p99 ms',
+      'agent samples skipped',
       'weights vs capacity TVD',
     ],
     rows,
@@ -226,6 +229,10 @@ function invalidLines(result: ConfigResult): string[] {
   const invalid = result.runs.filter((r) => r.invalid);
   const detoured = result.runs.filter((r) => Object.keys(r.detours).length > 0);
   const lines: string[] = [];
+  if (result.errors.length > 0) {
+    lines.push('', 'Runs that could not be measured:');
+    for (const e of result.errors) lines.push(`- rep ${e.rep + 1}, \`${e.arm}\`: ${e.message}`);
+  }
   if (invalid.length > 0) {
     lines.push('', 'Runs left out as invalid:');
     for (const r of invalid) lines.push(`- rep ${r.rep + 1}, \`${r.arm}\`: ${r.invalid}`);

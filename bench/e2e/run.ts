@@ -32,6 +32,8 @@ export interface ConfigResult {
   /** Mean arrival rate over the measured repetitions, requests/s. */
   meanRate: number;
   runs: ArmRun[];
+  /** Arm runs that could not be measured, and why. */
+  errors: Array<{ rep: number; arm: ArmName; message: string }>;
   /** Seconds the configuration took, start to stop. */
   wallSeconds: number;
 }
@@ -88,6 +90,7 @@ export async function runConfig(
     }
 
     const runs: ArmRun[] = [];
+    const errors: ConfigResult['errors'] = [];
     let rateSum = 0;
     for (let rep = 0; rep < options.reps; rep++) {
       const segment = buildSegment(shape, options.startStep + rep * segmentSteps, segmentSteps);
@@ -96,17 +99,28 @@ export async function runConfig(
       const order = options.arms.map((_, i) => options.arms[(i + rep) % options.arms.length]!);
       for (const [position, arm] of order.entries()) {
         if (signal.aborted) throw new Error('interrupted');
-        const run = await runArm(
-          plane,
-          options,
-          arm,
-          rep,
-          position,
-          segment,
-          arrivals,
-          warmupSteps,
-          signal,
-        );
+        let run: ArmRun | undefined;
+        try {
+          run = await runArm(
+            plane,
+            options,
+            arm,
+            rep,
+            position,
+            segment,
+            arrivals,
+            warmupSteps,
+            signal,
+          );
+        } catch (err) {
+          if (signal.aborted) throw new Error('interrupted');
+          // One arm's trouble (say, its clients never became ready) is reported, not fatal.
+          errors.push({ rep, arm, message: (err as Error).message });
+          progress(
+            `${config.stepSeconds} s steps, rep ${rep + 1}, ${arm} failed: ${(err as Error).message}`,
+          );
+          continue;
+        }
         if (signal.aborted) throw new Error('interrupted');
         if (!run) continue;
         runs.push(run);
@@ -122,6 +136,7 @@ export async function runConfig(
       config,
       meanRate: rateSum / options.reps,
       runs,
+      errors,
       wallSeconds: (nowMs() - startedAt) / 1000,
     };
   } finally {
@@ -302,12 +317,19 @@ async function runArm(
       backendTimerLateP99Ms: end.fleet.backends.reduce((a, b) => Math.max(a, b.timerLateP99Ms), 0),
       processes: { harness: end.harness, serve: end.serve, fleet: end.fleet.probe },
       detours,
+      agentSamples: agentTotal(end.fleet, 'ticks') - agentTotal(start.fleet, 'ticks'),
+      agentSamplesSkipped:
+        agentTotal(end.fleet, 'failedTicks') - agentTotal(start.fleet, 'failedTicks'),
       lateLimitMs: options.lateLimitMs,
     });
   } finally {
     signal.removeEventListener('abort', onAbort);
     await Promise.allSettled(clients.map((c) => c.close()));
   }
+}
+
+function agentTotal(stats: FleetStats, key: 'ticks' | 'failedTicks'): number {
+  return stats.agents.reduce((a, x) => a + x[key], 0);
 }
 
 /** At the start of the measured window: every probe reset, the fleet's counters read. */
