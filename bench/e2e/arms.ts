@@ -14,16 +14,17 @@
  *   process-wide one that GRPC_XDS_BOOTSTRAP would give.
  * - augur-rrm: HTTP/1.1 requests through the demo data plane (src/rrm/dataplane.ts), which asks
  *   augur's RRM over ext_proc for every request, as Envoy does, and forwards the request to the
- *   endpoint it names. The data plane is a proxy, like Envoy: the backends answer it over HTTP on
- *   the same port they serve gRPC on. Its per-try timeout is the benchmark's deadline (the other
- *   arms have no retries either; a 2 s per-try timeout would re-send slow requests elsewhere and
- *   hide the tail behind duplicate work).
+ *   endpoint it names. The data plane is a proxy in a process of its own, like Envoy
+ *   (dataplane-host.ts): the backends answer it over HTTP on the same port they serve gRPC on.
+ *   Its per-try timeout is the benchmark's deadline (the other arms have no retries either; a
+ *   2 s per-try timeout would re-send slow requests elsewhere and hide the tail behind duplicate
+ *   work).
  */
 import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'node:http';
-import { pino } from 'pino';
-import { DataPlane } from '../../src/rrm/dataplane.js';
 import { boundService, type BoundKind } from './bounds.js';
+import type { DataPlaneOpen, DataPlaneOpened } from './dataplane-host.js';
+import type { IpcClient } from './ipc.js';
 import { cacheGrpcOrcaProto } from './orca-cache.js';
 import {
   BACKEND_HEADER,
@@ -69,9 +70,11 @@ export interface Outcome {
 
 export interface ArmClient {
   send(work: number, deadlineMs: number, done: (outcome: Outcome) => void): void;
-  /** Why requests went another way than the arm intends (e.g. the RRM not answering), by reason. */
-  detours(): Record<string, number>;
-  close(): Promise<void>;
+  /**
+   * Closes the client; answers the requests that went another way than the arm intends (e.g.
+   * the RRM not answering in time), by reason.
+   */
+  close(): Promise<Record<string, number>>;
 }
 
 export interface ArmTargets {
@@ -83,6 +86,8 @@ export interface ArmTargets {
   extProc: string;
   /** The bounds' ADS. */
   bounds: string;
+  /** The data-plane process (dataplane-host.ts). */
+  dataPlanes: IpcClient;
 }
 
 const passThrough = (b: Buffer): Buffer => b;
@@ -200,48 +205,33 @@ class GrpcArmClient implements ArmClient {
     );
   }
 
-  detours(): Record<string, number> {
-    return {};
-  }
-
-  async close(): Promise<void> {
+  async close(): Promise<Record<string, number>> {
     this.closed = true;
     this.client.close();
+    return {};
   }
 }
 
 class DataPlaneArmClient implements ArmClient {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: Infinity });
-  private readonly detoured: Record<string, number> = {};
-  private dataPlane!: DataPlane;
-  private host = '';
-  private port = 0;
+  private closing: Promise<Record<string, number>> | undefined;
+
+  private constructor(
+    private readonly dataPlanes: IpcClient,
+    private readonly id: number,
+    private readonly host: string,
+    private readonly port: number,
+  ) {}
 
   static async open(targets: ArmTargets, deadlineMs: number): Promise<DataPlaneArmClient> {
-    const c = new DataPlaneArmClient();
-    // The data plane logs (warn) each request it could not route through the RRM.
-    const logger = pino(
-      { level: 'warn' },
-      {
-        write: (line: string) => {
-          const msg = (JSON.parse(line) as { msg?: string }).msg ?? 'warning';
-          c.detoured[msg] = (c.detoured[msg] ?? 0) + 1;
-        },
-      },
-    );
-    c.dataPlane = new DataPlane({
-      listen: '127.0.0.1:0',
-      rrm: targets.extProc,
-      routeName: targets.service,
-      clusterName: targets.service,
-      upstreamTimeoutMs: deadlineMs,
+    const opened = await targets.dataPlanes.call<DataPlaneOpened>('open', {
+      extProc: targets.extProc,
+      service: targets.service,
       fallbackHosts: targets.backends.map((b) => b.address),
-      logger,
-    });
-    const bound = await c.dataPlane.start();
-    c.host = bound.host;
-    c.port = bound.port;
-    return c;
+      upstreamTimeoutMs: deadlineMs,
+    } satisfies DataPlaneOpen);
+    const { hostname, port } = new URL(opened.url);
+    return new DataPlaneArmClient(targets.dataPlanes, opened.id, hostname, Number(port));
   }
 
   send(work: number, deadlineMs: number, done: (outcome: Outcome) => void): void {
@@ -288,13 +278,12 @@ class DataPlaneArmClient implements ArmClient {
     req.end();
   }
 
-  detours(): Record<string, number> {
-    return { ...this.detoured };
-  }
-
-  async close(): Promise<void> {
-    this.agent.destroy();
-    await this.dataPlane.stop();
+  close(): Promise<Record<string, number>> {
+    this.closing ??= (async () => {
+      this.agent.destroy();
+      return this.dataPlanes.call<Record<string, number>>('close', { id: this.id });
+    })();
+    return this.closing;
   }
 }
 

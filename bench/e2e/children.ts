@@ -1,8 +1,8 @@
 /**
- * The two child processes of a run: `augur serve` exactly as a user starts it (with
- * serve-preload.ts, which changes nothing in augur), and the fleet of backends and agents. Both
- * have an IPC channel to the harness; both are stopped with SIGTERM and, if that fails within
- * ten seconds, killed; and both stop themselves if the harness dies.
+ * The child processes of a run: `augur serve` exactly as a user starts it (with
+ * serve-preload.ts, which changes nothing in augur), the fleet of backends and agents, and the
+ * data planes of the augur-rrm arm. Each has an IPC channel to the harness; each is stopped with
+ * SIGTERM and, if that fails within ten seconds, killed; and each stops itself if the harness dies.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { IpcClient } from './ipc.js';
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const SERVE_PRELOAD = new URL('./serve-preload.ts', import.meta.url).href;
 const FLEET = fileURLToPath(new URL('./fleet.ts', import.meta.url));
+const DATA_PLANES = fileURLToPath(new URL('./dataplane-host.ts', import.meta.url));
 
 export interface Child {
   readonly name: string;
@@ -149,4 +150,9 @@ export async function startServe(
 /** The fleet process (bench/e2e/fleet.ts), ready for its `start` message. */
 export function startFleet(): Child {
   return startChild('fleet', [FLEET], {});
+}
+
+/** The data-plane process (bench/e2e/dataplane-host.ts), ready for its `open` messages. */
+export function startDataPlaneHost(): Child {
+  return startChild('data planes', [DATA_PLANES], {});
 }

@@ -54,7 +54,12 @@ export interface ArmRun {
   sendLateMaxMs: number;
   /** Worst p99 lateness of a backend's completion timers. */
   backendTimerLateP99Ms: number;
-  processes: { harness: ProcessProbe; serve: ProcessProbe; fleet: ProcessProbe };
+  processes: {
+    harness: ProcessProbe;
+    serve: ProcessProbe;
+    fleet: ProcessProbe;
+    dataPlanes: ProcessProbe;
+  };
   /** Requests the arm's clients routed another way than intended, by reason. */
   detours: Record<string, number>;
   /** Samples the agents sent, and ticks on which they could not read the load, in the window. */

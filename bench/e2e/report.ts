@@ -72,7 +72,7 @@ export function renderSection(
     '**Where the time goes** (medians over every run, invalid ones included): time in the backend (queue and service) against ' +
       'time outside it (client, proxy, ext_proc, sockets, timers); how late the load generator sent; each ' +
       "process's event-loop lag p99 and CPU (cores) — harness (load generator and clients) / augur serve / " +
-      "fleet; how late the backends' completion timers fired; agent ticks that could not read the load " +
+      "fleet / data planes; how late the backends' completion timers fired; agent ticks that could not read the load " +
       '(skipped samples, out of all ticks); and, for the xDS arms, how far the published ' +
       'shares were from the capacity shares of the same step, and the lag (in steps) at which they match best.',
     '',
@@ -168,6 +168,7 @@ function timeTable(result: ConfigResult, arms: readonly ArmName[]): string {
         med((r) => f(r.processes.harness), digits),
         med((r) => f(r.processes.serve), digits),
         med((r) => f(r.processes.fleet), digits),
+        med((r) => f(r.processes.dataPlanes), digits),
       ].join(' / ');
     const lag = spread(runs.map((r) => r.weightsBestLag?.steps ?? NaN));
     return [

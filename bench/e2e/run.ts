@@ -9,7 +9,13 @@ import { createLogger } from '../../src/common/logger.js';
 import { parseHostPort } from '../../src/common/address.js';
 import { openArmClient, type ArmClient, type ArmName, type ArmTargets } from './arms.js';
 import { BoundsPlane, boundService } from './bounds.js';
-import { startFleet, startServe, type Child, type ServeChild } from './children.js';
+import {
+  startDataPlaneHost,
+  startFleet,
+  startServe,
+  type Child,
+  type ServeChild,
+} from './children.js';
 import { nowMs, sleepUntil, waitFor } from './clock.js';
 import { armFigures, type ArmRun } from './figures.js';
 import type { FleetStarted, FleetStats } from './fleet-protocol.js';
@@ -44,6 +50,7 @@ export type Progress = (line: string) => void;
 interface Plane {
   serve: ServeChild;
   fleet: Child;
+  dataPlanes: Child;
   bounds: BoundsPlane;
   targets: ArmTargets;
   augurWatcher: AssignmentWatcher;
@@ -171,6 +178,8 @@ async function startPlane(
     60_000,
   );
   cleanup.push(() => fleet.ipc.call('stop', {}, 20_000));
+  const dataPlanes = startDataPlaneHost();
+  cleanup.push(() => dataPlanes.stop());
   const endpoints = started.backends.map((b) => ({ id: b.id, ...parseHostPort(b.address) }));
   const bounds = await BoundsPlane.start(SERVICE, endpoints, createLogger('e2e-bounds', 'warn'));
   cleanup.push(() => bounds.stop());
@@ -194,6 +203,7 @@ async function startPlane(
   return {
     serve,
     fleet,
+    dataPlanes,
     bounds,
     augurWatcher,
     boundsWatcher,
@@ -204,6 +214,7 @@ async function startPlane(
       augur: serve.grpcAddress,
       extProc: serve.extProcAddress,
       bounds: bounds.address,
+      dataPlanes: dataPlanes.ipc,
     },
   };
 }
@@ -282,10 +293,9 @@ async function runArm(
     const log = await replay(arrivals, clients, t0, deadlineMs, signal);
     const [start, end] = await Promise.all([atStart, atEnd]);
     const detours: Record<string, number> = {};
-    for (const c of clients) {
-      for (const [why, n] of Object.entries(c.detours())) detours[why] = (detours[why] ?? 0) + n;
+    for (const closed of await Promise.all(clients.splice(0).map((c) => c.close()))) {
+      for (const [why, n] of Object.entries(closed)) detours[why] = (detours[why] ?? 0) + n;
     }
-    await Promise.all(clients.splice(0).map((c) => c.close()));
     plane.bounds.stopFollowing();
     await drain(plane, deadlineMs);
     if (!start || !end || rep < 0) return undefined;
@@ -315,7 +325,12 @@ async function runArm(
       published: xdsService && !watcher.failure ? watcher.between(xdsService, from, to) : undefined,
       reconnects: connections(end.fleet) - connections(start.fleet),
       backendTimerLateP99Ms: end.fleet.backends.reduce((a, b) => Math.max(a, b.timerLateP99Ms), 0),
-      processes: { harness: end.harness, serve: end.serve, fleet: end.fleet.probe },
+      processes: {
+        harness: end.harness,
+        serve: end.serve,
+        fleet: end.fleet.probe,
+        dataPlanes: end.dataPlanes,
+      },
       detours,
       agentSamples: agentTotal(end.fleet, 'ticks') - agentTotal(start.fleet, 'ticks'),
       agentSamplesSkipped:
@@ -340,8 +355,9 @@ async function measureFrom(
 ): Promise<{ fleet: FleetStats }> {
   await sleepUntil(at, signal);
   plane.harnessProbe.reset();
-  const [, , fleet] = await Promise.all([
+  const [, , , fleet] = await Promise.all([
     plane.serve.ipc.call('probe-reset'),
+    plane.dataPlanes.ipc.call('probe-reset'),
     plane.fleet.ipc.call('reset'),
     plane.fleet.ipc.call<FleetStats>('stats'),
   ]);
@@ -353,14 +369,20 @@ async function measureTo(
   plane: Plane,
   at: number,
   signal: AbortSignal,
-): Promise<{ fleet: FleetStats; serve: ProcessProbe; harness: ProcessProbe }> {
+): Promise<{
+  fleet: FleetStats;
+  serve: ProcessProbe;
+  dataPlanes: ProcessProbe;
+  harness: ProcessProbe;
+}> {
   await sleepUntil(at, signal);
   const harness = plane.harnessProbe.read();
-  const [serve, fleet] = await Promise.all([
+  const [serve, dataPlanes, fleet] = await Promise.all([
     plane.serve.ipc.call<ProcessProbe>('probe'),
+    plane.dataPlanes.ipc.call<ProcessProbe>('probe'),
     plane.fleet.ipc.call<FleetStats>('stats'),
   ]);
-  return { fleet, serve, harness };
+  return { fleet, serve, dataPlanes, harness };
 }
 
 /** Waits until no backend holds a request (abandoned ones are skipped as workers free up). */
