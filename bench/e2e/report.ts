@@ -69,6 +69,7 @@ export function renderSection(
     '',
     targetLines(result),
     '',
+    ...readingLines(result),
     '**Where the time goes** (medians over every run, invalid ones included): time in the backend (queue and service) against ' +
       'time outside it (client, proxy, ext_proc, sockets, timers); how late the load generator sent; each ' +
       "process's event-loop lag p99 and CPU (cores) — harness (load generator and clients) / augur serve / " +
@@ -248,4 +249,68 @@ function invalidLines(result: ConfigResult): string[] {
     }
   }
   return lines;
+}
+
+/**
+ * The figures that explain the targets, said in words: how augur's weights compare with the
+ * bounds, how far and how late they follow capacity, what the RRM path spends outside the
+ * backends. Facts from the tables above only; no judgement the figures do not carry.
+ */
+function readingLines(result: ConfigResult): string[] {
+  const median = (arm: ArmName, f: (r: ArmRun) => number | null) =>
+    spread(
+      validRuns(result.runs, arm)
+        .map(f)
+        .filter((x): x is number => x !== null),
+    )?.median;
+  const p99 = (arm: ArmName) => median(arm, (r) => r.p99.ms);
+  const ratio = (a: ArmName, b: ArmName) => {
+    const x = p99(a);
+    const y = p99(b);
+    return x !== undefined && y !== undefined && y > 0 ? `${(x / y).toFixed(2)}×` : undefined;
+  };
+  const out: string[] = [];
+  const xds = p99('augur-xds');
+  if (xds !== undefined) {
+    const against = (
+      [
+        ['wrr-orca', "WRR+ORCA's"],
+        ['round-robin', "round robin's"],
+        ['perfect-reactive', "perfect-reactive's"],
+        ['oracle', "the oracle's"],
+      ] as const
+    )
+      .map(([arm, name]) => (ratio('augur-xds', arm) ? `${ratio('augur-xds', arm)} ${name}` : ''))
+      .filter(Boolean);
+    const tvd = (arm: ArmName) => median(arm, (r) => r.weightsTvd)?.toFixed(3) ?? '—';
+    const lag = (arm: ArmName) => median(arm, (r) => r.weightsBestLag?.steps ?? null);
+    const bestLag = lag('augur-xds');
+    out.push(
+      `Reading: augur's xDS weights gave p99 ${xds.toFixed(0)} ms (medians of the arms: ` +
+        `${against.join(', ')}). The shares it published were ${tvd('augur-xds')} (TVD) from the ` +
+        `true capacity shares of the same step (perfect-reactive ${tvd('perfect-reactive')}, oracle ` +
+        `${tvd('oracle')}), and closest to the capacity of ${bestLag ?? '—'} step(s) before ` +
+        `(perfect-reactive ${lag('perfect-reactive') ?? '—'}, oracle ${lag('oracle') ?? '—'}). ` +
+        `Its clients got ${median('augur-xds', (r) => r.pushes)?.toFixed(0) ?? '—'} weight updates per ` +
+        `run and opened ${median('augur-xds', (r) => r.reconnects)?.toFixed(0) ?? '—'} connections to ` +
+        `the backends (grpc-js-xds reconnects to every backend on each locality-weight update).`,
+    );
+  }
+  const rrm = p99('augur-rrm');
+  if (rrm !== undefined) {
+    const outside = (arm: ArmName) => median(arm, (r) => r.outsideP99Ms)?.toFixed(0) ?? '—';
+    out.push(
+      `augur's RRM path gave p99 ${rrm.toFixed(0)} ms${ratio('augur-rrm', 'augur-xds') ? ` (${ratio('augur-rrm', 'augur-xds')} augur's xDS weights)` : ''}; ` +
+        `time outside the backends (data plane, ext_proc, sockets) was ${outside('augur-rrm')} ms at p99, ` +
+        `against ${outside('augur-xds')} ms for the xDS arm and ${outside('round-robin')} ms for round robin.`,
+    );
+  }
+  const invalid = result.runs.filter((r) => r.invalid).length;
+  if (invalid > 0) {
+    out.push(
+      `${invalid} of ${result.runs.length} runs were invalid (listed below) and are left out of the ` +
+        `medians and ratios: the machine, not the arms, was slow then.`,
+    );
+  }
+  return out.length ? [out.join(' '), ''] : [];
 }
