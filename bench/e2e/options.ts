@@ -6,8 +6,15 @@ import { parseArgs } from 'node:util';
 import type { Trace } from '../../src/sim/traces.js';
 import { ARMS, type ArmName } from './arms.js';
 import { cpuTraces, defaultArrivalTrace, readTraceFile, type TraceSet } from './traces.js';
+import type { WorkloadShape } from './workload.js';
 
-export interface E2eOptions {
+/** The world's shape (see WorkloadShape); the step and the arrival trace are set per run. */
+type WorldOptions = Pick<
+  WorkloadShape,
+  'backends' | 'workers' | 'serviceTime' | 'utilisation' | 'peakUtilisation' | 'maxBackground'
+>;
+
+export interface E2eOptions extends WorldOptions {
   /** The configurations to run, each a trace step and the agents' interval, seconds. */
   configs: Array<{ stepSeconds: number; reportInterval: number }>;
   reps: number;
@@ -16,13 +23,6 @@ export interface E2eOptions {
   /** Warm-up seconds per arm run (not measured); undefined: max(15 s, 4 steps). */
   warmupSeconds: number | undefined;
   arms: ArmName[];
-  backends: number;
-  workers: number;
-  /** Mean work of a request, seconds at full speed. */
-  serviceTime: number;
-  utilisation: number;
-  peakUtilisation: number;
-  maxBackground: number;
   /** Arrivals follow the request-count trace, or are constant. */
   load: 'trace' | 'constant';
   traceSet: TraceSet;
