@@ -239,6 +239,16 @@ function invalidLines(result: ConfigResult): string[] {
     lines.push('', 'Runs left out as invalid:');
     for (const r of invalid) lines.push(`- rep ${r.rep + 1}, \`${r.arm}\`: ${r.invalid}`);
   }
+  const failing = result.runs.filter((r) => r.failed > 0);
+  if (failing.length > 0) {
+    lines.push('', 'Failed requests by kind (counted in the percentiles at the deadline):');
+    for (const r of failing) {
+      const what = Object.entries(r.failures)
+        .map(([code, n]) => `${n} × ${code}`)
+        .join(', ');
+      lines.push(`- rep ${r.rep + 1}, \`${r.arm}\`: ${what} (of ${r.requests})`);
+    }
+  }
   if (detoured.length > 0) {
     lines.push('', 'Requests that went another way than the arm intends:');
     for (const r of detoured) {
@@ -299,10 +309,20 @@ function readingLines(result: ConfigResult): string[] {
   const rrm = p99('augur-rrm');
   if (rrm !== undefined) {
     const outside = (arm: ArmName) => median(arm, (r) => r.outsideP99Ms)?.toFixed(0) ?? '—';
+    const fellBack = median('augur-rrm', (r) =>
+      r.requests > 0 ? Object.values(r.detours).reduce((a, n) => a + n, 0) / r.requests : null,
+    );
+    const planeLag = median('augur-rrm', (r) => r.processes.dataPlanes.lagP99Ms);
     out.push(
       `augur's RRM path gave p99 ${rrm.toFixed(0)} ms${ratio('augur-rrm', 'augur-xds') ? ` (${ratio('augur-rrm', 'augur-xds')} augur's xDS weights)` : ''}; ` +
         `time outside the backends (data plane, ext_proc, sockets) was ${outside('augur-rrm')} ms at p99, ` +
-        `against ${outside('augur-xds')} ms for the xDS arm and ${outside('round-robin')} ms for round robin.`,
+        `against ${outside('augur-xds')} ms for the xDS arm and ${outside('round-robin')} ms for round robin` +
+        (fellBack
+          ? `; ${(fellBack * 100).toFixed(1)} % of its requests were not routed by the RRM (the ext_proc ` +
+            `exchange failed or outlasted the data plane's 200 ms message timeout, and the data plane fell ` +
+            `back to round robin, as Envoy with failure_mode_allow does), with the data-plane ` +
+            `process's event loop ${planeLag?.toFixed(0) ?? '—'} ms late at p99.`
+          : '.'),
     );
   }
   const invalid = result.runs.filter((r) => r.invalid).length;
