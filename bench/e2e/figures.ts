@@ -34,7 +34,7 @@ export interface ArmRun {
   failures: Record<string, number>;
   /** Mean over measured steps of the distance between traffic shares and capacity shares. */
   trafficTvd: number;
-  /** What that distance would be from sampling alone, with traffic exactly ∝ capacity. */
+  /** That distance for requests picked at random ∝ capacity (a rotation can go below it). */
   trafficTvdFloor: number;
   /** Weight updates the arm's clients were sent in the measured window (xDS arms). */
   pushes: number | null;
@@ -174,9 +174,9 @@ function measuredSteps(r: RunRecord, stepMs: number): number[] {
 
 /**
  * Per measured step, the distance between where requests went (by planned send time) and each
- * backend's capacity share; and the same distance for traffic drawn exactly ∝ capacity with the
- * same number of requests (its mean over 40 draws): the part of the distance that is only
- * sampling noise.
+ * backend's capacity share; and the same distance for the same number of requests each drawn at
+ * random ∝ capacity (its mean over 40 draws): what weighted random picking with perfect weights
+ * would show. A deterministic rotation has less noise and can go below it.
  */
 function trafficDistance(
   r: RunRecord,

@@ -58,7 +58,8 @@ export function renderSection(
       `percentiles at the deadline (${options.deadlineSeconds * 1000} ms); † marks a median that falls on ` +
       `failures. Traffic TVD: per measured step, the total variation distance between each backend's ` +
       `share of the requests and its share of the true capacity, averaged over steps; the floor beside it ` +
-      `is what sampling alone gives with traffic exactly ∝ capacity. Pushes: weight updates the arm's ` +
+      `is what picking each request at random in proportion to capacity would give (weighted random, ` +
+      `as grpc-js-xds picks localities; a deterministic rotation can go below it). Pushes: weight updates the arm's ` +
       `clients were sent (xDS arms). Connections opened: to the backends during the measured window ` +
       `(gRPC; for augur-rrm the data planes' HTTP connections): reconnects, the churn weight updates ` +
       `cause. A run is invalid when the load generator sent its requests, or the backends' timers ` +

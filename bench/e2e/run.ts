@@ -22,7 +22,7 @@ import type { FleetStarted, FleetStats } from './fleet-protocol.js';
 import { replay } from './loadgen.js';
 import { AssignmentWatcher } from './observe.js';
 import type { E2eConfig, E2eOptions } from './options.js';
-import { createProbe, type ProcessProbe } from './process-probe.js';
+import { createProbe, type Probe, type ProcessProbe } from './process-probe.js';
 import {
   buildSegment,
   poissonArrivals,
@@ -55,7 +55,7 @@ interface Plane {
   targets: ArmTargets;
   augurWatcher: AssignmentWatcher;
   boundsWatcher: AssignmentWatcher;
-  harnessProbe: ReturnType<typeof createProbe>;
+  harnessProbe: Probe;
 }
 
 export async function runConfig(
