@@ -8,7 +8,7 @@ import { ARM_DESCRIPTIONS, type ArmName } from './arms.js';
 import type { ArmRun } from './figures.js';
 import type { E2eOptions } from './options.js';
 import type { ConfigResult } from './run.js';
-import { evaluateTargets, spread, validRuns, type Spread } from './summary.js';
+import { evaluateTargets, p99Ratios, spread, validRuns, type Spread } from './summary.js';
 
 export function sectionTitle(result: ConfigResult): string {
   const c = result.config;
@@ -275,10 +275,10 @@ function readingLines(result: ConfigResult): string[] {
         .filter((x): x is number => x !== null),
     )?.median;
   const p99 = (arm: ArmName) => median(arm, (r) => r.p99.ms);
+  // Within each repetition, then the median: as the targets are taken.
   const ratio = (a: ArmName, b: ArmName) => {
-    const x = p99(a);
-    const y = p99(b);
-    return x !== undefined && y !== undefined && y > 0 ? `${(x / y).toFixed(2)}×` : undefined;
+    const r = spread(p99Ratios(result.runs, a, b));
+    return r ? `${r.median.toFixed(2)}×` : undefined;
   };
   const out: string[] = [];
   const xds = p99('augur-xds');
@@ -297,7 +297,7 @@ function readingLines(result: ConfigResult): string[] {
     const lag = (arm: ArmName) => median(arm, (r) => r.weightsBestLag?.steps ?? null);
     const bestLag = lag('augur-xds');
     out.push(
-      `Reading: augur's xDS weights gave p99 ${xds.toFixed(0)} ms (medians of the arms: ` +
+      `Reading: augur's xDS weights gave p99 ${xds.toFixed(0)} ms (median; the median of its ratio within each repetition: ` +
         `${against.join(', ')}). The shares it published were ${tvd('augur-xds')} (TVD) from the ` +
         `true capacity shares of the same step (perfect-reactive ${tvd('perfect-reactive')}, oracle ` +
         `${tvd('oracle')}), and closest to the capacity of ${bestLag ?? '—'} step(s) before ` +

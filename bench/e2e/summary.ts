@@ -67,13 +67,7 @@ export interface TargetResult extends Target {
 
 export function evaluateTargets(result: ConfigResult): TargetResult[] {
   return targetsFor(result.config.stepSeconds).map((t) => {
-    const ratios: number[] = [];
-    const reps = new Set(result.runs.map((r) => r.rep));
-    for (const rep of reps) {
-      const a = validRun(result.runs, t.numerator, rep);
-      const b = validRun(result.runs, t.denominator, rep);
-      if (a && b && b.p99.ms > 0) ratios.push(a.p99.ms / b.p99.ms);
-    }
+    const ratios = p99Ratios(result.runs, t.numerator, t.denominator);
     const s = spread(ratios);
     return {
       ...t,
@@ -83,6 +77,17 @@ export function evaluateTargets(result: ConfigResult): TargetResult[] {
       metEveryRep: s && t.atMost !== undefined ? s.max <= t.atMost : undefined,
     };
   });
+}
+
+/** p99 of `a` over p99 of `b`, per repetition in which both ran validly. */
+export function p99Ratios(runs: readonly ArmRun[], a: ArmName, b: ArmName): number[] {
+  const ratios: number[] = [];
+  for (const rep of new Set(runs.map((r) => r.rep))) {
+    const x = validRun(runs, a, rep);
+    const y = validRun(runs, b, rep);
+    if (x && y && y.p99.ms > 0) ratios.push(x.p99.ms / y.p99.ms);
+  }
+  return ratios;
 }
 
 function validRun(runs: readonly ArmRun[], arm: ArmName, rep: number): ArmRun | undefined {
