@@ -1,0 +1,67 @@
+/**
+ * What a benchmark request and its answer carry, on gRPC and on HTTP. A request names its work
+ * (seconds at full speed, drawn by the load generator so that every arm replays the same work);
+ * the answer names the backend and how long the request queued and was served there, so the
+ * harness can tell the time spent in backends from the time spent getting there.
+ */
+import type * as grpc from '@grpc/grpc-js';
+
+export const WORK_METHOD = '/augur.bench.e2e.Backend/Work';
+export const WORK_PATH = '/work';
+export const WORK_HEADER = 'x-work-seconds';
+export const BACKEND_HEADER = 'x-backend';
+export const QUEUE_HEADER = 'x-queue-ms';
+export const SERVICE_HEADER = 'x-service-ms';
+
+export interface WorkDone {
+  backend: number;
+  queueMs: number;
+  serviceMs: number;
+}
+
+const passThrough = (b: Buffer): Buffer => b;
+
+/** The backend's one method, with raw bytes both ways. */
+export const workService: grpc.ServiceDefinition = {
+  Work: {
+    path: WORK_METHOD,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: passThrough,
+    requestDeserialize: passThrough,
+    responseSerialize: passThrough,
+    responseDeserialize: passThrough,
+  },
+};
+
+export function encodeWork(seconds: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeDoubleLE(seconds, 0);
+  return b;
+}
+
+export function decodeWork(b: Buffer): number {
+  if (b.length !== 8) throw new Error(`a work request is 8 bytes, got ${b.length}`);
+  return checkWork(b.readDoubleLE(0));
+}
+
+/** A request's work, seconds at full speed: a number in [0, 3600). */
+export function checkWork(seconds: number): number {
+  if (!(seconds >= 0 && seconds < 3600)) {
+    throw new Error(`work must be seconds in [0, 3600), got ${seconds}`);
+  }
+  return seconds;
+}
+
+export function encodeDone(done: WorkDone): Buffer {
+  const b = Buffer.allocUnsafe(9);
+  b.writeUInt8(done.backend, 0);
+  b.writeFloatLE(done.queueMs, 1);
+  b.writeFloatLE(done.serviceMs, 5);
+  return b;
+}
+
+export function decodeDone(b: Buffer): WorkDone {
+  if (b.length !== 9) throw new Error(`a work answer is 9 bytes, got ${b.length}`);
+  return { backend: b.readUInt8(0), queueMs: b.readFloatLE(1), serviceMs: b.readFloatLE(5) };
+}
