@@ -9,7 +9,6 @@
  * Both as the routing simulator defines them (src/sim/policies/weights.ts, TrueCapacityWeights).
  */
 import { GrpcHost } from '../../src/common/grpc-host.js';
-import { loadEnvoyProtos } from '../../src/common/envoy-protos.js';
 import { formatHostPort } from '../../src/common/address.js';
 import type { Logger } from '../../src/common/logger.js';
 import { EndpointState } from '../../src/gen/augur/v1/common.js';
@@ -104,7 +103,6 @@ export class BoundsPlane {
     const xds = new Xds({
       config: defaultXdsConfig(),
       source,
-      root: loadEnvoyProtos().root,
       logger,
     });
     xds.register((name, definition, impl) => host.addService(name, definition, impl));

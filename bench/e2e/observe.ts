@@ -5,7 +5,6 @@
  * gRPC clients read it (the locality weights). It counts the weight updates each arm's clients
  * were sent and lets the report compare published shares with the true capacity.
  */
-import { loadEnvoyProtos } from '../../src/common/envoy-protos.js';
 import { RawAdsClient } from '../../src/xds/ads-client.js';
 import { TypeUrl } from '../../src/xds/types.js';
 import { nowMs } from './clock.js';
@@ -20,7 +19,8 @@ export interface PublishedShares {
 interface Cla {
   cluster_name?: string;
   endpoints?: Array<{
-    load_balancing_weight?: { value?: number };
+    // proto3 JSON: a UInt32Value wrapper is a plain number.
+    load_balancing_weight?: number;
     lb_endpoints?: Array<{
       endpoint?: { address?: { socket_address?: { port_value?: number } } };
     }>;
@@ -41,7 +41,7 @@ export class AssignmentWatcher {
     /** Backend index by port. */
     private readonly backendOfPort: ReadonlyMap<number, number>,
   ) {
-    this.client = new RawAdsClient(address, loadEnvoyProtos().root);
+    this.client = new RawAdsClient(address);
     this.client.send({
       node: { id: `e2e-observer-${process.pid}`, user_agent_name: 'augur bench:e2e observer' },
       type_url: TypeUrl.ClusterLoadAssignment,
@@ -95,7 +95,7 @@ export class AssignmentWatcher {
         if (!cla.cluster_name) continue;
         const shares = new Float64Array(this.backendOfPort.size);
         for (const locality of cla.endpoints ?? []) {
-          const weight = locality.load_balancing_weight?.value ?? 0;
+          const weight = locality.load_balancing_weight ?? 0;
           for (const lb of locality.lb_endpoints ?? []) {
             const port = lb.endpoint?.address?.socket_address?.port_value ?? -1;
             const backend = this.backendOfPort.get(port);
