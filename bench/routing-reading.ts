@@ -41,8 +41,33 @@ export function routingReading(results: readonly ScenarioSummary[]): string {
   const falseCuts = (s: ScenarioSummary | undefined, p: string) =>
     s ? `${((get(s, p)?.falseRate.median ?? NaN) * 100).toFixed(0)} %` : '-';
   const prequalWins = results.filter((s) => p99(s, 'prequal') < p99(s, 'augur-envoy-eds'));
+  const rrmVsPrequal = (s: ScenarioSummary) => target(s, 'augur-envoy-rrm', 'prequal');
+  const rrmVsP2c = (s: ScenarioSummary) => target(s, 'augur-envoy-rrm', 'p2c');
+  const rrmMet = results.filter((s) => rrmVsPrequal(s)?.met && rrmVsP2c(s)?.met);
+  const rrmMissed = results.filter(
+    (s) => rrmVsPrequal(s)?.met === false || rrmVsP2c(s)?.met === false,
+  );
+  const rrmRan = results.filter((s) => rrmVsPrequal(s) !== undefined);
+  const rrmVsPerfect = median(
+    results.map((s) => ratio(s, 'augur-envoy-rrm', 'perfect-reactive-envoy-rrm')),
+  );
+  const rrmVsOracle = median(results.map((s) => ratio(s, 'augur-envoy-rrm', 'oracle-envoy-rrm')));
+  const rrmCell = (s: ScenarioSummary) =>
+    `${s.scenario} ${x(rrmVsPrequal(s)?.value.median ?? NaN)} Prequal / ${x(rrmVsP2c(s)?.value.median ?? NaN)} P2C`;
 
   return `### Reading
+
+**Envoy with augur's RRM picking per request (\`augur-envoy-rrm\`, the shipped default path):
+both targets (≤ Prequal's p99 and ≤ 0.8× P2C's) are met in ${rrmMet.length} of ${rrmRan.length}
+scenarios** (${list(rrmMet.map(rrmCell))}), and missed in ${list(rrmMissed.map(rrmCell))}. The RRM
+sees every request it routed and its response headers, so it knows each endpoint's requests in
+flight and latency without probes; it draws candidates by the forecast weights and sends the
+request to the one with the shortest expected delay. Against the same picker fed the true capacity
+of the interval just ended it is at a median of ${x(rrmVsPerfect)} (${vsPerfect('augur-envoy-rrm', 'perfect-reactive-envoy-rrm')}),
+and against the true capacity of the interval ahead at ${x(rrmVsOracle)}: with in-band signals the
+weights only pick the candidates, so the forecast matters less here than for the weight-only paths
+below, and Prequal loses because it has no capacity prior between probes of equal queues.
+${rrmMissed.length ? `Where it misses, the oracle's weights under the same picker are at ${list(rrmMissed.map((s) => `${s.scenario} ${x(ratio(s, 'oracle-envoy-rrm', 'prequal'))} Prequal / ${x(ratio(s, 'oracle-envoy-rrm', 'p2c'))} P2C`))}: what is left there is not the forecast.` : ''}
 
 **Envoy with augur's EDS weights (\`augur-envoy-eds\`): the target (≤ 0.85× P2C's p99) is met in
 ${edsMet.length} of ${results.length} scenarios** (${list(edsMet.map((s) => `${s.scenario} ${x(target(s, 'augur-envoy-eds', 'p2c')!.value.median)}`))})

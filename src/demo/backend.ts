@@ -142,13 +142,13 @@ export class DemoBackend {
     }
     const serviceMs = 1000 / (this.options.capacityRps * (1 - this.backgroundNow()));
     const isProbe = req.url === '/healthz';
-    if (!isProbe) {
-      this.nextFreeMs = now + wait + serviceMs;
-      this.busyMs += serviceMs;
-    }
+    if (!isProbe) this.nextFreeMs = now + wait + serviceMs;
     const delay = wait + (isProbe ? 0 : serviceMs);
     setTimeout(() => {
       if (!isProbe) {
+        // Its CPU is booked with its completion, so a sample's own CPU and its completed
+        // requests cover the same requests (the LPS divides one by the other).
+        this.busyMs += serviceMs;
         this.served++;
         this.latencySum += (performance.now() - now) / 1000;
       }

@@ -214,7 +214,8 @@ describe('augur agent with an HTTP load source', () => {
     expect(served.processCpu).toBeGreaterThan(0);
     expect(served.processCpu).toBeLessThanOrEqual(served.cpu);
     expect(served.latencySum).toBeGreaterThan(0);
-    expect(served.span).toBeGreaterThan(0.05);
+    // The time since the previous sample: short when a slow read was followed by a quick one.
+    expect(served.span).toBeGreaterThan(0);
     expect(served.span).toBeLessThan(5);
     const latest = store.get('demo-b1')!.series.latest()!;
     expect(Number.isFinite(latest.completed)).toBe(true);

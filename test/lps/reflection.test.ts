@@ -112,6 +112,7 @@ describe('the descriptor index', () => {
       'augur/v1/telemetry.proto',
       'google/protobuf/duration.proto',
       'google/protobuf/timestamp.proto',
+      'google/protobuf/wrappers.proto',
     ]);
   });
 
