@@ -15,6 +15,7 @@ const INTEGRATION = [
   'test/agent/cli.test.ts',
   'test/agent/probe.test.ts',
   'test/agent/reporter-parts.test.ts',
+  'test/common/lifecycle.test.ts',
   'test/common/shared-response.test.ts',
   'test/dashboard/browser.test.ts',
   'test/dashboard/verdicts.test.ts',

@@ -2,13 +2,27 @@ import type { Logger } from './logger.js';
 
 /**
  * Runs `stop` once on SIGTERM or SIGINT, then exits 0 (1 if stopping failed).
- * A second signal exits at once.
+ *
+ * One Ctrl-C often arrives more than once: the terminal sends it to the whole foreground
+ * group, and the wrappers in that group (`npm start`, `tsx`) pass it on to their child
+ * again. A repeat within `repeatGraceMs` of the first is that same Ctrl-C and is ignored,
+ * so a clean stop (which saves the learned state) is not cut short; a signal after that
+ * is the user asking again, and exits at once.
  */
-export function stopOnSignals(logger: Logger, stop: () => Promise<void>): void {
-  let stopping = false;
+export function stopOnSignals(
+  logger: Logger,
+  stop: () => Promise<void>,
+  { repeatGraceMs = 2000 }: { repeatGraceMs?: number } = {},
+): void {
+  let firstAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(1);
-    stopping = true;
+    if (firstAt !== undefined) {
+      if (performance.now() - firstAt < repeatGraceMs) return;
+      logger.warn({ signal }, 'signalled again while stopping: exiting at once');
+      exitAfterFlush(logger, 1);
+      return;
+    }
+    firstAt = performance.now();
     logger.info({ signal }, 'shutting down');
     stop().then(
       () => {
