@@ -55,7 +55,9 @@ describe('bench:e2e harness', () => {
       // 50 requests or more are planned in the measured window whatever the trace does.
       expect(run.requests).toBeGreaterThan(10);
       // A 10 s deadline is not reached in a 3 s run at 0.4 utilisation: nothing fails.
-      expect(run.failures).toEqual({});
+      expect(run.failures, `${run.arm}, data-plane detours ${JSON.stringify(run.detours)}`).toEqual(
+        {},
+      );
       expect(run.p50.ms).toBeGreaterThan(0);
       expect(run.p99.ms).toBeGreaterThanOrEqual(run.p50.ms);
       expect(run.p999.ms).toBeGreaterThanOrEqual(run.p99.ms);

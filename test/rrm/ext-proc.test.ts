@@ -233,10 +233,17 @@ describe.each<Transport>(['grpc-js, the gRPC address', 'node:http2, rrm.extProcL
 
     it('answers 503 when no candidate may take the request', async () => {
       const r = immediate(
-        await exchange(client, { headers: { 'x-augur-endpoints': 'shop-sick,shop-silent,nope' } }),
+        await exchange(client, { headers: { 'x-augur-endpoints': 'shop-sick,nope' } }),
       );
       expect(r.status).toBe(503);
-      expect(r.body).toMatch(/none of the 3 endpoints in x-augur-endpoints/);
+      expect(r.body).toMatch(/none of the 2 endpoints in x-augur-endpoints/);
+    });
+
+    it('routes to a stale endpoint when no candidate is fresh, never to a failing one', async () => {
+      const r = await exchange(client, {
+        headers: { 'x-augur-endpoints': 'shop-sick,shop-silent,nope' },
+      });
+      expect(metadataEndpoints(r)).toBe('10.0.0.6:8080');
     });
 
     it('answers 503 for a service without endpoints', async () => {

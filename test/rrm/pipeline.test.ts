@@ -104,6 +104,15 @@ describe('filters', () => {
     expect(f.filter(entries).map((e) => e.id)).toEqual(['a', 'b']);
   });
 
+  it('fresh keeps the stale ones when none is fresh (panic: none is known to be down)', () => {
+    const f = new FreshFilter(10);
+    const silent = [entry('c', 0.4, { state: STALE }), entry('d', 0.3, { stalenessSeconds: 30 })];
+    expect(f.filter(silent).map((e) => e.id)).toEqual(['c', 'd']);
+    // Health still counts: a failing endpoint is not brought back by the panic.
+    const mixed = [entry('x', 1, { state: FAILING }), ...silent];
+    expect(f.filter(new HealthyFilter().filter(mixed)).map((e) => e.id)).toEqual(['c', 'd']);
+  });
+
   it('returns the same array when it keeps everything (no allocation on the common path)', () => {
     const healthy = [entry('a', 1), entry('b', 1)];
     expect(new HealthyFilter().filter(healthy)).toBe(healthy);
@@ -189,7 +198,9 @@ describe('pipelines', () => {
         .run(t, req({ limit: 3, dynamic: false, candidates: ['a', 'b', 'e', 'c'] }))
         .map((e) => e.id),
     ).toEqual(['a', 'e', 'c']);
-    expect(p.run(t, req({ candidates: ['b', 'd'] }))).toEqual([]);
+    // failing and silent: only the silent one, as none is fresh
+    expect(p.run(t, req({ candidates: ['b', 'd'] })).map((e) => e.id)).toEqual(['d']);
+    expect(p.run(t, req({ candidates: ['b', 'x'] }))).toEqual([]);
     // a repeated id counts once
     expect(
       p.run(t, req({ limit: 5, dynamic: false, candidates: ['c', 'a', 'c'] })).map((e) => e.id),

@@ -35,7 +35,14 @@ export class HealthyFilter implements EndpointFilter {
   }
 }
 
-/** Drops endpoints whose agent had been silent longer than `maxStalenessSeconds` (or marked stale). */
+/**
+ * Drops endpoints whose agent had been silent longer than `maxStalenessSeconds` (or marked
+ * stale), unless that would drop every one: when augur has heard nothing recent from any
+ * candidate (the LPS just restarted and its agents are reconnecting, or they are cut off from
+ * it), none of them is known to be down, so they all stay, as Envoy's load balancer ignores
+ * health below its panic threshold; failing every request instead would turn a control-plane
+ * hiccup into an outage.
+ */
 export class FreshFilter implements EndpointFilter {
   readonly name = 'fresh';
   private readonly maxStalenessSeconds: number;
@@ -46,10 +53,11 @@ export class FreshFilter implements EndpointFilter {
 
   filter(entries: readonly EndpointEntry[]): readonly EndpointEntry[] {
     const max = this.maxStalenessSeconds;
-    return keepIf(
+    const fresh = keepIf(
       entries,
       (e) => e.state !== EndpointState.ENDPOINT_STATE_STALE && e.stalenessSeconds <= max,
     );
+    return fresh.length > 0 ? fresh : entries;
   }
 }
 
