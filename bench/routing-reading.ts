@@ -64,9 +64,12 @@ sees every request it routed and its response headers, so it knows each endpoint
 flight and latency without probes; it draws candidates by the forecast weights and sends the
 request to the one with the shortest expected delay. Against the same picker fed the true capacity
 of the interval just ended it is at a median of ${x(rrmVsPerfect)} (${vsPerfect('augur-envoy-rrm', 'perfect-reactive-envoy-rrm')}),
-and against the true capacity of the interval ahead at ${x(rrmVsOracle)}: with in-band signals the
-weights only pick the candidates, so the forecast matters less here than for the weight-only paths
-below, and Prequal loses because it has no capacity prior between probes of equal queues.
+and against the true capacity of the interval ahead at ${x(rrmVsOracle)}: on this path the forecast
+buys nothing measurable (perfect knowledge of the coming interval would not either), because the
+in-band counts see a capacity change within a few requests. What beats Prequal is the capacity
+prior: Prequal (as simulated) ranks endpoints by requests in flight and latency alone, while the
+RRM divides each endpoint's queue by its estimated capacity, so a slow endpoint with a short
+queue is not taken for a free one. That reading is ours; no ablation here isolates it.
 ${rrmMissed.length ? `Where it misses, the oracle's weights under the same picker are at ${list(rrmMissed.map((s) => `${s.scenario} ${x(ratio(s, 'oracle-envoy-rrm', 'prequal'))} Prequal / ${x(ratio(s, 'oracle-envoy-rrm', 'p2c'))} P2C`))}: what is left there is not the forecast.` : ''}
 
 **Envoy with augur's EDS weights (\`augur-envoy-eds\`): the target (≤ 0.85× P2C's p99) is met in
