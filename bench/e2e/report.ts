@@ -140,7 +140,15 @@ function armTable(result: ConfigResult, arms: readonly ArmName[], deadlineMs: nu
 function targetLines(result: ConfigResult): string {
   const rows = evaluateTargets(result).map((t) => [
     `${t.name} (\`${t.numerator}\` / \`${t.denominator}\`)`,
-    fmt(t.spread, 2),
+    // Three decimals where two would round onto the target and hide which side it is on.
+    fmt(
+      t.spread,
+      t.atMost !== undefined &&
+        t.spread !== undefined &&
+        t.spread.median.toFixed(2) === t.atMost.toFixed(2)
+        ? 3
+        : 2,
+    ),
     t.atMost === undefined ? 'none at this step' : `≤ ${t.atMost.toFixed(2)}`,
     t.met === undefined
       ? '—'

@@ -21,12 +21,43 @@ export type RejectionCode =
   | 'BATCH_TOO_LARGE';
 
 export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Labels an endpoint may carry, and the longest key and value (they ride every list and EDS). */
+export const MAX_LABELS = 32;
+export const MAX_LABEL_KEY = 128;
+export const MAX_LABEL_VALUE = 256;
+/** The longest locality field (region, zone, sub-zone) and agent version. */
+const MAX_NAME = 128;
+/**
+ * The highest sequence a sample may carry: far below 2^53, so an agent told that the LPS holds a
+ * sequence above its own can always continue after it (at 1,000 samples/s for 35,000 years),
+ * whatever a client sent before.
+ */
+export const MAX_SEQUENCE = 2 ** 50;
+/**
+ * How far a sample's sequence may run ahead of the last stored one beyond what the time between
+ * them allows (one sample per `minInterval`): samples an agent dropped from a full buffer, or took
+ * before its interval was set.
+ */
+export const SEQUENCE_SLACK = 10_000;
+/**
+ * How far the first sample of an endpoint with no stored history may start (an agent that has run
+ * for years, reporting to an LPS that lost its state): 2^40, which leaves 2^50 − 2^40 for the
+ * endpoint's agent to continue after it.
+ */
+export const MAX_FIRST_STEP = 2 ** 40;
 const SERVICE_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 /** A response time beyond this is a broken probe, not a slow endpoint. */
 const MAX_RESPONSE_TIME_S = 3600;
 
 function reject(field: string, code: RejectionCode, message: string): Rejection {
   return { field, code, message };
+}
+
+/** A client's string as a message quotes it: at most 64 characters, and its length if longer. */
+export function quote(value: string): string {
+  return value.length <= 64
+    ? JSON.stringify(value)
+    : `${JSON.stringify(value.slice(0, 64))}… (${value.length} characters)`;
 }
 
 function checkNumber(field: string, v: number, min: number, max: number): Rejection | undefined {
@@ -99,26 +130,28 @@ export function validateHello(hello: AgentHello): Rejection | undefined {
     return reject(
       'endpoint_id',
       hello.endpointId ? 'BAD_FORMAT' : 'MISSING',
-      `endpoint_id must be 1-128 characters of [A-Za-z0-9._:-], got "${hello.endpointId}"`,
+      `endpoint_id must be 1-128 characters of [A-Za-z0-9._:-], got ${quote(hello.endpointId)}`,
     );
   }
   if (!SERVICE_PATTERN.test(hello.service)) {
     return reject(
       'service',
       hello.service ? 'BAD_FORMAT' : 'MISSING',
-      `service must be 1-128 characters of [A-Za-z0-9._-], got "${hello.service}"`,
+      `service must be 1-128 characters of [A-Za-z0-9._-], got ${quote(hello.service)}`,
     );
   }
   if (!hello.address || hello.address.length > 253 || /\s/.test(hello.address)) {
     return reject(
       'address',
       hello.address ? 'BAD_FORMAT' : 'MISSING',
-      `address must be an IP or host name, got "${hello.address}"`,
+      `address must be an IP or host name, got ${quote(hello.address)}`,
     );
   }
   if (!Number.isInteger(hello.port) || hello.port < 1 || hello.port > 65535) {
     return reject('port', 'OUT_OF_RANGE', `port must be in [1, 65535], got ${hello.port}`);
   }
+  const names = validateNames(hello);
+  if (names) return names;
   const cap = hello.capacity;
   if (cap) {
     return (
@@ -126,6 +159,42 @@ export function validateHello(hello: AgentHello): Rejection | undefined {
       checkNumber('capacity.memory_bytes', cap.memoryBytes, 0, Number.MAX_SAFE_INTEGER) ??
       checkNumber('capacity.network_bytes_per_second', cap.networkBytesPerSecond, 0, 1e15)
     );
+  }
+  return undefined;
+}
+
+/** Locality, labels and version: bounded, as they ride every list, EDS and dashboard frame. */
+function validateNames(hello: AgentHello): Rejection | undefined {
+  const loc = hello.locality;
+  for (const [field, value] of [
+    ['locality.region', loc?.region ?? ''],
+    ['locality.zone', loc?.zone ?? ''],
+    ['locality.sub_zone', loc?.subZone ?? ''],
+    ['agent_version', hello.agentVersion],
+  ] as const) {
+    if (value.length > MAX_NAME)
+      return reject(
+        field,
+        'OUT_OF_RANGE',
+        `${field} is at most ${MAX_NAME} characters, got ${value.length}`,
+      );
+  }
+  const labels = Object.entries(hello.labels ?? {});
+  if (labels.length > MAX_LABELS)
+    return reject('labels', 'OUT_OF_RANGE', `at most ${MAX_LABELS} labels, got ${labels.length}`);
+  for (const [key, value] of labels) {
+    if (key.length === 0 || key.length > MAX_LABEL_KEY)
+      return reject(
+        'labels',
+        'OUT_OF_RANGE',
+        `a label key is 1-${MAX_LABEL_KEY} characters, got ${key.length}: ${quote(key)}`,
+      );
+    if (value.length > MAX_LABEL_VALUE)
+      return reject(
+        'labels',
+        'OUT_OF_RANGE',
+        `label ${quote(key)}'s value is at most ${MAX_LABEL_VALUE} characters, got ${value.length}`,
+      );
   }
   return undefined;
 }
@@ -139,6 +208,8 @@ export interface SampleContext {
   nowMs: number;
   maxSkewMs: number;
   maxAgeMs: number;
+  /** The shortest monitoring interval, seconds: how often an agent can take a sample at most. */
+  minIntervalSeconds: number;
 }
 
 /**
@@ -150,11 +221,18 @@ export function validateSample(s: EndpointData, ctx: SampleContext): Rejection |
     return reject(
       'endpoint_id',
       'UNKNOWN_ENDPOINT',
-      `endpoint_id "${s.endpointId}" is not the endpoint of this stream ("${ctx.endpointId}")`,
+      `endpoint_id ${quote(s.endpointId)} is not the endpoint of this stream ("${ctx.endpointId}")`,
     );
   }
   if (!Number.isSafeInteger(s.sequence) || s.sequence < 1) {
     return reject('sequence', 'MISSING', `sequence must be an integer >= 1, got ${s.sequence}`);
+  }
+  if (s.sequence > MAX_SEQUENCE) {
+    return reject(
+      'sequence',
+      'OUT_OF_RANGE',
+      `sequence must be at most 2^50 (${MAX_SEQUENCE}), got ${s.sequence}`,
+    );
   }
   const numeric =
     checkNumber('cpu_usage', s.cpuUsage, 0, 1) ??
@@ -193,6 +271,29 @@ export function validateSample(s: EndpointData, ctx: SampleContext): Rejection |
       'timestamp',
       'TIMESTAMP_TOO_OLD',
       `timestamp ${s.timestamp.toISOString()} is older than ${ctx.maxAgeMs / 1000} s`,
+    );
+  }
+  // An agent numbers its samples one by one and takes at most one per minimum interval: a
+  // sequence further ahead than the time since the last stored sample allows is not one (and
+  // would leave the real agent less room to continue after it).
+  const step = s.sequence - ctx.lastSequence;
+  if (Number.isFinite(ctx.lastTimestampMs)) {
+    const elapsed = Math.max(0, ts - ctx.lastTimestampMs) / 1000;
+    const maxStep = Math.ceil(elapsed / ctx.minIntervalSeconds) + SEQUENCE_SLACK;
+    if (step > maxStep) {
+      return reject(
+        'sequence',
+        'OUT_OF_RANGE',
+        `sequence ${s.sequence} is ${step} after the last stored (${ctx.lastSequence}); ` +
+          `a sample taken ${elapsed.toFixed(1)} s later may be at most ${maxStep} after it`,
+      );
+    }
+  } else if (step > MAX_FIRST_STEP) {
+    return reject(
+      'sequence',
+      'OUT_OF_RANGE',
+      `sequence ${s.sequence} is ${step} after the last stored (${ctx.lastSequence}); ` +
+        `with no sample to date it from, at most 2^40 (${MAX_FIRST_STEP})`,
     );
   }
   if (s.sequence > ctx.lastSequence && ts < ctx.lastTimestampMs) {

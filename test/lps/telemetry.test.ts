@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EndpointState } from '../../src/gen/augur/v1/common.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
+import type { AgentHello } from '../../src/gen/augur/v1/telemetry.js';
 import { RawAgentStream } from '../support/raw-agent.js';
 
 let plane: TestPlane | undefined;
@@ -71,6 +72,14 @@ describe('Telemetry/Report ingest', () => {
       'TIMESTAMP_TOO_OLD',
     ],
     ['sequence 0', { sequence: 0 }, 'sequence', 'MISSING'],
+    // Sequence poisoning: a sample near 2^53 used to leave the real agent nowhere to continue.
+    ['a sequence past 2^50', { sequence: 2 ** 53 - 1 }, 'sequence', 'OUT_OF_RANGE'],
+    [
+      'a sequence further ahead than its time allows',
+      { sequence: 50_000 },
+      'sequence',
+      'OUT_OF_RANGE',
+    ],
   ];
 
   it.each(badSamples)(
@@ -149,6 +158,38 @@ describe('Telemetry/Report ingest', () => {
     const status = await s.waitStatus();
     expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(status.details).toContain('hello.port');
+  });
+
+  it('bounds what a hello carries and quotes at most 64 characters of a bad value', async () => {
+    plane = await startTestPlane();
+    const cases: Array<[Partial<AgentHello>, RegExp]> = [
+      [
+        { labels: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) },
+        /at most 32 labels, got 33/,
+      ],
+      [{ labels: { team: 'x'.repeat(100_000) } }, /at most 256 characters, got 100000/],
+      [
+        { locality: { region: 'r'.repeat(200), zone: '', subZone: '' } },
+        /locality\.region is at most 128 characters/,
+      ],
+      // A long id used to be echoed whole into the status and the log (a message over
+      // lps.maxMessageBytes, 1 MiB, is refused by gRPC before it is read).
+      [{ endpointId: `${'x'.repeat(100_000)}!` }, /\(100001 characters\)/],
+    ];
+    for (const [over, why] of cases) {
+      const s = agent();
+      s.hello(over);
+      const status = await s.waitStatus(10_000);
+      expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(status.details).toMatch(why);
+      expect(status.details.length).toBeLessThan(400);
+    }
+    expect(plane.lps.store.get('ep-1')).toBeUndefined();
+    // Within the bounds, the same hello is taken.
+    const ok = agent();
+    ok.hello({ labels: { team: 'x'.repeat(256) } });
+    ok.sample({ sequence: 1 });
+    await ok.waitMessage((m) => m.ack?.lastSequence === 1);
   });
 
   it('marks a silent endpoint stale with score 0, and active again when it reports', async () => {
