@@ -113,7 +113,6 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
       nowMs,
       maxSkewMs: this.config.maxClockSkew * 1000,
       maxAgeMs: this.config.maxSampleAge * 1000,
-      minIntervalSeconds: this.config.minInterval,
     });
     if (bad) return bad;
     this.append(record, s, nowMs);

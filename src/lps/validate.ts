@@ -34,9 +34,14 @@ const MAX_NAME = 128;
  */
 export const MAX_SEQUENCE = 2 ** 50;
 /**
+ * The most samples an agent takes per second, for bounding sequence steps: one per 10 ms. Not
+ * `lps.minInterval`: an agent that has not reached the LPS yet samples at its own `--interval`,
+ * which nothing bounds by the LPS's config, and a refused sample must never be the real agent's.
+ */
+export const MAX_SAMPLE_RATE = 100;
+/**
  * How far a sample's sequence may run ahead of the last stored one beyond what the time between
- * them allows (one sample per `minInterval`): samples an agent dropped from a full buffer, or took
- * before its interval was set.
+ * them allows: samples an agent dropped from a full buffer, clocks read a moment apart.
  */
 export const SEQUENCE_SLACK = 10_000;
 /**
@@ -208,8 +213,6 @@ export interface SampleContext {
   nowMs: number;
   maxSkewMs: number;
   maxAgeMs: number;
-  /** The shortest monitoring interval, seconds: how often an agent can take a sample at most. */
-  minIntervalSeconds: number;
 }
 
 /**
@@ -273,13 +276,13 @@ export function validateSample(s: EndpointData, ctx: SampleContext): Rejection |
       `timestamp ${s.timestamp.toISOString()} is older than ${ctx.maxAgeMs / 1000} s`,
     );
   }
-  // An agent numbers its samples one by one and takes at most one per minimum interval: a
+  // An agent numbers its samples one by one and takes at most MAX_SAMPLE_RATE a second: a
   // sequence further ahead than the time since the last stored sample allows is not one (and
   // would leave the real agent less room to continue after it).
   const step = s.sequence - ctx.lastSequence;
   if (Number.isFinite(ctx.lastTimestampMs)) {
     const elapsed = Math.max(0, ts - ctx.lastTimestampMs) / 1000;
-    const maxStep = Math.ceil(elapsed / ctx.minIntervalSeconds) + SEQUENCE_SLACK;
+    const maxStep = Math.ceil(elapsed * MAX_SAMPLE_RATE) + SEQUENCE_SLACK;
     if (step > maxStep) {
       return reject(
         'sequence',

@@ -99,7 +99,6 @@ export class AugurScorerWeights implements WeightSource {
         nowMs,
         maxSkewMs: 30_000,
         maxAgeMs: 3_600_000,
-        minIntervalSeconds: this.interval,
       });
       if (bad) throw new Error(`simulated sample of ${r.id} rejected: ${bad.message}`);
       store.append(r, sample, nowMs);

@@ -16,20 +16,19 @@ const ctx = (over: Partial<SampleContext> = {}): SampleContext => ({
   nowMs: NOW,
   maxSkewMs: 30_000,
   maxAgeMs: 3_600_000,
-  minIntervalSeconds: 0.1,
   ...over,
 });
 
 describe('sequence bounds', () => {
-  it('lets a sequence run ahead by one per minimum interval since the last sample, plus slack', () => {
-    // 60 s at one sample per 0.1 s at most: 600 samples, and the slack.
-    const most = 100 + 600 + SEQUENCE_SLACK;
+  it('lets a sequence run ahead by 100 a second since the last sample, plus slack', () => {
+    // 60 s at one sample per 10 ms at most: 6,000 samples, and the slack.
+    const most = 100 + 6000 + SEQUENCE_SLACK;
     expect(validateSample(makeSample({ sequence: most, timestamp: new Date(NOW) }), ctx())).toBe(
       undefined,
     );
     const bad = validateSample(makeSample({ sequence: most + 1, timestamp: new Date(NOW) }), ctx());
     expect(bad).toMatchObject({ field: 'sequence', code: 'OUT_OF_RANGE' });
-    expect(bad!.message).toMatch(/60\.0 s later may be at most 10600 after it/);
+    expect(bad!.message).toMatch(/60\.0 s later may be at most 16000 after it/);
   });
 
   it('lets the first sample of an endpoint start anywhere up to 2^40, never past 2^50', () => {
