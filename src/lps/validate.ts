@@ -1,4 +1,5 @@
 import { durationToSeconds } from '../common/duration.js';
+import { quoted } from '../common/text.js';
 import { ProbeHealth } from '../gen/augur/v1/common.js';
 import type { AgentHello, EndpointData } from '../gen/augur/v1/telemetry.js';
 
@@ -56,13 +57,6 @@ const MAX_RESPONSE_TIME_S = 3600;
 
 function reject(field: string, code: RejectionCode, message: string): Rejection {
   return { field, code, message };
-}
-
-/** A client's string as a message quotes it: at most 64 characters, and its length if longer. */
-export function quote(value: string): string {
-  return value.length <= 64
-    ? JSON.stringify(value)
-    : `${JSON.stringify(value.slice(0, 64))}… (${value.length} characters)`;
 }
 
 function checkNumber(field: string, v: number, min: number, max: number): Rejection | undefined {
@@ -135,21 +129,21 @@ export function validateHello(hello: AgentHello): Rejection | undefined {
     return reject(
       'endpoint_id',
       hello.endpointId ? 'BAD_FORMAT' : 'MISSING',
-      `endpoint_id must be 1-128 characters of [A-Za-z0-9._:-], got ${quote(hello.endpointId)}`,
+      `endpoint_id must be 1-128 characters of [A-Za-z0-9._:-], got ${quoted(hello.endpointId)}`,
     );
   }
   if (!SERVICE_PATTERN.test(hello.service)) {
     return reject(
       'service',
       hello.service ? 'BAD_FORMAT' : 'MISSING',
-      `service must be 1-128 characters of [A-Za-z0-9._-], got ${quote(hello.service)}`,
+      `service must be 1-128 characters of [A-Za-z0-9._-], got ${quoted(hello.service)}`,
     );
   }
   if (!hello.address || hello.address.length > 253 || /\s/.test(hello.address)) {
     return reject(
       'address',
       hello.address ? 'BAD_FORMAT' : 'MISSING',
-      `address must be an IP or host name, got ${quote(hello.address)}`,
+      `address must be an IP or host name, got ${quoted(hello.address)}`,
     );
   }
   if (!Number.isInteger(hello.port) || hello.port < 1 || hello.port > 65535) {
@@ -192,13 +186,13 @@ function validateNames(hello: AgentHello): Rejection | undefined {
       return reject(
         'labels',
         'OUT_OF_RANGE',
-        `a label key is 1-${MAX_LABEL_KEY} characters, got ${key.length}: ${quote(key)}`,
+        `a label key is 1-${MAX_LABEL_KEY} characters, got ${key.length}: ${quoted(key)}`,
       );
     if (value.length > MAX_LABEL_VALUE)
       return reject(
         'labels',
         'OUT_OF_RANGE',
-        `label ${quote(key)}'s value is at most ${MAX_LABEL_VALUE} characters, got ${value.length}`,
+        `label ${quoted(key)}'s value is at most ${MAX_LABEL_VALUE} characters, got ${value.length}`,
       );
   }
   return undefined;
@@ -224,7 +218,7 @@ export function validateSample(s: EndpointData, ctx: SampleContext): Rejection |
     return reject(
       'endpoint_id',
       'UNKNOWN_ENDPOINT',
-      `endpoint_id ${quote(s.endpointId)} is not the endpoint of this stream ("${ctx.endpointId}")`,
+      `endpoint_id ${quoted(s.endpointId)} is not the endpoint of this stream ("${ctx.endpointId}")`,
     );
   }
   if (!Number.isSafeInteger(s.sequence) || s.sequence < 1) {

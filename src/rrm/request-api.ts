@@ -1,5 +1,6 @@
 import { AugurError } from '../common/errors.js';
 import { parseDurationSeconds } from '../common/duration.js';
+import { quoted } from '../common/text.js';
 
 /** The request-level API (DESIGN.md), as HTTP header names. */
 export const HEADER_DYNAMIC_ROUTING = 'x-augur-dynamic-routing';
@@ -107,7 +108,7 @@ export function parseDynamicRouting(value: string | undefined, fallback: boolean
   const v = value.trim().toLowerCase();
   if (v === 'true') return true;
   if (v === 'false') return false;
-  throw new BadRoutingHeader(HEADER_DYNAMIC_ROUTING, `"${clip(value)}" is not true or false`);
+  throw new BadRoutingHeader(HEADER_DYNAMIC_ROUTING, `${quoted(value)} is not true or false`);
 }
 
 /** Comma-separated endpoint ids; blanks around commas are ignored, a repeated id counts once. */
@@ -127,7 +128,7 @@ export function parseEndpointList(value: string, max: number): string[] {
     if (!ENDPOINT_ID.test(id)) {
       throw new BadRoutingHeader(
         HEADER_ENDPOINTS,
-        `entry ${i + 1} "${clip(id)}" is not an endpoint id (1 to 128 of A-Z a-z 0-9 . _ : -)`,
+        `entry ${i + 1} ${quoted(id)} is not an endpoint id (1 to 128 of A-Z a-z 0-9 . _ : -)`,
       );
     }
     if (seen ? seen.has(id) : ids.includes(id)) continue;
@@ -151,7 +152,7 @@ export function parseMonitoringInterval(value: string, min: number, max: number)
   } catch {
     throw new BadRoutingHeader(
       HEADER_MONITORING_INTERVAL,
-      `"${clip(value)}" is not a duration; use seconds ("5", "0.5") or a unit ("250ms", "2m")`,
+      `${quoted(value)} is not a duration; use seconds ("5", "0.5") or a unit ("250ms", "2m")`,
     );
   }
   if (seconds < min || seconds > max) {
@@ -161,9 +162,4 @@ export function parseMonitoringInterval(value: string, min: number, max: number)
     );
   }
   return seconds;
-}
-
-/** Echoes at most 64 characters of a bad value, so a huge header cannot bloat the error. */
-function clip(v: string): string {
-  return v.length > 64 ? `${v.slice(0, 61)}...` : v;
 }
