@@ -16,6 +16,7 @@ import {
   type DiscoveryRequestMessage,
 } from '../../src/xds/sotw-server.js';
 import { TypeUrl } from '../../src/xds/types.js';
+import { waitFor } from '../support/control-plane.js';
 
 const protos = xdsRegistry();
 const options = {
@@ -286,11 +287,22 @@ describe('SotW ADS protocol over a raw stream', () => {
         version_info: r.version_info,
         response_nonce: r.nonce,
       });
+    // The server has taken every ACK in (and opened its watches): a fixed sleep is not enough on
+    // a busy machine.
+    const allAcked = (): Promise<unknown> =>
+      waitFor(
+        () =>
+          [...held.values()].every(
+            (r) => sotw.streams()[0]?.types[r.type_url]?.ackedVersion === r.version_info,
+          ),
+        5000,
+        'the server to take every ACK in',
+      );
     ack(held.get(TypeUrl.RouteConfiguration)!, ['a']);
     ack(held.get(TypeUrl.Listener)!, []);
     ack(held.get(TypeUrl.ClusterLoadAssignment)!, ['a']);
     ack(held.get(TypeUrl.Cluster)!, []);
-    await new Promise((r) => setTimeout(r, 50));
+    await allAcked();
 
     cache.setSnapshot('grpc', snapshotOf(['a', 'b']));
     const order: string[] = [];
@@ -306,7 +318,7 @@ describe('SotW ADS protocol over a raw stream', () => {
       TypeUrl.Listener,
       TypeUrl.RouteConfiguration,
     ]);
-    await new Promise((r) => setTimeout(r, 50));
+    await allAcked();
 
     // Only cluster a's settings change; its endpoints are the same, yet they are sent again.
     const edsBefore = held.get(TypeUrl.ClusterLoadAssignment)!.version_info;
