@@ -34,6 +34,7 @@ const INTEGRATION = [
   'test/rrm/ext-proc-listener.test.ts',
   'test/rrm/route-response.test.ts',
   'test/rrm/standalone.test.ts',
+  'test/serve/**/*.test.ts',
   'test/xds/grpc-xds-conformance.test.ts',
   'test/xds/sotw-protocol.test.ts',
 ];

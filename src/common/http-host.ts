@@ -13,6 +13,11 @@ export type HttpHandler = (
 export interface HttpHostOptions {
   listen: string;
   registry: Registry;
+  /**
+   * What /metrics serves, if not `registry.metrics()` alone (a process with workers adds
+   * theirs); in the registry's content type.
+   */
+  metrics?: () => Promise<string>;
   /** Extra checks for /healthz; each returns a problem or undefined. */
   healthChecks?: Array<() => string | undefined>;
 }
@@ -30,7 +35,7 @@ export class HttpHost {
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
     this.route('/metrics', async (_req, res) => {
-      const body = await this.options.registry.metrics();
+      const body = await (this.options.metrics ?? (() => this.options.registry.metrics()))();
       res.writeHead(200, { 'content-type': this.options.registry.contentType });
       res.end(body);
     });

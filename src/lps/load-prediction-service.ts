@@ -132,6 +132,8 @@ export class LoadPredictionServiceImpl {
   private watch(
     call: grpc.ServerWritableStream<{ services: string[] }, PrioritizedEndpointList>,
   ): void {
+    // Headers at once: the watcher knows the stream is open even while no service has a list.
+    call.sendMetadata(new grpc.Metadata());
     const wanted = new Set(call.request.services);
     const matches = (service: string) => wanted.size === 0 || wanted.has(service);
     // A slow watcher does not grow a queue: while the socket is full only the

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -16,6 +17,14 @@ export const rrmConfigSchema = z
      * any free one; empty: none (ext_proc is still served on the gRPC address either way).
      */
     extProcListen: z.string().default(''),
+    /**
+     * Processes that serve `extProcListen`, sharing its port (node:cluster hands each new
+     * connection to the next worker): 1 serves it in this process; `auto`, one per core
+     * available. Each worker keeps its own copy of the lists (a Watch stream to this process's
+     * gRPC address) and counts the requests in flight of the connections it holds, as each of
+     * Envoy's worker threads keeps its own least-request counts. Only with `extProcListen`.
+     */
+    extProcWorkers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
     /** Whether a request without `x-augur-dynamic-routing` is routed by Load Score. */
     dynamicRoutingDefault: z.boolean().default(true),
     /**
@@ -90,3 +99,11 @@ export const rrmConfigSchema = z
   });
 
 export type RrmConfig = z.infer<typeof rrmConfigSchema>;
+
+/** How many processes serve the ext_proc fast path (`rrm.extProcWorkers`; 0 without one). */
+export function extProcWorkerCount(
+  rrm: Pick<RrmConfig, 'extProcListen' | 'extProcWorkers'>,
+): number {
+  if (!rrm.extProcListen) return 0;
+  return rrm.extProcWorkers === 'auto' ? availableParallelism() : rrm.extProcWorkers;
+}

@@ -21,7 +21,7 @@ import type { RequestApiLimits } from './request-api.js';
 import { RoutedRequests } from './routed-requests.js';
 import { responseRouterService } from './route-response.js';
 import { Router, type ServingMode } from './router.js';
-import type { RrmConfig } from './config.js';
+import { extProcWorkerCount, type RrmConfig } from './config.js';
 import { ServiceResolver } from './service-resolver.js';
 
 export interface RrmOptions {
@@ -222,6 +222,7 @@ export async function attachRrm(host: RrmHost): Promise<AttachedPart & { rrm: Rr
     },
   });
   rrm.register(host.grpc);
-  await rrm.listenExtProc();
+  // With several workers the fast path is theirs (src/serve/ext-proc-workers.ts).
+  if (extProcWorkerCount(host.config.rrm) <= 1) await rrm.listenExtProc();
   return { rrm, stop: () => rrm.stop() };
 }

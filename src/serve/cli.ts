@@ -5,6 +5,7 @@ interface ServerFlags {
   grpcListen?: string;
   httpListen?: string;
   extProcListen?: string;
+  extProcWorkers?: string;
   config?: string;
   logLevel?: string;
 }
@@ -25,7 +26,14 @@ async function configOf(flags: ServeFlags) {
     flags: {
       grpcListen: flags.grpcListen,
       httpListen: flags.httpListen,
-      ...(flags.extProcListen !== undefined && { rrm: { extProcListen: flags.extProcListen } }),
+      rrm: {
+        ...(flags.extProcListen !== undefined && { extProcListen: flags.extProcListen }),
+        ...(flags.extProcWorkers !== undefined && {
+          extProcWorkers: /^\d+$/.test(flags.extProcWorkers)
+            ? Number(flags.extProcWorkers)
+            : flags.extProcWorkers,
+        }),
+      },
       dataDir: flags.dataDir,
       logLevel: flags.logLevel,
     },
@@ -48,6 +56,10 @@ export function registerServeCommand(program: Command): void {
     .option(
       '--ext-proc-listen <host:port>',
       'extra address for Envoy ext_proc streams only, on node:http2 directly (the fast path; rrm.extProcListen)',
+    )
+    .option(
+      '--ext-proc-workers <n|auto>',
+      'processes serving the fast path, sharing its port (auto: one per core; rrm.extProcWorkers)',
     )
     .option('--data-dir <dir>', 'where learned state is kept (default ./.augur)')
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG)')
@@ -83,6 +95,10 @@ export function registerServeCommand(program: Command): void {
     .option(
       '--ext-proc-listen <host:port>',
       'extra address for Envoy ext_proc streams only, on node:http2 directly (the fast path; rrm.extProcListen)',
+    )
+    .option(
+      '--ext-proc-workers <n|auto>',
+      'processes serving the fast path, sharing its port (auto: one per core; rrm.extProcWorkers)',
     )
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG); the rrm section applies')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')

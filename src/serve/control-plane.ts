@@ -6,11 +6,13 @@ import type { AttachedPart } from '../common/lifecycle.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { Lps } from '../lps/lps.js';
 import type { SwapDetector } from '../lps/swaps.js';
+import { extProcWorkerCount } from '../rrm/config.js';
 import { attachRrm } from '../rrm/rrm.js';
 import { attachForecast } from '../lps/forecast/attach.js';
 import { attachXds } from '../xds/attach.js';
 import { attachDashboard } from '../dashboard/attach.js';
 import type { AugurConfig } from './config.js';
+import { ExtProcWorkers, reachable } from './ext-proc-workers.js';
 
 export interface ControlPlane {
   /** `host:port` of the one gRPC address that serves every service. */
@@ -50,7 +52,13 @@ export async function startControlPlane({
     listen: config.grpcListen,
     maxReceiveMessageLength: config.lps.maxMessageBytes,
   });
-  const http = new HttpHost({ listen: config.httpListen, registry });
+  // With several ext_proc workers, /metrics serves theirs too (they start once gRPC listens).
+  let workers: ExtProcWorkers | undefined;
+  const http = new HttpHost({
+    listen: config.httpListen,
+    registry,
+    metrics: () => (workers ? workers.metrics() : registry.metrics()),
+  });
   const lps = new Lps({
     config: config.lps,
     dataDir: config.dataDir,
@@ -119,9 +127,28 @@ export async function startControlPlane({
     throw err;
   }
   const grpcAddr = await grpc.start();
+  const workerCount = extProcWorkerCount(config.rrm);
+  if (workerCount > 1) {
+    workers = new ExtProcWorkers({
+      count: workerCount,
+      config,
+      lps: formatHostPort(reachable(grpcAddr)),
+      logger: logger.child({ part: 'rrm' }),
+      registry,
+    });
+    try {
+      await workers.start();
+    } catch (err) {
+      await stopParts();
+      await lps.stop().catch(() => undefined);
+      await grpc.stop();
+      throw err;
+    }
+    parts.push({ stop: () => workers!.stop() });
+  }
   await http.start();
   const grpcAddress = formatHostPort(grpcAddr);
-  const extProcAddress = rrm.rrm.extProcAddress;
+  const extProcAddress = workers ? formatHostPort(workers.address) : rrm.rrm.extProcAddress;
   logger.info(
     { grpc: grpcAddress, http: http.url, extProc: extProcAddress, dataDir: config.dataDir },
     `augur control plane listening: gRPC ${grpcAddress}, HTTP ${http.url}` +

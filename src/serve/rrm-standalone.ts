@@ -4,8 +4,10 @@ import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { RemoteListSource } from '../rrm/remote-list-source.js';
+import { extProcWorkerCount } from '../rrm/config.js';
 import { Rrm } from '../rrm/rrm.js';
 import type { AugurConfig } from './config.js';
+import { ExtProcWorkers } from './ext-proc-workers.js';
 
 export interface StandaloneRrm {
   grpcAddress: string;
@@ -50,9 +52,11 @@ export async function startStandaloneRrm(opts: {
     listen: config.grpcListen,
   });
   rrm.register(grpc);
+  let workers: ExtProcWorkers | undefined;
   const http = new HttpHost({
     listen: config.httpListen,
     registry,
+    metrics: () => (workers ? workers.metrics() : registry.metrics()),
     healthChecks: [
       () =>
         rrm.router.mode === 'standard-order'
@@ -61,9 +65,22 @@ export async function startStandaloneRrm(opts: {
     ],
   });
   source.start();
-  const grpcAddress = formatHostPort(await grpc.start());
-  await rrm.listenExtProc();
-  const extProcAddress = rrm.extProcAddress;
+  const grpcAddr = await grpc.start();
+  const grpcAddress = formatHostPort(grpcAddr);
+  const workerCount = extProcWorkerCount(config.rrm);
+  if (workerCount > 1) {
+    // Each worker watches the LPS itself, as this process does.
+    workers = new ExtProcWorkers({ count: workerCount, config, lps: opts.lps, logger, registry });
+    try {
+      await workers.start();
+    } catch (err) {
+      source.stop();
+      await rrm.stop();
+      await grpc.stop();
+      throw err;
+    }
+  } else await rrm.listenExtProc();
+  const extProcAddress = workers ? formatHostPort(workers.address) : rrm.extProcAddress;
   await http.start();
   logger.info(
     { grpc: grpcAddress, http: http.url, extProc: extProcAddress, lps: opts.lps },
@@ -82,6 +99,7 @@ export async function startStandaloneRrm(opts: {
     logger,
     stop: () =>
       (stopped ??= (async () => {
+        await workers?.stop();
         source.stop();
         await rrm.stop();
         await grpc.stop();
