@@ -1,4 +1,5 @@
 import { AugurError } from '../common/errors.js';
+import { KeptAliveGetter } from './http-get.js';
 import type { HostLoad, LoadSampler } from './load-sampler.js';
 
 /** As the LPS: own CPU may exceed host CPU by this much (the two are read a moment apart). */
@@ -28,52 +29,44 @@ export interface HttpLoadSamplerOptions {
  */
 export class HttpLoadSampler implements LoadSampler {
   private readonly url: string;
-  private readonly timeoutMs: number;
+  private readonly getter: KeptAliveGetter;
 
   constructor(options: HttpLoadSamplerOptions) {
-    let parsed: URL;
-    try {
-      parsed = new URL(options.url);
-    } catch {
-      throw new AugurError('BAD_LOAD_URL', `load URL "${options.url}" is not a URL`);
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-      throw new AugurError(
-        'BAD_LOAD_URL',
-        `load URL "${options.url}" must be http:// or https://, got ${parsed.protocol}`,
-      );
-    }
-    this.url = parsed.toString();
-    this.timeoutMs = (options.timeoutSeconds ?? 1) * 1000;
+    this.getter = new KeptAliveGetter(options.url, {
+      what: 'load URL',
+      timeoutMs: (options.timeoutSeconds ?? 1) * 1000,
+      badUrlCode: 'BAD_LOAD_URL',
+    });
+    this.url = this.getter.url;
   }
 
   async sample(): Promise<HostLoad> {
-    let res: Response;
+    let res;
     try {
-      res = await fetch(this.url, { signal: AbortSignal.timeout(this.timeoutMs) });
+      res = await this.getter.get();
     } catch (err) {
-      throw new AugurError(
-        'LOAD_URL_UNREACHABLE',
-        `cannot read the load from ${this.url}: ${(err as Error).message}`,
-      );
+      throw new AugurError('LOAD_URL_UNREACHABLE', (err as Error).message, { cause: err });
     }
-    const text = await res.text();
-    if (!res.ok) {
+    if (res.status < 200 || res.status > 299) {
       throw new AugurError(
         'LOAD_URL_FAILED',
-        `${this.url} answered HTTP ${res.status}: ${text.slice(0, 200)}`,
+        `${this.url} answered HTTP ${res.status}: ${res.body.slice(0, 200)}`,
       );
     }
     let body: unknown;
     try {
-      body = JSON.parse(text);
+      body = JSON.parse(res.body);
     } catch {
       throw new AugurError(
         'BAD_LOAD_REPORT',
-        `${this.url} did not answer JSON: ${text.slice(0, 200)}`,
+        `${this.url} did not answer JSON: ${res.body.slice(0, 200)}`,
       );
     }
     return parseHostLoad(body, this.url);
+  }
+
+  async close(): Promise<void> {
+    this.getter.close();
   }
 }
 

@@ -1,6 +1,7 @@
+import { readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { AugurError } from '../common/errors.js';
-import { ProcFile } from './procfs.js';
+import { ProcFile, scanNumber, scannedTo } from './procfs.js';
 
 /**
  * The endpoint's own CPU, as a fraction of the host's whole capacity (all its
@@ -27,13 +28,12 @@ const USER_HZ = 100;
 export function parseProcessTicks(text: string): number {
   const close = text.lastIndexOf(')');
   if (close < 0) throw new Error('not a /proc/<pid>/stat line');
-  const fields = text
-    .slice(close + 2)
-    .trim()
-    .split(/\s+/);
-  // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12 here.
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
+  // After the name: state is field 3, so utime (14) is the 11th field after it, stime the 12th.
+  let pos = close + 2;
+  for (let skip = 0; skip < 11 && pos > 0; skip++) pos = text.indexOf(' ', pos) + 1;
+  const utime = pos > 0 ? scanNumber(text, pos) : NaN;
+  const at = text.indexOf(' ', pos) + 1;
+  const stime = pos > 0 && at > 0 ? scanNumber(text, at) : NaN;
   if (!Number.isFinite(utime) || !Number.isFinite(stime))
     throw new Error('/proc/<pid>/stat has no utime/stime');
   return utime + stime;
@@ -41,9 +41,12 @@ export function parseProcessTicks(text: string): number {
 
 /** `usage_usec` of a cgroup v2 cpu.stat, microseconds. */
 export function parseCgroupUsage(text: string): number {
-  const m = /^usage_usec (\d+)$/m.exec(text);
-  if (!m) throw new Error('cpu.stat has no usage_usec line (is this a cgroup v2 directory?)');
-  return Number(m[1]);
+  const key = 'usage_usec ';
+  const at = text.startsWith(key) ? 0 : text.indexOf(`\n${key}`) + 1;
+  const v = at > 0 || text.startsWith(key) ? scanNumber(text, at + key.length) : NaN;
+  if (Number.isNaN(v))
+    throw new Error('cpu.stat has no usage_usec line (is this a cgroup v2 directory?)');
+  return v;
 }
 
 /**
@@ -57,7 +60,7 @@ export async function findProcessByName(name: string, procRoot = '/proc'): Promi
   for (const e of entries) {
     const stat = new ProcFile(`${procRoot}/${e}/stat`, 512, true);
     try {
-      const text = await stat.read();
+      const text = stat.read();
       const open = text.indexOf('(');
       const close = text.lastIndexOf(')');
       if (text.slice(open + 1, close) !== name) continue;
@@ -71,7 +74,7 @@ export async function findProcessByName(name: string, procRoot = '/proc'): Promi
     } catch {
       // gone since readdir, or not ours to read
     } finally {
-      await stat.close();
+      stat.close();
     }
   }
   const roots = [...named].filter(([, ppid]) => !named.has(ppid)).map(([pid]) => pid);
@@ -151,10 +154,38 @@ export class ProcessTreeCpu implements OwnCpuSource {
     return tree;
   }
 
-  async sample(): Promise<number> {
-    const now = this.opts.now();
+  sample(): Promise<number> {
+    try {
+      const now = this.opts.now();
+      if (now >= this.nextScanAt) {
+        if (this.opts.find && !this.files.has(this.root)) {
+          // The root went away: find it again by name (a scan of /proc, rare), then measure.
+          return this.opts
+            .find()
+            .then(
+              (pid) => {
+                this.root = pid;
+              },
+              () => undefined, // not back yet: own CPU is unknown until it is
+            )
+            .then(() => this.measure(now));
+        }
+      }
+      return Promise.resolve(this.measure(now));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const f of this.files.values()) f.close();
+    this.files.clear();
+  }
+
+  /** One synchronous read of each member's stat; the fraction of the host since the last. */
+  private measure(now: number): number {
     if (now >= this.nextScanAt) {
-      await this.rescan();
+      this.rescan();
       this.nextScanAt = now + this.opts.rescanSeconds * 1000;
     }
     if (!this.files.has(this.root)) {
@@ -162,13 +193,15 @@ export class ProcessTreeCpu implements OwnCpuSource {
       throw new AugurError('PROCESS_GONE', `the process tree of ${this.root} is gone`);
     }
     let ticks = 0;
-    for (const [pid, file] of [...this.files]) {
+    let gone: number[] | undefined;
+    for (const [pid, file] of this.files) {
       let total: number;
       try {
-        total = parseProcessTicks(await file.read());
+        total = parseProcessTicks(file.read());
       } catch (err) {
-        await this.forget(pid);
+        (gone ??= []).push(pid);
         if (pid !== this.root) continue;
+        for (const p of gone) this.forget(p);
         if (this.opts.find) {
           this.nextScanAt = 0; // look for it again at the next tick
           throw new AugurError('PROCESS_GONE', `process ${pid} went away: looking for it again`);
@@ -183,66 +216,60 @@ export class ProcessTreeCpu implements OwnCpuSource {
       // A member first seen now has no baseline: its earlier CPU is not of this interval.
       if (prev !== undefined && total >= prev) ticks += total - prev;
     }
+    if (gone) for (const p of gone) this.forget(p);
     const seconds = (now - this.lastAt) / 1000;
     this.lastAt = now;
     if (!(seconds > 0)) return 0;
     return Math.min(1, ticks / USER_HZ / (seconds * this.opts.cores));
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.files.values()].map((f) => f.close()));
-    this.files.clear();
-  }
-
-  private async forget(pid: number): Promise<void> {
-    await this.files.get(pid)?.close();
+  private forget(pid: number): void {
+    this.files.get(pid)?.close();
     this.files.delete(pid);
     this.lastTicks.delete(pid);
   }
 
-  private async rescan(): Promise<void> {
+  /** Finds the tree's members again through /proc/<pid>/task/<tid>/children (every rescanSeconds). */
+  private rescan(): void {
     const root = this.opts.procRoot;
-    if (this.opts.find && !this.files.has(this.root)) {
-      try {
-        this.root = await this.opts.find();
-      } catch {
-        return; // not back yet: own CPU is unknown until it is
-      }
-    }
     const members = new Set<number>([this.root]);
     const queue = [this.root];
     while (queue.length > 0) {
       const pid = queue.shift()!;
       let tids: string[];
       try {
-        tids = await readdir(`${root}/${pid}/task`);
+        tids = readdirSync(`${root}/${pid}/task`);
       } catch (err) {
         if (pid === this.root && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-          // The root is gone: so is the tree (sample() says so, or finds it again by name).
-          for (const p of [...this.files.keys()]) await this.forget(p);
+          // The root is gone: so is the tree (measure() says so, or it is found again by name).
+          for (const p of [...this.files.keys()]) this.forget(p);
           return;
         }
         continue; // gone since, or not ours to list: the process alone
       }
       for (const tid of tids) {
         let text = '';
+        const f = new ProcFile(`${root}/${pid}/task/${tid}/children`, 256);
         try {
-          const f = new ProcFile(`${root}/${pid}/task/${tid}/children`, 256);
-          text = await f.read();
-          await f.close();
+          text = f.read();
         } catch {
           continue;
+        } finally {
+          f.close();
         }
-        for (const child of text.trim().split(/\s+/)) {
-          const c = Number(child);
-          if (Number.isInteger(c) && c > 0 && !members.has(c)) {
+        let at = 0;
+        while (at < text.length) {
+          const c = scanNumber(text, at);
+          if (Number.isNaN(c)) break;
+          at = scannedTo();
+          if (c > 0 && !members.has(c)) {
             members.add(c);
             queue.push(c);
           }
         }
       }
     }
-    for (const pid of [...this.files.keys()]) if (!members.has(pid)) await this.forget(pid);
+    for (const pid of [...this.files.keys()]) if (!members.has(pid)) this.forget(pid);
     for (const pid of members)
       if (!this.files.has(pid))
         this.files.set(pid, new ProcFile(`${root}/${pid}/stat`, 1024, true));
@@ -286,8 +313,16 @@ export class CgroupCpu implements OwnCpuSource {
     return source;
   }
 
-  async sample(): Promise<number> {
-    const usage = parseCgroupUsage(await this.file.read());
+  sample(): Promise<number> {
+    try {
+      return Promise.resolve(this.measure());
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private measure(): number {
+    const usage = parseCgroupUsage(this.file.read());
     const now = this.now();
     const prev = this.last;
     const seconds = (now - this.lastAt) / 1000;
@@ -298,6 +333,6 @@ export class CgroupCpu implements OwnCpuSource {
   }
 
   async close(): Promise<void> {
-    await this.file.close();
+    this.file.close();
   }
 }

@@ -1,11 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import { ProbeHealth } from '../gen/augur/v1/common.js';
 import { formatHostPort, parseHostPort } from '../common/address.js';
 import { AugurError } from '../common/errors.js';
+import { KeptAliveGetter } from './http-get.js';
 
 export { ProbeHealth };
 
@@ -72,71 +71,53 @@ export function createProbe(spec: ProbeSpec, options: ProbeOptions): Probe {
 
 /**
  * HTTP(S) GET; 2xx and 3xx are serving. The connection is kept alive between
- * probes, so the time measured is the endpoint's answer, not a TCP handshake.
+ * probes (`KeptAliveGetter`), so the time measured is the endpoint's answer, not
+ * a TCP handshake; the body is read and dropped.
  */
 export class HttpProbe implements Probe {
   readonly kind = 'http';
-  private readonly url: URL;
-  private readonly agent: http.Agent;
-  private readonly timeoutMs: number;
+  private readonly getter: KeptAliveGetter;
 
   constructor(
     url: string,
     private readonly timeoutSeconds: number,
   ) {
     try {
-      this.url = new URL(url);
+      new URL(url);
     } catch {
       throw new AugurError(
         'BAD_PROBE',
         `health URL "${url}" is not a URL (for example http://127.0.0.1:8080/healthz)`,
       );
     }
-    if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') {
-      throw new AugurError('BAD_PROBE', `health URL "${url}" must be http:// or https://`);
-    }
-    const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    this.timeoutMs = timeoutSeconds * 1000;
-  }
-
-  check(): Promise<ProbeResult> {
-    const start = process.hrtime.bigint();
-    const get = this.url.protocol === 'https:' ? https.get : http.get;
-    return new Promise<ProbeResult>((resolve) => {
-      let settled = false;
-      const settle = (r: ProbeResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(r);
-      };
-      const req = get(
-        this.url,
-        { agent: this.agent, headers: { 'user-agent': 'augur-agent' } },
-        (res) => {
-          const status = res.statusCode ?? 0;
-          res.resume();
-          res.on('end', () =>
-            settle(
-              status >= 200 && status < 400
-                ? { health: ProbeHealth.PROBE_HEALTH_SERVING, responseTime: seconds(start) }
-                : failed(this.timeoutSeconds, `HTTP status ${status}`),
-            ),
-          );
-          res.on('error', (err) => settle(failed(this.timeoutSeconds, err.message)));
-        },
-      );
-      req.on('error', (err) => settle(failed(this.timeoutSeconds, err.message)));
-      const timer = setTimeout(() => {
-        settle(failed(this.timeoutSeconds, `no answer within ${this.timeoutSeconds} s`));
-        req.destroy();
-      }, this.timeoutMs);
+    this.getter = new KeptAliveGetter(url, {
+      what: 'health URL',
+      timeoutMs: timeoutSeconds * 1000,
+      discardBody: true,
+      badUrlCode: 'BAD_PROBE',
     });
   }
 
+  async check(): Promise<ProbeResult> {
+    const start = process.hrtime.bigint();
+    try {
+      const { status } = await this.getter.get();
+      return status >= 200 && status < 400
+        ? { health: ProbeHealth.PROBE_HEALTH_SERVING, responseTime: seconds(start) }
+        : failed(this.timeoutSeconds, `HTTP status ${status}`);
+    } catch (err) {
+      const e = err as AugurError;
+      return failed(
+        this.timeoutSeconds,
+        e.code === 'HTTP_TIMEOUT'
+          ? `no answer within ${this.timeoutSeconds} s`
+          : ((e.cause as Error | undefined)?.message ?? e.message),
+      );
+    }
+  }
+
   close(): void {
-    this.agent.destroy();
+    this.getter.close();
   }
 }
 

@@ -1,4 +1,4 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { HostLoad, LoadSampler } from './load-sampler.js';
 
 /** Cumulative CPU time of all cores, in clock ticks (USER_HZ), from the `cpu` line of /proc/stat. */
@@ -19,37 +19,87 @@ export interface NetCounters {
   tx: number;
 }
 
+/** Character code of '0'; digits are 48..57. */
+const ZERO = 48;
+
+/**
+ * Reads the whole number that starts at or after `pos` in `text` (skipping
+ * spaces and tabs) into `numberEnd`, returning it; NaN when the next field is
+ * not a number. Scanning by character code spares the substrings and arrays
+ * that split() and regular expressions allocate on every tick.
+ */
+let numberEnd = 0;
+export function scanNumber(text: string, pos: number): number {
+  const n = text.length;
+  let i = pos;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c !== 32 && c !== 9) break;
+    i++;
+  }
+  let v = 0;
+  let digits = 0;
+  while (i < n) {
+    const d = text.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) break;
+    v = v * 10 + d;
+    digits++;
+    i++;
+  }
+  numberEnd = i;
+  if (digits === 0) return NaN;
+  // A field that goes on with something else (1.5, 12abc) is not a whole number.
+  if (i < n) {
+    const c = text.charCodeAt(i);
+    if (c !== 32 && c !== 9 && c !== 10) return NaN;
+  }
+  return v;
+}
+
+/** Where the last `scanNumber` stopped. */
+export function scannedTo(): number {
+  return numberEnd;
+}
+
 /**
  * Parses the aggregate `cpu` line of /proc/stat: user nice system idle iowait irq
  * softirq steal [guest guest_nice]. Guest time is already inside user and nice,
  * so only the first eight fields are summed; idle and iowait are not busy.
  */
-export function parseProcStat(text: string): CpuTimes {
+export function parseProcStat(text: string, into: CpuTimes = { busy: 0, total: 0 }): CpuTimes {
   if (!text.startsWith('cpu '))
     throw new Error('/proc/stat does not start with an aggregate "cpu" line');
   const end = text.indexOf('\n');
-  const fields = text
-    .slice(4, end < 0 ? undefined : end)
-    .trim()
-    .split(/\s+/);
+  const line = end < 0 ? text.length : end;
   let total = 0;
   let idle = 0;
-  for (let i = 0; i < 8 && i < fields.length; i++) {
-    const v = Number(fields[i]);
-    if (!Number.isFinite(v)) throw new Error(`/proc/stat: cpu field ${i + 1} is not a number`);
+  let pos = 4;
+  let fields = 0;
+  for (; fields < 8; fields++) {
+    while (pos < line && text.charCodeAt(pos) === 32) pos++;
+    if (pos >= line) break;
+    const v = scanNumber(text, pos);
+    if (Number.isNaN(v)) throw new Error(`/proc/stat: cpu field ${fields + 1} is not a number`);
+    pos = numberEnd;
     total += v;
-    if (i === 3 || i === 4) idle += v;
+    if (fields === 3 || fields === 4) idle += v;
   }
-  if (fields.length < 4) throw new Error('/proc/stat: cpu line has fewer than 4 fields');
-  return { busy: total - idle, total };
+  if (fields < 4) throw new Error('/proc/stat: cpu line has fewer than 4 fields');
+  into.busy = total - idle;
+  into.total = total;
+  return into;
 }
 
 function meminfoKb(text: string, key: string): number | undefined {
-  const at = text.indexOf(`\n${key}:`);
-  const start = text.startsWith(`${key}:`) ? 0 : at < 0 ? -1 : at + 1;
-  if (start < 0) return undefined;
-  const m = /^\S+:\s+(\d+)/.exec(text.slice(start, start + 64));
-  return m ? Number(m[1]) : undefined;
+  let start: number;
+  if (text.startsWith(key) && text.charCodeAt(key.length) === 58) start = 0;
+  else {
+    const at = text.indexOf(`\n${key}:`);
+    if (at < 0) return undefined;
+    start = at + 1;
+  }
+  const v = scanNumber(text, start + key.length + 1);
+  return Number.isNaN(v) ? undefined : v;
 }
 
 /**
@@ -74,11 +124,14 @@ export function parseMemInfo(text: string): MemInfo {
  * skipping the loopback interface and the two header lines. Interfaces absent
  * from `text` are removed from `into`.
  */
+const seenInterfaces = new Set<string>();
+
 export function parseNetDev(
   text: string,
   into: Map<string, NetCounters> = new Map(),
 ): Map<string, NetCounters> {
-  const seen = new Set<string>();
+  const seen = seenInterfaces;
+  seen.clear();
   let pos = 0;
   while (pos < text.length) {
     let end = text.indexOf('\n', pos);
@@ -87,14 +140,16 @@ export function parseNetDev(
     if (colon > 0 && colon < end) {
       const name = text.slice(pos, colon).trim();
       if (name !== 'lo' && !name.includes('|')) {
-        const f = text
-          .slice(colon + 1, end)
-          .trim()
-          .split(/\s+/);
         // Receive bytes is field 0, transmit bytes field 8.
-        const rx = Number(f[0]);
-        const tx = Number(f[8]);
-        if (Number.isFinite(rx) && Number.isFinite(tx)) {
+        const rx = scanNumber(text, colon + 1);
+        let tx = NaN;
+        let at = numberEnd;
+        for (let f = 1; f <= 8 && !Number.isNaN(rx); f++) {
+          tx = scanNumber(text, at);
+          at = numberEnd;
+          if (Number.isNaN(tx)) break;
+        }
+        if (Number.isFinite(rx) && Number.isFinite(tx) && at <= end) {
           const c = into.get(name);
           if (c) {
             c.rx = rx;
@@ -134,14 +189,18 @@ export function cpuFraction(prev: CpuTimes, cur: CpuTimes): number {
 }
 
 /**
- * A procfs file kept open and re-read from offset 0 each tick: procfs files are
- * generated afresh by a read at offset 0, so this sees current values while
- * sparing the open, fstat and close that `readFile` does each time (measured:
- * two thirds of the agent's per-tick file cost). Files are read into a buffer
- * that is reused; `head` files are read only as far as the first `size` bytes.
+ * A procfs file kept open and re-read from offset 0 each tick, synchronously:
+ * procfs files are generated afresh by a read at offset 0, so this sees current
+ * values with one pread(2) per file and tick: no open, fstat and close as
+ * `readFile` does, and none of the thread-pool round trip and promise
+ * machinery of `fs/promises`, which cost the agent more CPU than the read
+ * itself (profiled; src/agent/README.md, "Cost"). A read of a small procfs or
+ * cgroupfs file does not block: the kernel formats it from memory. Files are
+ * read into a buffer that is reused; `head` files are read only as far as the
+ * first `size` bytes.
  */
 export class ProcFile {
-  private handle: FileHandle | undefined;
+  private fd = -1;
   private buf: Buffer;
 
   constructor(
@@ -152,32 +211,44 @@ export class ProcFile {
     this.buf = Buffer.allocUnsafe(size);
   }
 
-  async read(): Promise<string> {
+  /** The file's text now (latin1: procfs is ASCII). Throws what the read threw, and reopens next time. */
+  read(): string {
+    const n = this.readBytes(); // first: it may replace the buffer with a larger one
+    return this.buf.toString('latin1', 0, n);
+  }
+
+  /** Reads the file into the buffer and returns its length there. */
+  private readBytes(): number {
     try {
-      this.handle ??= await open(this.path, 'r');
+      if (this.fd < 0) this.fd = openSync(this.path, 'r');
       let n = 0;
       for (;;) {
         const want = this.buf.length - n;
-        const { bytesRead } = await this.handle.read(this.buf, n, want, n);
-        n += bytesRead;
+        const got = readSync(this.fd, this.buf, n, want, n);
+        n += got;
         // A short read is the end of a procfs (or regular) file.
-        if (this.head || bytesRead < want) break;
+        if (this.head || got < want) return n;
         const bigger = Buffer.allocUnsafe(this.buf.length * 2);
         this.buf.copy(bigger, 0, 0, n);
         this.buf = bigger;
       }
-      return this.buf.toString('latin1', 0, n);
     } catch (err) {
-      // Reopen next time: the file may have been replaced (fixtures) or the handle broken.
-      await this.close();
+      // Reopen next time: the file may have been replaced (fixtures) or the process gone.
+      this.close();
       throw err;
     }
   }
 
-  async close(): Promise<void> {
-    const h = this.handle;
-    this.handle = undefined;
-    await h?.close().catch(() => undefined);
+  close(): void {
+    const fd = this.fd;
+    this.fd = -1;
+    if (fd >= 0) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
   }
 }
 
@@ -189,9 +260,9 @@ export interface ProcSamplerOptions {
 }
 
 /**
- * Per-tick host load from procfs: three small reads of files kept open, no
- * child processes. CPU and network are rates over the time since the previous
- * `sample()` (the first measures from `prime()`).
+ * Per-tick host load from procfs: three small synchronous reads of files kept
+ * open, no child processes. CPU and network are rates over the time since the
+ * previous `sample()` (the first measures from `prime()`).
  */
 export class ProcSampler implements LoadSampler {
   // The aggregate cpu line comes first in /proc/stat, and MemTotal, MemFree,
@@ -200,7 +271,9 @@ export class ProcSampler implements LoadSampler {
   private readonly meminfo: ProcFile;
   private readonly netdev: ProcFile;
   private readonly now: () => number;
-  private prevCpu: CpuTimes | undefined;
+  private primed = false;
+  private prevCpu: CpuTimes = { busy: 0, total: 0 };
+  private curCpu: CpuTimes = { busy: 0, total: 0 };
   private prevNet = new Map<string, NetCounters>();
   private curNet = new Map<string, NetCounters>();
   private prevAt = 0;
@@ -215,21 +288,25 @@ export class ProcSampler implements LoadSampler {
 
   /** Takes the reference reading the first sample's rates are measured from. */
   async prime(): Promise<void> {
-    const [stat, netdev] = await Promise.all([this.stat.read(), this.readNetDev()]);
-    this.prevCpu = parseProcStat(stat);
-    parseNetDev(netdev, this.prevNet);
-    this.prevAt = this.now();
+    this.primeSync();
   }
 
-  async sample(): Promise<HostLoad> {
-    if (!this.prevCpu) await this.prime();
-    const [stat, meminfo, netdev] = await Promise.all([
-      this.stat.read(),
-      this.meminfo.read(),
-      this.readNetDev(),
-    ]);
+  sample(): Promise<HostLoad> {
+    try {
+      return Promise.resolve(this.sampleSync());
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /** The load since the previous sample, read and computed without yielding. */
+  sampleSync(): HostLoad {
+    if (!this.primed) this.primeSync();
+    const stat = this.stat.read();
+    const meminfo = this.meminfo.read();
+    const netdev = this.readNetDev();
     const at = this.now();
-    const cpu = parseProcStat(stat);
+    const cpu = parseProcStat(stat, this.curCpu);
     const mem = parseMemInfo(meminfo);
     parseNetDev(netdev, this.curNet);
 
@@ -241,10 +318,11 @@ export class ProcSampler implements LoadSampler {
     }
     const seconds = (at - this.prevAt) / 1000;
     const load: HostLoad = {
-      cpuUsage: cpuFraction(this.prevCpu!, cpu),
+      cpuUsage: cpuFraction(this.prevCpu, cpu),
       memoryUsage: 1 - mem.availableBytes / mem.totalBytes,
       networkIo: seconds > 0 ? bytes / seconds : 0,
     };
+    this.curCpu = this.prevCpu;
     this.prevCpu = cpu;
     this.prevAt = at;
     const swap = this.prevNet;
@@ -254,11 +332,24 @@ export class ProcSampler implements LoadSampler {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.stat.close(), this.meminfo.close(), this.netdev.close()]);
+    this.stat.close();
+    this.meminfo.close();
+    this.netdev.close();
+  }
+
+  private primeSync(): void {
+    parseProcStat(this.stat.read(), this.prevCpu);
+    parseNetDev(this.readNetDev(), this.prevNet);
+    this.prevAt = this.now();
+    this.primed = true;
   }
 
   // Some sandboxes hide /proc/net; the network load is then reported as 0 bytes/s.
-  private readNetDev(): Promise<string> {
-    return this.netdev.read().catch(() => '');
+  private readNetDev(): string {
+    try {
+      return this.netdev.read();
+    } catch {
+      return '';
+    }
   }
 }

@@ -1,4 +1,5 @@
 import { AugurError } from '../common/errors.js';
+import { KeptAliveGetter } from './http-get.js';
 
 /** Requests the endpoint completed since the previous sample, and the sum of their latencies. */
 export interface RequestCounts {
@@ -11,16 +12,20 @@ export interface RequestCounts {
 export interface RequestSource {
   /** Counts since the previous call; undefined at the first (nothing to count from yet). */
   sample(): Promise<RequestCounts | undefined>;
+  /** Releases a kept-alive connection. */
+  close?(): void;
 }
 
 /** Increase of a counter; one that went down was reset, and its new value is the increase. */
 const increase = (prev: number, cur: number): number => (cur >= prev ? cur - prev : cur);
 
+type MatchOp = '=' | '!=' | '=~' | '!~';
+
 /** A metric name with optional label matchers: `http_requests_total{job="api",code=~"2.."}`. */
 export interface MetricSelector {
   name: string;
-  /** Every matcher must hold; `=~` is a regular expression over the whole value. */
-  labels: Array<{ label: string; op: '=' | '!=' | '=~'; value: string }>;
+  /** Every matcher must hold; `=~` (`!~`) is a regular expression over the whole value that must (not) match. */
+  labels: Array<{ label: string; op: MatchOp; value: string }>;
 }
 
 /** Parses `name` or `name{l="v",l2=~"re"}`; a malformed one is an error that shows it. */
@@ -33,7 +38,7 @@ export function parseSelector(text: string, flag: string): MetricSelector {
     );
   const labels: MetricSelector['labels'] = [];
   const body = m[2]?.trim() ?? '';
-  const matcher = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)/y;
+  const matcher = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)/y;
   let at = 0;
   while (at < body.length) {
     matcher.lastIndex = at;
@@ -45,7 +50,7 @@ export function parseSelector(text: string, flag: string): MetricSelector {
       );
     labels.push({
       label: l[1]!,
-      op: l[2] as '=' | '!=' | '=~',
+      op: l[2] as MatchOp,
       value: l[3]!.replace(/\\(.)/g, '$1'),
     });
     at = matcher.lastIndex;
@@ -60,36 +65,57 @@ function parseLabels(text: string): Map<string, string> {
   return out;
 }
 
+/** Compiled `=~` / `!~` patterns, compiled once rather than per series and scrape. */
+const patterns = new Map<string, RegExp>();
+
 function matches(sel: MetricSelector, labels: Map<string, string>): boolean {
   return sel.labels.every(({ label, op, value }) => {
     const v = labels.get(label) ?? '';
     if (op === '=') return v === value;
     if (op === '!=') return v !== value;
-    return new RegExp(`^(?:${value})$`).test(v);
+    let re = patterns.get(value);
+    if (!re) {
+      re = new RegExp(`^(?:${value})$`);
+      patterns.set(value, re);
+    }
+    return re.test(v) === (op === '=~');
   });
 }
 
 /**
  * The sum over every series of the Prometheus text exposition named `name` whose
- * labels match; undefined when none is present.
+ * labels match; undefined when none is present. Lines are found with indexOf,
+ * and only the series of the wanted name are taken apart.
  */
 export function sumSeries(text: string, sel: MetricSelector, name = sel.name): number | undefined {
   let sum: number | undefined;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (rest[0] !== '{' && rest[0] !== ' ' && rest[0] !== '\t') continue; // a longer name
-    let labels = new Map<string, string>();
-    let valuePart = rest;
-    if (rest[0] === '{') {
-      const end = rest.lastIndexOf('}');
-      if (end < 0) continue;
-      labels = parseLabels(rest.slice(1, end));
-      valuePart = rest.slice(end + 1);
+  const n = text.length;
+  let pos = 0;
+  while (pos < n) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = n;
+    const lineStart = pos;
+    pos = end + 1;
+    if (!text.startsWith(name, lineStart)) continue;
+    let at = lineStart + name.length;
+    const c = text.charCodeAt(at);
+    // `{`, space or tab follow the name; anything else is a longer name.
+    if (c !== 123 && c !== 32 && c !== 9) continue;
+    if (c === 123) {
+      const close = text.lastIndexOf('}', end);
+      if (close < at) continue;
+      if (sel.labels.length > 0 && !matches(sel, parseLabels(text.slice(at + 1, close)))) continue;
+      at = close + 1;
+    } else if (sel.labels.length > 0 && !matches(sel, new Map())) continue;
+    while (at < end && (text.charCodeAt(at) === 32 || text.charCodeAt(at) === 9)) at++;
+    let valueEnd = at;
+    while (valueEnd < end) {
+      const v = text.charCodeAt(valueEnd);
+      if (v === 32 || v === 9 || v === 13) break;
+      valueEnd++;
     }
-    if (!matches(sel, labels)) continue;
-    const value = Number(valuePart.trim().split(/\s+/)[0]);
-    if (Number.isFinite(value)) sum = (sum ?? 0) + value;
+    const value = Number(text.slice(at, valueEnd));
+    if (valueEnd > at && Number.isFinite(value)) sum = (sum ?? 0) + value;
   }
   return sum;
 }
@@ -115,9 +141,9 @@ export interface PrometheusRequestsOptions {
  */
 export class PrometheusRequests implements RequestSource {
   private readonly url: string;
+  private readonly getter: KeptAliveGetter;
   private readonly requests: MetricSelector | undefined;
   private readonly latency: MetricSelector | undefined;
-  private readonly timeoutMs: number;
   private prevCount = NaN;
   private prevSum = NaN;
 
@@ -139,20 +165,21 @@ export class PrometheusRequests implements RequestSource {
     this.url = opts.url;
     this.requests = opts.requests ? parseSelector(opts.requests, '--requests-metric') : undefined;
     this.latency = opts.latency ? parseSelector(opts.latency, '--latency-metric') : undefined;
-    this.timeoutMs = (opts.timeoutSeconds ?? 1) * 1000;
+    this.getter = new KeptAliveGetter(opts.url, {
+      what: 'metrics URL',
+      timeoutMs: (opts.timeoutSeconds ?? 1) * 1000,
+      badUrlCode: 'BAD_METRICS_URL',
+    });
   }
 
   async sample(): Promise<RequestCounts | undefined> {
     let text: string;
     try {
-      const res = await fetch(this.url, { signal: AbortSignal.timeout(this.timeoutMs) });
-      text = await res.text();
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      text = await this.getter.getOk();
     } catch (err) {
-      throw new AugurError(
-        'METRICS_URL_FAILED',
-        `cannot scrape ${this.url}: ${(err as Error).message}`,
-      );
+      throw new AugurError('METRICS_URL_FAILED', `cannot scrape: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const count = this.requests
       ? sumSeries(text, this.requests)
@@ -173,5 +200,9 @@ export class PrometheusRequests implements RequestSource {
     const completed = increase(prevCount, count);
     if (sum === undefined || Number.isNaN(prevSum)) return { completed };
     return { completed, latencySum: increase(prevSum, sum) };
+  }
+
+  close(): void {
+    this.getter.close();
   }
 }

@@ -46,6 +46,7 @@ export class EndpointSignalsSampler implements LoadSampler {
   }
 
   async close(): Promise<void> {
+    this.requests?.close?.();
     await Promise.all([this.host.close?.(), this.own?.close()]);
   }
 

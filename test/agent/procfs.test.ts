@@ -11,6 +11,8 @@ import {
   parseMemInfo,
   parseNetDev,
   parseProcStat,
+  scanNumber,
+  scannedTo,
 } from '../../src/agent/procfs.js';
 import {
   linkMbpsToBytesPerSecond,
@@ -44,6 +46,18 @@ describe('procfs parsing of fixture text', () => {
   it('sums the first eight cpu fields and counts idle and iowait as not busy', () => {
     // user 300, system 100, idle 500, iowait 100; guest 50 is already inside user.
     expect(parseProcStat(STAT(300, 500, 100, 50))).toEqual({ busy: 400, total: 1000 });
+  });
+
+  it('scans whole numbers by character without splitting, refusing what is not one', () => {
+    expect(scanNumber('  42 7', 0)).toBe(42);
+    expect(scannedTo()).toBe(4);
+    expect(scanNumber('  42 7', scannedTo())).toBe(7);
+    expect(scanNumber('x1', 0)).toBeNaN();
+    expect(scanNumber('1.5', 0)).toBeNaN();
+    expect(scanNumber('12abc', 0)).toBeNaN();
+    expect(scanNumber('   ', 0)).toBeNaN();
+    expect(() => parseProcStat('cpu  1 2 x 4\n')).toThrow(/field 3/);
+    expect(() => parseProcStat('cpu  1 2\n')).toThrow(/fewer than 4/);
   });
 
   it('rejects text that is not /proc/stat', () => {
@@ -145,13 +159,13 @@ describe('ProcFile', () => {
     const whole = new ProcFile(path, 16);
     const head = new ProcFile(path, 16, true);
     try {
-      expect(await whole.read()).toBe(NETDEV(1, 2));
-      expect(await head.read()).toBe(NETDEV(1, 2).slice(0, 16));
+      expect(whole.read()).toBe(NETDEV(1, 2));
+      expect(head.read()).toBe(NETDEV(1, 2).slice(0, 16));
       await writeFile(path, NETDEV(3, 4)); // same inode, new content
-      expect(await whole.read()).toBe(NETDEV(3, 4));
+      expect(whole.read()).toBe(NETDEV(3, 4));
     } finally {
-      await whole.close();
-      await head.close();
+      whole.close();
+      head.close();
     }
   });
 
@@ -159,13 +173,13 @@ describe('ProcFile', () => {
     dir = await mkdtemp(join(tmpdir(), 'augur-procfile-'));
     const stat = new ProcFile('/proc/stat', 1024, true);
     try {
-      const a = parseProcStat(await stat.read());
+      const a = parseProcStat(stat.read());
       const until = performance.now() + 100;
       while (performance.now() < until) Math.sqrt(Math.random());
-      const b = parseProcStat(await stat.read());
+      const b = parseProcStat(stat.read());
       expect(b.busy).toBeGreaterThan(a.busy);
     } finally {
-      await stat.close();
+      stat.close();
     }
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
@@ -54,6 +55,19 @@ describe("the endpoint's own CPU", () => {
     expect(() => parseProcessTicks('garbage')).toThrow(/stat/);
     expect(parseCgroupUsage('usage_usec 1234\nuser_usec 1000\nsystem_usec 234\n')).toBe(1234);
     expect(() => parseCgroupUsage('nr_periods 0\n')).toThrow(/usage_usec/);
+    expect(parseCgroupUsage('nr_periods 0\nusage_usec 77\n')).toBe(77);
+    expect(() => parseCgroupUsage('usage_usec x\n')).toThrow(/usage_usec/);
+    // A truncated line (the process went away mid-read) is an error, not a zero.
+    expect(() => parseProcessTicks('7 (a) S 1 7 7 0 -1 4194304 100 0 0 0')).toThrow(/utime/);
+  });
+
+  it("reads this process's own /proc/self/stat as the kernel counts it", () => {
+    const until = performance.now() + 100;
+    while (performance.now() < until) Math.sqrt(Math.random());
+    const ticks = parseProcessTicks(readFileSync('/proc/self/stat', 'latin1'));
+    const { user, system } = process.cpuUsage();
+    // Clock ticks of 10 ms against microseconds: the same CPU time, give or take a few ticks.
+    expect(Math.abs(ticks * 10_000 - (user + system))).toBeLessThan(50_000);
   });
 
   it('a process tree: the sum of its members, each by its own delta, as a fraction of all cores', async () => {
@@ -212,6 +226,8 @@ describe('completed requests from Prometheus metrics', () => {
     expect(sumSeries(text, parseSelector('http_requests_total', 'x'))).toBe(18);
     expect(sumSeries(text, parseSelector('http_requests_total{code="200"}', 'x'))).toBe(15);
     expect(sumSeries(text, parseSelector('http_requests_total{code=~"5.."}', 'x'))).toBe(3);
+    expect(sumSeries(text, parseSelector('http_requests_total{code!~"5.."}', 'x'))).toBe(15);
+    expect(sumSeries(text, parseSelector('http_requests_total{path!="/a"}', 'x'))).toBe(5);
     expect(sumSeries(text, parseSelector('missing', 'x'))).toBeUndefined();
   });
 
