@@ -15,9 +15,13 @@ import { createRegistry } from '../src/common/http-host.js';
 import { silentLogger } from '../src/common/logger.js';
 import { loadConfig } from '../src/serve/config.js';
 import { EndpointState } from '../src/gen/augur/v1/common.js';
-import type { PrioritizedEndpointList } from '../src/gen/augur/v1/load_prediction.js';
+import {
+  LoadPredictionService,
+  type PrioritizedEndpointList,
+} from '../src/gen/augur/v1/load_prediction.js';
 import type { PrioritizedListSource } from '../src/lps/types.js';
 import { Rrm } from '../src/rrm/rrm.js';
+import { ExtProcWorkers } from '../src/serve/ext-proc-workers.js';
 
 export function benchList(
   service: string,
@@ -95,11 +99,57 @@ async function main(): Promise<void> {
   // node:http2 listener (rrm.extProcListen); 'plain': a bare grpc-js server with channelz off,
   // to show what GrpcHost's defaults cost; 'floor': no RRM, node:http2 answering a fixed message;
   // 'echo': a TCP echo server.
+  // 'workers:N': the fast path on N worker processes (rrm.extProcWorkers), each watching this
+  // process's list over WatchPrioritizedEndpoints.
   const variant = process.argv[3] ?? 'augur';
   const rrm = benchRrm(source, 'expected-delay', variant === 'http2' ? '127.0.0.1:0' : '');
   let port: number;
   let stopServer: () => Promise<void>;
-  if (variant === 'echo') {
+  /** CPU of the server's other processes (the workers), µs. */
+  let othersCpu = async (): Promise<number> => 0;
+  if (variant.startsWith('workers:')) {
+    const host = new GrpcHost({ listen: '127.0.0.1:0' });
+    host.addService('augur.v1.LoadPrediction', LoadPredictionService, {
+      watchPrioritizedEndpoints: (
+        call: grpc.ServerWritableStream<unknown, PrioritizedEndpointList>,
+      ) => {
+        call.sendMetadata(new grpc.Metadata());
+        const list = source.get(source.service);
+        if (list) call.write(list);
+        const unsubscribe = source.subscribe((l) => call.write(l));
+        call.on('cancelled', unsubscribe);
+        call.on('close', unsubscribe);
+      },
+    });
+    const lps = await host.start();
+    const registry = createRegistry();
+    const workers = new ExtProcWorkers({
+      count: Number(variant.slice('workers:'.length)),
+      config: loadConfig({
+        env: {},
+        flags: {
+          logLevel: 'silent',
+          rrm: { defaultService: 'bench', extProcListen: '127.0.0.1:0' },
+        },
+      }),
+      lps: `127.0.0.1:${lps.port}`,
+      logger: silentLogger,
+      registry,
+    });
+    port = (await workers.start()).port;
+    // The workers have the list once a decision names an endpoint; the bench warms up anyway.
+    othersCpu = async () => {
+      const text = await workers.metrics();
+      let seconds = 0;
+      for (const m of text.matchAll(/^process_cpu_seconds_total\{worker="\d+"\} (\S+)$/gm))
+        seconds += Number(m[1]);
+      return seconds * 1e6;
+    };
+    stopServer = async () => {
+      await workers.stop();
+      await host.stop();
+    };
+  } else if (variant === 'echo') {
     // Below the floor: a TCP echo, the round trip between two processes on this machine.
     const server = net.createServer((socket) => {
       socket.setNoDelay(true);
@@ -150,7 +200,12 @@ async function main(): Promise<void> {
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   process.on('message', (msg: { cmd: string }) => {
-    if (msg.cmd === 'cpu') process.send!({ cpu: process.cpuUsage() });
+    if (msg.cmd === 'cpu') {
+      const own = process.cpuUsage();
+      void othersCpu().then((others) =>
+        process.send!({ cpu: { user: own.user + others, system: own.system } }),
+      );
+    }
     // The event loop's delay since the last ask (ms): how long a request that arrived could wait
     // for this process before anything of it ran.
     if (msg.cmd === 'loop') {

@@ -13,11 +13,13 @@
  *    without it (request headers only): the latency of the pick (write of the request headers to
  *    their answer), p50 and p99, what augur adds over the floor, and the server's CPU per
  *    exchange; then a closed-loop run for the most exchanges per second.
+ * 3. The fast path on worker processes (`rrm.extProcWorkers`: 2, and one per core where there
+ *    are more), the load over 4 connections, next to the floor and one process over 4 too.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { cpus, loadavg } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { loadEnvoyProtos } from '../src/common/envoy-protos.js';
@@ -268,7 +270,7 @@ interface ServerChild {
   stop(): Promise<void>;
 }
 
-type Variant = 'augur' | 'plain' | 'http2' | 'floor' | 'echo';
+type Variant = 'augur' | 'plain' | 'http2' | 'floor' | 'echo' | `workers:${number}`;
 
 async function startServer(variant: Variant = 'augur'): Promise<ServerChild> {
   const child = fork(
@@ -314,11 +316,13 @@ const PATH = '/envoy.service.ext_proc.v3.ExternalProcessor/Process';
  * client costs about 1 ms of CPU per stream here and would measure itself, not the server.
  */
 class RawExtProcClient {
-  private session: http2.ClientHttp2Session;
+  private readonly sessions: http2.ClientHttp2Session[];
   private readonly address: string;
-  constructor(address: string) {
+  private next = 0;
+  /** `connections` HTTP/2 connections, used in turn (as Envoy's worker threads each hold one). */
+  constructor(address: string, connections = 1) {
     this.address = address;
-    this.session = this.connect();
+    this.sessions = Array.from({ length: connections }, () => this.connect());
   }
 
   private connect(): http2.ClientHttp2Session {
@@ -342,9 +346,11 @@ class RawExtProcClient {
   exchange(message: Buffer, response?: (answer: Buffer) => Buffer): Promise<number> {
     return new Promise((resolve, reject) => {
       const t0 = performance.now();
+      const i = this.next++ % this.sessions.length;
       // An overloaded server may refuse streams and drop the connection; open a new one.
-      if (this.session.destroyed || this.session.closed) this.session = this.connect();
-      const stream = this.session.request({
+      if (this.sessions[i]!.destroyed || this.sessions[i]!.closed)
+        this.sessions[i] = this.connect();
+      const stream = this.sessions[i]!.request({
         ':method': 'POST',
         ':path': PATH,
         'content-type': 'application/grpc',
@@ -381,7 +387,7 @@ class RawExtProcClient {
   }
 
   close(): void {
-    this.session.close();
+    for (const s of this.sessions) s.close();
   }
 }
 
@@ -567,7 +573,12 @@ async function main(): Promise<void> {
     if (!bytes) responses.set(pick, (bytes = Buffer.from(responseBytes(pick))));
     return bytes;
   };
-  const variants: Array<{ variant: Variant; name: string; respond: boolean }> = [
+  const variants: Array<{
+    variant: Variant;
+    name: string;
+    respond: boolean;
+    connections?: number;
+  }> = [
     {
       variant: 'floor',
       name: 'floor: node:http2, fixed answers, no RRM; request headers only',
@@ -593,14 +604,34 @@ async function main(): Promise<void> {
       name: 'augur, the gRPC address (grpc-js); request + response headers',
       respond: true,
     },
+    // The fast path on worker processes (`rrm.extProcWorkers`), which share its port by
+    // connection: the load comes over 4 connections, as from an Envoy with 4 worker threads.
+    {
+      variant: 'floor',
+      name: 'floor, 4 connections; request + response headers',
+      respond: true,
+      connections: 4,
+    },
+    {
+      variant: 'http2',
+      name: 'augur fast path, 1 process, 4 connections; request + response headers',
+      respond: true,
+      connections: 4,
+    },
+    ...[...new Set([2, availableParallelism()])].map((n) => ({
+      variant: `workers:${n}` as Variant,
+      name: `augur fast path, \`rrm.extProcWorkers: ${n}\`, 4 connections; request + response headers`,
+      respond: true,
+      connections: 4,
+    })),
   ];
   const rateRows: Array<Array<string | number>> = [];
   const maxRows: Array<Array<string | number>> = [];
   const failures: string[] = [];
   const floorAt = new Map<string, RateResult>();
-  for (const { variant, name, respond } of variants) {
+  for (const { variant, name, respond, connections } of variants) {
     const server = await startServer(variant);
-    const client = new RawExtProcClient(server.address);
+    const client = new RawExtProcClient(server.address, connections);
     const response = respond ? responseFor : undefined;
     // Warm both sides (JIT, HTTP/2 connection) before measuring.
     for (let i = 0; i < 2000; i++) await client.exchange(Buffer.from(requestBytes()), response);
@@ -608,8 +639,8 @@ async function main(): Promise<void> {
       console.log(`${name}: open loop at ${rate} req/s for ${SECONDS_PER_RATE} s ...`);
       const r = await openLoop(server, client, rate, response);
       console.log(r);
-      if (variant === 'floor') floorAt.set(`${respond}-${rate}`, r);
-      const floor = floorAt.get(`${respond}-${rate}`);
+      if (variant === 'floor') floorAt.set(`${respond}-${connections ?? 1}-${rate}`, r);
+      const floor = floorAt.get(`${respond}-${connections ?? 1}-${rate}`);
       const over = (x: number, f: number | undefined): string =>
         variant === 'floor' || f === undefined || r.errors > 0 ? '-' : (x - f).toFixed(3);
       rateRows.push([
@@ -672,6 +703,8 @@ async function main(): Promise<void> {
       ],
       rateRows,
     ),
+    '',
+    `The rows with 4 connections compare the fast path on worker processes (\`rrm.extProcWorkers\`, node:cluster handing each connection to the next worker; each worker an RRM over a Watch stream to the server process, whose CPU the figures include) with one process and with the floor, each over 4 connections as from an Envoy with 4 worker threads. Workers pay where the machine has cores to spare: on ${availableParallelism()} cores, shared with the load generator, more processes mostly add context switches.`,
     '',
     ...failures.map((f) => `${f}\n`),
     '**Most decisions per second** (closed loop, 64 streams in flight, 4 s):',
