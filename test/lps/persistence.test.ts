@@ -178,8 +178,9 @@ describe('LPS state across restarts', () => {
     const { silentLogger } = await import('../../src/common/logger.js');
     const found = await recover(stateDir(dataDir), store, plane.config.lps, silentLogger);
     expect(found.samples).toBe(30);
+    // The ring keeps its newest samples exactly, older ones as Float32 (src/lps/ring.ts).
     expect(Array.from(store.get('a')!.series.column('cpu'))).toEqual(
-      Array.from({ length: 30 }, (_, i) => (i + 1) / 100),
+      Array.from({ length: 30 }, (_, i) => (i >= 26 ? (i + 1) / 100 : Math.fround((i + 1) / 100))),
     );
   });
 
