@@ -92,6 +92,44 @@ export const lpsConfigSchema = z
     maxBatchSamples: z.number().int().positive().default(10_000),
     /** Endpoints that left (stale for this long) are forgotten, seconds. */
     forgetAfter: z.number().positive().default(3600),
+    /**
+     * An endpoint that never stored a sample is forgotten this long after its last hello once
+     * no stream reports it, seconds (a hello alone costs a record: a flood of ids must not stay
+     * for forgetAfter).
+     */
+    forgetUnsampledAfter: z.number().positive().default(60),
+    /** Most endpoints the LPS holds; a hello for a new one past it is refused (RESOURCE_EXHAUSTED). */
+    maxEndpoints: z.number().int().positive().default(5000),
+    /** Most endpoints one service holds; a hello past it is refused (RESOURCE_EXHAUSTED). */
+    maxEndpointsPerService: z.number().int().positive().default(1000),
+    /** Most Report streams open at once on one connection (RESOURCE_EXHAUSTED past it). */
+    maxStreamsPerConnection: z.number().int().positive().default(1000),
+    /**
+     * Most Report streams open at once from one client (src/common/peer.ts: its IP address, or
+     * the identity its credentials prove); RESOURCE_EXHAUSTED past it.
+     */
+    maxStreamsPerClient: z.number().int().positive().default(10_000),
+    /**
+     * Samples one stream may send per second, on average; samples past it are refused with
+     * RATE_LIMITED in the stream's error messages, and the stream stays open.
+     */
+    maxSamplesPerSecond: z.number().positive().default(100),
+    /**
+     * Samples a stream may send at once above that rate (a token bucket this deep: an agent
+     * replaying what it buffered while the LPS was away).
+     */
+    sampleBurst: z.number().int().positive().default(20_000),
+    /**
+     * Largest encoded reply for one service (a prioritized list, its EDS resource) or one
+     * ListEndpoints answer, bytes: past it the largest endpoints are left out of that reply (and
+     * counted in augur_lps_reply_endpoints_dropped_total), never the whole service. Below gRPC's
+     * 4 MiB message limit.
+     */
+    maxReplyBytes: z
+      .number()
+      .int()
+      .min(64 << 10)
+      .default(3 << 20),
     hostnames: hostNamesConfigSchema.default(() => hostNamesConfigSchema.parse({})),
   })
   .strict();

@@ -1,14 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import { durationToSeconds, secondsToDuration } from '../common/duration.js';
 import {
+  EndpointInfo,
   LoadPredictionService,
-  type EndpointInfo,
   type GetForecastResponse,
   type LoadPredictionServer,
   type PrioritizedEndpointList,
 } from '../gen/augur/v1/load_prediction.js';
 import type { LpsConfig } from './config.js';
 import type { HostNameResolver } from './host-names.js';
+import { fitReply } from './reply-size.js';
 import { endpointDataOf, type EndpointStore } from './store.js';
 import type { EndpointRecord, PrioritizedListSource } from './types.js';
 
@@ -24,6 +25,8 @@ export interface LoadPredictionDeps {
   isLive: (endpointId: string) => boolean;
   hostNames: Pick<HostNameResolver, 'statusOf'>;
   forecasts: () => ForecastProvider | undefined;
+  /** Called with the endpoints a ListEndpoints answer left out for lps.maxReplyBytes. */
+  onDropped?: (dropped: readonly EndpointInfo[]) => void;
 }
 
 function grpcError(code: grpc.status, details: string): Partial<grpc.StatusObject> {
@@ -67,12 +70,20 @@ export class LoadPredictionServiceImpl {
       },
       listEndpoints: (call, cb) => {
         const service = call.request.service;
-        const endpoints = this.deps.store
+        const all = this.deps.store
           .all()
           .filter((r) => !service || r.service === service)
           .sort((a, b) => (a.id < b.id ? -1 : 1))
           .map((r) => this.info(r));
-        cb(null, { endpoints });
+        // Past lps.maxReplyBytes the largest endpoints (long labels) are left out, not the answer.
+        const { kept, dropped } = fitReply(
+          all,
+          (e) => EndpointInfo.encode(e).finish().length,
+          0,
+          this.deps.config.maxReplyBytes,
+        );
+        if (dropped.length > 0) this.deps.onDropped?.(dropped);
+        cb(null, { endpoints: kept });
       },
       getForecast: (call, cb) => {
         const id = call.request.endpointId;

@@ -72,6 +72,13 @@ export class Lps {
       isLive: (id) => this.telemetry.isLive(id),
       hostNames: this.hostNames,
       forecasts: () => this.forecasts(),
+      onDropped: (dropped) => {
+        this.metrics.replyDropped.inc({ reply: 'list_endpoints' }, dropped.length);
+        logger.warn(
+          { dropped: dropped.length, endpoints: dropped.slice(0, 10).map((e) => e.endpointId) },
+          `a ListEndpoints answer would pass lps.maxReplyBytes (${config.maxReplyBytes} bytes): its ${dropped.length} largest endpoints are left out`,
+        );
+      },
     });
   }
 

@@ -15,6 +15,9 @@ export class LpsMetrics {
   readonly stateWriteFailures: Counter<'file'>;
   readonly logSyncSeconds: Histogram;
   readonly hostLookups: Counter<'outcome'>;
+  readonly limitRefusals: Counter<'limit'>;
+  readonly replyDropped: Counter<'reply'>;
+  readonly forgotten: Counter<'reason'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -88,6 +91,32 @@ export class LpsMetrics {
       name: 'augur_lps_host_lookups_total',
       help: 'Lookups of endpoint host names, by outcome (resolved, failed)',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.limitRefusals = new Counter({
+      name: 'augur_lps_limit_refusals_total',
+      help:
+        'What the LPS refused for a configured limit (lps.max*): hellos past maxEndpoints or ' +
+        'maxEndpointsPerService, streams past maxStreamsPerConnection or maxStreamsPerClient ' +
+        '(counted once each), samples past maxSamplesPerSecond (counted per sample)',
+      labelNames: ['limit'],
+      registers,
+    });
+    this.replyDropped = new Counter({
+      name: 'augur_lps_reply_endpoints_dropped_total',
+      help:
+        'Endpoints left out of a reply that would have passed lps.maxReplyBytes, by reply ' +
+        '(list: each new version of a prioritized list, and so its EDS resource; ' +
+        'list_endpoints: each ListEndpoints answer)',
+      labelNames: ['reply'],
+      registers,
+    });
+    this.forgotten = new Counter({
+      name: 'augur_lps_endpoints_forgotten_total',
+      help:
+        'Endpoints forgotten, by reason (silent: lps.forgetAfter; unsampled: never sent a ' +
+        'sample, lps.forgetUnsampledAfter)',
+      labelNames: ['reason'],
       registers,
     });
   }

@@ -1,9 +1,10 @@
 import type { Logger } from '../common/logger.js';
-import type { ScoredEndpoint } from '../gen/augur/v1/load_prediction.js';
+import { ScoredEndpoint } from '../gen/augur/v1/load_prediction.js';
 import type { HostNameResolver } from './host-names.js';
 import { ListStore } from './list-store.js';
 import { EndpointStateLog } from './state-log.js';
 import type { LpsMetrics } from './metrics.js';
+import { fieldBytes, fitReply } from './reply-size.js';
 import type { EndpointStore } from './store.js';
 import { EndpointState, type EndpointRecord, type Scorer } from './types.js';
 
@@ -25,6 +26,8 @@ export class Prioritizer extends ListStore {
   private rerun = false;
   private soon: NodeJS.Immediate | undefined;
   private readonly stateLog: EndpointStateLog;
+  /** Per service, the ids last left out for lps.maxReplyBytes (logged when they change). */
+  private readonly droppedIds = new Map<string, string>();
 
   constructor(
     private readonly store: EndpointStore,
@@ -90,7 +93,7 @@ export class Prioritizer extends ListStore {
 
   private async computeOnce(nowMs: number): Promise<void> {
     const stopTimer = this.metrics.scoringSeconds.startTimer();
-    this.store.forgetSilent(nowMs);
+    this.store.forgetSilent(nowMs, (_record, reason) => this.metrics.forgotten.inc({ reason }));
     const records = this.store.all();
     const states = new Map<string, EndpointState>();
     const counts = new Map<EndpointState, number>();
@@ -140,18 +143,20 @@ export class Prioritizer extends ListStore {
           ip,
         };
       });
-      const total = endpoints.reduce((s, e) => s + e.weight, 0);
-      for (const e of endpoints) e.weight = total > 0 ? e.weight / total : 0;
+      const { fitted, dropped } = this.fit(service, endpoints);
+      const total = fitted.reduce((s, e) => s + e.weight, 0);
+      for (const e of fitted) e.weight = total > 0 ? e.weight / total : 0;
       // Best first: every active endpoint before any other (at equal scores of 0 a failing
       // one must not read as better), then by score, then by id.
-      endpoints.sort(
+      fitted.sort(
         (a, b) =>
           Number(b.state === EndpointState.ENDPOINT_STATE_ACTIVE) -
             Number(a.state === EndpointState.ENDPOINT_STATE_ACTIVE) ||
           b.score - a.score ||
           (a.endpointId < b.endpointId ? -1 : 1),
       );
-      this.publishIfChanged(service, endpoints, computedAt);
+      if (this.publishIfChanged(service, fitted, computedAt) && dropped > 0)
+        this.metrics.replyDropped.inc({ reply: 'list' }, dropped);
       if (members.length === 0) this.fingerprints.delete(service);
     }
     this.metrics.unresolvedEndpoints.set(unresolved);
@@ -159,19 +164,79 @@ export class Prioritizer extends ListStore {
     stopTimer();
   }
 
-  private publishIfChanged(service: string, endpoints: ScoredEndpoint[], computedAt: Date): void {
+  /**
+   * The endpoints of a service that fit in lps.maxReplyBytes as a list (and so as EDS, whose
+   * bytes per endpoint are a part of the list's): past it the largest are left out and counted.
+   * A rough bound (3 bytes a character, 512 for the numbers) skips the measuring in the common
+   * case.
+   */
+  private fit(
+    service: string,
+    endpoints: ScoredEndpoint[],
+  ): { fitted: ScoredEndpoint[]; dropped: number } {
+    const max = this.store.config.maxReplyBytes;
+    let bound = 64 + 3 * service.length;
+    for (const e of endpoints) {
+      const l = e.locality;
+      bound +=
+        512 +
+        3 *
+          (e.endpointId.length +
+            e.address.length +
+            (e.ip?.length ?? 0) +
+            (l ? l.region.length + l.zone.length + l.subZone.length : 0) +
+            (e.parts?.forecaster.length ?? 0));
+    }
+    let fitted = endpoints;
+    let dropped: ScoredEndpoint[] = [];
+    if (bound > max) {
+      // The list's other fields: service, version, computed_at.
+      const fixed = fieldBytes(Buffer.byteLength(service)) + 11 + 24;
+      ({ kept: fitted, dropped } = fitReply(
+        endpoints,
+        (e) => ScoredEndpoint.encode(e).finish().length,
+        fixed,
+        max,
+      ));
+    }
+    const ids = dropped.map((e) => e.endpointId).join(',');
+    if ((this.droppedIds.get(service) ?? '') !== ids) {
+      if (ids) {
+        this.droppedIds.set(service, ids);
+        this.logger.warn(
+          {
+            service,
+            dropped: dropped.length,
+            endpoints: dropped.slice(0, 10).map((e) => e.endpointId),
+          },
+          `the list of service "${service}" would pass lps.maxReplyBytes (${max} bytes): its ${dropped.length} largest endpoints are left out`,
+        );
+      } else {
+        this.droppedIds.delete(service);
+      }
+    }
+    return { fitted, dropped: dropped.length };
+  }
+
+  /** Publishes a new version if the list changed; returns whether it did. */
+  private publishIfChanged(
+    service: string,
+    endpoints: ScoredEndpoint[],
+    computedAt: Date,
+  ): boolean {
     const fingerprint = endpoints
       .map(
         (e) =>
           `${e.endpointId}@${e.address}=${e.ip}:${e.port}/${e.state}/${Math.round(e.score * PRECISION)}/${Math.round(e.weight * PRECISION)}`,
       )
       .join(',');
-    if (this.fingerprints.get(service) === fingerprint) return;
+    if (this.fingerprints.get(service) === fingerprint) return false;
     this.fingerprints.set(service, fingerprint);
     const version = (this.versions.get(service) ?? 0) + 1;
     this.versions.set(service, version);
     this.metrics.listVersions.inc();
     this.publish({ service, version, computedAt, endpoints });
+    return true;
   }
 }
 

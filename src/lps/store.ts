@@ -26,6 +26,12 @@ export interface StoreJournal {
   goodbye(endpointId: string, atMs: number): void;
 }
 
+/** A hello the store would take past one of its limits: which limit, and why, for the status. */
+export interface LimitRefusal {
+  limit: 'max_endpoints' | 'max_endpoints_per_service';
+  message: string;
+}
+
 /** What became of a sample offered to the store. */
 export type SampleOutcome = 'stored' | 'duplicate' | Rejection;
 
@@ -36,6 +42,8 @@ export type SampleOutcome = 'stored' | 'duplicate' | Rejection;
  */
 export class EndpointStore extends EventEmitter<StoreEvents> {
   private readonly records = new Map<string, EndpointRecord>();
+  /** Endpoints per service, kept with `records` (lps.maxEndpointsPerService). */
+  private readonly perService = new Map<string, number>();
   readonly config: LpsConfig;
   /** Set once the state on disk has been restored; restoring must not write it again. */
   journal: StoreJournal | undefined;
@@ -55,6 +63,36 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
 
   get size(): number {
     return this.records.size;
+  }
+
+  /** Endpoints the store holds in a service. */
+  serviceSize(service: string): number {
+    return this.perService.get(service) ?? 0;
+  }
+
+  /**
+   * Whether a hello may be taken under lps.maxEndpoints and lps.maxEndpointsPerService: an
+   * endpoint already held in the same service always may (its agent reconnecting); a new one, or
+   * one moving to another service, only while there is room.
+   */
+  admits(hello: AgentHello): LimitRefusal | undefined {
+    const known = this.records.get(hello.endpointId);
+    if (known?.service === hello.service) return undefined;
+    const { maxEndpoints, maxEndpointsPerService } = this.config;
+    if (!known && this.records.size >= maxEndpoints) {
+      return {
+        limit: 'max_endpoints',
+        message: `the LPS holds ${this.records.size} endpoints, its limit (lps.maxEndpoints ${maxEndpoints}); endpoint "${hello.endpointId}" is not taken`,
+      };
+    }
+    const inService = this.serviceSize(hello.service);
+    if (inService >= maxEndpointsPerService) {
+      return {
+        limit: 'max_endpoints_per_service',
+        message: `service "${hello.service}" holds ${inService} endpoints, its limit (lps.maxEndpointsPerService ${maxEndpointsPerService}); endpoint "${hello.endpointId}" is not taken`,
+      };
+    }
+    return undefined;
   }
 
   /** Creates or updates the endpoint named by a hello, marks it connected, returns it. */
@@ -78,11 +116,17 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
         draining: false,
         lastSequence: 0,
         lastSeenMs: nowMs,
+        leftAtMs: 0,
         samplesStored: 0,
         series: new SampleRing(this.config.ringSize),
       };
       this.records.set(record.id, record);
+      this.count(record.service, 1);
     } else {
+      if (record.service !== hello.service) {
+        this.count(record.service, -1);
+        this.count(hello.service, 1);
+      }
       record.service = hello.service;
       record.address = hello.address;
       record.port = hello.port;
@@ -93,6 +137,7 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
       record.connected = true;
       record.draining = false;
       record.lastSeenMs = nowMs;
+      record.leftAtMs = 0;
     }
     this.journal?.hello(hello, nowMs);
     this.emit('membership', record);
@@ -149,6 +194,7 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
   /** The agent's stream ended; `goodbye` when the agent closed it on purpose. */
   disconnect(record: EndpointRecord, goodbye: boolean): void {
     record.connected = false;
+    record.leftAtMs = Date.now();
     if (goodbye) {
       record.draining = true;
       this.journal?.goodbye(record.id, Date.now());
@@ -185,17 +231,38 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
     return EndpointState.ENDPOINT_STATE_ACTIVE;
   }
 
-  /** Forgets endpoints silent for longer than `forgetAfter`; returns them. */
-  forgetSilent(nowMs: number): EndpointRecord[] {
+  /**
+   * Forgets endpoints with no stream: those silent for longer than `forgetAfter`, and those that
+   * never stored a sample once `forgetUnsampledAfter` has passed since their last hello or
+   * stream. Calls `onForget` with each one's reason; returns them.
+   */
+  forgetSilent(
+    nowMs: number,
+    onForget?: (record: EndpointRecord, reason: 'silent' | 'unsampled') => void,
+  ): EndpointRecord[] {
     const gone: EndpointRecord[] = [];
+    const { forgetAfter, forgetUnsampledAfter } = this.config;
     for (const record of this.records.values()) {
-      if (!record.connected && nowMs - record.lastSeenMs > this.config.forgetAfter * 1000) {
-        this.records.delete(record.id);
-        gone.push(record);
-      }
+      if (record.connected) continue;
+      const quietMs = nowMs - Math.max(record.lastSeenMs, record.leftAtMs);
+      let reason: 'silent' | 'unsampled' | undefined;
+      if (nowMs - record.lastSeenMs > forgetAfter * 1000) reason = 'silent';
+      else if (record.lastSequence === 0 && quietMs > forgetUnsampledAfter * 1000)
+        reason = 'unsampled';
+      if (!reason) continue;
+      this.records.delete(record.id);
+      this.count(record.service, -1);
+      gone.push(record);
+      onForget?.(record, reason);
     }
     for (const record of gone) this.emit('membership', record);
     return gone;
+  }
+
+  private count(service: string, delta: number): void {
+    const n = (this.perService.get(service) ?? 0) + delta;
+    if (n > 0) this.perService.set(service, n);
+    else this.perService.delete(service);
   }
 
   clampInterval(seconds: number): number {

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import { secondsToDuration } from '../common/duration.js';
+import { clientOf, connectionOf } from '../common/peer.js';
 import {
   TelemetryService,
   type AgentMessage,
@@ -29,16 +30,46 @@ export interface AckGate {
 
 const IMMEDIATE: AckGate = { durable: () => undefined, refusal: () => undefined };
 
+/** The limits this service counts in augur_lps_limit_refusals_total. */
+export type LpsLimit =
+  | 'max_endpoints'
+  | 'max_endpoints_per_service'
+  | 'max_streams_per_connection'
+  | 'max_streams_per_client'
+  | 'max_samples_per_second';
+
+/** Logs a limit's refusals at most once per this many ms, with how many came since. */
+const LIMIT_LOG_GAP_MS = 10_000;
+
 /** One open agent stream. */
 class AgentStream {
   record: EndpointRecord | undefined;
+  /** Samples this stream may still send now (a token bucket: lps.maxSamplesPerSecond, lps.sampleBurst). */
+  tokens: number;
+  refilledAtMs: number;
   /** Highest sequence acknowledged on this stream. */
   private acked = 0;
   /** Highest sequence an ack is on its way for. */
   private promised = 0;
   private ackScheduled = false;
 
-  constructor(readonly call: ReportCall) {}
+  constructor(
+    readonly call: ReportCall,
+    burst: number,
+    nowMs: number,
+  ) {
+    this.tokens = burst;
+    this.refilledAtMs = nowMs;
+  }
+
+  /** Takes up to `n` samples' worth from the bucket; returns how many it may store. */
+  take(n: number, rate: number, burst: number, nowMs: number): number {
+    this.tokens = Math.min(burst, this.tokens + ((nowMs - this.refilledAtMs) / 1000) * rate);
+    this.refilledAtMs = nowMs;
+    const allowed = Math.min(n, Math.floor(this.tokens));
+    this.tokens -= allowed;
+    return allowed;
+  }
 
   send(msg: ControlMessage): void {
     if (!this.call.writable) return;
@@ -84,6 +115,11 @@ class AgentStream {
 /** Serves augur.v1.Telemetry/Report: validates what agents send and stores it. */
 export class TelemetryServiceImpl {
   private readonly live = new Map<string, AgentStream>();
+  /** Open streams per connection and per client (lps.maxStreamsPerConnection, ...PerClient). */
+  private readonly perConnection = new Map<string, number>();
+  private readonly perClient = new Map<string, number>();
+  /** Per limit: when its refusals were last logged, and how many came since. */
+  private readonly limitLog = new Map<LpsLimit, { atMs: number; since: number }>();
   private closing = false;
 
   constructor(
@@ -124,13 +160,35 @@ export class TelemetryServiceImpl {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'LPS is shutting down' });
       return;
     }
-    const stream = new AgentStream(call);
+    const connection = connectionOf(call);
+    const client = clientOf(call);
+    const onConnection = this.perConnection.get(connection) ?? 0;
+    const ofClient = this.perClient.get(client) ?? 0;
+    if (onConnection >= this.config.maxStreamsPerConnection) {
+      return this.refuse(
+        call,
+        'max_streams_per_connection',
+        `this connection has ${onConnection} Report streams open, the limit (lps.maxStreamsPerConnection ${this.config.maxStreamsPerConnection})`,
+      );
+    }
+    if (ofClient >= this.config.maxStreamsPerClient) {
+      return this.refuse(
+        call,
+        'max_streams_per_client',
+        `client ${client} has ${ofClient} Report streams open, the limit (lps.maxStreamsPerClient ${this.config.maxStreamsPerClient})`,
+      );
+    }
+    this.perConnection.set(connection, onConnection + 1);
+    this.perClient.set(client, ofClient + 1);
+    const stream = new AgentStream(call, this.config.sampleBurst, Date.now());
     this.metrics.streams.inc();
     let closed = false;
     const close = (goodbye: boolean) => {
       if (closed) return;
       closed = true;
       this.metrics.streams.dec();
+      decrement(this.perConnection, connection);
+      decrement(this.perClient, client);
       const record = stream.record;
       if (record && this.live.get(record.id) === stream) {
         this.live.delete(record.id);
@@ -184,6 +242,8 @@ export class TelemetryServiceImpl {
           `endpoint "${id}" is already reported by another live stream; each endpoint has one agent`,
         );
       }
+      const full = this.store.admits(msg.hello);
+      if (full) return this.refuse(stream.call, full.limit, full.message);
       const record = this.store.upsertFromHello(msg.hello, now);
       stream.record = record;
       this.live.set(id, stream);
@@ -233,7 +293,14 @@ export class TelemetryServiceImpl {
     }
     const refusal = this.gate.refusal();
     if (refusal) return this.violation(stream, grpc.status.UNAVAILABLE, refusal);
-    for (const sample of samples) this.ingest(stream, stream.record, sample, now);
+    const allowed = stream.take(
+      samples.length,
+      this.config.maxSamplesPerSecond,
+      this.config.sampleBurst,
+      now,
+    );
+    for (let i = 0; i < allowed; i++) this.ingest(stream, stream.record, samples[i]!, now);
+    if (allowed < samples.length) this.rateLimited(stream, samples, allowed);
     stream.ackWhen(stream.record.lastSequence, this.gate.durable());
   }
 
@@ -261,6 +328,55 @@ export class TelemetryServiceImpl {
     }
   }
 
+  /**
+   * Refuses samples past the stream's rate (the stream stays open): one error message names the
+   * first refused sequence and how many were refused; the ack covers only what was stored.
+   */
+  private rateLimited(
+    stream: AgentStream,
+    samples: readonly EndpointData[],
+    allowed: number,
+  ): void {
+    const refused = samples.length - allowed;
+    const { maxSamplesPerSecond, sampleBurst } = this.config;
+    this.metrics.rejected.inc({ reason: 'RATE_LIMITED', field: 'sample' }, refused);
+    this.metrics.limitRefusals.inc({ limit: 'max_samples_per_second' }, refused);
+    this.noteLimit('max_samples_per_second', refused, stream.record?.id);
+    stream.send({
+      error: {
+        sequence: samples[allowed]!.sequence,
+        field: 'sample',
+        code: 'RATE_LIMITED',
+        message:
+          `${refused} sample(s) from sequence ${samples[allowed]!.sequence} refused: a stream may send ` +
+          `lps.maxSamplesPerSecond (${maxSamplesPerSecond}) samples a second, in bursts of up to ` +
+          `lps.sampleBurst (${sampleBurst}); send them again later`,
+      },
+    });
+  }
+
+  /** Ends a stream with RESOURCE_EXHAUSTED for a configured limit, counted and logged (throttled). */
+  private refuse(call: ReportCall, limit: LpsLimit, details: string): void {
+    this.metrics.limitRefusals.inc({ limit });
+    this.noteLimit(limit, 1, undefined, details);
+    call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details });
+  }
+
+  /** Logs a limit's refusals, at most once per LIMIT_LOG_GAP_MS per limit. */
+  private noteLimit(limit: LpsLimit, n: number, endpoint?: string, details?: string): void {
+    const now = Date.now();
+    const seen = this.limitLog.get(limit);
+    if (seen && now - seen.atMs < LIMIT_LOG_GAP_MS) {
+      seen.since += n;
+      return;
+    }
+    this.limitLog.set(limit, { atMs: now, since: 0 });
+    this.logger.warn(
+      { limit, endpoint, refusedSinceLastLog: (seen?.since ?? 0) + n, details },
+      `refused for a limit (${limit}); see augur_lps_limit_refusals_total`,
+    );
+  }
+
   private violation(stream: AgentStream, code: grpc.status, details: string): void {
     this.metrics.protocolErrors.inc({ code: grpc.status[code] });
     this.logger.warn(
@@ -269,4 +385,10 @@ export class TelemetryServiceImpl {
     );
     stream.fail(code, details);
   }
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  const n = (counts.get(key) ?? 0) - 1;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
 }

@@ -27,6 +27,8 @@ export interface EndpointRecord {
   lastSequence: number;
   /** LPS clock of the last accepted sample or hello, ms. */
   lastSeenMs: number;
+  /** LPS clock when its last stream ended, ms; 0 while one is open or none ended in this process. */
+  leftAtMs: number;
   samplesStored: number;
   readonly series: SampleRing;
 }

@@ -19,7 +19,8 @@ export type RejectionCode =
   | 'TIMESTAMP_SKEW'
   | 'TIMESTAMP_TOO_OLD'
   | 'TIMESTAMP_NOT_INCREASING'
-  | 'BATCH_TOO_LARGE';
+  | 'BATCH_TOO_LARGE'
+  | 'RATE_LIMITED';
 
 export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Labels an endpoint may carry, and the longest key and value (they ride every list and EDS). */

@@ -18,6 +18,7 @@ export function record(id: string, service = 'svc'): EndpointRecord {
     draining: false,
     lastSequence: 0,
     lastSeenMs: 0,
+    leftAtMs: 0,
     samplesStored: 0,
     series: new SampleRing(256),
   };
