@@ -1,3 +1,5 @@
+import { smoothedLatency } from '../common/expected-delay.js';
+
 /**
  * What the RRM knows of one endpoint from the requests it routed there (the in-band signals):
  * how many are in flight, and how long the recent ones took. Kept per destination (`ip:port`,
@@ -10,7 +12,7 @@ export class EndpointLoad {
   inFlight = 0;
   /**
    * Recent latency of its successful responses, seconds (an exponentially weighted mean of the
-   * responses Envoy reported); NaN until the first.
+   * responses Envoy reported, smoothedLatency); NaN until the first.
    */
   latency = Number.NaN;
   /** Responses counted, and those that were failures (for metrics and tests). */
@@ -21,9 +23,6 @@ export class EndpointLoad {
     this.destination = destination;
   }
 }
-
-/** Weight of the newest response in an endpoint's latency: about the last ten responses count. */
-const SMOOTHING = 0.1;
 
 /**
  * Every endpoint's EndpointLoad, by destination. The per-request cost is a counter: the router
@@ -77,10 +76,7 @@ export class EndpointLoads {
       return;
     }
     if (!(latencySeconds >= 0)) return;
-    const prior = served.latency;
-    served.latency = Number.isNaN(prior)
-      ? latencySeconds
-      : prior + SMOOTHING * (latencySeconds - prior);
+    served.latency = smoothedLatency(served.latency, latencySeconds);
   }
 
   /**

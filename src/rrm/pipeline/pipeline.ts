@@ -1,5 +1,6 @@
 import type { EndpointLoad, EndpointLoads } from '../endpoint-load.js';
 import type { EndpointEntry, ServiceTable } from '../endpoint-table.js';
+import { pickerWeights } from '../../common/expected-delay.js';
 import { ExpectedDelayPicker } from './expected-delay.js';
 import { CandidateListFilter, FreshFilter, HealthyFilter } from './filters.js';
 import { byScore, FirstCandidatePicker } from './pickers.js';
@@ -105,9 +106,6 @@ export function answer(
   return out;
 }
 
-/** Below this fraction of the candidates' mean weight, a weight is raised to it. */
-const MIN_WEIGHT_FRACTION = 0.01;
-
 /** The CandidateSet of `entries`: their loads, and their weights as pickers use them. */
 export function candidateSet(
   entries: readonly EndpointEntry[],
@@ -115,20 +113,16 @@ export function candidateSet(
 ): CandidateSet {
   const n = entries.length;
   // Plain arrays: for a caller's few candidates they cost less to make than typed arrays.
+  const raw = new Array<number>(n);
   const weights = new Array<number>(n);
   const cumulativeWeights = new Array<number>(n);
   const entryLoads = new Array<EndpointLoad>(n);
-  let total = 0;
-  for (let i = 0; i < n; i++) total += entries[i]!.weight;
-  const floor = total > 0 ? (MIN_WEIGHT_FRACTION * total) / n : 0;
-  let sum = 0;
   for (let i = 0; i < n; i++) {
     const entry = entries[i]!;
-    const w = total > 0 ? Math.max(entry.weight, floor) : 1 / n;
-    weights[i] = w;
-    cumulativeWeights[i] = sum += w;
+    raw[i] = entry.weight;
     entryLoads[i] = loads.of(entry.destination);
   }
+  pickerWeights(raw, weights, cumulativeWeights);
   return { entries, loads: entryLoads, weights, cumulativeWeights };
 }
 
