@@ -157,6 +157,8 @@ const topOf = (file: string): string => file.split('/')[0]!;
  * - `gen` (generated from proto/) imports only `gen`; `common` imports only `common` and `gen`;
  * - no part imports an assembler (`serve`, `demo`, `cli`), and `rrm` imports nothing of `xds`
  *   (the RRM can run alone next to Envoy and knows only the LPS's protocol);
+ * - `grpc-lb` (the policy users load into their gRPC clients) imports only `common`, and `rrm`
+ *   nothing of it: the two pickers share the rule through common/expected-delay.ts;
  * - sibling folders (the parts under src/, their sub-folders under each part) form no cycle,
  *   besides KNOWN_FOLDER_CYCLES;
  * - files form no cycle through imports that run code at load time.
@@ -178,6 +180,10 @@ export function layeringBreaches(
     if (to === 'cli' && from !== 'cli') breaches.push(`${says}: nothing imports the CLI`);
     if (from === 'rrm' && to === 'xds')
       breaches.push(`${says}: the RRM knows only the LPS's protocol, not the xDS server`);
+    if (from === 'rrm' && to === 'grpc-lb')
+      breaches.push(`${says}: the RRM and the gRPC clients' policy share only common/`);
+    if (from === 'grpc-lb' && to !== 'grpc-lb' && to !== 'common')
+      breaches.push(`${says}: grpc-lb/ (loaded into users' gRPC clients) imports only common/`);
   }
 
   // Sibling folders: for each import, the two children of the deepest folder holding both ends.

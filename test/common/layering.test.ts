@@ -8,7 +8,7 @@ import { importEdges, layeringBreaches } from '../../scripts/import-graph.js';
 const SRC = fileURLToPath(new URL('../../src', import.meta.url));
 
 describe('the layering of src/', () => {
-  it('has no import cycle, no part that reaches up to an assembler, and an RRM without xDS', () => {
+  it('has no import cycle, no part that reaches up to an assembler, an RRM without xDS, and a grpc-lb on common/ alone', () => {
     expect(layeringBreaches(importEdges(SRC))).toEqual([]);
   });
 
@@ -32,6 +32,8 @@ describe('the layering of src/', () => {
       'common/util.ts': "import { store } from '../lps/store.js';\nexport const util = store;\n",
       'lps/store.ts': "import { util } from '../common/util.js';\nexport const store = util;\n",
       'rrm/table.ts': "import type { Place } from '../xds/resources.js';\nexport type P = Place;\n",
+      'rrm/pick.ts': "import { b } from '../grpc-lb/balancer.js';\nexport const p = b;\n",
+      'grpc-lb/balancer.ts': "import { store } from '../lps/store.js';\nexport const b = store;\n",
       'xds/resources.ts':
         "import type { Ctx } from '../serve/plane.js';\nexport type Place = Ctx;\n",
       'serve/plane.ts':
@@ -54,6 +56,8 @@ describe('the layering of src/', () => {
         'common/util.ts imports lps/store.ts: common/ imports no part',
         "rrm/table.ts imports xds/resources.ts: the RRM knows only the LPS's protocol, not the xDS server",
         'xds/resources.ts imports serve/plane.ts: a part does not import its assembler (serve/)',
+        "rrm/pick.ts imports grpc-lb/balancer.ts: the RRM and the gRPC clients' policy share only common/",
+        "grpc-lb/balancer.ts imports lps/store.ts: grpc-lb/ (loaded into users' gRPC clients) imports only common/",
         'files common/util.ts, lps/store.ts import each other at load time',
       ]),
     );
