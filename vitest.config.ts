@@ -35,6 +35,7 @@ const INTEGRATION = [
   'test/rrm/route-response.test.ts',
   'test/rrm/standalone.test.ts',
   'test/serve/**/*.test.ts',
+  'test/xds/grpc-lb.test.ts',
   'test/xds/grpc-xds-conformance.test.ts',
   'test/xds/sotw-protocol.test.ts',
 ];

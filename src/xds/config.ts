@@ -38,6 +38,15 @@ export const xdsConfigSchema = z
      * Envoy ≥ 1.35) or `least_request` only.
      */
     envoyLbPolicy: z.enum(['override_host', 'least_request']).default('override_host'),
+    /**
+     * Clusters for proxyless gRPC clients: `augur` lists augur's per-call picker
+     * (`augur_expected_delay`: the shortest expected delay from the published weights and the
+     * client's own calls in flight and latencies; registered by `registerAugurBalancer()` from
+     * `augur/grpc-lb`) first and weighted round robin between localities second, which clients
+     * that did not register the picker use; `round_robin`: lb_policy ROUND_ROBIN alone (weighted
+     * round robin between localities for every client).
+     */
+    grpcLbPolicy: z.enum(['augur', 'round_robin']).default('augur'),
     /** Envoy speaks HTTP/2 to the endpoints (gRPC backends) instead of HTTP/1.1. */
     envoyUpstreamHttp2: z.boolean().default(false),
     /** Connect timeout of every cluster, seconds. */

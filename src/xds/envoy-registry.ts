@@ -6,6 +6,9 @@ import {
   type FileRegistry,
 } from '@bufbuild/protobuf';
 import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FileDescriptorProtoSchema,
   FileDescriptorSetSchema,
   type FileDescriptorProto,
   type FileDescriptorSet,
@@ -22,12 +25,52 @@ import { ENVOY_DESCRIPTOR_SET_BASE64 } from '../gen/envoy/descriptors.js';
  * unknown `@type` are errors), which is the notation of Envoy's YAML and of the builders.
  */
 
+/**
+ * xds.type.v3.TypedStruct (cncf/xds `xds/type/v3/typed_struct.proto`), which the tree grpc-js-xds
+ * ships does not compile into the set: declared here, field for field (type_url = 1, value = 2).
+ * augur publishes its gRPC clients' LB policy as one (gRFC A52).
+ */
+function typedStructFile(): FileDescriptorProto {
+  return create(FileDescriptorProtoSchema, {
+    name: 'xds/type/v3/typed_struct.proto',
+    package: 'xds.type.v3',
+    dependency: ['google/protobuf/struct.proto'],
+    syntax: 'proto3',
+    messageType: [
+      {
+        name: 'TypedStruct',
+        field: [
+          {
+            name: 'type_url',
+            jsonName: 'typeUrl',
+            number: 1,
+            label: FieldDescriptorProto_Label.OPTIONAL,
+            type: FieldDescriptorProto_Type.STRING,
+          },
+          {
+            name: 'value',
+            jsonName: 'value',
+            number: 2,
+            label: FieldDescriptorProto_Label.OPTIONAL,
+            type: FieldDescriptorProto_Type.MESSAGE,
+            typeName: '.google.protobuf.Struct',
+          },
+        ],
+      },
+    ],
+  });
+}
+
 let envoySet: FileDescriptorSet | undefined;
 function envoyFiles(): FileDescriptorSet {
-  envoySet ??= fromBinary(
-    FileDescriptorSetSchema,
-    Buffer.from(ENVOY_DESCRIPTOR_SET_BASE64, 'base64'),
-  );
+  if (!envoySet) {
+    envoySet = fromBinary(
+      FileDescriptorSetSchema,
+      Buffer.from(ENVOY_DESCRIPTOR_SET_BASE64, 'base64'),
+    );
+    if (!envoySet.file.some((f) => f.name === 'xds/type/v3/typed_struct.proto'))
+      envoySet.file.push(typedStructFile());
+  }
   return envoySet;
 }
 
@@ -42,6 +85,9 @@ const SERVER_FILES = [
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
   'envoy/extensions/load_balancing_policies/override_host/v3/override_host.proto',
+  'envoy/extensions/load_balancing_policies/wrr_locality/v3/wrr_locality.proto',
+  'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
+  'xds/type/v3/typed_struct.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
 ];
 

@@ -9,8 +9,12 @@ import { TypeUrl, type ResourceTypeUrl } from './types.js';
 
 /**
  * Builders from prioritized endpoint lists to xDS resources, per augur service S:
- * - Cluster S: EDS over ADS. For gRPC clients ROUND_ROBIN (grpc-js-xds NACKs LEAST_REQUEST; it
- *   balances across localities by their weights). For Envoy the override-host policy (the RRM's
+ * - Cluster S: EDS over ADS. For gRPC clients (`xds.grpcLbPolicy: augur`) a load_balancing_policy
+ *   list (gRFC A52): first augur's own per-call picker (`augur_expected_delay`, src/grpc-lb, as an
+ *   xds.type.v3.TypedStruct), then weighted round robin between localities (wrr_locality over
+ *   round_robin) for clients that have not registered it (grpc-js-xds skips a TypedStruct policy
+ *   it does not know); with `round_robin`, lb_policy ROUND_ROBIN alone (grpc-js-xds NACKs
+ *   LEAST_REQUEST; it balances across localities by their weights). For Envoy the override-host policy (the RRM's
  *   pick, read from dynamic metadata) with weighted least request as its fallback, or weighted
  *   least request alone.
  * - ClusterLoadAssignment S: one locality per endpoint, the endpoint's share of traffic as both
@@ -29,7 +33,15 @@ export interface ResourceBuildOptions {
   connectTimeout: number;
   envoyLbPolicy: 'override_host' | 'least_request';
   envoyUpstreamHttp2: boolean;
+  /** gRPC clusters: augur's picker first, then wrr_locality (`augur`, the default), or ROUND_ROBIN. */
+  grpcLbPolicy?: 'augur' | 'round_robin';
 }
+
+/** The LB policy of gRPC clients that registered it (src/grpc-lb: `augur_expected_delay`). */
+export const AUGUR_GRPC_LB_TYPE_URL = 'type.googleapis.com/augur_expected_delay';
+const TYPED_STRUCT_TYPE = 'xds.type.v3.TypedStruct';
+const WRR_LOCALITY_TYPE = 'envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality';
+const ROUND_ROBIN_TYPE = 'envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin';
 
 /** Dynamic metadata the RRM writes and Envoy's override-host policy reads (Endpoint Picker Protocol). */
 export const PICKER_METADATA_NAMESPACE = 'envoy.lb';
@@ -122,7 +134,11 @@ export class ResourceBuilder {
       connect_timeout: duration(this.options.connectTimeout),
     };
     if (kind === 'grpc') {
-      cluster.lb_policy = 'ROUND_ROBIN';
+      if ((this.options.grpcLbPolicy ?? 'augur') === 'augur') {
+        cluster.load_balancing_policy = { policies: this.grpcPolicies() };
+      } else {
+        cluster.lb_policy = 'ROUND_ROBIN';
+      }
     } else {
       if (this.options.envoyLbPolicy === 'override_host' && this.overrideHostAvailable) {
         cluster.load_balancing_policy = {
@@ -243,6 +259,41 @@ export class ResourceBuilder {
         },
       ],
     });
+  }
+
+  /**
+   * augur's picker, then weighted round robin between localities. The TypedStruct's value is an
+   * empty Struct (the client's defaults; grpc-js-xds refuses a TypedStruct without a value).
+   */
+  private grpcPolicies(): JsonObject[] {
+    return [
+      {
+        typed_extension_config: {
+          name: 'augur.grpc_lb.expected_delay',
+          typed_config: this.any(TYPED_STRUCT_TYPE, {
+            type_url: AUGUR_GRPC_LB_TYPE_URL,
+            value: {},
+          }),
+        },
+      },
+      {
+        typed_extension_config: {
+          name: 'envoy.load_balancing_policies.wrr_locality',
+          typed_config: this.any(WRR_LOCALITY_TYPE, {
+            endpoint_picking_policy: {
+              policies: [
+                {
+                  typed_extension_config: {
+                    name: 'envoy.load_balancing_policies.round_robin',
+                    typed_config: this.any(ROUND_ROBIN_TYPE, {}),
+                  },
+                },
+              ],
+            },
+          }),
+        },
+      },
+    ];
   }
 
   private leastRequestPolicy(): JsonObject {

@@ -9,7 +9,7 @@ import { EwmaScorer } from '../../src/lps/ewma-scorer.js';
 import { RawAdsClient } from '../../src/xds/ads-client.js';
 import { TypeUrl } from '../../src/xds/types.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
-import { RawAgentStream } from '../support/raw-agent.js';
+import { FeedingAgent } from '../support/feeding-agent.js';
 
 const SERVICE = 'S';
 const WHO = '/augur.test.Echo/Who';
@@ -46,61 +46,6 @@ async function startBackend(
     ),
   );
   return { id, port, server };
-}
-
-/**
- * A minimal agent: hello, then a sample every 100 ms with the CPU it is told. Like the real
- * agent it outlives augur: it reconnects with its sequence numbers continuing.
- */
-class FeedingAgent {
-  private stream: RawAgentStream | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private sequence = 0;
-  private lastTs = 0;
-
-  constructor(
-    readonly id: string,
-    private readonly port: number,
-    private cpu: number,
-  ) {}
-
-  connect(address: string): this {
-    this.stream = new RawAgentStream(address);
-    this.stream.hello({
-      endpointId: this.id,
-      service: SERVICE,
-      address: '127.0.0.1',
-      port: this.port,
-      locality: { region: 'r1', zone: 'z1', subZone: '' },
-    });
-    this.setCpu(this.cpu);
-    this.timer = setInterval(() => this.sample(), 100);
-    return this;
-  }
-
-  /** New load; a burst of samples moves the LPS's EWMA there at once. */
-  setCpu(cpu: number): void {
-    this.cpu = cpu;
-    for (let i = 0; i < 25; i++) this.sample();
-  }
-
-  private sample(): void {
-    this.lastTs = Math.max(Date.now(), this.lastTs + 1);
-    this.stream?.sample({
-      endpointId: this.id,
-      sequence: ++this.sequence,
-      cpuUsage: this.cpu,
-      responseTime: 0.001,
-      timestamp: new Date(this.lastTs),
-    });
-  }
-
-  /** Goes silent (augur gone, or the agent stopped without a goodbye). */
-  disconnect(): void {
-    clearInterval(this.timer);
-    this.stream?.close();
-    this.stream = undefined;
-  }
 }
 
 type Cla = {
@@ -234,7 +179,10 @@ describe('a @grpc/grpc-js-xds client follows augur', () => {
     grpcPort = Number(plane.grpcAddress.split(':').pop());
     const cpu: Record<string, number> = { a: 0.2, b: 0.5, c: 0.8 };
     for (const b of backends)
-      agents.set(b.id, new FeedingAgent(b.id, b.port, cpu[b.id]!).connect(plane.grpcAddress));
+      agents.set(
+        b.id,
+        new FeedingAgent(b.id, b.port, cpu[b.id]!, SERVICE).connect(plane.grpcAddress),
+      );
     process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
       xds_servers: [
         {

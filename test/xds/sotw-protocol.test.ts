@@ -362,9 +362,13 @@ describe('SotW ADS protocol over a raw stream', () => {
       type_url: TypeUrl.Cluster,
     });
     const fromGrpc = g.decode((await g.next()).resources[0]!);
-    // ROUND_ROBIN is the enum's zero value, so it is absent on the wire; no override-host policy.
-    expect(fromGrpc.lb_policy ?? 'ROUND_ROBIN').toBe('ROUND_ROBIN');
-    expect(fromGrpc.load_balancing_policy).toBeUndefined();
+    // augur's picker (a TypedStruct), then wrr_locality; no override-host policy.
+    const grpcPolicies = JSON.stringify(fromGrpc.load_balancing_policy);
+    expect(grpcPolicies).not.toContain('override_host');
+    expect(grpcPolicies.indexOf('xds.type.v3.TypedStruct')).toBeGreaterThanOrEqual(0);
+    expect(grpcPolicies.indexOf('xds.type.v3.TypedStruct')).toBeLessThan(
+      grpcPolicies.indexOf('wrr_locality.v3.WrrLocality'),
+    );
     expect(fromGrpc.type).toBe('EDS');
     expect(
       sotw
