@@ -7,7 +7,8 @@
  *   `round_robin` or `weighted_round_robin` policy (gRFC A58 defaults: weights from per-call ORCA
  *   reports, updated every second, used after a 10 s blackout).
  * - augur-xds, perfect-reactive, oracle: @grpc/grpc-js-xds channels on `xds:///<service>`, the
- *   first against `augur serve`'s ADS, the bounds against the bounds' ADS (bounds.ts). Each
+ *   first against `augur serve`'s ADS, the bounds against the bounds' ADS (bounds.ts), with
+ *   augur's `augur_expected_delay` policy registered (src/grpc-lb), which both publish. Each
  *   channel gets its bootstrap in its channel options (grpc-js-xds's per-channel bootstrap,
  *   `grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config`): one process talks to two ADS
  *   servers, and each arm run starts with an xDS client of its own instead of sharing the
@@ -22,6 +23,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'node:http';
+import { registerAugurBalancer } from '../../src/grpc-lb/index.js';
 import { boundService, type BoundKind } from './bounds.js';
 import type { DataPlaneOpen, DataPlaneOpened } from './dataplane-host.js';
 import type { IpcClient } from './ipc.js';
@@ -50,7 +52,8 @@ export type ArmName = (typeof ARMS)[number];
 export const ARM_DESCRIPTIONS: Record<ArmName, string> = {
   'round-robin': 'grpc-js `round_robin`',
   'wrr-orca': 'grpc-js `weighted_round_robin`, per-call ORCA (gRFC A58 defaults)',
-  'augur-xds': "augur's xDS weights, `xds:///` through @grpc/grpc-js-xds",
+  'augur-xds':
+    "augur's xDS weights, `xds:///` through @grpc/grpc-js-xds with augur's `augur_expected_delay` policy registered",
   'augur-rrm': "augur's RRM: the demo data plane asks ext_proc per request, as Envoy does",
   'perfect-reactive': 'bound: xDS weights ∝ the true capacity of the step just ended',
   oracle: 'bound: xDS weights ∝ the true capacity of the step ahead',
@@ -154,6 +157,9 @@ class GrpcArmClient implements ArmClient {
     readyWithinMs: number,
   ): Promise<GrpcArmClient> {
     if (!xdsRegistered) {
+      // augur's per-call picker first (process-wide: the bounds' channels use it too, over their
+      // own weights), then grpc-js-xds, which reads the policy augur publishes for the cluster.
+      registerAugurBalancer();
       (await import('@grpc/grpc-js-xds')).register();
       xdsRegistered = true;
     }

@@ -7,6 +7,7 @@ import {
   RoundRobinPicker,
   SmoothWrrPicker,
 } from '../../src/sim/policies/pickers.js';
+import { AugurGrpcPolicy } from '../../src/sim/policies/augur-grpc.js';
 import { WeightedPolicy } from '../../src/sim/policies/weighted.js';
 import { hotColdIndex, PrequalPolicy } from '../../src/sim/policies/prequal.js';
 import { A58Weights, TrueCapacityWeights } from '../../src/sim/policies/weights.js';
@@ -235,5 +236,48 @@ describe('prequal', () => {
     for (let i = 0; i < 2000; i++) counts[policy.pick(0)]!++;
     expect(counts[0]! / 2000).toBeLessThan(0.02);
     expect(Math.min(...counts.slice(1))).toBeGreaterThan(100);
+  });
+});
+
+describe('augur-grpc (the shipped augur_expected_delay code, src/grpc-lb)', () => {
+  it('follows the published weights while latencies are alike, each client counting its own calls', async () => {
+    const view = fakeView(2, 2);
+    const policy = new AugurGrpcPolicy(
+      'augur-grpc',
+      new TrueCapacityWeights([Float64Array.from([3]), Float64Array.from([1])], 0),
+    );
+    policy.init(view, new Rng(3));
+    await policy.onInterval(1, undefined);
+    expect([...policy.shares()]).toEqual([0.75, 0.25]);
+    // Calls picked and never answered: client 0's queues grow as 3 : 1; client 1 has none yet.
+    const counts = [0, 0];
+    for (let i = 0; i < 40; i++) counts[policy.pick(0)]!++;
+    expect(counts).toEqual([30, 10]);
+    expect(policy.pick(1)).toBe(0);
+  });
+
+  it('moves calls off an endpoint whose answers come back slowly', async () => {
+    const view = fakeView(2);
+    const policy = new AugurGrpcPolicy(
+      'augur-grpc',
+      new TrueCapacityWeights([Float64Array.from([1]), Float64Array.from([1])], 0),
+    );
+    policy.init(view, new Rng(4));
+    await policy.onInterval(1, undefined);
+    const counts = [0, 0];
+    // Four calls in flight; the oldest is answered as each new one is picked.
+    const outstanding: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      const e = policy.pick(0);
+      counts[e]!++;
+      outstanding.push(e);
+      if (outstanding.length > 4) {
+        const done = outstanding.shift()!;
+        policy.onResponse(0, done, done === 0 ? 0.1 : 0.004, false);
+      }
+    }
+    // The rule trades √(25×) the latency against the queue: endpoint 0 keeps a call now and then.
+    expect(counts[1]).toBeGreaterThan(300);
+    expect(counts[0]).toBeGreaterThan(0);
   });
 });

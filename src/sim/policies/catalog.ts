@@ -6,6 +6,7 @@ import {
   SmoothWrrPicker,
   WeightedRandomPicker,
 } from './pickers.js';
+import { AugurGrpcPolicy } from './augur-grpc.js';
 import { AugurEnvoyRrmPolicy } from './augur-rrm.js';
 import { PrequalPolicy } from './prequal.js';
 import { UnweightedPolicy, WeightedPolicy } from './weighted.js';
@@ -82,8 +83,17 @@ export const POLICIES: readonly PolicyEntry[] = [
     group: 'augur',
     dataPlane: 'grpc',
     description:
-      "augur's published weights as locality weights to proxyless grpc-js (@grpc/grpc-js-xds: one locality per endpoint, weighted random between localities)",
-    make: (_speed, options) => grpcLocalities('augur-grpc', new AugurScorerWeights(options)),
+      "proxyless grpc-js reading augur's xDS with `registerAugurBalancer()` (the shipped `augur_expected_delay` policy, src/grpc-lb): per call the shortest expected delay from the published locality weights and each client's own calls in flight and latencies",
+    make: (_speed, options) => new AugurGrpcPolicy('augur-grpc', new AugurScorerWeights(options)),
+  },
+  {
+    name: 'augur-grpc-locality',
+    group: 'augur',
+    dataPlane: 'grpc',
+    description:
+      "augur's published weights as locality weights to a grpc-js client that did not register augur's policy (the fallback augur publishes: wrr_locality, weighted random between localities)",
+    make: (_speed, options) =>
+      grpcLocalities('augur-grpc-locality', new AugurScorerWeights(options)),
   },
   {
     name: 'augur-envoy-rrm',
@@ -141,15 +151,15 @@ export const POLICIES: readonly PolicyEntry[] = [
     group: 'bound',
     dataPlane: 'grpc',
     description:
-      'weights = true capacity of the interval that just ended, weighted random between localities (grpc-js)',
-    make: (speed) => grpcLocalities('perfect-reactive-grpc', new TrueCapacityWeights(speed, 0)),
+      "augur's gRPC policy over weights = true capacity of the interval that just ended (no measurement error, no foresight)",
+    make: (speed) =>
+      new AugurGrpcPolicy('perfect-reactive-grpc', new TrueCapacityWeights(speed, 0)),
   },
   {
     name: 'oracle-grpc',
     group: 'bound',
     dataPlane: 'grpc',
-    description:
-      'weights = true capacity of the interval about to start, weighted random between localities (grpc-js)',
-    make: (speed) => grpcLocalities('oracle-grpc', new TrueCapacityWeights(speed, 1)),
+    description: "augur's gRPC policy over weights = true capacity of the interval about to start",
+    make: (speed) => new AugurGrpcPolicy('oracle-grpc', new TrueCapacityWeights(speed, 1)),
   },
 ];
