@@ -1,3 +1,4 @@
+import type { ClientSecurity } from '../common/tls.js';
 import type { Locality } from '../gen/augur/v1/common.js';
 import { parseHostPort } from '../common/address.js';
 import { secondsToDuration } from '../common/duration.js';
@@ -45,6 +46,8 @@ export interface AgentOptions {
   hostFacts?: HostFacts;
   /** Jitter source for reconnects, [0,1). */
   random?: () => number;
+  /** TLS (mutual TLS with a certificate) and bearer token towards the LPS; absent: plaintext. */
+  security?: ClientSecurity | undefined;
 }
 
 const ENDPOINT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -91,6 +94,7 @@ export class Agent {
     });
     this.reporter = new TelemetryReporter({
       lps: opts.lps,
+      security: opts.security,
       hello: {
         endpointId: opts.endpointId,
         service: opts.service,

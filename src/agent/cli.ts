@@ -28,6 +28,12 @@ interface AgentFlags {
   cgroup?: string;
   metricsUrl?: string;
   requestsMetric?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsServerName?: string;
+  tokenFile?: string;
+  insecure?: boolean;
   latencyMetric?: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -142,6 +148,15 @@ export function registerAgentCommand(program: Command): void {
       '--latency-metric <name{labels}>',
       'a latency histogram or summary (seconds) on --metrics-url: _count counts requests, _sum sums latency',
     )
+    .option('--tls-ca <file>', "CA bundle (PEM) the LPS's certificate is verified against: TLS")
+    .option('--tls-cert <file>', "this agent's certificate (PEM), for mutual TLS")
+    .option('--tls-key <file>', "this agent's private key (PEM)")
+    .option(
+      '--tls-server-name <name>',
+      "the name the LPS's certificate carries, if not the --lps host",
+    )
+    .option('--token-file <file>', 'a file holding the bearer token sent to the LPS')
+    .option('--insecure', 'allow plaintext to an LPS that is not on loopback')
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -155,6 +170,26 @@ export function registerAgentCommand(program: Command): void {
         import('../common/lifecycle.js'),
       ]);
       const logger = createLogger('augur-agent', flags.logLevel);
+      const security = {
+        ca: flags.tlsCa,
+        cert: flags.tlsCert,
+        key: flags.tlsKey,
+        serverName: flags.tlsServerName,
+        tokenFile: flags.tokenFile,
+      };
+      const [{ checkPlaintext }, { clientUsesTls }, { parseHostPort }] = await Promise.all([
+        import('../common/security.js'),
+        import('../common/tls.js'),
+        import('../common/address.js'),
+      ]);
+      checkPlaintext({
+        what: 'the LPS connection',
+        host: parseHostPort(flags.lps, '--lps').host,
+        tls: clientUsesTls(security),
+        insecure: flags.insecure ?? false,
+        logger,
+        flag: '--insecure',
+      });
       const linkMbps = Number(flags.linkMbps);
       if (!(linkMbps > 0))
         throw new AugurError('BAD_FLAG', `--link-mbps must be > 0, got "${flags.linkMbps}"`);
@@ -210,6 +245,7 @@ export function registerAgentCommand(program: Command): void {
         ownCpu,
         requests,
         logger,
+        security,
       });
       stopOnSignals(logger, () => agent.stop());
     });

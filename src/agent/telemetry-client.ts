@@ -1,3 +1,4 @@
+import { clientChannel, type ClientSecurity } from '../common/tls.js';
 import * as grpc from '@grpc/grpc-js';
 import {
   TelemetryClient,
@@ -67,6 +68,8 @@ export interface TelemetryReporterOptions {
   onInterval?: (seconds: number) => void;
   /** Source of jitter, [0,1); tests pass a fixed one. */
   random?: () => number;
+  /** TLS (mutual TLS with a certificate) and bearer token towards the LPS; absent: plaintext. */
+  security?: ClientSecurity | undefined;
 }
 
 export interface ReporterStats {
@@ -137,7 +140,9 @@ export class TelemetryReporter {
   start(): void {
     if (this.client || this.stopped) return;
     const b = this.backoff;
-    this.client = new TelemetryClient(this.target, grpc.credentials.createInsecure(), {
+    const channel = clientChannel(this.opts.security);
+    this.client = new TelemetryClient(this.target, channel.credentials, {
+      ...channel.options,
       // Keep the channel's own reconnect backoff within ours, so a retry after
       // our delay is not refused by a channel still waiting out grpc-js's default 120 s cap.
       'grpc.initial_reconnect_backoff_ms': Math.max(100, Math.round(b.initialSeconds * 1000)),

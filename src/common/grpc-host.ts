@@ -6,6 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { AugurError } from './errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from './address.js';
 import { augurDescriptorIndex, ServerReflection } from './reflection.js';
+import type { Authorizer } from './auth.js';
+import type { Logger } from './logger.js';
+import { checkPlaintext } from './security.js';
+import { serverCredentials, type TlsMaterial } from './tls.js';
 
 /** The repository's proto/ folder, the public API. */
 export const PROTO_DIR = findProtoDir();
@@ -16,6 +20,14 @@ export interface GrpcHostOptions {
   maxReceiveMessageLength?: number;
   /** Seconds a graceful shutdown may take before open streams are cut. */
   shutdownGraceSeconds?: number;
+  /** TLS (and mutual TLS) from files kept current; absent: plaintext. */
+  tls?: TlsMaterial | undefined;
+  /** Plaintext off loopback allowed (`--insecure`); otherwise start() refuses it. */
+  insecure?: boolean;
+  /** Who may call what; absent or without principals: everyone. */
+  authorizer?: Authorizer | undefined;
+  /** Where the INSECURE warning goes. */
+  logger?: Logger | undefined;
 }
 
 /**
@@ -38,7 +50,10 @@ export class GrpcHost {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
       // Responses shared by many streams (xDS snapshots) are written without a copy per stream.
-      interceptors: [sharedResponses],
+      interceptors: [
+        ...(options.authorizer?.enabled ? [options.authorizer.interceptor('grpc')] : []),
+        sharedResponses,
+      ],
     });
     this.health.addToServer(this.server);
   }
@@ -59,6 +74,13 @@ export class GrpcHost {
 
   async start(): Promise<HostPort> {
     const wanted = parseHostPort(this.options.listen, 'gRPC listen address');
+    checkPlaintext({
+      what: 'gRPC',
+      host: wanted.host,
+      tls: this.options.tls !== undefined,
+      insecure: this.options.insecure ?? false,
+      logger: this.options.logger,
+    });
     new ServerReflection({
       index: augurDescriptorIndex(),
       services: () => this.serviceNames,
@@ -66,7 +88,7 @@ export class GrpcHost {
     const port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(
         formatHostPort(wanted),
-        grpc.ServerCredentials.createInsecure(),
+        serverCredentials(this.options.tls),
         (err, p) =>
           err
             ? reject(

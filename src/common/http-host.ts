@@ -1,8 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AugurError } from './errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from './address.js';
+import type { Logger } from './logger.js';
+import { checkPlaintext } from './security.js';
+import type { TlsMaterial } from './tls.js';
 
 export type HttpHandler = (
   req: IncomingMessage,
@@ -20,6 +24,12 @@ export interface HttpHostOptions {
   metrics?: () => Promise<string>;
   /** Extra checks for /healthz; each returns a problem or undefined. */
   healthChecks?: Array<() => string | undefined>;
+  /** HTTPS from files kept current; absent: plain HTTP. */
+  tls?: TlsMaterial | undefined;
+  /** Plaintext off loopback allowed (`--insecure`); otherwise start() refuses it. */
+  insecure?: boolean;
+  /** Where the INSECURE warning goes. */
+  logger?: Logger | undefined;
 }
 
 /** One HTTP address per process: /metrics, /healthz, and whatever parts mount on it. */
@@ -32,7 +42,13 @@ export class HttpHost {
 
   constructor(options: HttpHostOptions) {
     this.options = options;
-    this.server = createServer((req, res) => void this.handle(req, res));
+    const handle = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    const tls = options.tls;
+    if (tls) {
+      const server = createHttpsServer(tls.serverOptions(), handle);
+      tls.on('change', (context) => server.setSecureContext(context));
+      this.server = server;
+    } else this.server = createServer(handle);
     this.server.keepAliveTimeout = 5_000;
     this.route('/metrics', async (_req, res) => {
       const body = await (this.options.metrics ?? (() => this.options.registry.metrics()))();
@@ -64,11 +80,18 @@ export class HttpHost {
   }
 
   get url(): string {
-    return `http://${formatHostPort(this.address)}`;
+    return `${this.options.tls ? 'https' : 'http'}://${formatHostPort(this.address)}`;
   }
 
   async start(): Promise<HostPort> {
     const wanted = parseHostPort(this.options.listen, 'HTTP listen address');
+    checkPlaintext({
+      what: 'HTTP',
+      host: wanted.host,
+      tls: this.options.tls !== undefined,
+      insecure: this.options.insecure ?? false,
+      logger: this.options.logger,
+    });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) =>
         reject(

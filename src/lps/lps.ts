@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { Authorizer } from '../common/auth.js';
 import type { GrpcHost } from '../common/grpc-host.js';
 import type { Logger } from '../common/logger.js';
 import type { LpsConfig } from './config.js';
@@ -19,6 +20,8 @@ export interface LpsOptions {
   logger: Logger;
   /** Defaults to the EWMA scorer. */
   scorer?: Scorer & Partial<ForecastProvider>;
+  /** Which identities may report which endpoints (security.principals); absent: anyone. */
+  authorizer?: Authorizer | undefined;
 }
 
 /**
@@ -64,6 +67,7 @@ export class Lps {
         durable: () => this.journal?.durable(),
         refusal: () => this.journal?.refusal(),
       },
+      options.authorizer,
     );
     this.api = new LoadPredictionServiceImpl({
       store: this.store,

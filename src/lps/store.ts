@@ -44,6 +44,8 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
   private readonly records = new Map<string, EndpointRecord>();
   /** Endpoints per service, kept with `records` (lps.maxEndpointsPerService). */
   private readonly perService = new Map<string, number>();
+  /** Endpoint id to the identity that holds its record (only with identities configured). */
+  private readonly owners = new Map<string, string>();
   readonly config: LpsConfig;
   /** Set once the state on disk has been restored; restoring must not write it again. */
   journal: StoreJournal | undefined;
@@ -51,6 +53,19 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
   constructor(config: LpsConfig) {
     super();
     this.config = config;
+  }
+
+  /**
+   * The identity that holds the record of `id`: the first identity whose hello created or
+   * re-claimed it; kept while the record exists (forgotten with it).
+   */
+  ownerOf(id: string): string | undefined {
+    return this.records.has(id) ? this.owners.get(id) : undefined;
+  }
+
+  /** Records `owner` as the holder of `id` (the Telemetry service checks ownerOf first). */
+  claim(id: string, owner: string): void {
+    this.owners.set(id, owner);
   }
 
   get(id: string): EndpointRecord | undefined {
@@ -251,6 +266,7 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
         reason = 'unsampled';
       if (!reason) continue;
       this.records.delete(record.id);
+      this.owners.delete(record.id);
       this.count(record.service, -1);
       gone.push(record);
       onForget?.(record, reason);

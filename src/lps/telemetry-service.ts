@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
+import { isRefusal, presentedBy, type Authorizer } from '../common/auth.js';
+import { quoted } from '../common/text.js';
 import { secondsToDuration } from '../common/duration.js';
 import { clientOf, connectionOf } from '../common/peer.js';
 import {
@@ -128,6 +130,7 @@ export class TelemetryServiceImpl {
     private readonly metrics: LpsMetrics,
     private readonly logger: Logger,
     private readonly gate: AckGate = IMMEDIATE,
+    private readonly authorizer?: Authorizer,
   ) {
     store.on('interval', (record) => {
       this.live
@@ -235,6 +238,29 @@ export class TelemetryServiceImpl {
         );
       }
       const id = msg.hello.endpointId;
+      // Who says hello: with identities configured, the caller's (the interceptor already
+      // refused a caller with none); each may report only the ids and services its principal
+      // allows, and an id stays with the identity that holds its record.
+      let owner: string | undefined;
+      if (this.authorizer?.enabled) {
+        const identity = this.authorizer.identify(presentedBy(stream.call, stream.call.metadata));
+        if (isRefusal(identity)) {
+          this.authorizer.refuse('telemetry', identity);
+          return this.violation(stream, identity.code, identity.message);
+        }
+        const refused = this.authorizer.mayReport(identity, id, msg.hello.service);
+        if (refused) return this.violation(stream, refused.code, refused.message);
+        owner = identity?.name;
+        const holder = this.store.ownerOf(id);
+        if (owner !== undefined && holder !== undefined && holder !== owner) {
+          const refusal = this.authorizer.refuse('telemetry', {
+            code: grpc.status.PERMISSION_DENIED,
+            reason: 'owner',
+            message: `endpoint ${quoted(id)} is held by another identity; ${quoted(owner)} may not take it over while its record exists`,
+          });
+          return this.violation(stream, refusal.code, refusal.message);
+        }
+      }
       if (this.live.has(id)) {
         return this.violation(
           stream,
@@ -245,6 +271,7 @@ export class TelemetryServiceImpl {
       const full = this.store.admits(msg.hello);
       if (full) return this.refuse(stream.call, full.limit, full.message);
       const record = this.store.upsertFromHello(msg.hello, now);
+      if (owner !== undefined) this.store.claim(id, owner);
       stream.record = record;
       this.live.set(id, stream);
       this.logger.info(

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { secondsToDuration } from '../common/duration.js';
 import type { Logger } from '../common/logger.js';
+import { clientChannel, type ClientSecurity } from '../common/tls.js';
 import {
   LoadPredictionClient,
   type PrioritizedEndpointList,
@@ -17,6 +18,8 @@ export interface RemoteListSourceOptions {
   reconnectInitial: number;
   reconnectMax: number;
   logger: Logger;
+  /** TLS and bearer token towards the LPS; absent: plaintext. */
+  security?: ClientSecurity | undefined;
 }
 
 /**
@@ -43,7 +46,9 @@ export class RemoteListSource extends ListStore implements MonitoringIntervalSin
       options.logger.error({ err, service: list.service }, 'prioritized list listener failed'),
     );
     this.options = options;
-    this.client = new LoadPredictionClient(options.address, grpc.credentials.createInsecure(), {
+    const channel = clientChannel(options.security);
+    this.client = new LoadPredictionClient(options.address, channel.credentials, {
+      ...channel.options,
       // Notice a silently dead LPS (a cut network sends no RST) within about 30 s.
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 10_000,

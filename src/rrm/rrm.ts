@@ -3,6 +3,7 @@ import { formatHostPort, type HostPort } from '../common/address.js';
 import type { GrpcHost } from '../common/grpc-host.js';
 import type { AttachedPart } from '../common/lifecycle.js';
 import type { Logger } from '../common/logger.js';
+import type { Trust } from '../common/trust.js';
 import { ResponseRouterService } from '../gen/augur/v1/response_router.js';
 import type { LpsConfig } from '../lps/config.js';
 import type { PrioritizedListSource } from '../lps/types.js';
@@ -38,6 +39,8 @@ export interface RrmOptions {
    * which cannot be unreachable.
    */
   lpsDownSinceMs?: () => number | undefined;
+  /** TLS and authorisation of the extra ext_proc address (the gRPC host has its own). */
+  trust?: Trust | undefined;
 }
 
 /**
@@ -151,6 +154,9 @@ export class Rrm {
       listen,
       handler: this.extProc,
       logger: this.options.logger,
+      tls: this.options.trust?.tls,
+      insecure: this.options.trust?.insecure,
+      authorizer: this.options.trust?.authorizer,
     });
     return this.listener.start();
   }
@@ -203,6 +209,7 @@ export interface RrmHost {
   logger: Logger;
   registry: Registry;
   grpc: GrpcHost;
+  trust?: Trust | undefined;
   lps: {
     lists: PrioritizedListSource;
     setMonitoringInterval(ids: string[], seconds: number, service?: string): string[];
@@ -215,6 +222,7 @@ export async function attachRrm(host: RrmHost): Promise<AttachedPart & { rrm: Rr
     config: host.config,
     logger: host.logger.child({ part: 'rrm' }),
     registry: host.registry,
+    trust: host.trust,
     lists: host.lps.lists,
     monitoring: {
       setMonitoringInterval: async (_service, ids, seconds) =>

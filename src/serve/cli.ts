@@ -8,6 +8,7 @@ interface ServerFlags {
   extProcWorkers?: string;
   config?: string;
   logLevel?: string;
+  insecure?: boolean;
 }
 
 interface ServeFlags extends ServerFlags {
@@ -36,6 +37,7 @@ async function configOf(flags: ServeFlags) {
       },
       dataDir: flags.dataDir,
       logLevel: flags.logLevel,
+      ...(flags.insecure && { security: { insecure: true } }),
     },
   });
 }
@@ -64,6 +66,10 @@ export function registerServeCommand(program: Command): void {
     .option('--data-dir <dir>', 'where learned state is kept (default ./.augur)')
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option(
+      '--insecure',
+      'allow plaintext on addresses other than loopback (security.insecure); without it augur refuses to start',
+    )
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at the top: `augur agent` shares this CLI and must stay small.
       const [config, { stopOnSignals }, { startControlPlane }] = await Promise.all([
@@ -102,6 +108,10 @@ export function registerServeCommand(program: Command): void {
     )
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG); the rrm section applies')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option(
+      '--insecure',
+      'allow plaintext on addresses other than loopback (security.insecure); without it augur refuses to start',
+    )
     .action(async (flags: RrmFlags) => {
       const [config, { stopOnSignals }, { startStandaloneRrm }] = await Promise.all([
         configOf(flags),

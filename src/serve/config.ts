@@ -4,6 +4,7 @@ import { dashboardConfigSchema } from '../dashboard/config.js';
 import { forecastConfigSchema } from '../lps/forecast/config.js';
 import { lpsConfigSchema } from '../lps/config.js';
 import { rrmConfigSchema } from '../rrm/config.js';
+import { securityConfigSchema } from '../common/security.js';
 import { xdsConfigSchema } from '../xds/config.js';
 
 /**
@@ -23,6 +24,8 @@ export const configSchema = z
     xds: xdsConfigSchema.default(() => xdsConfigSchema.parse({})),
     forecast: forecastConfigSchema.default(() => forecastConfigSchema.parse({})),
     dashboard: dashboardConfigSchema.default(() => dashboardConfigSchema.parse({})),
+    /** TLS, the plaintext rule and who may do what (src/common/security.ts, docs/security.md). */
+    security: securityConfigSchema.default(() => securityConfigSchema.parse({})),
   })
   .strict();
 

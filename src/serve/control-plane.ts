@@ -4,6 +4,7 @@ import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import type { AttachedPart } from '../common/lifecycle.js';
 import { createLogger, type Logger } from '../common/logger.js';
+import { checkListenAddresses, trustFrom, workerPrincipal } from '../common/trust.js';
 import { Lps } from '../lps/lps.js';
 import type { SwapDetector } from '../lps/swaps.js';
 import { extProcWorkerCount } from '../rrm/config.js';
@@ -47,10 +48,22 @@ export async function startControlPlane({
   logger: given,
 }: StartControlPlaneOptions): Promise<ControlPlane> {
   const logger = given ?? createLogger('augur', config.logLevel);
+  checkListenAddresses(config.security, {
+    gRPC: config.grpcListen,
+    HTTP: config.httpListen,
+    ext_proc: config.rrm.extProcListen,
+  });
   const registry = createRegistry();
+  // The ext_proc workers (rrm.extProcWorkers > 1) watch this process's lists with a token of this run.
+  const [workersPrincipal, workerToken] = workerPrincipal();
+  const trust = trustFrom(config.security, registry, logger, [workersPrincipal]);
   const grpc = new GrpcHost({
     listen: config.grpcListen,
     maxReceiveMessageLength: config.lps.maxMessageBytes,
+    tls: trust.tls,
+    insecure: trust.insecure,
+    authorizer: trust.authorizer,
+    logger,
   });
   // With several ext_proc workers, /metrics serves theirs too (they start once gRPC listens).
   let workers: ExtProcWorkers | undefined;
@@ -58,12 +71,16 @@ export async function startControlPlane({
     listen: config.httpListen,
     registry,
     metrics: () => (workers ? workers.metrics() : registry.metrics()),
+    tls: trust.tls,
+    insecure: trust.insecure,
+    logger,
   });
   const lps = new Lps({
     config: config.lps,
     dataDir: config.dataDir,
     registry,
     logger: logger.child({ part: 'lps' }),
+    authorizer: trust.authorizer,
   });
   lps.register(grpc);
 
@@ -79,7 +96,7 @@ export async function startControlPlane({
       logger,
     }),
   );
-  const rrm = await attachRrm({ config, logger, registry, grpc, lps });
+  const rrm = await attachRrm({ config, logger, registry, grpc, lps, trust });
   parts.push(rrm);
   parts.push(await attachXds({ config: config.xds, lists: lps.lists, grpc, logger, registry }));
   const dashboard = await attachDashboard({ config: config.dashboard, lps, http, logger });
@@ -124,9 +141,19 @@ export async function startControlPlane({
   } catch (err) {
     // The data dir cannot be used: nothing may keep running (the ext_proc listener, the LSTM).
     await stopParts();
+    trust.close();
     throw err;
   }
-  const grpcAddr = await grpc.start();
+  let grpcAddr;
+  try {
+    grpcAddr = await grpc.start();
+  } catch (err) {
+    // The address is taken: nothing may keep running.
+    await stopParts();
+    await lps.stop().catch(() => undefined);
+    trust.close();
+    throw err;
+  }
   const workerCount = extProcWorkerCount(config.rrm);
   if (workerCount > 1) {
     workers = new ExtProcWorkers({
@@ -135,6 +162,7 @@ export async function startControlPlane({
       lps: formatHostPort(reachable(grpcAddr)),
       logger: logger.child({ part: 'rrm' }),
       registry,
+      token: workerToken,
     });
     try {
       await workers.start();
@@ -142,11 +170,20 @@ export async function startControlPlane({
       await stopParts();
       await lps.stop().catch(() => undefined);
       await grpc.stop();
+      trust.close();
       throw err;
     }
     parts.push({ stop: () => workers!.stop() });
   }
-  await http.start();
+  try {
+    await http.start();
+  } catch (err) {
+    await stopParts();
+    await lps.stop().catch(() => undefined);
+    await grpc.stop().catch(() => undefined);
+    trust.close();
+    throw err;
+  }
   const grpcAddress = formatHostPort(grpcAddr);
   const extProcAddress = workers ? formatHostPort(workers.address) : rrm.rrm.extProcAddress;
   logger.info(
@@ -173,6 +210,7 @@ export async function startControlPlane({
         for (const step of [() => lps.stop(), () => grpc.stop(), () => http.stop()]) {
           await step().catch((e: unknown) => errors.push(e));
         }
+        trust.close();
         if (errors.length > 0) throw errors[0];
       })()),
   };

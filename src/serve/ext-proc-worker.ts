@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { createRegistry } from '../common/http-host.js';
 import { createLogger } from '../common/logger.js';
+import { clientSecurityOf, selfClientSecurity, trustFrom } from '../common/trust.js';
 import { RemoteListSource } from '../rrm/remote-list-source.js';
 import { Rrm } from '../rrm/rrm.js';
 import {
@@ -34,7 +35,11 @@ const source = new RemoteListSource({
   reconnectInitial: config.rrm.lpsReconnectInitial,
   reconnectMax: config.rrm.lpsReconnectMax,
   logger,
+  security: spec.token
+    ? selfClientSecurity(config.security, spec.token)
+    : clientSecurityOf(config.security),
 });
+const trust = trustFrom(config.security, registry, logger);
 const rrm = new Rrm({
   config,
   logger,
@@ -42,6 +47,7 @@ const rrm = new Rrm({
   lists: source,
   monitoring: source,
   lpsDownSinceMs: () => source.downSinceMs(),
+  trust,
 });
 
 let stopping: Promise<void> | undefined;

@@ -14,6 +14,8 @@ export interface ExtProcWorkerSpec {
   /** The LPS's gRPC address, whose WatchPrioritizedEndpoints keeps the worker's lists. */
   lps: string;
   config: AugurConfig;
+  /** A bearer token the LPS knows for the workers (augur serve with security.principals). */
+  token?: string | undefined;
 }
 
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
@@ -35,6 +37,8 @@ export interface ExtProcWorkersOptions {
   logger: Logger;
   /** The primary's registry: /metrics serves it together with every worker's. */
   registry: Registry;
+  /** The bearer token the workers present to the LPS (a principal of the primary's own). */
+  token?: string | undefined;
   /** How long a worker may take to listen, ms. */
   startTimeoutMs?: number;
 }
@@ -138,7 +142,7 @@ export class ExtProcWorkers {
 
   private fork(index: number): Promise<HostPort> {
     const { config, lps, logger } = this.options;
-    const spec: ExtProcWorkerSpec = { index, lps, config };
+    const spec: ExtProcWorkerSpec = { index, lps, config, token: this.options.token };
     const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify(spec) });
     this.workers.set(index, worker);
     const bornAt = Date.now();

@@ -3,6 +3,10 @@ import { formatHostPort } from '../common/address.js';
 import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import { createLogger, type Logger } from '../common/logger.js';
+import { checkPlaintext } from '../common/security.js';
+import { clientUsesTls } from '../common/tls.js';
+import { checkListenAddresses, clientSecurityOf, trustFrom } from '../common/trust.js';
+import { parseHostPort } from '../common/address.js';
 import { RemoteListSource } from '../rrm/remote-list-source.js';
 import { extProcWorkerCount } from '../rrm/config.js';
 import { Rrm } from '../rrm/rrm.js';
@@ -33,9 +37,24 @@ export async function startStandaloneRrm(opts: {
 }): Promise<StandaloneRrm> {
   const { config } = opts;
   const logger = opts.logger ?? createLogger('augur-rrm', config.logLevel);
+  checkListenAddresses(config.security, {
+    gRPC: config.grpcListen,
+    HTTP: config.httpListen,
+    ext_proc: config.rrm.extProcListen,
+  });
+  const clientSecurity = clientSecurityOf(config.security);
+  checkPlaintext({
+    what: 'the LPS connection',
+    host: parseHostPort(opts.lps, '--lps').host,
+    tls: clientUsesTls(clientSecurity),
+    insecure: config.security.insecure,
+    logger,
+  });
   const registry = createRegistry();
+  const trust = trustFrom(config.security, registry, logger);
   const source = new RemoteListSource({
     address: opts.lps,
+    security: clientSecurity,
     reconnectInitial: config.rrm.lpsReconnectInitial,
     reconnectMax: config.rrm.lpsReconnectMax,
     logger,
@@ -47,9 +66,14 @@ export async function startStandaloneRrm(opts: {
     lists: source,
     monitoring: source,
     lpsDownSinceMs: () => source.downSinceMs(),
+    trust,
   });
   const grpc = new GrpcHost({
     listen: config.grpcListen,
+    tls: trust.tls,
+    insecure: trust.insecure,
+    authorizer: trust.authorizer,
+    logger,
   });
   rrm.register(grpc);
   let workers: ExtProcWorkers | undefined;
@@ -57,6 +81,9 @@ export async function startStandaloneRrm(opts: {
     listen: config.httpListen,
     registry,
     metrics: () => (workers ? workers.metrics() : registry.metrics()),
+    tls: trust.tls,
+    insecure: trust.insecure,
+    logger,
     healthChecks: [
       () =>
         rrm.router.mode === 'standard-order'
@@ -104,6 +131,7 @@ export async function startStandaloneRrm(opts: {
         await rrm.stop();
         await grpc.stop();
         await http.stop();
+        trust.close();
       })()),
   };
 }

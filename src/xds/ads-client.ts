@@ -8,6 +8,7 @@ import {
   type JsonValue,
 } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
+import { clientChannel, type ClientSecurity } from '../common/tls.js';
 import { messageType, xdsRegistry } from './envoy-registry.js';
 import { ADS_METHOD_PATH } from './sotw-server.js';
 
@@ -45,11 +46,17 @@ export class RawAdsClient {
   private ended: Error | undefined;
   private readonly registry: FileRegistry;
 
-  constructor(address: string, registry: FileRegistry = xdsRegistry()) {
+  constructor(
+    address: string,
+    registry: FileRegistry = xdsRegistry(),
+    /** TLS (a client certificate for mutual TLS) and bearer token; absent: plaintext. */
+    security?: ClientSecurity,
+  ) {
     this.registry = registry;
     const request = messageType(registry, 'envoy.service.discovery.v3.DiscoveryRequest');
     const response = messageType(registry, 'envoy.service.discovery.v3.DiscoveryResponse');
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure());
+    const channel = clientChannel(security);
+    this.client = new grpc.Client(address, channel.credentials, channel.options);
     this.call = this.client.makeBidiStreamRequest(
       ADS_METHOD_PATH,
       (m: DiscoveryRequestJson) =>

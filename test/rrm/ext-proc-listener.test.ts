@@ -173,7 +173,10 @@ describe('ext_proc HTTP/2 listener', () => {
     const own = new Rrm({
       config: loadConfig({
         env: {},
-        flags: { logLevel: 'silent', rrm: { defaultService: 'shop', extProcListen: ':0' } },
+        flags: {
+          logLevel: 'silent',
+          rrm: { defaultService: 'shop', extProcListen: '127.0.0.1:0' },
+        },
       }),
       logger: silentLogger,
       registry: ownRegistry,

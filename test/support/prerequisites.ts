@@ -44,6 +44,12 @@ export const PREREQUISITES: readonly Prerequisite[] = [
     present: () => succeeds('docker-compose', ['version']),
   },
   {
+    debianPackage: 'openssl',
+    neededBy:
+      'the TLS tests (test/common/security.test.ts), which make their certificates at test time',
+    present: () => succeeds('openssl', ['version']),
+  },
+  {
     debianPackage: 'redis-server',
     neededBy: 'the Redis cluster-mode tests, which start a real redis-server',
     present: () => succeeds('redis-server', ['--version']),

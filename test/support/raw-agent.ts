@@ -19,9 +19,13 @@ export class RawAgentStream {
   private readonly call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
   private waiters: Array<() => void> = [];
 
-  constructor(address: string) {
-    this.client = new TelemetryClient(address, grpc.credentials.createInsecure());
-    this.call = this.client.report();
+  constructor(
+    address: string,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    metadata: grpc.Metadata = new grpc.Metadata(),
+  ) {
+    this.client = new TelemetryClient(address, credentials);
+    this.call = this.client.report(metadata);
     this.call.on('data', (m: ControlMessage) => {
       this.received.push(m);
       this.wake();

@@ -1,6 +1,10 @@
 import { status } from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { isRefusal, type Authorizer } from '../../common/auth.js';
+import { checkPlaintext } from '../../common/security.js';
+import type { TlsMaterial } from '../../common/tls.js';
 import { AugurError } from '../../common/errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../../common/address.js';
 import type { Logger } from '../../common/logger.js';
@@ -45,23 +49,37 @@ export interface ExtProcListenerOptions {
   maxMessageBytes?: number;
   /** Streams one connection may have open at once (Envoy opens one per HTTP request). */
   maxConcurrentStreams?: number;
+  /** TLS (and mutual TLS) from files kept current; absent: plaintext (h2c). */
+  tls?: TlsMaterial | undefined;
+  /** Plaintext off loopback allowed (`--insecure`); otherwise start() refuses it. */
+  insecure?: boolean;
+  /** Who may open ext_proc streams (dataPlane, admin); absent or without principals: everyone. */
+  authorizer?: Authorizer | undefined;
 }
 
 export class ExtProcListener {
   private readonly options: ExtProcListenerOptions;
-  private readonly server: http2.Http2Server;
+  private readonly server: http2.Http2Server | http2.Http2SecureServer;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private bound: HostPort | undefined;
   private stopping = false;
 
   constructor(options: ExtProcListenerOptions) {
     this.options = options;
-    this.server = http2.createServer({
+    const serverOptions: http2.ServerOptions = {
       settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 10_000 },
       // Node refuses new streams (ENHANCE_YOUR_CALM) past this much buffered per connection;
       // a burst of thousands of small exchanges on one connection must not hit it. Megabytes.
       maxSessionMemory: 64,
-    });
+    };
+    const tls = options.tls;
+    if (tls) {
+      const server = http2.createSecureServer({ ...serverOptions, ...tls.serverOptions() });
+      tls.on('change', (context) => server.setSecureContext(context));
+      // A failed handshake (no or a foreign client certificate) is the client's problem.
+      server.on('tlsClientError', () => undefined);
+      this.server = server;
+    } else this.server = http2.createServer(serverOptions);
     // Answers are small and latency is the point: no Nagle delay behind the response headers.
     this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     this.server.on('session', (session) => {
@@ -80,6 +98,13 @@ export class ExtProcListener {
 
   async start(): Promise<HostPort> {
     const want = parseHostPort(this.options.listen, 'rrm.extProcListen');
+    checkPlaintext({
+      what: 'ext_proc',
+      host: want.host,
+      tls: this.options.tls !== undefined,
+      insecure: this.options.insecure ?? false,
+      logger: this.options.logger,
+    });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void =>
         reject(
@@ -133,6 +158,24 @@ export class ExtProcListener {
       return;
     }
     const path = headers[':path'];
+    const authorizer = this.options.authorizer;
+    if (authorizer?.enabled && path === PROCESS_PATH) {
+      const socket = stream.session?.socket;
+      const verified = socket instanceof TLSSocket && socket.authorized;
+      const verdict = authorizer.authorize(
+        path,
+        {
+          certificate: verified ? socket.getPeerCertificate() : undefined,
+          authorization:
+            typeof headers.authorization === 'string' ? headers.authorization : undefined,
+        },
+        'ext_proc',
+      );
+      if (isRefusal(verdict)) {
+        trailersOnly(stream, verdict.code, verdict.message);
+        return;
+      }
+    }
     if (path === PROCESS_PATH) this.process(stream);
     else if (path === HEALTH_CHECK_PATH) this.healthCheck(stream);
     else

@@ -1,0 +1,296 @@
+import * as grpc from '@grpc/grpc-js';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { Agent } from '../../src/agent/agent.js';
+import { AugurError } from '../../src/common/errors.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { RemoteListSource } from '../../src/rrm/remote-list-source.js';
+import { loadConfig } from '../../src/serve/config.js';
+import { startControlPlane } from '../../src/serve/control-plane.js';
+import { TestCa, type CertFiles } from '../support/certs.js';
+import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
+import { RawAgentStream } from '../support/raw-agent.js';
+
+/*
+ * TLS and mutual TLS on augur serve, with certificates made at test time by openssl: who is
+ * refused (with which status) and who is accepted, certificate rotation without a restart, and
+ * the plaintext rule.
+ */
+
+const REPO = join(import.meta.dirname, '../..');
+const ca = new TestCa('augur-ca');
+const otherCa = new TestCa('stranger-ca');
+const pki = mkdtempSync(join(tmpdir(), 'augur-served-pki-'));
+afterAll(() => {
+  ca.dispose();
+  otherCa.dispose();
+  rmSync(pki, { recursive: true, force: true });
+});
+
+/** The server's certificate lives at fixed paths, so rotating it is copying new files there. */
+const served = { cert: join(pki, 'server.crt'), key: join(pki, 'server.key') };
+function serve(files: CertFiles): void {
+  copyFileSync(files.key, served.key);
+  copyFileSync(files.cert, served.cert);
+}
+
+const AGENT_WEB_1 = 'spiffe://augur.test/agent/web-1';
+const principals = [
+  { name: AGENT_WEB_1, roles: ['agent'], endpoints: 'web-1', services: 'web' },
+  { name: 'spiffe://augur.test/rrm', roles: ['dataPlane'] },
+];
+
+function clientCredentials(files?: CertFiles, caFile = ca.cert): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(
+    readFileSync(caFile),
+    files ? readFileSync(files.key) : null,
+    files ? readFileSync(files.cert) : null,
+  );
+}
+
+/** Says hello for `id` in service web over `credentials`; the stream's end status, or 'open'. */
+async function helloOutcome(
+  plane: TestPlane,
+  credentials: grpc.ChannelCredentials,
+  id = 'web-1',
+): Promise<grpc.status | 'open'> {
+  const s = new RawAgentStream(plane.grpcAddress, credentials);
+  try {
+    s.hello({ endpointId: id, service: 'web' });
+    await waitFor(() => s.status || s.received.some((m) => m.config), 10_000, 'an answer');
+    return s.status ? s.status.code : 'open';
+  } finally {
+    s.close();
+  }
+}
+
+describe('mutual TLS (client certificates optional, identities configured)', () => {
+  let plane: TestPlane;
+  beforeAll(async () => {
+    serve(ca.issue('server', { dns: ['augur'] }));
+    plane = await startTestPlane({
+      security: {
+        tls: { ...served, ca: ca.cert, clientCert: 'optional', reloadInterval: 0.05 },
+        principals,
+      },
+    });
+  });
+  afterAll(() => plane.dispose());
+
+  it('refuses an agent with no certificate: UNAUTHENTICATED', async () => {
+    expect(await helloOutcome(plane, clientCredentials())).toBe(grpc.status.UNAUTHENTICATED);
+  });
+
+  it('refuses a certificate from another CA: UNAUTHENTICATED', async () => {
+    const stranger = otherCa.issue('stranger', { uris: [AGENT_WEB_1] });
+    expect(await helloOutcome(plane, clientCredentials(stranger))).toBe(
+      grpc.status.UNAUTHENTICATED,
+    );
+  });
+
+  it('refuses an expired certificate of the right CA: UNAUTHENTICATED', async () => {
+    const expired = ca.issue('expired', { uris: [AGENT_WEB_1], days: -1 });
+    expect(await helloOutcome(plane, clientCredentials(expired))).toBe(grpc.status.UNAUTHENTICATED);
+  });
+
+  it('refuses a valid certificate reporting another endpoint: PERMISSION_DENIED', async () => {
+    const web1 = ca.issue('web-1', { uris: [AGENT_WEB_1] });
+    expect(await helloOutcome(plane, clientCredentials(web1), 'web-2')).toBe(
+      grpc.status.PERMISSION_DENIED,
+    );
+    expect(plane.lps.store.get('web-2')).toBeUndefined();
+  });
+
+  it('accepts a valid certificate for its own endpoint and stores its samples', async () => {
+    const web1 = ca.issue('web-1', { uris: [AGENT_WEB_1] });
+    const s = new RawAgentStream(plane.grpcAddress, clientCredentials(web1));
+    try {
+      s.hello({ endpointId: 'web-1', service: 'web' });
+      s.sample({ sequence: 1 });
+      await s.waitMessage((m) => m.ack?.lastSequence === 1, 10_000);
+      expect(plane.lps.store.get('web-1')?.samplesStored).toBe(1);
+    } finally {
+      s.close();
+    }
+    const metrics = await plane.registry.metrics();
+    expect(metrics).toMatch(
+      /augur_auth_refused_total\{surface="grpc",reason="no_credentials"\} \d/,
+    );
+    expect(metrics).toMatch(/augur_auth_refused_total\{surface="telemetry",reason="endpoint"\} 1/);
+  });
+
+  it('carries the real agent and the RRM watch client over mutual TLS', async () => {
+    const backend = net.createServer((c) => c.destroy());
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const address = `127.0.0.1:${(backend.address() as AddressInfo).port}`;
+    const web1 = ca.issue('web-1', { uris: [AGENT_WEB_1] });
+    const agent = await Agent.start({
+      lps: plane.grpcAddress,
+      endpointId: 'web-1',
+      service: 'web',
+      address,
+      intervalSeconds: 0.1,
+      probe: { kind: 'tcp', address },
+      healthTimeoutSeconds: 0.5,
+      backoff: { initialSeconds: 0.05, maxSeconds: 0.4 },
+      logger: silentLogger,
+      security: { ca: ca.cert, cert: web1.cert, key: web1.key, serverName: 'augur' },
+    });
+    // The RRM's identity (a reader) watching the lists, as `augur rrm --lps` does.
+    const rrmFiles = ca.issue('rrm', { uris: ['spiffe://augur.test/rrm'] });
+    const source = new RemoteListSource({
+      address: plane.grpcAddress,
+      reconnectInitial: 0.05,
+      reconnectMax: 0.4,
+      logger: silentLogger,
+      security: { ca: ca.cert, cert: rrmFiles.cert, key: rrmFiles.key },
+    });
+    source.start();
+    try {
+      await waitFor(
+        () => (plane.lps.store.get('web-1')?.samplesStored ?? 0) >= 2,
+        20_000,
+        'samples from the agent over mTLS',
+      );
+      await waitFor(() => source.get('web')?.endpoints.length, 20_000, 'the web list over mTLS');
+    } finally {
+      source.stop();
+      await agent.stop();
+      backend.close();
+    }
+  });
+
+  it('serves HTTPS on the HTTP address with the same certificate', async () => {
+    expect(plane.httpUrl).toMatch(/^https:/);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${plane.httpUrl}/healthz`, { ca: readFileSync(ca.cert) }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(200);
+  });
+
+  it('picks up a rotated server certificate without a restart', async () => {
+    const serialNow = () =>
+      new Promise<string>((resolve, reject) => {
+        const [host, port] = [
+          '127.0.0.1',
+          Number(plane.grpcAddress.slice(plane.grpcAddress.lastIndexOf(':') + 1)),
+        ];
+        const socket = connect({
+          host,
+          port,
+          servername: 'localhost',
+          ca: readFileSync(ca.cert),
+          ALPNProtocols: ['h2'],
+        });
+        socket.once('secureConnect', () => {
+          resolve(socket.getPeerCertificate().serialNumber);
+          socket.destroy();
+        });
+        socket.once('error', reject);
+      });
+    const before = await serialNow();
+    serve(ca.issue('server-rotated', { dns: ['augur'] }));
+    const after = await waitFor(
+      async () => {
+        const s = await serialNow();
+        return s !== before && s;
+      },
+      20_000,
+      'the rotated certificate on new connections',
+    );
+    expect(after).not.toBe(before);
+    // And the new certificate serves calls.
+    const web1 = ca.issue('web-1', { uris: [AGENT_WEB_1] });
+    expect(await helloOutcome(plane, clientCredentials(web1))).toBe('open');
+  });
+});
+
+describe('mutual TLS required', () => {
+  it('refuses the handshake of a client without a certificate (UNAVAILABLE) and accepts one with', async () => {
+    const files = ca.issue('server', { dns: ['augur'] });
+    const plane = await startTestPlane({
+      security: { tls: { ...files, ca: ca.cert, clientCert: 'required' }, principals },
+    });
+    try {
+      expect(await helloOutcome(plane, clientCredentials())).toBe(grpc.status.UNAVAILABLE);
+      const web1 = ca.issue('web-1', { uris: [AGENT_WEB_1] });
+      expect(await helloOutcome(plane, clientCredentials(web1))).toBe('open');
+    } finally {
+      await plane.dispose();
+    }
+  });
+});
+
+describe('plaintext off loopback', () => {
+  it('is refused at start (PLAINTEXT_REFUSED) unless the operator says insecure, and then logged', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'augur-plain-'));
+    try {
+      const offLoopback = { grpcListen: '0.0.0.0:0', httpListen: '127.0.0.1:0', dataDir };
+      await expect(
+        startControlPlane({ config: loadConfig({ env: {}, flags: offLoopback }) }),
+      ).rejects.toSatisfy((e) => e instanceof AugurError && e.code === 'PLAINTEXT_REFUSED');
+
+      const lines: string[] = [];
+      const logger = pino(
+        { level: 'info' },
+        new Writable({
+          write(chunk: Buffer, _enc, done) {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      );
+      const plane = await startControlPlane({
+        config: loadConfig({ env: {}, flags: { ...offLoopback, security: { insecure: true } } }),
+        logger,
+      });
+      await plane.stop();
+      expect(lines.join('')).toMatch(/INSECURE: gRPC on 0\.0\.0\.0 is plaintext off loopback/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('makes `augur serve` exit 2 naming the problem', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'augur-plain-cli-'));
+    try {
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'serve',
+          '--grpc-listen',
+          '0.0.0.0:0',
+          '--http-listen',
+          '127.0.0.1:0',
+          '--data-dir',
+          dataDir,
+        ],
+        { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(stderr).toMatch(/plaintext off loopback.*\(PLAINTEXT_REFUSED\)/);
+      expect(code).toBe(2);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
