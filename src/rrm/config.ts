@@ -68,6 +68,13 @@ export const rrmConfigSchema = z
      * once per this many seconds; asks in between are answered but not forwarded.
      */
     monitoringIntervalMinGap: z.number().nonnegative().default(10),
+    /**
+     * Whether a data-plane request may change monitoring intervals (`x-augur-monitoring-interval`,
+     * RouteResponse's `monitoring_interval`): off, such asks are counted (`disabled`) and
+     * otherwise ignored, as anyone who can send a request through Envoy could otherwise set the
+     * interval of every endpoint. Within `lps.minInterval`..`lps.maxInterval` either way.
+     */
+    monitoringIntervalFromRequests: z.boolean().default(false),
     /** Endpoint sets whose last ask is remembered for the rate limit. */
     monitoringIntervalMemory: z.number().int().positive().default(10_000),
     /**

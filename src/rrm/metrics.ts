@@ -41,7 +41,9 @@ export class RrmMetrics {
     };
     const forwards = new Counter({
       name: 'augur_rrm_monitoring_interval_requests_total',
-      help: 'x-augur-monitoring-interval asks: forwarded to the LPS, rate_limited, or failed',
+      help:
+        'x-augur-monitoring-interval asks: forwarded to the LPS, rate_limited, failed, or ' +
+        'disabled (rrm.monitoringIntervalFromRequests is off)',
       labelNames: ['outcome'],
       registers: [registry],
     });
@@ -49,6 +51,7 @@ export class RrmMetrics {
       forwarded: forwards.labels('forwarded'),
       rate_limited: forwards.labels('rate_limited'),
       failed: forwards.labels('failed'),
+      disabled: forwards.labels('disabled'),
     };
     this.deliveries = new Counter({
       name: 'augur_rrm_route_response_attempts_total',

@@ -9,10 +9,15 @@ export interface MonitoringIntervalSink {
   setMonitoringInterval(service: string, endpointIds: string[], seconds: number): Promise<string[]>;
 }
 
-export type ForwardOutcome = 'forwarded' | 'rate_limited' | 'failed';
+export type ForwardOutcome = 'forwarded' | 'rate_limited' | 'failed' | 'disabled';
 
 export interface MonitoringForwarderOptions {
   sink: MonitoringIntervalSink;
+  /**
+   * Whether requests may change intervals at all (`rrm.monitoringIntervalFromRequests`); when
+   * not, every ask is answered 'disabled' and nothing reaches the LPS.
+   */
+  fromRequests: boolean;
   /** Seconds between two forwards for the same endpoint set. */
   minGapSeconds: number;
   /** Endpoint sets remembered for the rate limit (oldest forgotten first). */
@@ -48,6 +53,7 @@ export class MonitoringForwarder {
     seconds: number,
     allOf: () => string[],
   ): ForwardOutcome {
+    if (!this.options.fromRequests) return 'disabled';
     const key = candidates ? `${service}|${[...candidates].sort().join(',')}` : `${service}|*`;
     const now = this.now();
     const last = this.lastForward.get(key);

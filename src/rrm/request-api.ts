@@ -37,6 +37,11 @@ export interface RequestApiLimits {
   maxCandidates: number;
   minInterval: number;
   maxInterval: number;
+  /**
+   * Whether `x-augur-monitoring-interval` is read at all (`rrm.monitoringIntervalFromRequests`);
+   * when not, the header is left unparsed, so a value augur does not act on fails no request.
+   */
+  monitoringIntervalFromRequests: boolean;
 }
 
 /** A bad `x-augur-*` value: the header and why, for a 400 body or INVALID_ARGUMENT. */
@@ -86,7 +91,10 @@ export class RoutingHeaderCollector {
 
 /** Validates the routing headers; throws BadRoutingHeader naming the header and the problem. */
 export function parseRoutingHeaders(h: RoutingHeaders, limits: RequestApiLimits): RouteQuery {
-  if (h.conflicting) {
+  // A header the RRM does not read fails no request, repeated or not.
+  const ignored =
+    h.conflicting === HEADER_MONITORING_INTERVAL && !limits.monitoringIntervalFromRequests;
+  if (h.conflicting && !ignored) {
     throw new BadRoutingHeader(
       h.conflicting,
       'sent more than once with different values; send it once',
@@ -97,7 +105,7 @@ export function parseRoutingHeaders(h: RoutingHeaders, limits: RequestApiLimits)
     candidates:
       h.endpoints === undefined ? undefined : parseEndpointList(h.endpoints, limits.maxCandidates),
     monitoringInterval:
-      h.monitoringInterval === undefined
+      h.monitoringInterval === undefined || !limits.monitoringIntervalFromRequests
         ? undefined
         : parseMonitoringInterval(h.monitoringInterval, limits.minInterval, limits.maxInterval),
   };

@@ -94,6 +94,7 @@ export class Rrm {
     });
     this.forwarder = new MonitoringForwarder({
       sink: options.monitoring,
+      fromRequests: rrm.monitoringIntervalFromRequests,
       minGapSeconds: rrm.monitoringIntervalMinGap,
       memory: rrm.monitoringIntervalMemory,
       logger,
@@ -104,6 +105,7 @@ export class Rrm {
       maxCandidates: rrm.maxCandidates,
       minInterval: lps.minInterval,
       maxInterval: lps.maxInterval,
+      monitoringIntervalFromRequests: rrm.monitoringIntervalFromRequests,
     };
     const resolver = new ServiceResolver(rrm);
     this.extProc = new ExtProcHandler({

@@ -44,6 +44,8 @@ const config = loadConfig({
       defaultService: 'shop',
       serviceByRoute: { 'checkout-route': 'checkout', 'ghost-route': 'ghost' },
       monitoringIntervalMinGap: 60,
+      // These cases send x-augur-monitoring-interval and expect it read.
+      monitoringIntervalFromRequests: true,
       extProcListen: '127.0.0.1:0',
     },
   },

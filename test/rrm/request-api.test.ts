@@ -13,6 +13,7 @@ const limits = {
   maxCandidates: 3,
   minInterval: 0.1,
   maxInterval: 300,
+  monitoringIntervalFromRequests: true,
 };
 
 function parse(headers: Array<[string, string]>) {
@@ -109,6 +110,7 @@ describe('monitoring interval forwarding', () => {
     const calls: Array<[string, string[], number]> = [];
     const f = new MonitoringForwarder({
       sink: { setMonitoringInterval: async (s, ids, sec) => (calls.push([s, ids, sec]), ids) },
+      fromRequests: true,
       minGapSeconds: 10,
       memory: 2,
       logger: silentLogger,
@@ -128,6 +130,31 @@ describe('monitoring interval forwarding', () => {
     ]);
   });
 
+  it('leaves the header unread and forwards nothing unless rrm.monitoringIntervalFromRequests', async () => {
+    const c = new RoutingHeaderCollector();
+    c.add('x-augur-monitoring-interval', '5m');
+    const off = { ...limits, monitoringIntervalFromRequests: false };
+    expect(parseRoutingHeaders(c.headers, off).monitoringInterval).toBeUndefined();
+    // Not parsed either: a value augur does not act on fails no request, repeated or not.
+    c.add('x-augur-monitoring-interval', 'soon');
+    expect(parseRoutingHeaders(c.headers, off).monitoringInterval).toBeUndefined();
+    c.reset();
+    c.add('x-augur-monitoring-interval', 'soon');
+    expect(parseRoutingHeaders(c.headers, off).monitoringInterval).toBeUndefined();
+    const calls: string[][] = [];
+    const f = new MonitoringForwarder({
+      sink: { setMonitoringInterval: async (_s, ids) => (calls.push(ids), ids) },
+      fromRequests: false,
+      minGapSeconds: 0,
+      memory: 10,
+      logger: silentLogger,
+    });
+    expect(f.request('svc', ['a'], 300, () => ['a'])).toBe('disabled');
+    expect(f.request('svc', undefined, 300, () => ['a'])).toBe('disabled');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(calls).toEqual([]);
+  });
+
   it('reports a failed forward without throwing into the request path', async () => {
     let failures = 0;
     const f = new MonitoringForwarder({
@@ -135,6 +162,7 @@ describe('monitoring interval forwarding', () => {
         setMonitoringInterval: async () =>
           Promise.reject(Object.assign(new Error('x'), { details: 'NOT_FOUND' })),
       },
+      fromRequests: true,
       minGapSeconds: 0,
       memory: 10,
       logger: silentLogger,

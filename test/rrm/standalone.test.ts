@@ -91,6 +91,7 @@ beforeAll(async () => {
         lpsReconnectInitial: 0.05,
         lpsReconnectMax: 0.2,
         monitoringIntervalMinGap: 0,
+        monitoringIntervalFromRequests: true,
         extProcListen: '127.0.0.1:0',
       },
     },

@@ -203,6 +203,8 @@ export class ExtProcHandler {
       candidates = query.candidates;
       if (query.monitoringInterval !== undefined) {
         this.forwardInterval(service, candidates, query.monitoringInterval);
+      } else if (found.monitoringInterval !== undefined) {
+        metrics.forward('disabled'); // rrm.monitoringIntervalFromRequests is off
       }
     } catch (err) {
       if (!(err instanceof BadRoutingHeader)) throw err;
