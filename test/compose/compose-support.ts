@@ -20,6 +20,7 @@ export interface ComposeService {
   ports?: Array<{ published: number | string; target: number }>;
   volumes?: string[];
   healthcheck?: { test: string[]; disable?: boolean };
+  environment?: Record<string, string>;
   depends_on?: Record<string, { condition: string }>;
   networks?: Record<string, { ipv4_address?: string } | null>;
 }
@@ -31,8 +32,10 @@ export interface ComposeConfig {
 }
 
 /** Runs Debian's docker-compose (v1) on the repository's file: validation plus normalisation. */
-export async function composeConfig(): Promise<ComposeConfig> {
-  const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'], {
+export async function composeConfig(
+  files: readonly string[] = ['docker-compose.yml'],
+): Promise<ComposeConfig> {
+  const { stdout } = await run('docker-compose', [...files.flatMap((f) => ['-f', f]), 'config'], {
     cwd: REPO,
     timeout: 20_000,
   });

@@ -20,6 +20,7 @@ describe('Envoy configuration check', () => {
   it('accepts every Envoy YAML shipped in envoy/', () => {
     const results = checkEnvoyFolder(ENVOY_DIR, { protos });
     expect([...results.keys()]).toContain('bootstrap.yaml');
+    expect([...results.keys()]).toContain('bootstrap-mtls.yaml');
     for (const [file, problems] of results) expect(problems, file).toEqual([]);
   });
 
@@ -144,6 +145,16 @@ filter_chains:
         const [path, ...rest] = line.split(': ');
         return { path, message: rest.join(': ') };
       }),
+    );
+  });
+
+  it('checks the TLS transport sockets of the mTLS bootstrap as strictly', () => {
+    const mtls = readFileSync(join(ENVOY_DIR, 'bootstrap-mtls.yaml'), 'utf8');
+    expect(check(mtls)).toEqual([]);
+    const problems = check(mtls.replace('trusted_ca:', 'trusted_cas:'));
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems[0]).toMatch(
+      /unknown field "trusted_cas" in envoy\.extensions\.transport_sockets\.tls\.v3\.CertificateValidationContext/,
     );
   });
 
