@@ -25,6 +25,30 @@ export const rrmConfigSchema = z
      * Envoy's worker threads keeps its own least-request counts. Only with `extProcListen`.
      */
     extProcWorkers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
+    /**
+     * ext_proc fast path: the largest request message accepted, bytes; a frame that declares more
+     * is refused with RESOURCE_EXHAUSTED before any of it is kept.
+     */
+    extProcMaxMessageBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 << 20),
+    /**
+     * ext_proc fast path: bytes of partly received messages all streams may hold together; a
+     * stream whose next chunk would pass it is refused with RESOURCE_EXHAUSTED and its bytes
+     * dropped.
+     */
+    extProcPartialBudgetBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(16 << 20),
+    /**
+     * ext_proc fast path: a message still partly received this long after its first byte is
+     * refused with DEADLINE_EXCEEDED and its bytes dropped, seconds.
+     */
+    extProcPartialTimeout: z.number().positive().default(10),
     /** Whether a request without `x-augur-dynamic-routing` is routed by Load Score. */
     dynamicRoutingDefault: z.boolean().default(true),
     /**

@@ -22,6 +22,8 @@ export class RrmMetrics {
   private readonly lpsReachable: Gauge;
   private readonly lpsDownSeconds: Gauge;
   private readonly mode: Gauge<'mode'>;
+  private readonly fastPathRefusals: Counter<'code'>;
+  private readonly deliveryRefusals: Counter<'reason'>;
 
   /**
    * `status` is read at each scrape: how the LPS connection and the serving mode are now;
@@ -57,6 +59,18 @@ export class RrmMetrics {
       name: 'augur_rrm_route_response_attempts_total',
       help: 'RouteResponse delivery attempts, by outcome (delivered, failed)',
       labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.fastPathRefusals = new Counter({
+      name: 'augur_rrm_ext_proc_refused_streams_total',
+      help: 'ext_proc fast-path streams refused by a limit, by status: UNIMPLEMENTED (compressed), RESOURCE_EXHAUSTED (message too large, partial-message budget), DEADLINE_EXCEEDED (message partial too long)',
+      labelNames: ['code'],
+      registers: [registry],
+    });
+    this.deliveryRefusals = new Counter({
+      name: 'augur_rrm_route_response_refused_total',
+      help: 'RouteResponse deliveries refused by the guard, by reason (not_allowed, own_address, unverified)',
+      labelNames: ['reason'],
       registers: [registry],
     });
     const streams = () => this.openStreams;
@@ -117,6 +131,16 @@ export class RrmMetrics {
         }
       },
     });
+  }
+
+  /** A stream on the ext_proc fast path refused by a limit, by gRPC status name. */
+  fastPathRefused(code: string): void {
+    this.fastPathRefusals.labels(code).inc();
+  }
+
+  /** A RouteResponse delivery refused by the guard (delivery-guard.ts), by reason. */
+  deliveryRefused(reason: string): void {
+    this.deliveryRefusals.labels(reason).inc();
   }
 
   decision(outcome: DecisionOutcome): void {

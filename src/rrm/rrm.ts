@@ -1,3 +1,4 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { formatHostPort, type HostPort } from '../common/address.js';
 import type { GrpcHost } from '../common/grpc-host.js';
@@ -152,6 +153,7 @@ export class Rrm {
   async listenExtProc(): Promise<HostPort | undefined> {
     const listen = this.options.config.rrm.extProcListen;
     if (!listen || this.listener) return this.listener?.address;
+    const { rrm } = this.options.config;
     this.listener = new ExtProcListener({
       listen,
       handler: this.extProc,
@@ -159,8 +161,17 @@ export class Rrm {
       tls: this.options.trust?.tls,
       insecure: this.options.trust?.insecure,
       authorizer: this.options.trust?.authorizer,
+      maxMessageBytes: rrm.extProcMaxMessageBytes,
+      partialBudgetBytes: rrm.extProcPartialBudgetBytes,
+      partialTimeoutMs: rrm.extProcPartialTimeout * 1000,
+      onRefused: (code) => this.metrics.fastPathRefused(grpcStatus[code] ?? String(code)),
     });
     return this.listener.start();
+  }
+
+  /** Bytes of partly received messages the fast path holds now (0 without one). */
+  get extProcPartialBytes(): number {
+    return this.listener?.partial.used ?? 0;
   }
 
   /** The extra ext_proc address, if it listens. */

@@ -8,7 +8,12 @@ import type { TlsMaterial } from '../../common/tls.js';
 import { AugurError } from '../../common/errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../../common/address.js';
 import type { Logger } from '../../common/logger.js';
-import { FramingError, frameMessage, MessageReader } from '../../common/grpc-framing.js';
+import {
+  FramingError,
+  frameMessage,
+  MessageReader,
+  PartialBudget,
+} from '../../common/grpc-framing.js';
 import { decodeProcessingRequest } from './messages.js';
 import { EXT_PROC_SERVICE_NAME, type ExtProcHandler } from './server.js';
 
@@ -29,7 +34,16 @@ import { EXT_PROC_SERVICE_NAME, type ExtProcHandler } from './server.js';
  * application/grpc, length-prefixed messages, response headers, then trailers with grpc-status.
  * It answers `ExternalProcessor/Process` and `grpc.health.v1.Health/Check` (Envoy's gRPC health
  * check of the ext_proc cluster); any other method gets UNIMPLEMENTED. Compressed messages are
- * refused (Envoy does not compress ext_proc messages). The same ExtProcHandler serves the
+ * refused (Envoy does not compress ext_proc messages).
+ *
+ * Limits against a client that is not Envoy: each frame header is checked as it arrives (a
+ * compressed flag gets UNIMPLEMENTED, a declared length over `rrm.extProcMaxMessageBytes`
+ * RESOURCE_EXHAUSTED, before anything is kept); the bytes of messages not yet whole, across
+ * every stream, share one budget (`rrm.extProcPartialBudgetBytes`; a stream whose next chunk
+ * would pass it gets RESOURCE_EXHAUSTED), and a message still partial after
+ * `rrm.extProcPartialTimeout` gets DEADLINE_EXCEEDED; either way its bytes are dropped at once. A
+ * bad message in a chunk with good ones: the good ones before it are answered, then the status
+ * goes out in the trailers. The same ExtProcHandler serves the
  * ext_proc service on augur's one gRPC address; this listener is an additional address, for the
  * Envoy cluster that carries ext_proc (`augur_rrm` in envoy/bootstrap.yaml).
  */
@@ -47,6 +61,12 @@ export interface ExtProcListenerOptions {
   logger: Logger;
   /** Largest request message accepted, bytes (as grpc-js's max receive length). */
   maxMessageBytes?: number;
+  /** Bytes of partly received messages all streams may hold together (default 16 MiB). */
+  partialBudgetBytes?: number;
+  /** A message still partly received this long after its first byte is refused, ms (default 10 s). */
+  partialTimeoutMs?: number;
+  /** Told of each stream refused by a limit, with the gRPC status code. */
+  onRefused?: (code: number) => void;
   /** Streams one connection may have open at once (Envoy opens one per HTTP request). */
   maxConcurrentStreams?: number;
   /** TLS (and mutual TLS) from files kept current; absent: plaintext (h2c). */
@@ -63,9 +83,12 @@ export class ExtProcListener {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private bound: HostPort | undefined;
   private stopping = false;
+  /** Bytes of partly received messages held by every stream together. */
+  readonly partial: PartialBudget;
 
   constructor(options: ExtProcListenerOptions) {
     this.options = options;
+    this.partial = new PartialBudget(options.partialBudgetBytes ?? 16 << 20);
     const serverOptions: http2.ServerOptions = {
       settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 10_000 },
       // Node refuses new streams (ENHANCE_YOUR_CALM) past this much buffered per connection;
@@ -196,28 +219,43 @@ export class ExtProcListener {
    */
   private process(stream: http2.ServerHttp2Stream): void {
     const exchange = this.options.handler.open();
-    stream.on('close', () => exchange.close());
-    const reader = new MessageReader(this.options.maxMessageBytes ?? 4 << 20);
+    const reader = new MessageReader(this.options.maxMessageBytes ?? 4 << 20, {
+      budget: this.partial,
+      budgetName: 'rrm.extProcPartialBudgetBytes',
+    });
+    const timeoutMs = this.options.partialTimeoutMs ?? 10_000;
+    let partialTimer: NodeJS.Timeout | undefined;
     let finished = false;
+    const stopTimer = (): void => {
+      if (partialTimer) clearTimeout(partialTimer);
+      partialTimer = undefined;
+    };
+    stream.on('close', () => {
+      stopTimer();
+      reader.release();
+      exchange.close();
+    });
+    const refuse = (err: FramingError): void => {
+      finished = true;
+      stopTimer();
+      reader.release();
+      this.options.onRefused?.(err.code);
+      endWithStatus(stream, err.code, err.message);
+    };
     stream.on('data', (chunk: Buffer) => {
       if (finished) return;
-      let messages: Buffer[];
-      try {
-        messages = reader.push(chunk);
-      } catch (err) {
-        if (!(err instanceof FramingError)) throw err;
-        finished = true;
-        trailersOnly(stream, err.code, err.message);
-        return;
-      }
+      const { messages, error } = reader.read(chunk);
+      // The good messages before a bad frame are answered, then the status goes out.
       for (const message of messages) {
         let answer: Uint8Array;
         try {
           answer = exchange.answer(decodeProcessingRequest(message));
         } catch (err) {
           finished = true;
+          stopTimer();
+          reader.release();
           this.options.logger.warn({ err }, 'ext_proc request could not be read or answered');
-          trailersOnly(
+          endWithStatus(
             stream,
             status.INVALID_ARGUMENT,
             `cannot read the ProcessingRequest: ${errorText(err)}`,
@@ -227,20 +265,45 @@ export class ExtProcListener {
         if (!stream.headersSent) stream.respond(GRPC_RESPONSE_HEADERS, { waitForTrailers: true });
         if (exchange.done) {
           finished = true;
+          stopTimer();
+          reader.release();
           stream.once('wantTrailers', sendOkTrailers);
           stream.end(frameMessage(answer));
           return;
         }
         stream.write(frameMessage(answer));
       }
+      if (error) {
+        refuse(error);
+        return;
+      }
+      // A message begun and not finished has `partialTimeoutMs` from its first byte to be whole.
+      if (reader.pending === 0) stopTimer();
+      else if (!partialTimer && timeoutMs > 0) {
+        partialTimer = setTimeout(() => {
+          partialTimer = undefined;
+          if (finished) return;
+          const held = reader.pending;
+          refuse(
+            new FramingError(
+              status.DEADLINE_EXCEEDED,
+              `a message was still partly received (${held} bytes) after ${timeoutMs} ms ` +
+                '(rrm.extProcPartialTimeout)',
+            ),
+          );
+        }, timeoutMs);
+        partialTimer.unref();
+      }
     });
     stream.on('end', () => {
       if (finished) return;
       finished = true;
+      stopTimer();
       // Half-closed by Envoy (the request is over, or nothing more will be sent): done.
-      if (reader.pending > 0)
-        trailersOnly(stream, status.INTERNAL, 'the stream ended inside a message');
-      else if (stream.headersSent) {
+      if (reader.pending > 0) {
+        reader.release();
+        endWithStatus(stream, status.INTERNAL, 'the stream ended inside a message');
+      } else if (stream.headersSent) {
         stream.once('wantTrailers', sendOkTrailers);
         stream.end();
       } else trailersOnly(stream, status.OK, '');
@@ -271,6 +334,24 @@ const GRPC_RESPONSE_HEADERS: http2.OutgoingHttpHeaders = {
 /** A `wantTrailers` listener (`this` is the stream): status OK. */
 function sendOkTrailers(this: http2.ServerHttp2Stream): void {
   this.sendTrailers({ 'grpc-status': '0' });
+}
+
+/**
+ * Ends a stream with a status: in the trailers after the answers already sent (the response
+ * headers went out with `waitForTrailers`), else trailers-only.
+ */
+function endWithStatus(stream: http2.ServerHttp2Stream, code: number, message: string): void {
+  if (stream.closed || stream.destroyed) return;
+  if (!stream.headersSent) {
+    trailersOnly(stream, code, message);
+    return;
+  }
+  stream.once('wantTrailers', () => {
+    const trailers: http2.OutgoingHttpHeaders = { 'grpc-status': String(code) };
+    if (message) trailers['grpc-message'] = encodeURIComponent(message);
+    stream.sendTrailers(trailers);
+  });
+  stream.end();
 }
 
 /** A gRPC response with no messages: status in the headers, stream ended. */
