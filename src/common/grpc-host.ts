@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { endEveryCall } from './grpc-hardening.js';
 import { sharedResponses } from './shared-response.js';
 import { HealthImplementation } from 'grpc-health-check';
 import { existsSync } from 'node:fs';
@@ -49,8 +50,11 @@ export class GrpcHost {
       'grpc.keepalive_time_ms': 60_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-      // Responses shared by many streams (xDS snapshots) are written without a copy per stream.
+      // Every call ends with a status, and compressed messages are refused (grpc-hardening.ts;
+      // first, so that it patches grpc-js's own call); responses shared by many streams (xDS
+      // snapshots) are written without a copy per stream.
       interceptors: [
+        endEveryCall,
         ...(options.authorizer?.enabled ? [options.authorizer.interceptor('grpc')] : []),
         sharedResponses,
       ],

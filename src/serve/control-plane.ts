@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import { formatHostPort } from '../common/address.js';
+import { registerHardeningMetrics } from '../common/grpc-hardening.js';
 import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import type { AttachedPart } from '../common/lifecycle.js';
@@ -75,6 +76,7 @@ export async function startControlPlane({
     insecure: trust.insecure,
     logger,
   });
+  registerHardeningMetrics(registry);
   const lps = new Lps({
     config: config.lps,
     dataDir: config.dataDir,

@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import { formatHostPort } from '../common/address.js';
+import { registerHardeningMetrics } from '../common/grpc-hardening.js';
 import { GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import { createLogger, type Logger } from '../common/logger.js';
@@ -75,6 +76,7 @@ export async function startStandaloneRrm(opts: {
     authorizer: trust.authorizer,
     logger,
   });
+  registerHardeningMetrics(registry);
   rrm.register(grpc);
   let workers: ExtProcWorkers | undefined;
   const http = new HttpHost({
