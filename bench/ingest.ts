@@ -6,6 +6,9 @@
  * without (lps.durableAcks false, acks on receipt), measured in one run. The LPS
  * runs in its own process (`augur serve`); this process plays the agents over
  * real gRPC on loopback.
+ *
+ * `npm run bench:ingest -- --only=footprint` measures memory and scoring CPU per endpoint
+ * instead (bench/footprint.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { loadavg } from 'node:os';
@@ -22,6 +25,12 @@ import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 const args = new Map(
   process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]),
 );
+if (args.get('only') === 'footprint') {
+  // Memory and scoring CPU per endpoint, without the agents' streams (bench/footprint.ts).
+  const { runFootprint } = await import('./footprint.js');
+  await runFootprint(process.argv.slice(2));
+  process.exit(0);
+}
 const STREAMS = Number(args.get('streams') ?? 5000);
 const HOLD_SECONDS = Number(args.get('hold') ?? 30);
 const FLOOD_STREAMS = Number(args.get('flood-streams') ?? 200);

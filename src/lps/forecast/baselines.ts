@@ -16,6 +16,10 @@ export class LastValueForecaster implements Forecaster {
     if (Number.isNaN(this.last)) return undefined;
     return { median: this.last, upper: this.residuals.upper(this.last, h) };
   }
+
+  median(): number {
+    return this.last;
+  }
 }
 
 export interface EwmaOptions {
@@ -47,6 +51,10 @@ export class EwmaForecaster implements Forecaster {
   forecast(h: number): Forecast | undefined {
     if (Number.isNaN(this.level)) return undefined;
     return { median: this.level, upper: this.residuals.upper(this.level, h) };
+  }
+
+  median(): number {
+    return this.level;
   }
 }
 
@@ -96,9 +104,14 @@ export class HoltForecaster implements Forecaster {
   }
 
   private point(h: number): number {
-    // Sum of phi^1..phi^h.
-    const damp = this.phi === 1 ? h : (this.phi * (1 - this.phi ** h)) / (1 - this.phi);
-    return this.level + damp * this.trend;
+    return this.level + this.damp(h) * this.trend;
+  }
+
+  /** Sum of phi^1..phi^h (the same for every Holt forecaster with this phi: computed once). */
+  private damp(h: number): number {
+    const table = dampTable(this.phi);
+    if (h < table.length) return table[h]!;
+    return this.phi === 1 ? h : (this.phi * (1 - this.phi ** h)) / (1 - this.phi);
   }
 
   forecast(h: number): Forecast | undefined {
@@ -106,6 +119,23 @@ export class HoltForecaster implements Forecaster {
     const median = this.point(h);
     return { median, upper: this.residuals.upper(median, h) };
   }
+
+  median(h: number): number {
+    return this.seen === 0 ? NaN : this.point(h);
+  }
+}
+
+const DAMP_TABLES = new Map<number, Float64Array>();
+/** Holt's damping sums for h = 0..32 (the largest maxHorizon), by phi. */
+function dampTable(phi: number): Float64Array {
+  let table = DAMP_TABLES.get(phi);
+  if (!table) {
+    table = new Float64Array(33);
+    for (let h = 0; h < table.length; h++)
+      table[h] = phi === 1 ? h : (phi * (1 - phi ** h)) / (1 - phi);
+    DAMP_TABLES.set(phi, table);
+  }
+  return table;
 }
 
 /** The baselines every series is forecast with, by name. */
@@ -169,7 +199,7 @@ export class SeasonalForecaster implements Forecaster {
 
   observe(value: number): void {
     if (!Number.isFinite(value)) return;
-    if (this.period > 0) this.residuals.update(this.forecast(1)?.median, value);
+    if (this.period > 0) this.residuals.update(this.median(1), value);
     this.history[this.count % this.history.length] = value;
     this.count++;
     if (this.count % this.detectEvery === 0) this.period = this.detect();
@@ -200,8 +230,14 @@ export class SeasonalForecaster implements Forecaster {
   }
 
   forecast(h: number): Forecast | undefined {
+    const median = this.median(h);
+    if (Number.isNaN(median)) return undefined;
+    return { median, upper: this.residuals.upper(median, h) };
+  }
+
+  median(h: number): number {
     const P = this.period;
-    if (P === 0 || h > P) return undefined;
+    if (P === 0 || h > P) return NaN;
     const stored = Math.min(this.count, this.history.length);
     let change = 0;
     let cycles = 0;
@@ -211,8 +247,7 @@ export class SeasonalForecaster implements Forecaster {
       change += this.at(to) - this.at(from);
       cycles++;
     }
-    if (cycles === 0) return undefined;
-    const median = this.at(0) + change / cycles;
-    return { median, upper: this.residuals.upper(median, h) };
+    if (cycles === 0) return NaN;
+    return this.at(0) + change / cycles;
   }
 }

@@ -67,6 +67,11 @@ export class ForecastEnsemble {
       const forecaster = this.forecasters[f]!;
       forecaster.observe(value);
       for (let h = 1; h <= this.maxHorizon; h++) {
+        if (forecaster.median) {
+          // NaN (no forecast) is what the tracker holds for a forecast never made.
+          this.tracker.record(f, h, forecaster.median(h));
+          continue;
+        }
         const fc = forecaster.forecast(h);
         if (fc) this.tracker.record(f, h, fc.median);
       }

@@ -31,10 +31,15 @@ export class ErrorTracker {
   readonly names: readonly string[];
   readonly maxHorizon: number;
   private readonly alpha: number;
-  /** pending[(step % (H+1))][f * H + (h-1)] */
-  private readonly pending: Float64Array[];
-  private readonly mae: Float64Array;
-  private readonly counts: Float64Array;
+  /**
+   * One buffer: the pending forecasts, [(step % (H+1)) * size + f * H + (h-1)], then the rolling
+   * MAE and the counts, [f * H + (h-1)] each (size = forecasters × H): one allocation per
+   * tracker, which the LPS keeps per endpoint and metric.
+   */
+  private readonly buffer: Float64Array;
+  private readonly size: number;
+  private readonly maeAt: number;
+  private readonly countAt: number;
   private naive = NaN;
   private naiveCount = 0;
   private last = NaN;
@@ -45,9 +50,11 @@ export class ErrorTracker {
     this.maxHorizon = maxHorizon;
     this.alpha = 2 / (window + 1);
     const size = names.length * maxHorizon;
-    this.pending = Array.from({ length: maxHorizon + 1 }, () => new Float64Array(size).fill(NaN));
-    this.mae = new Float64Array(size);
-    this.counts = new Float64Array(size);
+    this.size = size;
+    this.maeAt = (maxHorizon + 1) * size;
+    this.countAt = this.maeAt + size;
+    this.buffer = new Float64Array(this.countAt + size);
+    this.buffer.fill(NaN, 0, this.maeAt);
   }
 
   /** The index of a forecaster's slot, -1 if it is not tracked. */
@@ -59,6 +66,7 @@ export class ErrorTracker {
   observe(actual: number): void {
     this.step++;
     const H = this.maxHorizon;
+    const b = this.buffer;
     if (Number.isFinite(actual)) {
       if (Number.isFinite(this.last)) {
         const e = Math.abs(actual - this.last);
@@ -69,34 +77,38 @@ export class ErrorTracker {
       this.last = actual;
       for (let h = 1; h <= H; h++) {
         if (this.step - h < 0) break;
-        const row = this.pending[(this.step - h) % (H + 1)]!;
+        const row = ((this.step - h) % (H + 1)) * this.size;
         for (let f = 0; f < this.names.length; f++) {
           const k = f * H + h - 1;
-          const predicted = row[k]!;
+          const predicted = b[row + k]!;
           if (!Number.isFinite(predicted)) continue;
           const e = Math.abs(actual - predicted);
-          const n = ++this.counts[k]!;
+          const n = ++b[this.countAt + k]!;
           const a = Math.max(this.alpha, 1 / n);
-          this.mae[k] = this.mae[k]! + a * (e - this.mae[k]!);
+          const m = this.maeAt + k;
+          b[m] = b[m]! + a * (e - b[m]!);
         }
       }
     }
-    this.pending[this.step % (H + 1)]!.fill(NaN);
+    const row = (this.step % (H + 1)) * this.size;
+    b.fill(NaN, row, row + this.size);
   }
 
   /** Records forecaster `f`'s forecast, made now, of the value `h` steps ahead. */
   record(f: number, h: number, predicted: number): void {
     if (this.step < 0 || f < 0 || h < 1 || h > this.maxHorizon) return;
-    this.pending[this.step % (this.maxHorizon + 1)]![f * this.maxHorizon + h - 1] = predicted;
+    this.buffer[(this.step % (this.maxHorizon + 1)) * this.size + f * this.maxHorizon + h - 1] =
+      predicted;
   }
 
   count(f: number, h: number): number {
-    return this.counts[f * this.maxHorizon + h - 1] ?? 0;
+    if (f < 0 || f >= this.names.length || h < 1 || h > this.maxHorizon) return 0;
+    return this.buffer[this.countAt + f * this.maxHorizon + h - 1]!;
   }
 
   /** Rolling MAE of forecaster `f` at horizon `h`; NaN before its first scored forecast. */
   maeOf(f: number, h: number): number {
-    return this.count(f, h) > 0 ? this.mae[f * this.maxHorizon + h - 1]! : NaN;
+    return this.count(f, h) > 0 ? this.buffer[this.maeAt + f * this.maxHorizon + h - 1]! : NaN;
   }
 
   /** Rolling MAE over the rolling one-step last-value MAE; NaN while either is unknown. */

@@ -27,6 +27,11 @@ export interface Forecaster {
   readonly name: string;
   observe(value: number): void;
   forecast(h: number): Forecast | undefined;
+  /**
+   * `forecast(h)?.median`, NaN where that is undefined, without building the forecast: what
+   * the ensemble records at every observed value (optional; `forecast` is used without it).
+   */
+  median?(h: number): number;
 }
 
 /** Builds a fresh forecaster; one per series. */

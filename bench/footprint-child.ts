@@ -1,0 +1,126 @@
+/**
+ * One measurement of bench/footprint.ts, in a process of its own (so that RSS is this tree's
+ * alone): N endpoints, each with a full ring of samples carrying every signal the agent sends,
+ * scored by the ForecastScorer (baselines; the LSTM is off) once a second. Prints one JSON line.
+ * Imports only what the LPS had before the compact ring, so it runs against an older tree too.
+ *
+ * node --expose-gc --import tsx bench/footprint-child.ts --endpoints=5000 --ticks=7 [--ring-size=720]
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pino } from 'pino';
+import { ProbeHealth } from '../src/gen/augur/v1/common.js';
+import type { EndpointData } from '../src/gen/augur/v1/telemetry.js';
+import { lpsConfigSchema } from '../src/lps/config.js';
+import { forecastConfigSchema } from '../src/lps/forecast/config.js';
+import { ForecastScorer } from '../src/lps/forecast/scorer.js';
+import { EndpointStore } from '../src/lps/store.js';
+import type { EndpointState } from '../src/lps/types.js';
+
+const args = new Map(
+  process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]),
+);
+const N = Number(args.get('endpoints') ?? 5000);
+const TICKS = Number(args.get('ticks') ?? 7);
+/** Ticks not measured: the first feeds every endpoint its recent history at once. */
+const WARMUP = 2;
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) throw new Error('run with node --expose-gc');
+const settle = (): NodeJS.MemoryUsage => {
+  for (let i = 0; i < 3; i++) gc();
+  return process.memoryUsage();
+};
+
+const config = lpsConfigSchema.parse(
+  args.has('ring-size') ? { ringSize: Number(args.get('ring-size')) } : {},
+);
+const store = new EndpointStore(config);
+const scorer = new ForecastScorer({
+  config: forecastConfigSchema.parse({ lstm: { enabled: false } }),
+  logger: pino({ level: 'silent' }),
+});
+
+/** A sample as the agent sends it: host and own CPU, memory, network, probe, request counts. */
+function data(id: string, i: number, seq: number, at: number): EndpointData {
+  const wave = Math.sin(seq / 30 + i);
+  const cpu = 0.35 + 0.25 * wave + 0.05 * Math.sin(seq * 1.7 + i * 3);
+  const completed = Math.round(80 + 40 * wave);
+  return {
+    endpointId: id,
+    cpuUsage: cpu,
+    memoryUsage: 0.4 + 0.1 * Math.sin(seq / 300 + i),
+    networkIo: 2e6 + 1e6 * wave,
+    networkCapacity: 1.25e9,
+    responseTime: 0.01 + 0.02 * cpu * cpu,
+    timestamp: new Date(at),
+    sequence: seq,
+    health: ProbeHealth.PROBE_HEALTH_SERVING,
+    requestRate: 0,
+    processCpuUsage: cpu * 0.8,
+    requestsCompleted: completed,
+    latencySumSeconds: completed * (0.01 + 0.02 * cpu * cpu),
+    sampleSpan: { seconds: 1, nanos: 0 },
+  };
+}
+
+const before = settle();
+let now = Date.now() - (config.ringSize + 1) * 1000;
+for (let i = 0; i < N; i++) {
+  const id = `ep-${i}`;
+  store.upsertFromHello(
+    {
+      endpointId: id,
+      service: `svc-${i % 20}`,
+      address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+      port: 8080,
+      labels: { app: `svc-${i % 20}`, version: 'v1' },
+      locality: { region: 'eu-west-1', zone: `eu-west-1${'abc'[i % 3]}`, subZone: '' },
+      capacity: { cpuCores: 4, memoryBytes: 8 * 2 ** 30, networkBytesPerSecond: 1.25e9 },
+      agentVersion: 'bench',
+    },
+    now,
+  );
+}
+// Every ring full: the memory an endpoint holds once it has run for ringSize intervals.
+const records = store.all();
+for (let k = 1; k <= config.ringSize; k++) {
+  now += 1000;
+  for (let i = 0; i < N; i++) store.append(records[i]!, data(records[i]!.id, i, k, now), now);
+}
+const stored = settle();
+
+const lag = monitorEventLoopDelay({ resolution: 1 });
+const cpuPerEndpointUs: number[] = [];
+let seq = config.ringSize;
+for (let t = 0; t < WARMUP + TICKS; t++) {
+  // One sample per endpoint per tick, at 1 s, as agents at the default interval send them.
+  const tickAt = Date.now() + 1000;
+  now += 1000;
+  seq++;
+  for (let i = 0; i < N; i++) store.append(records[i]!, data(records[i]!.id, i, seq, now), now);
+  const states = new Map<string, EndpointState>(records.map((r) => [r.id, store.stateOf(r, now)]));
+  if (t === WARMUP) lag.enable();
+  const c0 = process.cpuUsage();
+  await scorer.assess(records, states, now);
+  const c = process.cpuUsage(c0);
+  if (t >= WARMUP) cpuPerEndpointUs.push((c.user + c.system) / N);
+  await new Promise((r) => setTimeout(r, Math.max(0, tickAt - Date.now())));
+}
+lag.disable();
+const scored = settle();
+const kb = (a: number, b: number) => (a - b) / N / 1024;
+process.stdout.write(
+  JSON.stringify({
+    endpoints: N,
+    ringSize: config.ringSize,
+    rssStoreKb: kb(stored.rss, before.rss),
+    rssKb: kb(scored.rss, before.rss),
+    heapKb: kb(scored.heapUsed, before.heapUsed),
+    arrayBuffersKb: kb(scored.arrayBuffers, before.arrayBuffers),
+    cpuPerEndpointUs,
+    lagP99Ms: lag.percentile(99) / 1e6,
+    lagMaxMs: lag.max / 1e6,
+  }) + '\n',
+);
+await scorer.close();
+process.exit(0);

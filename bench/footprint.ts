@@ -1,0 +1,151 @@
+/**
+ * npm run bench:ingest -- --only=footprint — what one endpoint costs the LPS: resident memory per
+ * endpoint with a full ring of samples carrying every signal the agent sends (and its forecaster
+ * state once scored), the scoring CPU per endpoint per tick at 1 s, and the event loop's lag
+ * meanwhile; at 5,000 and 20,000 endpoints, for this tree and for a base commit (before the
+ * compact ring) in the same run. Each measurement is a process of its own
+ * (bench/footprint-child.ts); the base tree is `git archive`d into a temporary folder.
+ *
+ *   --endpoints=5000,20000  --ticks=7  --base=<commit>|none  --ring-sizes=720,256
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CHILD = fileURLToPath(new URL('./footprint-child.ts', import.meta.url));
+/** The last commit with one Float64Array per column and per error-tracker row. */
+const DEFAULT_BASE = '4cf6061';
+
+interface Measured {
+  endpoints: number;
+  ringSize: number;
+  rssStoreKb: number;
+  rssKb: number;
+  heapKb: number;
+  arrayBuffersKb: number;
+  cpuPerEndpointUs: number[];
+  lagP99Ms: number;
+  lagMaxMs: number;
+}
+
+function run(cwd: string, script: string, args: string[]) {
+  return new Promise<Measured>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', script, ...args], {
+      cwd,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || !line.startsWith('{'))
+        reject(new Error(`footprint child in ${cwd} exited with ${code}: ${out.slice(-500)}`));
+      else resolve(JSON.parse(line) as Measured);
+    });
+  });
+}
+
+/** The base commit's src/ in a temporary folder, with this checkout's node_modules and the child. */
+function baseTree(commit: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'augur-footprint-'));
+  const tar = execFileSync('git', ['archive', commit, 'src', 'package.json', 'tsconfig.json'], {
+    cwd: ROOT,
+    maxBuffer: 1 << 30,
+  });
+  execFileSync('tar', ['-x', '-C', dir], { input: tar });
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  mkdirSync(join(dir, 'bench'));
+  cpSync(CHILD, join(dir, 'bench', 'footprint-child.ts'));
+  return dir;
+}
+
+export async function runFootprint(argv: readonly string[]): Promise<void> {
+  const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+  const sizes = (args.get('endpoints') ?? '5000,20000').split(',').map(Number);
+  const ticks = args.get('ticks') ?? '7';
+  const base = args.get('base') ?? DEFAULT_BASE;
+  const rings = (args.get('ring-sizes') ?? '720,256').split(',').map(Number);
+  const baseDir = base === 'none' ? undefined : baseTree(base);
+  const baseLabel = `base ${base}`;
+  const rows: Array<{ tree: string; m: Measured }> = [];
+  try {
+    for (const n of sizes) {
+      const common = [`--endpoints=${n}`, `--ticks=${ticks}`];
+      if (baseDir) {
+        const m = await run(baseDir, join(baseDir, 'bench', 'footprint-child.ts'), common);
+        console.log(baseLabel, m);
+        rows.push({ tree: baseLabel, m });
+      }
+      for (const ring of rings) {
+        const m = await run(ROOT, CHILD, [...common, `--ring-size=${ring}`]);
+        console.log('this tree', m);
+        rows.push({ tree: 'this tree', m });
+      }
+    }
+  } finally {
+    if (baseDir) rmSync(baseDir, { recursive: true, force: true });
+  }
+
+  const us = (xs: number[]) =>
+    `${quantile(xs, 0.5).toFixed(1)} (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})`;
+  const table = markdownTable(
+    [
+      'tree',
+      'endpoints',
+      'ring (samples)',
+      'RSS / endpoint, samples only',
+      'RSS / endpoint, scored',
+      'of which typed arrays',
+      'scoring CPU / endpoint / tick',
+      'event-loop lag p99 (max)',
+    ],
+    rows.map(({ tree, m }) => [
+      tree,
+      m.endpoints,
+      m.ringSize,
+      `${m.rssStoreKb.toFixed(1)} KB`,
+      `${m.rssKb.toFixed(1)} KB`,
+      `${m.arrayBuffersKb.toFixed(1)} KB`,
+      `${us(m.cpuPerEndpointUs)} µs`,
+      `${m.lagP99Ms.toFixed(1)} (${m.lagMaxMs.toFixed(1)}) ms`,
+    ]),
+  );
+  const ratios = sizes
+    .map((n) => {
+      const b = rows.find((r) => r.tree === baseLabel && r.m.endpoints === n)?.m;
+      const t = rows.find(
+        (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.ringSize === 720,
+      )?.m;
+      if (!b || !t) return '';
+      return (
+        `at ${n} endpoints, RSS per endpoint ${b.rssKb.toFixed(1)} → ${t.rssKb.toFixed(1)} KB ` +
+        `(${((t.rssKb / b.rssKb) * 100).toFixed(0)} %), scoring CPU ` +
+        `${quantile(b.cpuPerEndpointUs, 0.5).toFixed(1)} → ${quantile(t.cpuPerEndpointUs, 0.5).toFixed(1)} µs ` +
+        `(${((quantile(t.cpuPerEndpointUs, 0.5) / quantile(b.cpuPerEndpointUs, 0.5)) * 100).toFixed(0)} %)`
+      );
+    })
+    .filter(Boolean)
+    .join('; ');
+  const load = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(', ');
+  const body = [
+    `Each row is a process of its own (\`bench/footprint-child.ts\`): it opens N endpoints with an agent's hello (labels, locality, capacity), fills each ring (\`lps.ringSize\`) through the store with samples carrying every signal the agent sends (host and own CPU, memory, network, probe response time and health, requests completed, latency sum, span), then scores once a second with the ForecastScorer (the baselines and the weight; the LSTM is off, it keeps its own rows in its worker) while one new sample per endpoint arrives before each tick. RSS per endpoint is the growth of the process's resident memory from before the first endpoint, after a full GC, divided by N: "samples only" once the rings are full, "scored" after the ticks (forecaster state, cost and weight state added). Scoring CPU is the process's CPU over one \`assess\` divided by N: median and range over ${ticks} ticks after 2 unmeasured ones (the first feeds each endpoint its recent history). Lag is \`monitorEventLoopDelay\` (1 ms resolution) over the measured ticks. The base tree is commit \`${base}\` (\`git archive\`, run with this checkout's node_modules) in the same run.`,
+    '',
+    table,
+    '',
+    ratios ? `**This tree against the base**: ${ratios}.` : '',
+    '',
+    `Targets (issue 13): ≤ 20 KB per endpoint at the default history (720 samples), ≤ 25 µs of scoring CPU per endpoint per tick, event-loop lag p99 < 50 ms. Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), shared with other work; load average at the end of the run: ${load}.`,
+  ].join('\n');
+  writeBenchmarkSection(
+    'Memory and scoring per endpoint (LPS)',
+    'npm run bench:ingest -- --only=footprint',
+    body,
+  );
+}
