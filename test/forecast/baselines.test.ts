@@ -1,8 +1,10 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
   EwmaForecaster,
   HoltForecaster,
   LastValueForecaster,
+  SeasonalForecaster,
 } from '../../src/lps/forecast/baselines.js';
 import { ForecastEnsemble } from '../../src/lps/forecast/ensemble.js';
 import { ErrorTracker } from '../../src/lps/forecast/error-tracker.js';
@@ -60,6 +62,42 @@ describe('baselines on known series', () => {
   test('missing values are skipped', () => {
     const f = feed(new EwmaForecaster(), [0.5, NaN, Infinity]);
     expect(f.forecast(1)!.median).toBe(0.5);
+  });
+});
+
+describe('median(h), what the ensemble records', () => {
+  test('is forecast(h)?.median (NaN where there is none), bit for bit, for every baseline', () => {
+    const makers = [
+      () => new LastValueForecaster(),
+      () => new EwmaForecaster(),
+      () => new HoltForecaster(),
+      () => new HoltForecaster({ phi: 1 }),
+      () => new SeasonalForecaster({ maxPeriod: 12, detectEvery: 5 }),
+    ];
+    const value = fc.oneof(
+      { weight: 9, arbitrary: fc.double({ min: -10, max: 10, noNaN: true }) },
+      { weight: 1, arbitrary: fc.constantFrom(NaN, Infinity) },
+    );
+    const periodic = fc
+      .array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 4, maxLength: 6 })
+      .chain((cycle) =>
+        fc
+          .integer({ min: 10, max: 80 })
+          .map((n) => Array.from({ length: n }, (_, i) => cycle[i % cycle.length]!)),
+      );
+    fc.assert(
+      fc.property(fc.oneof(fc.array(value, { maxLength: 80 }), periodic), (values) => {
+        for (const make of makers) {
+          const f = make();
+          for (const v of values) {
+            f.observe(v);
+            for (let h = 1; h <= 8; h++)
+              expect(Object.is(f.median!(h), f.forecast(h)?.median ?? NaN)).toBe(true);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

@@ -77,11 +77,13 @@ export class HoltForecaster implements Forecaster {
   private trend = 0;
   private seen = 0;
   private readonly residuals = new ResidualScale();
+  private readonly dampSums: Float64Array;
 
   constructor({ alpha = 0.5, beta = 0.1, phi = 0.85 }: HoltOptions = {}) {
     this.alpha = alpha;
     this.beta = beta;
     this.phi = phi;
+    this.dampSums = dampTable(phi);
   }
 
   observe(value: number): void {
@@ -109,7 +111,7 @@ export class HoltForecaster implements Forecaster {
 
   /** Sum of phi^1..phi^h (the same for every Holt forecaster with this phi: computed once). */
   private damp(h: number): number {
-    const table = dampTable(this.phi);
+    const table = this.dampSums;
     if (h < table.length) return table[h]!;
     return this.phi === 1 ? h : (this.phi * (1 - this.phi ** h)) / (1 - this.phi);
   }

@@ -66,12 +66,12 @@ export class ForecastEnsemble {
     for (let f = 0; f < this.forecasters.length; f++) {
       const forecaster = this.forecasters[f]!;
       forecaster.observe(value);
+      if (forecaster.median) {
+        // NaN (no forecast) is what the tracker holds for a forecast never made.
+        for (let h = 1; h <= this.maxHorizon; h++) this.tracker.record(f, h, forecaster.median(h));
+        continue;
+      }
       for (let h = 1; h <= this.maxHorizon; h++) {
-        if (forecaster.median) {
-          // NaN (no forecast) is what the tracker holds for a forecast never made.
-          this.tracker.record(f, h, forecaster.median(h));
-          continue;
-        }
         const fc = forecaster.forecast(h);
         if (fc) this.tracker.record(f, h, fc.median);
       }
