@@ -113,6 +113,7 @@ async function hold(lps: ServeProcess) {
   // Every 10th stream times its acks (what an agent waits before it may drop a sample).
   const ackDelays: AckDelays = [];
   const sentAt: Array<Map<number, number> | undefined> = [];
+  const rssBefore = await lps.metric('process_resident_memory_bytes');
   const opened = Date.now();
   for (let i = 0; i < STREAMS; i++) {
     const sent = i % 10 === 0 ? new Map<number, number>() : undefined;
@@ -163,6 +164,9 @@ async function hold(lps: ServeProcess) {
     lagP99Ms: Math.max(...lags),
     cpuPercent: (cpu / elapsed) * 100,
     rssMb: (await lps.metric('process_resident_memory_bytes')) / 2 ** 20,
+    /** Growth of the LPS's RSS from before the first stream, per stream (its endpoint and stream). */
+    rssPerEndpointKb:
+      ((await lps.metric('process_resident_memory_bytes')) - rssBefore) / STREAMS / 1024,
     rejected: await lps.metric('augur_lps_samples_rejected_total'),
     scoringMeanMs:
       ((await lps.metric('augur_lps_scoring_duration_seconds_sum')) /
@@ -299,7 +303,7 @@ const rows = [durable, onReceipt].flatMap((r, k) => {
       `${r.held.ackP50Ms.toFixed(1)} / ${r.held.ackP99Ms.toFixed(1)} ms`,
       `${r.held.lagP99Ms.toFixed(1)} ms`,
       `${r.held.cpuPercent.toFixed(0)} % of a core`,
-      `${r.held.rssMb.toFixed(0)} MB`,
+      `${r.held.rssMb.toFixed(0)} MB (${r.held.rssPerEndpointKb.toFixed(1)} KB / endpoint)`,
     ],
     [
       mode,
@@ -353,7 +357,9 @@ const body = [
   '',
   `Targets: >= 50,000 samples/s; 5,000 concurrent streams at 1 s with p99 event-loop lag < 50 ms. ` +
     `Connecting ${STREAMS} streams took ${durable.held.connectSeconds.toFixed(1)} s (durable) and ${onReceipt.held.connectSeconds.toFixed(1)} s; samples rejected: ${durable.held.rejected + onReceipt.held.rejected}. ` +
+    `A scoring pass took ${durable.held.scoringMeanMs.toFixed(1)} ms on average (durable) and ${onReceipt.held.scoringMeanMs.toFixed(1)} ms (wall time, ${((durable.held.scoringMeanMs * 1000) / STREAMS).toFixed(1)} and ${((onReceipt.held.scoringMeanMs * 1000) / STREAMS).toFixed(1)} µs per endpoint). ` +
     `Lag is prom-client's \`nodejs_eventloop_lag_p99_seconds\` (10 ms resolution), read every 5 s; the worst window is shown. ` +
+    `LPS RSS per endpoint is the growth of its RSS from before the first stream to the end of the held phase, over the streams (the endpoint, its samples so far and its gRPC stream; \`npm run bench:ingest -- --only=footprint\` measures full rings and the forecaster state without the streams). ` +
     `Load average of the (shared) machine at the end of the run: ${load}.`,
 ].join('\n');
 writeBenchmarkSection('Ingest (LPS)', 'npm run bench:ingest', body);
