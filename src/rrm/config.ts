@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_ROUTE_RESPONSE_ALLOW, parseCidr } from './delivery-guard.js';
 
 /**
  * Options of the Response Routing Module; defaults live here and nowhere else.
@@ -117,6 +118,28 @@ export const rrmConfigSchema = z
     lpsReconnectMax: z.number().positive().default(10),
     /** RouteResponse: default time per delivery attempt, seconds. */
     deliveryTimeout: z.number().positive().default(2),
+    /**
+     * RouteResponse delivers only to endpoint addresses inside these CIDRs (every address a host
+     * name resolves to must be), and never to augur's own listening addresses. Default: the
+     * private and loopback ranges.
+     */
+    routeResponseAllow: z
+      .array(
+        z.string().superRefine((cidr, ctx) => {
+          try {
+            parseCidr(cidr);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
+        }),
+      )
+      .default([...DEFAULT_ROUTE_RESPONSE_ALLOW]),
+    /** RouteResponse: the most bytes of an endpoint's answer returned; the rest is not read. */
+    routeResponseMaxResponseBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(1 << 20),
     /** RouteResponse: largest payload accepted, bytes. */
     maxPayloadBytes: z
       .number()

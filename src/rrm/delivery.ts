@@ -53,14 +53,19 @@ export class Deliverer {
     this.maxBodyBytes = options.maxBodyBytes;
   }
 
+  /**
+   * `hostPort` is where to connect (an address the guard checked); `authority`, the endpoint's
+   * own HOST:PORT for the HTTP Host header (default `hostPort`).
+   */
   deliver(
     hostPort: string,
     payload: Buffer,
     target: DeliveryTarget,
     timeoutMs: number,
+    authority = hostPort,
   ): Promise<Delivered> {
     return target.kind === 'http'
-      ? this.http(hostPort, payload, target, timeoutMs)
+      ? this.http(hostPort, payload, target, timeoutMs, authority)
       : this.grpc(hostPort, payload, target, timeoutMs);
   }
 
@@ -75,6 +80,7 @@ export class Deliverer {
     payload: Buffer,
     target: HttpTarget,
     timeoutMs: number,
+    authority: string,
   ): Promise<Delivered> {
     const url = new URL(`http://${hostPort}`);
     return new Promise((resolve, reject) => {
@@ -86,6 +92,7 @@ export class Deliverer {
           method: target.method,
           path: target.path,
           headers: {
+            host: authority,
             ...target.headers,
             'content-type': target.contentType,
             'content-length': payload.length,
@@ -94,20 +101,35 @@ export class Deliverer {
         (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size <= this.maxBodyBytes) chunks.push(c);
-          });
-          res.on('end', () => {
+          let settled = false;
+          const done = (): void => {
+            if (settled) return;
+            settled = true;
             clearTimeout(timer);
             const statusCode = res.statusCode ?? 0;
             if (HTTP_UNAVAILABLE.has(statusCode)) {
               reject(new DeliveryFailed(`HTTP ${statusCode} (unavailable)`, statusCode));
             } else {
-              resolve({ statusCode, body: Buffer.concat(chunks) });
+              resolve({
+                statusCode,
+                body: Buffer.concat(chunks, Math.min(size, this.maxBodyBytes)),
+              });
+            }
+          };
+          res.on('data', (c: Buffer) => {
+            const room = this.maxBodyBytes - size;
+            size += c.length;
+            chunks.push(room >= c.length ? c : c.subarray(0, Math.max(0, room)));
+            // Past the cap nothing more is read: the answer is cut there and the socket dropped.
+            if (size >= this.maxBodyBytes && !res.complete) {
+              done();
+              res.destroy();
             }
           });
+          res.on('end', done);
           res.on('error', (err) => {
+            if (settled) return;
+            settled = true;
             clearTimeout(timer);
             reject(new DeliveryFailed(`response failed: ${err.message}`));
           });
@@ -132,7 +154,10 @@ export class Deliverer {
   ): Promise<Delivered> {
     let client = this.grpcClients.get(hostPort);
     if (!client) {
-      client = new grpc.Client(hostPort, grpc.credentials.createInsecure());
+      client = new grpc.Client(hostPort, grpc.credentials.createInsecure(), {
+        // An answer over the cap fails with RESOURCE_EXHAUSTED, returned as the endpoint's status.
+        'grpc.max_receive_message_length': this.maxBodyBytes,
+      });
       this.grpcClients.set(hostPort, client);
     }
     const identity = (b: Buffer) => b;

@@ -8,6 +8,7 @@ import type {
   RouteResponseResponse,
 } from '../gen/augur/v1/response_router.js';
 import { DeliveryFailed, type Deliverer, type DeliveryTarget } from './delivery.js';
+import type { DeliveryGuard } from './delivery-guard.js';
 import type { EndpointTables } from './endpoint-table.js';
 import type { RrmMetrics } from './metrics.js';
 import type { MonitoringForwarder } from './monitoring.js';
@@ -25,6 +26,7 @@ export interface RouteResponseDeps {
   router: Router;
   tables: EndpointTables;
   deliverer: Deliverer;
+  guard: DeliveryGuard;
   monitoring: MonitoringForwarder;
   limits: RequestApiLimits;
   metrics: RrmMetrics;
@@ -117,8 +119,26 @@ async function routeResponse(
   const attempts: DeliveryAttempt[] = [];
   for (const endpoint of order) {
     const started = performance.now();
+    const allowed = await deps.guard.check(endpoint.id, endpoint.hostPort);
+    if (!allowed.ok) {
+      deps.metrics.deliveryRefused(allowed.reason);
+      attempts.push({
+        endpointId: endpoint.id,
+        address: endpoint.hostPort,
+        error: `not delivered: ${allowed.message}`,
+        statusCode: 0,
+        duration: secondsToDuration((performance.now() - started) / 1000),
+      });
+      continue;
+    }
     try {
-      const res = await deps.deliverer.deliver(endpoint.hostPort, req.payload, target, timeoutMs);
+      const res = await deps.deliverer.deliver(
+        allowed.address,
+        req.payload,
+        target,
+        timeoutMs,
+        endpoint.hostPort,
+      );
       deps.metrics.delivery('delivered');
       attempts.push({
         endpointId: endpoint.id,

@@ -9,6 +9,7 @@ import { ResponseRouterService } from '../gen/augur/v1/response_router.js';
 import type { LpsConfig } from '../lps/config.js';
 import type { PrioritizedListSource } from '../lps/types.js';
 import { Deliverer } from './delivery.js';
+import { DeliveryGuard, type IsVerified } from './delivery-guard.js';
 import { ExtProcListener } from './ext-proc/http2-listener.js';
 import { EndpointLoads } from './endpoint-load.js';
 import { EndpointTables } from './endpoint-table.js';
@@ -42,6 +43,11 @@ export interface RrmOptions {
   lpsDownSinceMs?: () => number | undefined;
   /** TLS and authorisation of the extra ext_proc address (the gRPC host has its own). */
   trust?: Trust | undefined;
+  /**
+   * Whether an endpoint's identity was verified: RouteResponse delivers only to those (a seam for
+   * the identity model; by default every endpoint passes).
+   */
+  isVerified?: IsVerified;
 }
 
 /**
@@ -60,6 +66,8 @@ export class Rrm {
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly options: RrmOptions;
   private readonly deliverer: Deliverer;
+  /** Where RouteResponse may deliver (delivery-guard.ts). */
+  readonly guard: DeliveryGuard;
   private readonly forwarder: MonitoringForwarder;
   private readonly modeTimer: NodeJS.Timeout | undefined;
 
@@ -118,11 +126,16 @@ export class Rrm {
       routed: this.routed,
       logger,
     });
-    this.deliverer = new Deliverer({ maxBodyBytes: rrm.maxPayloadBytes });
+    this.deliverer = new Deliverer({ maxBodyBytes: rrm.routeResponseMaxResponseBytes });
+    this.guard = new DeliveryGuard({
+      allow: rrm.routeResponseAllow,
+      isVerified: options.isVerified,
+    });
     this.responseRouter = responseRouterService({
       router: this.router,
       tables: this.tables,
       deliverer: this.deliverer,
+      guard: this.guard,
       monitoring: this.forwarder,
       limits,
       metrics: this.metrics,
@@ -166,7 +179,14 @@ export class Rrm {
       partialTimeoutMs: rrm.extProcPartialTimeout * 1000,
       onRefused: (code) => this.metrics.fastPathRefused(grpcStatus[code] ?? String(code)),
     });
-    return this.listener.start();
+    const bound = await this.listener.start();
+    this.guard.addOwnAddress(bound);
+    return bound;
+  }
+
+  /** One of this process's listening addresses: RouteResponse never delivers there. */
+  addOwnAddress(address: HostPort | string): void {
+    this.guard.addOwnAddress(address);
   }
 
   /** Bytes of partly received messages the fast path holds now (0 without one). */

@@ -186,6 +186,10 @@ export async function startControlPlane({
     trust.close();
     throw err;
   }
+  // RouteResponse never delivers to this process's own addresses.
+  rrm.rrm.addOwnAddress(grpcAddr);
+  rrm.rrm.addOwnAddress(http.address);
+  if (workers) rrm.rrm.addOwnAddress(workers.address);
   const grpcAddress = formatHostPort(grpcAddr);
   const extProcAddress = workers ? formatHostPort(workers.address) : rrm.rrm.extProcAddress;
   logger.info(

@@ -111,6 +111,10 @@ export async function startStandaloneRrm(opts: {
   } else await rrm.listenExtProc();
   const extProcAddress = workers ? formatHostPort(workers.address) : rrm.extProcAddress;
   await http.start();
+  // RouteResponse never delivers to this process's own addresses.
+  rrm.addOwnAddress(grpcAddr);
+  rrm.addOwnAddress(http.address);
+  if (workers) rrm.addOwnAddress(workers.address);
   logger.info(
     { grpc: grpcAddress, http: http.url, extProc: extProcAddress, lps: opts.lps },
     `augur rrm listening: ext_proc and ResponseRouter on gRPC ${grpcAddress}` +
