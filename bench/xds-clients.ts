@@ -12,6 +12,7 @@
  * clients are processes on other machines. A response counts as received when its last byte has
  * arrived; its resources are stepped over as they arrive, never copied (HeadReader).
  */
+import { readFileSync } from 'node:fs';
 import { connect, constants } from 'node:http2';
 import { loadEnvoyProtos } from '../src/common/envoy-protos.js';
 import { frameMessage } from '../src/common/grpc-framing.js';
@@ -176,7 +177,16 @@ function report(a: Arrival): void {
 
 const sessions: Array<{ close(): void }> = [];
 for (let i = first; i < first + count; i++) {
-  const session = connect(`http://${address}`);
+  // XDS_BENCH_TLS=ca,cert,key: mutual TLS (bench/security.ts), as Envoy's TLS transport socket.
+  const tlsFiles = process.env.XDS_BENCH_TLS?.split(',');
+  const session = tlsFiles
+    ? connect(`https://${address}`, {
+        ca: readFileSync(tlsFiles[0]!),
+        cert: readFileSync(tlsFiles[1]!),
+        key: readFileSync(tlsFiles[2]!),
+        servername: 'localhost',
+      })
+    : connect(`http://${address}`);
   sessions.push(session);
   session.on('error', (err) => process.stderr.write(`client ${i}: ${err.message}\n`));
   const stream = session.request(

@@ -1,5 +1,6 @@
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls, { type ConnectionOptions } from 'node:tls';
 import { parseHostPort } from '../../common/address.js';
 import { AugurError } from '../../common/errors.js';
 import { frameMessage, MessageReader } from '../../common/grpc-framing.js';
@@ -70,11 +71,14 @@ const PROCESS_PATH = `/${EXT_PROC_SERVICE_NAME}/Process`;
  */
 export class ExtProcClient {
   private readonly address: string;
+  private readonly tls: ConnectionOptions | undefined;
   private session: http2.ClientHttp2Session | undefined;
 
-  constructor(address: string) {
+  /** `tlsOptions`: speak TLS (ca, and cert/key for mutual TLS), as Envoy's TLS transport socket. */
+  constructor(address: string, tlsOptions?: ConnectionOptions) {
     parseHostPort(address, 'ext_proc server address');
     this.address = address;
+    this.tls = tlsOptions;
   }
 
   /**
@@ -96,9 +100,18 @@ export class ExtProcClient {
     if (s && !s.closed && !s.destroyed) return s;
     const { host, port } = parseHostPort(this.address, 'ext_proc server address');
     // Envoy sets TCP_NODELAY on its upstream connections; so does this client.
-    const session = http2.connect(`http://${this.address}`, {
-      createConnection: () => net.connect({ host, port, noDelay: true }),
-    });
+    const secure = this.tls;
+    const session = secure
+      ? http2.connect(`https://${this.address}`, {
+          createConnection: () => {
+            const socket = tls.connect({ ...secure, host, port, ALPNProtocols: ['h2'] });
+            socket.setNoDelay(true);
+            return socket;
+          },
+        })
+      : http2.connect(`http://${this.address}`, {
+          createConnection: () => net.connect({ host, port, noDelay: true }),
+        });
     session.on('error', () => undefined);
     session.unref();
     this.session = session;

@@ -1,0 +1,408 @@
+/**
+ * `npm run bench:security`: what mutual TLS (with authorisation on) costs against plaintext, in
+ * one run, alternating the two per repetition:
+ *
+ * - ingest: 8 agent streams (grpc-js, batches of 100 samples, the next batch once the last is
+ *   acknowledged) into augur serve for 3 s: samples/s, and the process's CPU per 1,000 samples;
+ * - ext_proc: Envoy-like exchanges (request headers, answer, half-close; 16 in flight) on the fast
+ *   path (`rrm.extProcListen`) for 2 s: the process's CPU per exchange;
+ * - xDS push: a new 1,000-endpoint list to 20 ADS clients (a child process, node:http2), 30 pushes:
+ *   p50 and p99 from the list's change to each client holding it.
+ *
+ * The ingest and ext_proc clients run in the benchmark's process, so its CPU is the server's and
+ * the clients' together (TLS costs both sides). Certificates come from scripts/demo-certs.sh.
+ * SECURITY_BENCH_REPS (default 5) sets the repetitions.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { execFileSync, fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Authorizer } from '../src/common/auth.js';
+import { silentLogger } from '../src/common/logger.js';
+import { sharedResponses } from '../src/common/shared-response.js';
+import { serverCredentials, TlsMaterial } from '../src/common/tls.js';
+import { ProbeHealth } from '../src/gen/augur/v1/common.js';
+import {
+  TelemetryClient,
+  type AgentMessage,
+  type ControlMessage,
+  type EndpointData,
+} from '../src/gen/augur/v1/telemetry.js';
+import {
+  EndpointState,
+  type PrioritizedEndpointList,
+  type PrioritizedListSource,
+} from '../src/lps/types.js';
+import { ExtProcClient } from '../src/rrm/ext-proc/client.js';
+import { loadConfig } from '../src/serve/config.js';
+import { startControlPlane } from '../src/serve/control-plane.js';
+import { defaultXdsConfig } from '../src/xds/config.js';
+import { TypeUrl } from '../src/xds/types.js';
+import { Xds } from '../src/xds/xds.js';
+import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
+
+const REPS = Number(process.env.SECURITY_BENCH_REPS ?? 5);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const STREAMS = 8;
+const BATCH = 100;
+const INGEST_MS = 3000;
+const EXT_PROC_MS = 2000;
+const EXT_PROC_IN_FLIGHT = 16;
+const XDS_CLIENTS = 20;
+const XDS_ROUNDS = 30;
+const XDS_SIZE = 1000;
+const SERVICE = 'bench';
+
+type Mode = 'plaintext' | 'mtls';
+const pki = mkdtempSync(join(tmpdir(), 'augur-bench-pki-'));
+execFileSync(join(ROOT, 'scripts/demo-certs.sh'), [pki], { stdio: 'ignore' });
+const file = (name: string) => join(pki, name);
+const principals = [
+  { name: 'spiffe://augur.demo/agent/*', roles: ['agent'] as const },
+  { name: 'spiffe://augur.demo/envoy', roles: ['dataPlane'] as const },
+].map((p) => ({ ...p, roles: [...p.roles], endpoints: '*', services: '*', tokenSha256: [] }));
+const tlsConfig = {
+  cert: file('augur.crt'),
+  key: file('augur.key'),
+  ca: file('ca.crt'),
+  clientCert: 'required' as const,
+  reloadInterval: 5,
+  serverName: '',
+};
+const cpuMs = (since: NodeJS.CpuUsage): number => {
+  const c = process.cpuUsage(since);
+  return (c.user + c.system) / 1000;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function sample(sequence: number): EndpointData {
+  return {
+    endpointId: '',
+    cpuUsage: 0.3,
+    memoryUsage: 0.4,
+    networkIo: 1000,
+    networkCapacity: 0,
+    responseTime: 0.01,
+    timestamp: new Date(),
+    sequence,
+    health: ProbeHealth.PROBE_HEALTH_SERVING,
+    requestRate: 10,
+  };
+}
+
+/** Ingest and ext_proc against augur serve in `mode`. */
+async function serveFigures(mode: Mode) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'augur-bench-sec-'));
+  const secure = mode === 'mtls';
+  const config = loadConfig({
+    env: {},
+    flags: {
+      grpcListen: '127.0.0.1:0',
+      httpListen: '127.0.0.1:0',
+      dataDir,
+      logLevel: 'silent',
+      lps: { maxSamplesPerSecond: 1e9 },
+      rrm: { extProcListen: '127.0.0.1:0' },
+      forecast: { lstm: { enabled: false } },
+      dashboard: { enabled: false },
+      xds: { enabled: false },
+      ...(secure && { security: { tls: tlsConfig, principals } }),
+    },
+  });
+  const plane = await startControlPlane({ config, logger: silentLogger });
+  try {
+    const credentials = secure
+      ? grpc.credentials.createSsl(
+          readFileSync(file('ca.crt')),
+          readFileSync(file('agent-1.key')),
+          readFileSync(file('agent-1.crt')),
+        )
+      : grpc.credentials.createInsecure();
+    const clients: InstanceType<typeof TelemetryClient>[] = [];
+    let stop = false;
+    const streams = Array.from({ length: STREAMS }, async (_, i) => {
+      const client = new TelemetryClient(plane.grpcAddress, credentials, {
+        'grpc.ssl_target_name_override': 'localhost',
+      });
+      clients.push(client);
+      const call = client.report() as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+      call.on('error', () => undefined);
+      let acked = 0;
+      let wake: (() => void) | undefined;
+      call.on('data', (m: ControlMessage) => {
+        if (m.ack) acked = m.ack.lastSequence;
+        wake?.();
+      });
+      call.write({
+        hello: {
+          endpointId: `bench-${i}`,
+          service: SERVICE,
+          address: '127.0.0.1',
+          port: 9000 + i,
+          labels: {},
+          agentVersion: 'bench',
+          capacity: { cpuCores: 2, memoryBytes: 1 << 30, networkBytesPerSecond: 1e9 },
+        },
+      });
+      let seq = 0;
+      while (!stop) {
+        const samples = Array.from({ length: BATCH }, () => sample(++seq));
+        call.write({ batch: { samples } });
+        while (acked < seq && !stop)
+          await new Promise<void>((r) => {
+            wake = r;
+            setTimeout(r, 200);
+          });
+      }
+      call.end();
+    });
+    await sleep(300); // connected and warm
+    const stored = () =>
+      plane.lps.store
+        .all()
+        .reduce((s, r) => s + (r.id.startsWith('bench-') ? r.samplesStored : 0), 0);
+    const n0 = stored();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await sleep(INGEST_MS);
+    const samples = stored() - n0;
+    const seconds = (performance.now() - t0) / 1000;
+    const ingestCpu = cpuMs(cpu0);
+    stop = true;
+    await Promise.all(streams);
+    for (const c of clients) c.close();
+
+    // ext_proc, once the service has a list.
+    const start = Date.now();
+    while (!plane.lps.lists.get(SERVICE)?.endpoints.length) {
+      if (Date.now() - start > 10_000) throw new Error('no list for the bench service');
+      await sleep(50);
+    }
+    const extProc = new ExtProcClient(
+      plane.extProcAddress!,
+      secure
+        ? {
+            ca: readFileSync(file('ca.crt')),
+            cert: readFileSync(file('envoy.crt')),
+            key: readFileSync(file('envoy.key')),
+            servername: 'localhost',
+          }
+        : undefined,
+    );
+    const request = {
+      headers: [
+        [':method', 'GET'],
+        [':path', '/'],
+        [':authority', 'bench'],
+      ] as Array<[string, string]>,
+      endOfStream: true,
+      clusterName: SERVICE,
+    };
+    const exchange = async () => {
+      const stream = await extProc.start(request, 2000);
+      stream.end();
+    };
+    for (let i = 0; i < 200; i++) await exchange(); // warm-up
+    let exchanges = 0;
+    const until = performance.now() + EXT_PROC_MS;
+    const cpu1 = process.cpuUsage();
+    await Promise.all(
+      Array.from({ length: EXT_PROC_IN_FLIGHT }, async () => {
+        while (performance.now() < until) {
+          await exchange();
+          exchanges++;
+        }
+      }),
+    );
+    const extProcCpu = cpuMs(cpu1);
+    extProc.close();
+    return {
+      samplesPerSecond: samples / seconds,
+      cpuPer1000: (ingestCpu / samples) * 1000,
+      extProcCpuUs: (extProcCpu / exchanges) * 1000,
+    };
+  } finally {
+    await plane.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+class Board implements PrioritizedListSource {
+  private list: PrioritizedEndpointList | undefined;
+  private readonly listeners = new Set<(l: PrioritizedEndpointList) => void>();
+  get(s: string) {
+    return s === SERVICE ? this.list : undefined;
+  }
+  services() {
+    return this.list ? [SERVICE] : [];
+  }
+  subscribe(f: (l: PrioritizedEndpointList) => void) {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  }
+  put(l: PrioritizedEndpointList) {
+    this.list = l;
+    for (const f of this.listeners) f(l);
+  }
+}
+
+let version = 0;
+function randomList(n: number): PrioritizedEndpointList {
+  const raw = Array.from({ length: n }, () => 0.2 + Math.random());
+  const sum = raw.reduce((a, b) => a + b, 0);
+  return {
+    service: SERVICE,
+    version: ++version,
+    endpoints: raw.map((w, i) => ({
+      endpointId: `ep-${i}`,
+      score: w / 1.2,
+      weight: w / sum,
+      address: `10.0.${(i >> 8) & 255}.${i & 255}`,
+      port: 8080,
+      state: EndpointState.ENDPOINT_STATE_ACTIVE,
+      locality: { region: 'r1', zone: `z${i % 3}`, subZone: '' },
+    })),
+  };
+}
+
+/** xDS push latency to XDS_CLIENTS clients in `mode`: p50 and p99, ms. */
+async function xdsFigures(mode: Mode) {
+  const secure = mode === 'mtls';
+  const board = new Board();
+  const xds = new Xds({
+    config: { ...defaultXdsConfig(), warmup: 0 },
+    source: board,
+    logger: silentLogger,
+  });
+  const material = secure ? TlsMaterial.load(tlsConfig) : undefined;
+  const authorizer = new Authorizer(secure ? principals : []);
+  const server = new grpc.Server({
+    interceptors: [...(authorizer.enabled ? [authorizer.interceptor()] : []), sharedResponses],
+  });
+  xds.register((_n, def, impl) => server.addService(def, impl));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', serverCredentials(material), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  xds.start();
+  board.put(randomList(XDS_SIZE));
+  const child = fork(
+    fileURLToPath(new URL('./xds-clients.ts', import.meta.url)),
+    [`127.0.0.1:${port}`, '0', String(XDS_CLIENTS), SERVICE],
+    {
+      execArgv: ['--import', 'tsx'],
+      env: {
+        ...process.env,
+        ...(secure && {
+          XDS_BENCH_TLS: [file('ca.crt'), file('envoy.crt'), file('envoy.key')].join(','),
+        }),
+      },
+    },
+  );
+  type Arrival = { client: number; at: number; version: string };
+  let arrivals: Arrival[] = [];
+  const heard = new Set<number>();
+  let waiting: (() => void) | undefined;
+  child.on('message', (m: { arrivals: Arrival[] } | { ready: boolean }) => {
+    if ('ready' in m) return;
+    arrivals.push(...m.arrivals);
+    for (const a of m.arrivals) heard.add(a.client);
+    if (waiting && heard.size >= XDS_CLIENTS) waiting();
+  });
+  const allArrive = () =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${mode}: only ${heard.size}/${XDS_CLIENTS} clients got the push`)),
+        30_000,
+      );
+      waiting = () => {
+        clearTimeout(timer);
+        waiting = undefined;
+        resolve();
+      };
+      if (heard.size >= XDS_CLIENTS) waiting();
+    });
+  const now = () => performance.timeOrigin + performance.now();
+  try {
+    await allArrive();
+    const latencies: number[] = [];
+    for (let round = -5; round < XDS_ROUNDS; round++) {
+      await sleep(50);
+      arrivals = [];
+      heard.clear();
+      const t0 = now();
+      board.put(randomList(XDS_SIZE));
+      await allArrive();
+      if (round < 0) continue; // warm-up
+      const expected = xds.cache.getSnapshot('grpc')!.version(TypeUrl.ClusterLoadAssignment);
+      for (const a of arrivals) if (a.version === expected) latencies.push(a.at - t0);
+    }
+    return { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+  } finally {
+    child.send({ stop: true });
+    await new Promise((r) => child.once('exit', r));
+    xds.stop();
+    server.forceShutdown();
+    material?.close();
+  }
+}
+
+type Figures = Awaited<ReturnType<typeof serveFigures>> & Awaited<ReturnType<typeof xdsFigures>>;
+
+async function main(): Promise<void> {
+  const load = loadavg()[0]!.toFixed(1);
+  const runs: Record<Mode, Figures[]> = { plaintext: [], mtls: [] };
+  for (let rep = 0; rep < REPS; rep++) {
+    const order: Mode[] = rep % 2 === 0 ? ['plaintext', 'mtls'] : ['mtls', 'plaintext'];
+    for (const mode of order) {
+      const f = { ...(await serveFigures(mode)), ...(await xdsFigures(mode)) };
+      runs[mode].push(f);
+      console.log(
+        `rep ${rep + 1} ${mode}: ${f.samplesPerSecond.toFixed(0)} samples/s, ${f.cpuPer1000.toFixed(1)} ms CPU/1000 samples, ext_proc ${f.extProcCpuUs.toFixed(0)} us CPU/exchange, xDS push p50 ${f.p50.toFixed(1)} ms p99 ${f.p99.toFixed(1)} ms`,
+      );
+    }
+  }
+  const metrics: Array<[string, keyof Figures, number]> = [
+    ['ingest, samples/s', 'samplesPerSecond', 0],
+    ['CPU per 1,000 samples, ms', 'cpuPer1000', 1],
+    ['ext_proc CPU per exchange, us', 'extProcCpuUs', 0],
+    ['xDS push p50, ms', 'p50', 1],
+    ['xDS push p99, ms', 'p99', 1],
+  ];
+  const median = (v: number[]) => quantile(v, 0.5);
+  const span = (v: number[], d: number) =>
+    `${median(v).toFixed(d)} (${Math.min(...v).toFixed(d)}-${Math.max(...v).toFixed(d)})`;
+  const rows = metrics.map(([label, key, d]) => {
+    const plain = runs.plaintext.map((f) => f[key]);
+    const mtls = runs.mtls.map((f) => f[key]);
+    const ratios = mtls.map((m, i) => m / plain[i]!);
+    const change = (r: number) => `${r >= 1 ? '+' : ''}${((r - 1) * 100).toFixed(1)} %`;
+    return [
+      label,
+      span(plain, d),
+      span(mtls, d),
+      `${change(median(ratios))} (${change(Math.min(...ratios))} to ${change(Math.max(...ratios))})`,
+    ];
+  });
+  const body = [
+    `mTLS (client certificates required, authorisation on) against plaintext, alternating per`,
+    `repetition; ${REPS} repetitions, median (range); the change is the ratio within each`,
+    `repetition. Ingest: ${STREAMS} agent streams, batches of ${BATCH}, ${INGEST_MS / 1000} s. ext_proc:`,
+    `the fast path, ${EXT_PROC_IN_FLIGHT} exchanges in flight, ${EXT_PROC_MS / 1000} s. The ingest and ext_proc clients run`,
+    `in the benchmark's process, so its CPU is server and clients together. xDS: ${XDS_CLIENTS} ADS clients`,
+    `(one child process), ${XDS_ROUNDS} pushes of a ${XDS_SIZE}-endpoint list per repetition. Load average at the`,
+    `start: ${load}. Target: under 15 % on each.`,
+    '',
+    markdownTable(['metric', 'plaintext', 'mTLS', 'mTLS vs plaintext'], rows),
+  ].join('\n');
+  writeBenchmarkSection('bench:security', 'npm run bench:security', body);
+}
+
+try {
+  await main();
+} finally {
+  rmSync(pki, { recursive: true, force: true });
+}
