@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
+import { PROCESS_PATH } from '../../src/rrm/ext-proc/http2-listener.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoadPredictionClient } from '../../src/gen/augur/v1/load_prediction.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
@@ -17,6 +19,7 @@ const T = {
   agentA: token(),
   agentAny: token(),
   reader: token(),
+  envoy: token(),
   admin: token(),
 };
 const principals = [
@@ -29,6 +32,7 @@ const principals = [
   },
   { name: 'agent-any', roles: ['agent'], tokenSha256: [sha(T.agentAny)] },
   { name: 'reader', roles: ['reader'], tokenSha256: [sha(T.reader)] },
+  { name: 'envoy', roles: ['dataPlane'], tokenSha256: [sha(T.envoy)] },
   { name: 'admin', roles: ['admin'], tokenSha256: [sha(T.admin)] },
 ];
 
@@ -40,7 +44,7 @@ const bearer = (t: string | undefined): grpc.Metadata => {
 
 let plane: TestPlane;
 let api: LoadPredictionClient;
-const flags = { security: { principals } };
+const flags = { security: { principals }, rrm: { extProcListen: '127.0.0.1:0' } };
 beforeAll(async () => {
   plane = await startTestPlane(flags);
   api = new LoadPredictionClient(plane.grpcAddress, grpc.credentials.createInsecure());
@@ -178,5 +182,42 @@ describe('what an agent identity may say', () => {
     } finally {
       again.close();
     }
+  });
+});
+
+describe('the ext_proc fast path', () => {
+  /** An empty Process stream, half-closed at once: its grpc-status. */
+  const processStatus = (t: string | undefined): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const session = http2.connect(`http://${plane.extProcAddress!}`);
+      session.on('error', reject);
+      const stream = session.request(
+        {
+          ':method': 'POST',
+          ':path': PROCESS_PATH,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          ...(t !== undefined && { authorization: `Bearer ${t}` }),
+        },
+        { endStream: true },
+      );
+      let code = '';
+      stream.on('response', (h) => (code ||= String(h['grpc-status'] ?? '')));
+      stream.on('trailers', (h) => (code ||= String(h['grpc-status'] ?? '')));
+      stream.on('data', () => undefined);
+      stream.on('error', reject);
+      stream.on('close', () => {
+        session.close();
+        resolve(code);
+      });
+    });
+
+  it('takes streams only from a dataPlane identity', async () => {
+    expect(await processStatus(undefined)).toBe(String(grpc.status.UNAUTHENTICATED));
+    expect(await processStatus(T.reader)).toBe(String(grpc.status.PERMISSION_DENIED));
+    expect(await processStatus(T.envoy)).toBe(String(grpc.status.OK));
+    expect(await plane.registry.metrics()).toMatch(
+      /augur_auth_refused_total\{surface="ext_proc",reason="role"\} 1/,
+    );
   });
 });
