@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { ExtProcClient, overrideHosts } from '../../src/rrm/ext-proc/client.js';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -291,6 +293,110 @@ describe('plaintext off loopback', () => {
       expect(code).toBe(2);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('augur serve with ext_proc workers, mutual TLS and identities', () => {
+  it('lets its workers watch its lists (a token of the run) and serve Envoy over mTLS', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'augur-workers-mtls-'));
+    const server = ca.issue('server', { dns: ['augur'] });
+    const envoy = ca.issue('envoy', { uris: ['spiffe://augur.test/envoy'] });
+    const web1 = ca.issue('web-1', { uris: [AGENT_WEB_1] });
+    const configFile = join(dir, 'augur.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        rrm: { extProcListen: '127.0.0.1:0', extProcWorkers: 2 },
+        forecast: { lstm: { enabled: false } },
+        security: {
+          tls: { ...server, ca: ca.cert, clientCert: 'required' },
+          principals: [...principals, { name: 'spiffe://augur.test/envoy', roles: ['dataPlane'] }],
+        },
+      }),
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'serve',
+        '--config',
+        configFile,
+        '--grpc-listen',
+        '127.0.0.1:0',
+        '--http-listen',
+        '127.0.0.1:0',
+        '--data-dir',
+        join(dir, 'data'),
+      ],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const lines: Array<Record<string, unknown>> = [];
+    let rest = '';
+    const read = (d: Buffer): void => {
+      rest += d.toString();
+      const parts = rest.split('\n');
+      rest = parts.pop()!;
+      for (const line of parts) {
+        try {
+          lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          lines.push({ msg: line });
+        }
+      }
+    };
+    child.stdout.on('data', read);
+    child.stderr.on('data', read);
+    const agent = { stream: undefined as RawAgentStream | undefined };
+    try {
+      const ready = await waitFor(
+        () => lines.find((l) => typeof l.extProc === 'string' && typeof l.grpc === 'string'),
+        60_000,
+        `augur serve to listen:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`,
+      );
+      const s = new RawAgentStream(ready.grpc as string, clientCredentials(web1));
+      agent.stream = s;
+      s.hello({ endpointId: 'web-1', service: 'web', port: 9001 });
+      s.sample({ sequence: 1 });
+      await s.waitMessage((m) => m.ack?.lastSequence === 1, 20_000);
+      const tlsOptions = {
+        ca: readFileSync(ca.cert),
+        cert: readFileSync(envoy.cert),
+        key: readFileSync(envoy.key),
+        servername: 'localhost',
+      };
+      await waitFor(
+        async () => {
+          const client = new ExtProcClient(ready.extProc as string, tlsOptions);
+          try {
+            const stream = await client.start(
+              {
+                headers: [
+                  [':method', 'GET'],
+                  [':path', '/'],
+                  [':authority', 'web'],
+                ],
+                endOfStream: true,
+                clusterName: 'web',
+              },
+              5000,
+            );
+            stream.end();
+            return overrideHosts(stream.answer).includes('127.0.0.1:9001');
+          } finally {
+            client.close();
+          }
+        },
+        60_000,
+        'a pick from a worker',
+      );
+    } finally {
+      agent.stream?.close();
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('close', r));
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
