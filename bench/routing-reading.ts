@@ -21,6 +21,8 @@ export function routingReading(results: readonly ScenarioSummary[]): string {
   const edsMet = results.filter((s) => target(s, 'augur-envoy-eds', 'p2c')?.met);
   const edsMissed = results.filter((s) => target(s, 'augur-envoy-eds', 'p2c')?.met === false);
   const grpcMet = results.filter((s) => target(s, 'augur-grpc', 'a58-wrr')?.met);
+  const grpcMissed = results.filter((s) => target(s, 'augur-grpc', 'a58-wrr')?.met === false);
+  const grpcRan = results.filter((s) => target(s, 'augur-grpc', 'a58-wrr') !== undefined);
   const vsPerfect = (policy: string, bound: string) =>
     results.map((s) => `${s.scenario} ${x(ratio(s, policy, bound))}`).join(', ');
   const median = (values: number[]) => {
@@ -31,6 +33,7 @@ export function routingReading(results: readonly ScenarioSummary[]): string {
     results.map((s) => ratio(s, 'augur-envoy-eds', 'perfect-reactive-envoy-eds')),
   );
   const grpcVsPerfect = median(results.map((s) => ratio(s, 'augur-grpc', 'perfect-reactive-grpc')));
+  const grpcVsOracle = median(results.map((s) => ratio(s, 'augur-grpc', 'oracle-grpc')));
   const constant = by('constant');
   const nab = by('nab');
   const noisy = by('noisy-neighbour');
@@ -101,23 +104,22 @@ intervals it is behind perfect-reactive for Envoy: with few samples between capa
 forecasters smooth steps that the last value already shows, and the planned uncertainty takes
 weight from endpoints that Envoy's in-flight counts would have protected anyway.
 
-**Proxyless gRPC with augur's locality weights (\`augur-grpc\`): the target (≤ 0.6× A58-WRR's p99)
-is met in ${grpcMet.length} of ${results.length} scenarios.** The reason is measured by the bounds:
-with the *true* capacity of the coming interval as weights, the same picker is at
-${results.map((s) => `${s.scenario} ${x(ratio(s, 'oracle-grpc', 'a58-wrr'))}`).join(', ')} of
-A58-WRR's p99. grpc-js picks a locality at random in proportion to its weight, and random arrivals
-queue more than a weighted round robin does: at constant capacity, where both know the capacities
-exactly, weighted random is at ${constant ? x(ratio(constant, 'oracle-grpc', 'a58-wrr')) : '-'} of A58-WRR.
-augur-grpc is at a median of ${x(grpcVsPerfect)} perfect-reactive's p99
-(${vsPerfect('augur-grpc', 'perfect-reactive-grpc')}): better where the planned uncertainty keeps
-traffic off volatile endpoints (NAB, noisy neighbours, the batch job), a little worse on the spiky
-Bitbrains, Azure and Google VMs, where the selected forecasters (chosen by mean absolute error)
-smooth one-interval spikes that the last value follows. What would close the target: a
-deterministic weighted pick in the client instead of weighted random between localities — e.g.
-backends reporting augur's predicted capacity to grpc-js's \`weighted_round_robin\` through ORCA
-(utilisation = requests/s ÷ predicted capacity, so A58's weight becomes the prediction), or an xDS
-custom LB policy (gRFC A52) with a smooth weighted round robin over endpoint weights; neither is
-available in @grpc/grpc-js-xds 1.14 today.
+**Proxyless gRPC with augur's policy registered (\`augur-grpc\`: the shipped \`augur_expected_delay\`
+picker in each client, src/grpc-lb): the target (≤ 0.6× A58-WRR's p99) is met in ${grpcMet.length} of
+${grpcRan.length} scenarios** (${list(grpcMet.map((s) => `${s.scenario} ${x(ratio(s, 'augur-grpc', 'a58-wrr'))}`))})
+and missed in ${list(grpcMissed.map((s) => `${s.scenario} ${x(ratio(s, 'augur-grpc', 'a58-wrr'))}`))}.
+Where it is missed, the same picker over the *true* capacity of the coming interval is at
+${list(grpcMissed.map((s) => `${s.scenario} ${x(ratio(s, 'oracle-grpc', 'a58-wrr'))}`))} of A58-WRR's p99:
+no forecast could meet it there. In the flash crowd the fleet is over capacity and every policy
+queues; at constant capacity A58's weights are exact after their blackout and a smooth weighted
+round robin spreads constant arrivals about as evenly as any rule can, so there is little tail
+left to take. Each client counts its own calls in flight and times its own answers, so a capacity
+change shows within a few calls: augur-grpc is at a median of ${x(grpcVsPerfect)} perfect-reactive's
+p99 (${vsPerfect('augur-grpc', 'perfect-reactive-grpc')}) and ${x(grpcVsOracle)} the oracle's: on this
+path too the picker, not the forecast, wins. A client that did not register the policy
+(\`augur-grpc-locality\`: weighted random between localities, the fallback augur publishes) is at
+${results.map((s) => `${s.scenario} ${x(ratio(s, 'augur-grpc-locality', 'a58-wrr'))}`).join(', ')} of
+A58-WRR's p99.
 
 **Stability.** At constant capacity augur's published weights do not move once settled: churn
 ${constant ? (get(constant, 'augur-envoy-eds')?.churn.median ?? NaN).toFixed(3) : '-'} of the traffic per
