@@ -35,6 +35,8 @@ export interface RawCallOptions {
   deadlineMs?: number;
   /** Resolve once response bytes arrive (a subscription such as Watch answers and stays open). */
   settleOnData?: boolean;
+  /** More request headers (grpc-timeout, ...). */
+  headers?: http2.OutgoingHttpHeaders;
 }
 
 /**
@@ -83,6 +85,7 @@ export function rawCall(
         ':path': path,
         'content-type': 'application/grpc',
         te: 'trailers',
+        ...options.headers,
       });
     } catch {
       result.reset = true;

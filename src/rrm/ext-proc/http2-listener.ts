@@ -199,7 +199,7 @@ export class ExtProcListener {
         return;
       }
     }
-    if (path === PROCESS_PATH) this.process(stream);
+    if (path === PROCESS_PATH) this.process(stream, headers['grpc-timeout']);
     else if (path === HEALTH_CHECK_PATH) this.healthCheck(stream);
     else
       trailersOnly(
@@ -217,7 +217,10 @@ export class ExtProcListener {
    * cleanly, then Envoy proceeds without consulting the server"). Until then a routed request
    * counts in flight; a stream that ends otherwise (reset, cancelled, half-closed) gives it back.
    */
-  private process(stream: http2.ServerHttp2Stream): void {
+  private process(
+    stream: http2.ServerHttp2Stream,
+    grpcTimeout: string | string[] | undefined,
+  ): void {
     const exchange = this.options.handler.open();
     const reader = new MessageReader(this.options.maxMessageBytes ?? 4 << 20, {
       budget: this.partial,
@@ -230,8 +233,22 @@ export class ExtProcListener {
       if (partialTimer) clearTimeout(partialTimer);
       partialTimer = undefined;
     };
+    // The client's deadline (grpc-timeout), if it sent one: the stream ends with DEADLINE_EXCEEDED.
+    const deadlineMs = typeof grpcTimeout === 'string' ? parseGrpcTimeout(grpcTimeout) : undefined;
+    const deadlineTimer =
+      deadlineMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (finished) return;
+            finished = true;
+            stopTimer();
+            reader.release();
+            endWithStatus(stream, status.DEADLINE_EXCEEDED, 'deadline exceeded (grpc-timeout)');
+          }, deadlineMs);
+    deadlineTimer?.unref();
     stream.on('close', () => {
       stopTimer();
+      if (deadlineTimer) clearTimeout(deadlineTimer);
       reader.release();
       exchange.close();
     });
@@ -368,6 +385,21 @@ function trailersOnly(stream: http2.ServerHttp2Stream, code: number, message: st
   };
   if (message) headers['grpc-message'] = encodeURIComponent(message);
   stream.respond(headers, { endStream: true });
+}
+
+const TIMEOUT_UNIT_MS: Record<string, number> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1000,
+  m: 1,
+  u: 1e-3,
+  n: 1e-6,
+};
+
+/** A grpc-timeout header value (up to 8 digits and a unit) in ms; undefined if it is not one. */
+export function parseGrpcTimeout(value: string): number | undefined {
+  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
+  return m ? Math.min(Number(m[1]) * TIMEOUT_UNIT_MS[m[2]!]!, 2 ** 31 - 1) : undefined;
 }
 
 function errorText(err: unknown): string {
