@@ -15,7 +15,7 @@ import {
   type StoredSample,
 } from '../../src/lps/ring.js';
 import type { EndpointRecord } from '../../src/lps/types.js';
-import { readTrace, sharedTraceDir } from '../../src/sim/traces.js';
+import { defaultTraceDir, readTrace } from '../../src/sim/traces.js';
 import { ACTIVE, record } from '../forecast/scorer-support.js';
 
 const unit = fc.oneof(
@@ -225,13 +225,19 @@ class Float64Ring {
   }
 }
 
-/** A real agent's signals: Bitbrains VM 1 (CPU %, memory KB of capacity, network KB/s), 5-minute steps. */
-function bitbrainsAgent(): StoredSample[] {
-  const file = join(sharedTraceDir(), 'bitbrains', '1.csv.gz');
-  const cpu = readTrace(file, 'CPU usage [%]').values;
-  const mem = readTrace(file, 'Memory usage [KB]').values;
-  const cap = readTrace(file, 'Memory capacity provisioned [KB]').values;
-  const rx = readTrace(file, 'Network received throughput [KB/s]').values;
+/**
+ * A real agent's signals from the NAB traces vendored in the repository (5-minute steps):
+ * host CPU of one EC2 instance, the CPU of an RDS instance standing in for the memory share,
+ * and an EC2 instance's network-in bytes.
+ */
+function nabAgent(): StoredSample[] {
+  const nab = (name: string) => readTrace(join(defaultTraceDir(), name)).values;
+  const cpu = nab('ec2_cpu_utilization_5f5533.csv');
+  const memoryShare = nab('rds_cpu_utilization_cc0c53.csv');
+  const networkBytes = nab('ec2_network_in_257a54.csv');
+  const mem = memoryShare.map((v) => v * 1000);
+  const cap = memoryShare.map(() => 100 * 1000);
+  const rx = networkBytes.map((v) => v / 1024 / 300);
   const n = 900;
   const t0 = 1_764_950_000_000;
   return Array.from({ length: n }, (_, i) => {
@@ -282,7 +288,7 @@ async function forecastsOf(
 }
 
 describe('forecasts from the compact ring', () => {
-  const trace = bitbrainsAgent();
+  const trace = nabAgent();
   const reference = (every: number) =>
     forecastsOf(new Float64Ring(720) as unknown as SampleRing, trace, every);
 
