@@ -40,6 +40,9 @@ export type LpsLimit =
   | 'max_streams_per_client'
   | 'max_samples_per_second';
 
+/** How long a goodbye (half-close) waits for acks whose samples are still being written. */
+const GOODBYE_ACK_WAIT_MS = 5_000;
+
 /** Logs a limit's refusals at most once per this many ms, with how many came since. */
 const LIMIT_LOG_GAP_MS = 10_000;
 
@@ -54,6 +57,8 @@ class AgentStream {
   /** Highest sequence an ack is on its way for. */
   private promised = 0;
   private ackScheduled = false;
+  /** Durable acks still waiting for their write (fsync), awaited before a goodbye ends the call. */
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(
     readonly call: ReportCall,
@@ -88,11 +93,15 @@ class AgentStream {
     if (sequence <= this.promised && sequence !== 0) return;
     this.promised = Math.max(this.promised, sequence);
     if (durable) {
-      durable.then(
+      const settled = durable.then(
         () => this.ack(sequence),
         // Not on disk: the next message (a replay of these samples, or new ones) asks again.
-        () => (this.promised = this.acked),
+        () => {
+          this.promised = this.acked;
+        },
       );
+      this.pending.add(settled);
+      void settled.finally(() => this.pending.delete(settled));
       return;
     }
     if (this.ackScheduled) return;
@@ -101,6 +110,19 @@ class AgentStream {
       this.ackScheduled = false;
       this.ack(this.promised);
     });
+  }
+
+  /**
+   * Resolves once every durable ack promised so far has been sent (or its write failed), or
+   * after `maxMs`: an agent that says goodbye learns which of its last samples are stored.
+   */
+  drained(maxMs: number): Promise<void> {
+    if (this.pending.size === 0) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      Promise.allSettled([...this.pending]).then(() => undefined),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, maxMs))),
+    ]).finally(() => clearTimeout(timer));
   }
 
   private ack(sequence: number): void {
@@ -208,11 +230,14 @@ export class TelemetryServiceImpl {
     // A half-close is a goodbye; a connection that died (the agent's process killed, its
     // host gone) also ends the stream, with the call cancelled at once after. Only the
     // first drains the endpoint; the second leaves it to go stale.
+    // Acks still waiting for the sample log's fsync are sent before the call ends.
     call.on('end', () => {
-      setImmediate(() => {
-        close(!call.cancelled);
-        if (!call.cancelled) call.end();
-      });
+      void stream.drained(GOODBYE_ACK_WAIT_MS).then(() =>
+        setImmediate(() => {
+          close(!call.cancelled);
+          if (!call.cancelled) call.end();
+        }),
+      );
     });
     call.on('error', () => close(false));
     call.on('cancelled', () => close(false));

@@ -231,6 +231,20 @@ describe('Telemetry/Report ingest', () => {
     expect(back.score).toBeGreaterThan(0);
   });
 
+  it('acknowledges the samples of a goodbye sent right behind them before ending the stream', async () => {
+    // Durable acks (the default) wait for the sample log's fsync; the half-close must not end
+    // the call before they are sent, or the agent cannot tell its last samples were stored.
+    plane = await startTestPlane();
+    const s = agent();
+    s.hello();
+    for (let seq = 1; seq <= 5; seq++) s.sample({ sequence: seq });
+    s.end();
+    const status = await s.waitStatus(10_000);
+    expect(status.code).toBe(grpc.status.OK);
+    expect(Math.max(0, ...s.received.map((m) => m.ack?.lastSequence ?? 0))).toBe(5);
+    expect(plane.lps.store.get('ep-1')!.samplesStored).toBe(5);
+  });
+
   it('marks an endpoint draining when its agent closes the stream cleanly', async () => {
     plane = await startTestPlane({ lps: { scoreInterval: 0.05 } });
     const s = agent();
