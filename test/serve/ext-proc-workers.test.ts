@@ -119,7 +119,8 @@ async function ask(address: string): Promise<string[]> {
         endOfStream: true,
         clusterName: 'svc',
       },
-      5000,
+      // Generous: on a loaded CI machine a worker just started may take seconds to answer.
+      20_000,
     );
     stream.end();
     return overrideHosts(stream.answer);
@@ -193,6 +194,13 @@ describe('the ext_proc fast path on worker processes', () => {
     );
     const metrics = await (await fetch(`${httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/^augur_rrm_ext_proc_worker_restarts_total 1$/m);
+    // The new worker answers from the list once its Watch stream has delivered it; node:cluster
+    // hands new connections to the workers in turn, so two answers in a row cover both.
+    await waitFor(
+      async () => (await ask(extProc)).length > 0 && (await ask(extProc)).length > 0,
+      30_000,
+      'both workers to answer from the list after the replacement',
+    );
     for (let i = 0; i < 6; i++) {
       const hosts = await ask(extProc);
       expect(hosts.length).toBeGreaterThan(0);
