@@ -1,5 +1,5 @@
-import http from 'node:http';
-import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import { AugurError } from '../common/errors.js';
 
 /** One answer of a `KeptAliveGetter`. */
@@ -20,32 +20,92 @@ export interface KeptAliveGetterOptions {
   discardBody?: boolean;
   /** The error code for a bad URL. Default BAD_URL. */
   badUrlCode?: string;
+  /** CA certificates (PEM) an https:// server's certificate is checked against instead of Node's. */
+  ca?: string | Buffer;
 }
 
 const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
+/** Largest status line plus headers accepted, bytes. */
+const MAX_HEAD = 64 * 1024;
+
+const CR = 13;
+const LF = 10;
+
+/** How the body of the answer being read ends. */
+const enum BodyMode {
+  /** Still reading the status line and headers. */
+  Head,
+  /** `content-length` bytes. */
+  Length,
+  /** `transfer-encoding: chunked`: a hex size line, that many bytes, CRLF; a 0 size ends it. */
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  /** After the 0-size chunk: trailer lines up to an empty one. */
+  Trailers,
+  /** Neither: the body ends when the server closes the connection. */
+  UntilClose,
+}
+
+/** One GET in flight. */
+interface Pending {
+  resolve: (res: GetResponse) => void;
+  reject: (err: AugurError) => void;
+  timer: NodeJS.Timeout;
+  /** Sent on a connection that served earlier answers: a reset before any byte of the answer is retried once. */
+  reused: boolean;
+  retried: boolean;
+}
 
 /**
- * GETs one URL again and again over one kept-alive connection: an `http.Agent`
- * with keepAlive and a single socket, request options built once. This is what
- * the agent uses each tick for the metrics URL, the load URL and the HTTP probe
- * in place of `fetch`, whose per-request machinery (undici's dispatcher,
- * WHATWG streams, an AbortSignal and its timer) cost more CPU than the rest of
- * the tick together (profiled: see src/agent/README.md, "Cost").
+ * GETs one URL again and again over one kept-alive HTTP/1.1 connection. This is
+ * what the agent uses each tick for the metrics URL, the load URL and the HTTP
+ * probe: the request's bytes are built once and written in one call, and the
+ * answer is parsed from the socket's buffers here (status line, `content-length`
+ * or chunked body, `connection: close`), without node:http's per-request
+ * machinery (ClientRequest, IncomingMessage, the agent's socket pool, the
+ * parser's callbacks, two streams), which cost three to four times the CPU of
+ * the GET itself (measured: src/agent/README.md, "Cost"); `fetch` cost more
+ * still.
  *
  * `get()` rejects with an `AugurError` naming the URL: HTTP_UNREACHABLE (the
- * connection failed), HTTP_TIMEOUT (no whole answer within the timeout),
- * HTTP_BODY_TOO_LARGE (more than `maxBodyBytes`). Any status resolves; `getOk()`
- * also rejects a status other than 2xx with HTTP_STATUS.
+ * connection failed or closed before a whole answer), HTTP_TIMEOUT (no whole
+ * answer within the timeout), HTTP_BODY_TOO_LARGE (more than `maxBodyBytes`),
+ * HTTP_BAD_ANSWER (not an HTTP/1.x answer). Any status resolves; `getOk()` also
+ * rejects a status other than 2xx with HTTP_STATUS. One GET runs at a time; a
+ * second waits for the first. The server closing the idle connection is
+ * noticed, and a GET that meets a connection closed under it before any byte of
+ * the answer is sent once more on a new one.
  */
 export class KeptAliveGetter {
   readonly url: string;
-  private readonly agent: http.Agent;
-  private readonly request: typeof http.request;
-  private readonly options: http.RequestOptions;
+  private readonly what: string;
   private readonly timeoutMs: number;
   private readonly maxBody: number;
   private readonly discard: boolean;
-  private readonly what: string;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly tls: boolean;
+  private readonly servername: string | undefined;
+  private readonly ca: string | Buffer | undefined;
+  private readonly request: Buffer;
+  private socket: net.Socket | undefined;
+  /** The connection answered at least once (so a reset on it may be a server's idle close). */
+  private socketUsed = false;
+  private pending: Pending | undefined;
+  /** GETs waiting for the one in flight. */
+  private readonly queue: Array<() => void> = [];
+  private closed = false;
+  // The answer being read.
+  private mode = BodyMode.Head;
+  private head: Buffer | undefined;
+  private status = 0;
+  private keepAlive = true;
+  private remaining = 0;
+  private bodyBytes = 0;
+  private chunks: Buffer[] = [];
+  private line: Buffer | undefined;
+  private gotBytes = false;
 
   constructor(url: string, opts: KeptAliveGetterOptions) {
     let parsed: URL;
@@ -69,88 +129,51 @@ export class KeptAliveGetter {
     this.timeoutMs = opts.timeoutMs;
     this.maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
     this.discard = opts.discardBody ?? false;
-    const tls = parsed.protocol === 'https:';
-    this.agent = new (tls ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: 1 });
-    this.request = tls ? https.request : http.request;
-    this.options = {
-      protocol: parsed.protocol,
-      hostname: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: parsed.port || (tls ? 443 : 80),
-      path: `${parsed.pathname}${parsed.search}`,
-      method: 'GET',
-      agent: this.agent,
-      headers: { 'user-agent': 'augur-agent', accept: '*/*' },
-    };
-    if (parsed.username || parsed.password)
-      this.options.auth = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+    this.tls = parsed.protocol === 'https:';
+    this.host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+    this.port = Number(parsed.port || (this.tls ? 443 : 80));
+    this.servername = this.tls && net.isIP(this.host) === 0 ? this.host : undefined;
+    this.ca = opts.ca;
+    const lines = [
+      `GET ${parsed.pathname}${parsed.search} HTTP/1.1`,
+      `Host: ${parsed.host}`,
+      'User-Agent: augur-agent',
+      'Accept: */*',
+    ];
+    if (parsed.username || parsed.password) {
+      const auth = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+      lines.push(`Authorization: Basic ${Buffer.from(auth).toString('base64')}`);
+    }
+    this.request = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
   }
 
   /** One GET; resolves with any status, rejects when there is no whole answer. */
   get(): Promise<GetResponse> {
     return new Promise<GetResponse>((resolve, reject) => {
-      let done = false;
-      let req: http.ClientRequest;
-      const finish = (err: AugurError | undefined, res?: GetResponse) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(res!);
-      };
-      const send = (retry: boolean) => {
-        req = this.request(this.options, (res) => this.receive(req, res, finish));
-        req.on('error', (err: NodeJS.ErrnoException) => {
-          // The server closed the idle kept-alive connection as we reused it: once more, afresh.
-          if (retry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE'))
-            send(false);
-          else finish(this.unreachable(err));
-        });
-        req.end();
-      };
       const timer = setTimeout(() => {
-        finish(
-          new AugurError(
-            'HTTP_TIMEOUT',
-            `${this.what} ${this.url}: no answer within ${this.timeoutMs / 1000} s`,
-          ),
-        );
-        req.destroy();
+        const p = this.pending;
+        if (p && p.timer === timer) {
+          this.drop();
+          this.finish(p, this.timedOut());
+        } else {
+          // Still queued behind another GET.
+          const at = this.queue.indexOf(start);
+          if (at >= 0) this.queue.splice(at, 1);
+          reject(this.timedOut());
+        }
       }, this.timeoutMs);
-      send(true);
+      const start = () => {
+        if (this.closed) {
+          clearTimeout(timer);
+          reject(this.unreachable(new Error('the getter is closed')));
+          return;
+        }
+        this.pending = { resolve, reject, timer, reused: false, retried: false };
+        this.send();
+      };
+      if (this.pending) this.queue.push(start);
+      else start();
     });
-  }
-
-  private receive(
-    req: http.ClientRequest,
-    res: http.IncomingMessage,
-    finish: (err: AugurError | undefined, res?: GetResponse) => void,
-  ): void {
-    const status = res.statusCode ?? 0;
-    const declared = Number(res.headers['content-length']);
-    if (declared > this.maxBody) {
-      req.destroy();
-      finish(this.tooLarge(`${declared} bytes declared`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > this.maxBody) {
-        req.destroy();
-        finish(this.tooLarge(`more than ${this.maxBody} bytes sent`));
-        return;
-      }
-      if (!this.discard) chunks.push(chunk);
-    });
-    res.on('end', () => {
-      const body =
-        chunks.length === 0
-          ? ''
-          : (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8');
-      finish(undefined, { status, body });
-    });
-    res.on('error', (err) => finish(this.unreachable(err)));
   }
 
   /** One GET that must answer 2xx; another status rejects with HTTP_STATUS and the body's start. */
@@ -166,9 +189,273 @@ export class KeptAliveGetter {
     return res.body;
   }
 
-  /** Closes the kept-alive connection; a later `get()` opens another. */
+  /** Closes the kept-alive connection; a GET in flight or waiting fails, a later one opens another. */
   close(): void {
-    this.agent.destroy();
+    this.closed = true;
+    const p = this.pending;
+    this.drop();
+    if (p) this.finish(p, this.unreachable(new Error('the getter was closed')));
+    for (const start of this.queue.splice(0)) start();
+    this.closed = false;
+  }
+
+  /** Writes the request on the kept-alive connection, opening one if there is none. */
+  private send(): void {
+    const p = this.pending!;
+    this.resetAnswer();
+    if (!this.socket) this.connect();
+    p.reused = this.socketUsed;
+    this.socket!.write(this.request);
+  }
+
+  private connect(): void {
+    const socket = this.tls
+      ? tls.connect({
+          host: this.host,
+          port: this.port,
+          servername: this.servername,
+          ALPNProtocols: ['http/1.1'],
+          ...(this.ca ? { ca: this.ca } : {}),
+        })
+      : net.connect({ host: this.host, port: this.port });
+    socket.setNoDelay(true);
+    this.socket = socket;
+    this.socketUsed = false;
+    socket.on('data', (chunk: Buffer) => {
+      if (socket === this.socket) this.onData(chunk);
+    });
+    socket.on('error', (err) => {
+      if (socket === this.socket) this.onLost(err);
+    });
+    socket.on('end', () => {
+      if (socket !== this.socket) return;
+      // The body of an answer without a length ends with the connection.
+      if (this.pending && this.mode === BodyMode.UntilClose) this.complete(false);
+      else this.onLost(new Error('the server closed the connection'));
+    });
+    socket.on('close', () => {
+      if (socket === this.socket) this.onLost(new Error('the connection closed'));
+    });
+  }
+
+  /** The connection failed or closed: fail (or once retry) the GET in flight. */
+  private onLost(err: Error): void {
+    const p = this.pending;
+    this.drop();
+    if (!p) return;
+    if (p.reused && !p.retried && !this.gotBytes) {
+      // The server closed the idle kept-alive connection as we reused it: once more, afresh.
+      p.retried = true;
+      this.send();
+      return;
+    }
+    this.finish(p, this.unreachable(err));
+  }
+
+  /** Forgets the connection (destroying it). */
+  private drop(): void {
+    const s = this.socket;
+    this.socket = undefined;
+    this.socketUsed = false;
+    s?.destroy();
+  }
+
+  private resetAnswer(): void {
+    this.mode = BodyMode.Head;
+    this.head = undefined;
+    this.status = 0;
+    this.keepAlive = true;
+    this.remaining = 0;
+    this.bodyBytes = 0;
+    this.chunks = [];
+    this.line = undefined;
+    this.gotBytes = false;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (!this.pending) {
+      // Bytes no request asked for: the connection cannot be trusted for the next answer.
+      this.drop();
+      return;
+    }
+    this.gotBytes = true;
+    let at = 0;
+    try {
+      while (at < chunk.length && this.pending) at = this.step(chunk, at);
+    } catch (err) {
+      const p = this.pending;
+      this.drop();
+      if (p) this.finish(p, err as AugurError);
+    }
+  }
+
+  /** Consumes bytes of `chunk` from `at` in the current state; returns where it stopped. */
+  private step(chunk: Buffer, at: number): number {
+    switch (this.mode) {
+      case BodyMode.Head: {
+        const buf = this.head ? Buffer.concat([this.head, chunk.subarray(at)]) : chunk.subarray(at);
+        const end = buf.indexOf('\r\n\r\n', 0, 'latin1');
+        if (end < 0) {
+          if (buf.length > MAX_HEAD) throw this.badAnswer(`headers longer than ${MAX_HEAD} bytes`);
+          this.head = Buffer.from(buf);
+          return chunk.length;
+        }
+        const consumedBefore = this.head?.length ?? 0;
+        this.head = undefined;
+        this.parseHead(buf.toString('latin1', 0, end));
+        const next = at + end + 4 - consumedBefore;
+        if ((this.mode as BodyMode) === BodyMode.Length && this.remaining === 0)
+          this.complete(this.keepAlive);
+        return next;
+      }
+      case BodyMode.Length: {
+        const take = Math.min(this.remaining, chunk.length - at);
+        this.body(chunk.subarray(at, at + take));
+        this.remaining -= take;
+        if (this.remaining === 0) this.complete(this.keepAlive);
+        return at + take;
+      }
+      case BodyMode.UntilClose:
+        this.body(chunk.subarray(at));
+        return chunk.length;
+      case BodyMode.ChunkData: {
+        const take = Math.min(this.remaining, chunk.length - at);
+        this.body(chunk.subarray(at, at + take));
+        this.remaining -= take;
+        if (this.remaining === 0) {
+          this.mode = BodyMode.ChunkDataEnd;
+          this.remaining = 2; // CRLF after the data
+        }
+        return at + take;
+      }
+      case BodyMode.ChunkDataEnd: {
+        const take = Math.min(this.remaining, chunk.length - at);
+        this.remaining -= take;
+        if (this.remaining === 0) this.mode = BodyMode.ChunkSize;
+        return at + take;
+      }
+      case BodyMode.ChunkSize:
+      case BodyMode.Trailers: {
+        const lf = chunk.indexOf(LF, at);
+        const part = chunk.subarray(at, lf < 0 ? chunk.length : lf);
+        const line = this.line ? Buffer.concat([this.line, part]) : part;
+        if (lf < 0) {
+          if (line.length > MAX_HEAD) throw this.badAnswer('a chunk size or trailer line too long');
+          this.line = Buffer.from(line);
+          return chunk.length;
+        }
+        this.line = undefined;
+        const text = line.toString('latin1', 0, line.at(-1) === CR ? line.length - 1 : line.length);
+        if (this.mode === BodyMode.Trailers) {
+          if (text === '') this.complete(this.keepAlive);
+          return lf + 1;
+        }
+        const hex = text.split(';', 1)[0]!.trim();
+        const size = /^[0-9a-fA-F]{1,8}$/.test(hex) ? parseInt(hex, 16) : NaN;
+        if (Number.isNaN(size)) throw this.badAnswer(`a bad chunk size "${text.slice(0, 40)}"`);
+        if (size === 0) this.mode = BodyMode.Trailers;
+        else {
+          this.mode = BodyMode.ChunkData;
+          this.remaining = size;
+        }
+        return lf + 1;
+      }
+    }
+  }
+
+  /** The status line and headers; sets how the body is read. */
+  private parseHead(head: string): void {
+    const eol = head.indexOf('\r\n');
+    const statusLine = eol < 0 ? head : head.slice(0, eol);
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(statusLine);
+    if (!m) throw this.badAnswer(`not an HTTP/1.x status line: "${statusLine.slice(0, 60)}"`);
+    const status = Number(m[2]);
+    if (status >= 100 && status < 200) {
+      // An interim answer (100 Continue, 103 Early Hints): the real one follows.
+      this.mode = BodyMode.Head;
+      return;
+    }
+    this.status = status;
+    this.keepAlive = m[1] === '1';
+    let length = -1;
+    let chunked = false;
+    let pos = eol < 0 ? head.length : eol + 2;
+    while (pos < head.length) {
+      let end = head.indexOf('\r\n', pos);
+      if (end < 0) end = head.length;
+      const colon = head.indexOf(':', pos);
+      if (colon > pos && colon < end) {
+        const name = head.slice(pos, colon).trim().toLowerCase();
+        const value = head.slice(colon + 1, end).trim();
+        if (name === 'content-length') {
+          if (!/^\d{1,15}$/.test(value)) throw this.badAnswer(`content-length "${value}"`);
+          length = Number(value);
+        } else if (name === 'transfer-encoding') {
+          chunked = value.toLowerCase().split(',').at(-1)!.trim() === 'chunked';
+        } else if (name === 'connection') {
+          const v = value.toLowerCase();
+          if (v.includes('close')) this.keepAlive = false;
+          else if (v.includes('keep-alive')) this.keepAlive = true;
+        }
+      }
+      pos = end + 2;
+    }
+    if (status === 204 || status === 304) {
+      this.mode = BodyMode.Length;
+      this.remaining = 0;
+    } else if (chunked) this.mode = BodyMode.ChunkSize;
+    else if (length >= 0) {
+      if (length > this.maxBody) throw this.tooLarge(`${length} bytes declared`);
+      this.mode = BodyMode.Length;
+      this.remaining = length;
+    } else {
+      this.mode = BodyMode.UntilClose;
+      this.keepAlive = false;
+    }
+  }
+
+  private body(part: Buffer): void {
+    this.bodyBytes += part.length;
+    if (this.bodyBytes > this.maxBody) throw this.tooLarge(`more than ${this.maxBody} bytes sent`);
+    // The socket's buffer is reused by the next read: keep a copy unless discarding.
+    if (!this.discard && part.length > 0) this.chunks.push(Buffer.from(part));
+  }
+
+  /** A whole answer: resolve, keep or drop the connection, start the next GET waiting. */
+  private complete(keep: boolean): void {
+    const p = this.pending!;
+    const chunks = this.chunks;
+    const body =
+      chunks.length === 0
+        ? ''
+        : (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.bodyBytes)).toString(
+            'utf8',
+          );
+    const status = this.status;
+    this.resetAnswer();
+    if (keep && this.socket) this.socketUsed = true;
+    else this.drop();
+    this.finish(p, undefined, { status, body });
+  }
+
+  private finish(p: Pending, err: AugurError | undefined, res?: GetResponse): void {
+    if (this.pending === p) this.pending = undefined;
+    clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(res!);
+    const next = this.queue.shift();
+    if (next) next();
+  }
+
+  private timedOut(): AugurError {
+    return new AugurError(
+      'HTTP_TIMEOUT',
+      `${this.what} ${this.url}: no answer within ${this.timeoutMs / 1000} s`,
+    );
+  }
+
+  private badAnswer(detail: string): AugurError {
+    return new AugurError('HTTP_BAD_ANSWER', `${this.what} ${this.url}: ${detail}`);
   }
 
   private tooLarge(detail: string): AugurError {
