@@ -7,12 +7,15 @@
  *   (b) every signal on: the HTTP probe, the endpoint's own CPU (`--process-pid` of the
  *       backend's process) and its completed requests and latency from its Prometheus
  *       metrics (`--metrics-url` with `--requests-metric` and `--latency-metric`),
- *       reporting to a real `augur serve` child process.
+ *       reporting to a real `augur serve` child process;
+ *   (c) host load alone (`--health-none`, no other signal) to the same `augur serve`:
+ *       the floor, what the timer, /proc and the gRPC stream cost by themselves.
  * The backend is bench/agent-backend.ts in its own process; this process sends it
  * 20 requests/s so its counters move. Each repetition starts fresh agents, leaves
  * out a warm-up, then measures for --duration seconds.
  *
- * Options: --duration=SECONDS (default 60), --interval=SECONDS (default 1),
+ * Options: --duration=SECONDS (default 60), --warmup=SECONDS (default 20, left out),
+ * --interval=SECONDS (default 1),
  * --reps=N (default 5), --no-build (reuse dist/), --base=COMMIT (also run that
  * commit's agent in case (b) in the same window: `git archive` + tsc in a temporary
  * folder), --profile[=DIR] (one more case-(b) agent under `node --cpu-prof` in the first
@@ -53,7 +56,12 @@ const INTERVAL = Number(args.get('interval') ?? 1);
 const REPS = Number(args.get('reps') ?? 5);
 const BASE = args.get('base');
 const PROFILE = args.has('profile');
-const WARMUP_SECONDS = 5;
+/**
+ * Left out before measuring: module loading, connecting, and the first run of each
+ * code path (compiled lazily; the first own-CPU rescan is at 10 s). Measured on this
+ * machine, an agent spends about 1.4 % of a core from 5 to 20 s and 0.5 % after.
+ */
+const WARMUP_SECONDS = Number(args.get('warmup') ?? 20);
 const TRAFFIC_PER_SECOND = 20;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
@@ -181,7 +189,7 @@ function stopChild(
   });
 }
 
-type Case = 'a' | 'b' | 'base' | 'idle' | 'profile';
+type Case = 'a' | 'b' | 'c' | 'base' | 'idle' | 'profile';
 
 interface Measured {
   name: string;
@@ -194,6 +202,8 @@ interface Measured {
 }
 
 interface RepResult {
+  /** CPU seconds spent in the warm-up. */
+  startup: Map<Case, number>;
   cpuPct: Map<Case, number>;
   rssMax: Map<Case, number>;
   stored: Map<Case, number>;
@@ -219,7 +229,9 @@ function signalsOf(info: EndpointInfo | undefined): string {
   if (!s) return 'none stored';
   const have = [
     'host CPU',
-    s.health === ProbeHealth.PROBE_HEALTH_SERVING ? 'probe serving' : `probe ${s.health}`,
+    s.health === ProbeHealth.PROBE_HEALTH_SERVING
+      ? 'probe serving'
+      : `probe ${ProbeHealth[s.health] ?? s.health}`,
   ];
   if (s.processCpuUsage !== undefined) have.push('own CPU');
   if (s.requestsCompleted !== undefined) have.push('requests');
@@ -337,6 +349,7 @@ async function main(): Promise<void> {
     const names: Record<Case, string> = {
       a: '(a) agent → LPS in-process: host load + HTTP probe',
       b: '(b) agent → `augur serve`: HTTP probe + own CPU + requests/latency',
+      c: '(c) agent → `augur serve`: host load alone (`--health-none`)',
       base: `(b) at base ${BASE ?? ''}`,
       idle: 'idle node (baseline)',
       profile: '(b) under --cpu-prof',
@@ -357,6 +370,18 @@ async function main(): Promise<void> {
         'b',
         [main, ...common(serveGrpc, `b-${rep}`), ...everySignal],
         `b-${rep}`,
+      );
+      spawnMeasured(
+        names.c,
+        'c',
+        [
+          main,
+          ...common(serveGrpc, `c-${rep}`).filter(
+            (a) => !a.startsWith('--health-url') && !a.includes('/healthz'),
+          ),
+          '--health-none',
+        ],
+        `c-${rep}`,
       );
       if (baseDir)
         spawnMeasured(
@@ -385,6 +410,7 @@ async function main(): Promise<void> {
         );
 
       await sleep(WARMUP_SECONDS * 1000);
+      const startup = new Map(procs.map((p) => [p.kind, cpuSeconds(p.child.pid!)]));
       for (const p of procs)
         if (p.child.exitCode !== null)
           throw new Error(`${p.name} exited early (${p.child.exitCode})`);
@@ -417,6 +443,7 @@ async function main(): Promise<void> {
       const exits = new Map<Case, number | string>();
       await Promise.all(procs.map(async (p) => exits.set(p.kind, await stopChild(p.child))));
       const r: RepResult = {
+        startup,
         cpuPct: new Map(),
         rssMax: new Map(),
         stored: new Map(),
@@ -432,7 +459,7 @@ async function main(): Promise<void> {
           r.stored.set(p.kind, after.out.get(p.kind)! - before.get(p.kind)!);
           r.signals.set(
             p.kind,
-            p.kind === 'a' ? 'host CPU, probe' : signalsOf(after.listed.get(p.endpointId)),
+            p.kind === 'a' ? 'host CPU, probe serving' : signalsOf(after.listed.get(p.endpointId)),
           );
         }
       }
@@ -462,7 +489,7 @@ async function main(): Promise<void> {
       process.stdout.write(`\nCPU profile of ${names.profile}, rep 1:\n${profileText}\n`);
     }
 
-    const kinds: Case[] = ['a', 'b', ...(baseDir ? (['base'] as Case[]) : []), 'idle'];
+    const kinds: Case[] = ['a', 'b', 'c', ...(baseDir ? (['base'] as Case[]) : []), 'idle'];
     const col = (k: Case, f: (r: RepResult) => number | undefined) =>
       results.map(f).filter((v): v is number => v !== undefined && Number.isFinite(v));
     const rows = kinds.map((k) => {
@@ -475,6 +502,11 @@ async function main(): Promise<void> {
         names[k],
         `${spread(cpu, 3, ' %')}`,
         k === 'idle' ? '' : `${spread(aboveIdle, 3)}`,
+        `${spread(
+          col(k, (r) => r.startup.get(k)),
+          2,
+          ' s',
+        )}`,
         `${spread(
           rss.map((b) => b / 1024 / 1024),
           1,
@@ -492,6 +524,7 @@ async function main(): Promise<void> {
     const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
     const extra = [
       ...(DURATION !== 60 ? [`--duration=${DURATION}`] : []),
+      ...(WARMUP_SECONDS !== 20 ? [`--warmup=${WARMUP_SECONDS}`] : []),
       ...(REPS !== 5 ? [`--reps=${REPS}`] : []),
       ...(BASE ? [`--base=${BASE}`] : []),
       ...(PROFILE ? ['--profile'] : []),
@@ -504,7 +537,8 @@ async function main(): Promise<void> {
         `reporting to an LPS inside the bench process. (b): every signal the agent has — the HTTP probe, the backend's own CPU ` +
         `(\`--process-pid\`), its completed requests and latency sum from its prom-client \`/metrics\` ` +
         `(\`--requests-metric 'http_requests_total{code!~"5.."}' --latency-metric http_request_duration_seconds\`) — ` +
-        `reporting to a real \`augur serve\` child process; the backend (bench/agent-backend.ts, its own process) gets ` +
+        `reporting to a real \`augur serve\` child process. (c): host load alone (\`--health-none\`) to the same \`augur serve\`: ` +
+        `the floor of the timer, /proc and the gRPC stream. The backend (bench/agent-backend.ts, its own process) gets ` +
         `${TRAFFIC_PER_SECOND} requests/s.` +
         (BASE
           ? ` The base row is commit \`${BASE}\`'s agent in case (b), compiled the same way, in the same window.`
@@ -523,6 +557,7 @@ async function main(): Promise<void> {
           'process',
           'CPU (% of one core)',
           'above idle (points)',
+          `start-up CPU (first ${WARMUP_SECONDS} s)`,
           'RSS max',
           'samples stored / expected',
           'signals in the last sample',
@@ -538,7 +573,9 @@ async function main(): Promise<void> {
         ? [
             '',
             `Where (b)'s time goes: one more case-(b) agent under \`node --cpu-prof\` in the first repetition ` +
-              `(not in the table; the profiler costs CPU itself), self time by function after the ` +
+              `(not in the table; the profiler costs CPU itself, its own allocations included). V8 samples the ` +
+              `thread's stack every millisecond of wall-clock time, so on a loaded machine a function the thread ` +
+              `was preempted in collects samples beyond its CPU time. Self time by function after the ` +
               `warm-up (\`tsx bench/cpu-profile-top.ts FILE 25 ${WARMUP_SECONDS}\`):`,
             '',
             '```',
