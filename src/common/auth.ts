@@ -164,6 +164,20 @@ export class Authorizer {
   authorize(path: string, presented: Presented, surface: string): Identity | Refusal | undefined {
     const roles = rolesFor(path);
     if (!this.enabled || roles === 'open') return undefined;
+    return this.authorizeRoles(roles, path, presented, surface);
+  }
+
+  /**
+   * Identifies the caller of `what` (a method or an HTTP path) and checks that it holds one of
+   * `roles` (admin holds all); undefined when authorisation is off.
+   */
+  authorizeRoles(
+    roles: readonly Role[],
+    what: string,
+    presented: Presented,
+    surface: string,
+  ): Identity | Refusal | undefined {
+    if (!this.enabled) return undefined;
     const identity = this.identify(presented);
     if (identity === undefined) return undefined;
     if (isRefusal(identity)) return this.refuse(surface, identity);
@@ -172,7 +186,7 @@ export class Authorizer {
     return this.refuse(surface, {
       code: grpc.status.PERMISSION_DENIED,
       reason: 'role',
-      message: `${quote(identity.name)} (roles ${have.join(', ')}) may not call ${path}: it needs ${roles.join(' or ')}`,
+      message: `${quote(identity.name)} (roles ${have.join(', ')}) may not call ${what}: it needs ${roles.join(' or ')}`,
     });
   }
 

@@ -122,7 +122,7 @@ export async function attachDashboard(host: DashboardHost): Promise<AttachedDash
   host.http.routePrefix('/dashboard/', (req, res, url) => {
     if (url.pathname === '/dashboard/events') return hub.open(req, res);
     if (url.pathname === '/dashboard/state.json') {
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify(feed.snapshot()));
       return;
     }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { loadConfigWith, type LoadConfigOptions } from '../common/config.js';
 import { dashboardConfigSchema } from '../dashboard/config.js';
 import { forecastConfigSchema } from '../lps/forecast/config.js';
+import { httpConfigSchema } from '../common/http-guard.js';
 import { lpsConfigSchema } from '../lps/config.js';
 import { rrmConfigSchema } from '../rrm/config.js';
 import { securityConfigSchema } from '../common/security.js';
@@ -15,6 +16,8 @@ export const configSchema = z
   .object({
     grpcListen: z.string().default('127.0.0.1:18000'),
     httpListen: z.string().default('127.0.0.1:18080'),
+    /** The HTTP address's Host check (src/common/http-guard.ts, docs/security.md). */
+    http: httpConfigSchema.default(() => httpConfigSchema.parse({})),
     dataDir: z.string().default('./.augur'),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

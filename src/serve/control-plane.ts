@@ -74,6 +74,8 @@ export async function startControlPlane({
     metrics: () => (workers ? workers.metrics() : registry.metrics()),
     tls: trust.tls,
     insecure: trust.insecure,
+    authorizer: trust.authorizer,
+    allowedHosts: config.http.allowedHosts,
     logger,
   });
   registerHardeningMetrics(registry);

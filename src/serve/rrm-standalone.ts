@@ -85,6 +85,8 @@ export async function startStandaloneRrm(opts: {
     metrics: () => (workers ? workers.metrics() : registry.metrics()),
     tls: trust.tls,
     insecure: trust.insecure,
+    authorizer: trust.authorizer,
+    allowedHosts: config.http.allowedHosts,
     logger,
     healthChecks: [
       () =>

@@ -18,6 +18,7 @@ let page: Page;
 const backends: DemoBackend[] = [];
 const agents: Agent[] = [];
 let traffic: NodeJS.Timeout | undefined;
+const cspViolations: string[] = [];
 /** When backend-2's background load starts ramping, seconds on its own clock. */
 let rampAt: number | undefined;
 
@@ -80,6 +81,15 @@ beforeAll(async () => {
   traffic = sendTraffic();
   browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // The page runs under the HTTP address's Content-Security-Policy: anything it blocks is a bug.
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  await page.addInitScript(() =>
+    document.addEventListener('securitypolicyviolation', (e) =>
+      console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`),
+    ),
+  );
 });
 
 afterAll(async () => {
@@ -228,6 +238,7 @@ describe('dashboard in Chromium', () => {
     expect(stats.marker).toBe(42);
     expect(stats.snapshots).toBe(1);
     expect(stats.deltas).toBeGreaterThan(5);
+    expect(cspViolations).toEqual([]);
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
