@@ -48,11 +48,15 @@ describe('envoy/ configuration for the endpoint picker', () => {
     '%s: ext_proc before the router, as the picker needs',
     (file) => {
       const filters = hcm(load(file)).http_filters as Tree[];
+      // Client-sent augur headers are stripped first (test/rrm/envoy-edge-headers.test.ts), then
+      // what the operator's routes set is added, then the RRM reads them.
       expect(filters.map((f) => f.name)).toEqual([
+        'augur.strip_client_headers',
+        'augur.route_headers',
         'envoy.filters.http.ext_proc',
         'envoy.filters.http.router',
       ]);
-      const ext = filters[0]!.typed_config as Tree;
+      const ext = filters[2]!.typed_config as Tree;
       expect(ext.processing_mode).toEqual({
         request_header_mode: 'SEND',
         // The response headers carry the RRM's in-band signals.
