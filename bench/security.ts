@@ -12,11 +12,24 @@
  * The ingest and ext_proc clients run in the benchmark's process, so its CPU is the server's and
  * the clients' together (TLS costs both sides). Certificates come from scripts/demo-certs.sh.
  * SECURITY_BENCH_REPS (default 5) sets the repetitions.
+ *
+ * Two more sections measure memory against a hostile client, with `augur serve` in a child
+ * process (bench/security-memory-child.ts) so its memory is the server's alone:
+ *
+ * - `--only=partial [--base=COMMIT]`: 40 half-sent 4 MiB messages on the ext_proc fast path (one
+ *   connection each, 3 MiB of each sent): the server's memory before, while they are held, and
+ *   once the clients have gone, for this tree and for a base commit (default be0c628, before the
+ *   fast path's limits) in the same run;
+ * - `--only=flood`: 6,000 fake endpoint ids, each with the largest hello the limits allow (32
+ *   labels, keys of 128 and values of 256), every stream kept open, at the default
+ *   lps.maxEndpoints (5,000): the RSS and what the store holds, against the documented bound
+ *   (lps.maxEndpoints x 64 KB; src/lps/README.md).
  */
 import * as grpc from '@grpc/grpc-js';
-import { execFileSync, fork } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import http2 from 'node:http2';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Authorizer } from '../src/common/auth.js';
@@ -352,7 +365,338 @@ async function xdsFigures(mode: Mode) {
 
 type Figures = Awaited<ReturnType<typeof serveFigures>> & Awaited<ReturnType<typeof xdsFigures>>;
 
-async function main(): Promise<void> {
+interface ChildMemory {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  endpoints: number;
+}
+
+/** `augur serve` of the tree at `dir` in a child process, with its addresses. */
+async function memoryChild(
+  dir: string,
+): Promise<{ child: ChildProcess; grpc: string; extProc: string }> {
+  const child = fork(join(dir, 'bench', 'security-memory-child.ts'), [], {
+    cwd: dir,
+    execArgv: ['--expose-gc', '--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const ready = await new Promise<{ grpc: string; extProc: string }>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { grpc: string; extProc: string }));
+    child.once('exit', (code) => reject(new Error(`memory child in ${dir} exited with ${code}`)));
+  });
+  return { child, ...ready };
+}
+
+function measure(child: ChildProcess): Promise<ChildMemory> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(m as ChildMemory));
+    child.send({ cmd: 'measure' });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.send({ cmd: 'stop' });
+  await exited;
+}
+
+/** The base commit's src/ in a temporary folder, with this checkout's node_modules and the child. */
+function baseTree(commit: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'augur-security-base-'));
+  const tar = execFileSync(
+    'git',
+    ['archive', commit, 'src', 'package.json', 'tsconfig.json', 'proto'],
+    {
+      cwd: ROOT,
+      maxBuffer: 1 << 30,
+    },
+  );
+  execFileSync('tar', ['-x', '-C', dir], { input: tar });
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  mkdirSync(join(dir, 'bench'));
+  cpSync(
+    join(ROOT, 'bench', 'security-memory-child.ts'),
+    join(dir, 'bench', 'security-memory-child.ts'),
+  );
+  return dir;
+}
+
+const MiB = 1 << 20;
+const PARTIAL_MESSAGES = 40;
+const PARTIAL_DECLARED = 4 * MiB;
+const PARTIAL_SENT = 3 * MiB;
+
+/** 40 connections each sending 3 MiB of a 4 MiB message; the server's memory along the way. */
+async function partialFigures(dir: string) {
+  const { child, extProc } = await memoryChild(dir);
+  const sessions: http2.ClientHttp2Session[] = [];
+  try {
+    const before = await measure(child);
+    const frame = Buffer.alloc(5 + PARTIAL_SENT, 0x0a);
+    frame[0] = 0;
+    frame.writeUInt32BE(PARTIAL_DECLARED, 1);
+    let refused = 0;
+    await Promise.all(
+      Array.from({ length: PARTIAL_MESSAGES }, async () => {
+        const session = http2.connect(`http://${extProc}`);
+        session.on('error', () => undefined);
+        sessions.push(session);
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/envoy.service.ext_proc.v3.ExternalProcessor/Process',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        stream.on('error', () => undefined);
+        stream.on('response', (h) => {
+          if (h['grpc-status'] !== undefined) refused++;
+        });
+        stream.on('trailers', (h) => {
+          if (h['grpc-status'] !== undefined) refused++;
+        });
+        // Sent once the server has read it all (flow control), or refused; 20 s at most.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 20_000);
+          const done = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          stream.write(frame, done);
+          stream.once('close', done);
+        });
+      }),
+    );
+    await sleep(1000);
+    const held = await measure(child);
+    // Past rrm.extProcPartialTimeout (10 s), the clients still connected and silent.
+    await sleep(11_000);
+    const stalled = await measure(child);
+    for (const s of sessions) s.destroy();
+    await sleep(1000);
+    const after = await measure(child);
+    return { before, held, stalled, after, refused };
+  } finally {
+    for (const s of sessions) s.destroy();
+    await stopChild(child);
+  }
+}
+
+const FLOOD_IDS = 6_000;
+const FLOOD_CLIENTS = 16;
+const DEFAULT_MAX_ENDPOINTS = 5000;
+const BOUND_PER_ENDPOINT = 64 * 1024;
+
+/** 6,000 fake ids with the largest hellos, each stream kept open (so its record is kept). */
+async function floodFigures() {
+  const { child, grpc: address } = await memoryChild(ROOT);
+  const clients = Array.from(
+    { length: FLOOD_CLIENTS },
+    () => new TelemetryClient(address, grpc.credentials.createInsecure()),
+  );
+  try {
+    const before = await measure(child);
+    const calls: Array<{ cancel(): void }> = [];
+    let next = 0;
+    let taken = 0;
+    let exhausted = 0;
+    const t0 = Date.now();
+    await Promise.all(
+      clients.map(async (client) => {
+        while (next < FLOOD_IDS) {
+          const i = next++;
+          const labels = Object.fromEntries(
+            Array.from({ length: 32 }, (_, k) => [
+              `${String(k).padStart(2, '0')}${'k'.repeat(126)}`,
+              `${i}`.padEnd(256, 'v'),
+            ]),
+          );
+          const outcome = await new Promise<'taken' | grpc.status>((resolve) => {
+            const call = client.report();
+            call.on('error', () => undefined);
+            call.on('data', (m: ControlMessage) => {
+              if (m.config) resolve('taken');
+            });
+            call.on('status', (st: grpc.StatusObject) => resolve(st.code));
+            call.write({
+              hello: {
+                endpointId: `fake-${i}`,
+                service: `svc-${i % 10}`,
+                address: '127.0.0.1',
+                port: 9000,
+                labels,
+                agentVersion: 'flood',
+              },
+            });
+            calls.push(call);
+          });
+          if (outcome === 'taken') taken++;
+          else if (outcome === grpc.status.RESOURCE_EXHAUSTED) exhausted++;
+        }
+      }),
+    );
+    const seconds = (Date.now() - t0) / 1000;
+    await sleep(1000);
+    const after = await measure(child);
+    for (const c of calls) c.cancel();
+    return { before, after, taken, exhausted, seconds };
+  } finally {
+    for (const c of clients) c.close();
+    await stopChild(child);
+  }
+}
+
+const mb = (bytes: number) => (bytes / MiB).toFixed(1);
+const median = (v: number[]) => quantile(v, 0.5);
+const span = (v: number[], d = 1) =>
+  `${median(v).toFixed(d)} (${Math.min(...v).toFixed(d)}-${Math.max(...v).toFixed(d)})`;
+
+async function partialMain(base: string): Promise<void> {
+  const loadStart = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(', ');
+  const baseDir = baseTree(base);
+  const trees: Array<[string, string]> = [
+    [`base ${base}`, baseDir],
+    ['this tree', ROOT],
+  ];
+  const runs = new Map<string, Array<Awaited<ReturnType<typeof partialFigures>>>>();
+  try {
+    for (let rep = 0; rep < REPS; rep++) {
+      const order = rep % 2 === 0 ? trees : [...trees].reverse();
+      for (const [label, dir] of order) {
+        const f = await partialFigures(dir);
+        runs.set(label, [...(runs.get(label) ?? []), f]);
+        console.log(
+          `rep ${rep + 1} ${label}: RSS ${mb(f.before.rss)} -> held ${mb(f.held.rss)} -> 11 s ${mb(f.stalled.rss)} -> after ${mb(f.after.rss)} MiB; buffers ${mb(f.before.arrayBuffers)} -> ${mb(f.held.arrayBuffers)} -> ${mb(f.stalled.arrayBuffers)} -> ${mb(f.after.arrayBuffers)} MiB; ${f.refused} refused`,
+        );
+      }
+    }
+  } finally {
+    rmSync(baseDir, { recursive: true, force: true });
+  }
+  const loadEnd = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(', ');
+  const rows = trees.map(([label]) => {
+    const r = runs.get(label)!;
+    const grow = (k: 'held' | 'stalled' | 'after', field: 'rss' | 'arrayBuffers') =>
+      span(r.map((f) => (f[k][field] - f.before[field]) / MiB));
+    return [
+      label,
+      span(r.map((f) => f.before.rss / MiB)),
+      grow('held', 'rss'),
+      grow('stalled', 'rss'),
+      grow('after', 'rss'),
+      grow('held', 'arrayBuffers'),
+      grow('stalled', 'arrayBuffers'),
+      grow('after', 'arrayBuffers'),
+      span(
+        r.map((f) => f.refused),
+        0,
+      ),
+    ];
+  });
+  const body = [
+    `${PARTIAL_MESSAGES} half-sent messages on the ext_proc fast path (\`rrm.extProcListen\`, defaults otherwise): one`,
+    `HTTP/2 connection each, a frame declaring ${PARTIAL_DECLARED / MiB} MiB and ${PARTIAL_SENT / MiB} MiB of it sent, never the rest. \`augur serve\``,
+    `runs in a child process (bench/security-memory-child.ts); its memory after a full GC: before,`,
+    `while the messages are held (1 s after the last write was taken or refused), 11 s later with the`,
+    `clients still connected and silent (past rrm.extProcPartialTimeout, 10 s), and 1 s after the`,
+    `clients closed their connections. "buffers" is Node's ArrayBuffer memory (where received bytes`,
+    `live); RSS is what the OS counts (the allocator may keep freed pages). The base is commit`,
+    `\`${base}\` (before the fast path's limits; \`git archive\`, this checkout's node_modules), alternating`,
+    `with this tree per repetition; ${REPS} repetitions, median (range), growth over "before" in MiB.`,
+    `Load average at the start: ${loadStart}; at the end: ${loadEnd}; ${cpus().length} cores.`,
+    '',
+    markdownTable(
+      [
+        'tree',
+        'RSS before, MiB',
+        'RSS held',
+        'RSS 11 s later',
+        'RSS after the clients left',
+        'buffers held',
+        'buffers 11 s later',
+        'buffers after the clients left',
+        'streams refused',
+      ],
+      rows,
+    ),
+  ].join('\n');
+  writeBenchmarkSection(
+    'bench:security: half-sent ext_proc messages',
+    `npm run bench:security -- --only=partial --base=${base}`,
+    body,
+  );
+}
+
+async function floodMain(): Promise<void> {
+  const loadStart = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(', ');
+  const runs: Array<Awaited<ReturnType<typeof floodFigures>>> = [];
+  for (let rep = 0; rep < REPS; rep++) {
+    const f = await floodFigures();
+    runs.push(f);
+    console.log(
+      `rep ${rep + 1}: RSS ${mb(f.before.rss)} -> ${mb(f.after.rss)} MiB, heap ${mb(f.before.heapUsed)} -> ${mb(f.after.heapUsed)} MiB, ${f.after.endpoints} held, ${f.taken} taken, ${f.exhausted} RESOURCE_EXHAUSTED, ${f.seconds.toFixed(1)} s`,
+    );
+  }
+  const loadEnd = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(', ');
+  const bound = (DEFAULT_MAX_ENDPOINTS * BOUND_PER_ENDPOINT) / MiB;
+  const rows = [
+    [
+      'endpoints held',
+      span(
+        runs.map((f) => f.after.endpoints),
+        0,
+      ),
+    ],
+    [
+      'hellos taken / refused (RESOURCE_EXHAUSTED)',
+      `${span(
+        runs.map((f) => f.taken),
+        0,
+      )} / ${span(
+        runs.map((f) => f.exhausted),
+        0,
+      )}`,
+    ],
+    ['RSS before, MiB', span(runs.map((f) => f.before.rss / MiB))],
+    ['RSS after the flood, MiB', span(runs.map((f) => f.after.rss / MiB))],
+    ['RSS growth, MiB', span(runs.map((f) => (f.after.rss - f.before.rss) / MiB))],
+    ['heap growth, MiB', span(runs.map((f) => (f.after.heapUsed - f.before.heapUsed) / MiB))],
+    [
+      'RSS growth per endpoint held, KB',
+      span(runs.map((f) => (f.after.rss - f.before.rss) / 1024 / Math.max(1, f.after.endpoints))),
+    ],
+    ['documented bound (lps.maxEndpoints x 64 KB), MiB', bound.toFixed(1)],
+    ['flood duration, s', span(runs.map((f) => f.seconds))],
+  ];
+  const body = [
+    `${FLOOD_IDS.toLocaleString('en')} fake endpoint ids against \`augur serve\` with the default limits (lps.maxEndpoints ${DEFAULT_MAX_ENDPOINTS.toLocaleString('en')},`,
+    `1,000 per service; 10 services), each hello as large as the limits allow (32 labels, keys of 128,`,
+    `values of 256 characters), ${FLOOD_CLIENTS} clients, every stream kept open so its record stays (the issue's`,
+    `flood: 17,854 ids took RSS from 177 MB to 1.7 GB; a dropped stream's record without samples is`,
+    `forgotten after lps.forgetUnsampledAfter, 60 s). \`augur serve\` runs in a child process; memory`,
+    `after a full GC, 1 s after the last answer, the streams still open. The bound is src/lps/README.md's "Memory under an`,
+    `endpoint-id flood". ${REPS} repetitions, median (range). Load average at the start: ${loadStart};`,
+    `at the end: ${loadEnd}; ${cpus().length} cores.`,
+    '',
+    markdownTable(['', 'this tree'], rows),
+  ].join('\n');
+  writeBenchmarkSection(
+    'bench:security: endpoint-id flood',
+    'npm run bench:security -- --only=flood',
+    body,
+  );
+}
+
+async function tlsMain(): Promise<void> {
   const load = loadavg()[0]!.toFixed(1);
   const runs: Record<Mode, Figures[]> = { plaintext: [], mtls: [] };
   for (let rep = 0; rep < REPS; rep++) {
@@ -399,6 +743,17 @@ async function main(): Promise<void> {
     markdownTable(['metric', 'plaintext', 'mTLS', 'mTLS vs plaintext'], rows),
   ].join('\n');
   writeBenchmarkSection('bench:security', 'npm run bench:security', body);
+}
+
+async function main(): Promise<void> {
+  const args = new Map(
+    process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]),
+  );
+  const only = args.get('only') ?? 'tls';
+  if (only === 'tls') await tlsMain();
+  else if (only === 'partial') await partialMain(args.get('base') ?? 'be0c628');
+  else if (only === 'flood') await floodMain();
+  else throw new Error(`--only=${only}: expected tls, partial or flood`);
 }
 
 try {
