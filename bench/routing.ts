@@ -1,8 +1,9 @@
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { Command } from 'commander';
 import { markdownTable, writeBenchmarkSection } from './report.js';
 import { routingReading } from './routing-reading.js';
 import { addRoutingBenchOptions } from '../src/sim/cli.js';
+import { ENVOY_LEAST_REQUEST_DEFAULTS } from '../src/sim/policies/pickers.js';
 import { renderPolicyList, renderTables, renderTargetSummary } from '../src/sim/report.js';
 import { runRoutingBenchFromFlags } from '../src/sim/run.js';
 import { SCENARIO_DEFAULTS } from '../src/sim/scenarios.js';
@@ -18,6 +19,7 @@ const program = addRoutingBenchOptions(new Command('bench:routing')).parse(proce
 const flags = program.opts();
 const full = process.argv.length <= 2;
 const t0 = performance.now();
+const load0 = loadavg()[0];
 const cpu0 = process.cpuUsage();
 const out = await runRoutingBenchFromFlags(flags, { progress: !flags.json });
 /** The same augur policies with fewer agent signals: what each fallback of the weight costs. */
@@ -78,7 +80,9 @@ if (!full) {
     `${d.queueLimit}; ${o.simulatedSeconds} s measured per run (at least ${d.minSteps} intervals) after ` +
     `${d.warmupSteps} warm-up intervals; seeds ${o.seeds.join(', ')}, seed s reading the traces from where seed ` +
     `s − 1 ended (cycled where a trace is shorter). Whole run: ${elapsed.toFixed(0)} s wall clock, ` +
-    `${cpuSeconds.toFixed(0)} s of CPU on ${cpus().length} cores (runs in worker threads, one per core).`;
+    `${cpuSeconds.toFixed(0)} s of CPU on ${cpus().length} cores (runs in worker threads, one per core), ` +
+    `load average ${load0.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end (the time is ` +
+    'simulated, so the load changes only the wall clock).';
   const scenarios = SCENARIOS.map(
     (s) =>
       `- \`${s.name}\`${s.tuning ? '' : ' (not tuned on)'}: ${s.what}` +
@@ -116,7 +120,9 @@ if (!full) {
       '',
       renderTargetSummary(out.summaries, markdownTable),
       '',
-      routingReading(out.summaries),
+      routingReading(out.summaries, {
+        envoyActiveRequestBias: ENVOY_LEAST_REQUEST_DEFAULTS.activeRequestBias,
+      }),
       '',
       '### What the fallbacks cost (the same code with fewer agent signals: `--signals`)',
       '',
