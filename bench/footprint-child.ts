@@ -5,8 +5,14 @@
  * Imports only what the LPS had before the compact ring, so it runs against an older tree too.
  *
  * node --expose-gc --import tsx bench/footprint-child.ts --endpoints=5000 --ticks=7 [--ring-size=720]
+ *   [--account]: also where the bytes and the microseconds go, to stderr: the heap (a snapshot's
+ *   self sizes by constructor, per endpoint; typed arrays' contents apart) and a CPU profile of
+ *   the measured ticks (self time by function, per endpoint per tick).
  */
+import { readFileSync, rmSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { pino } from 'pino';
 import { ProbeHealth } from '../src/gen/augur/v1/common.js';
 import type { EndpointData } from '../src/gen/augur/v1/telemetry.js';
@@ -89,6 +95,13 @@ for (let k = 1; k <= config.ringSize; k++) {
 }
 const stored = settle();
 
+const ACCOUNT = args.has('account');
+const profiler = ACCOUNT ? new Session() : undefined;
+if (profiler) {
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+}
 const lag = monitorEventLoopDelay({ resolution: 1 });
 const cpuPerEndpointUs: number[] = [];
 let seq = config.ringSize;
@@ -100,6 +113,7 @@ for (let t = 0; t < WARMUP + TICKS; t++) {
   for (let i = 0; i < N; i++) store.append(records[i]!, data(records[i]!.id, i, seq, now), now);
   const states = new Map<string, EndpointState>(records.map((r) => [r.id, store.stateOf(r, now)]));
   if (t === WARMUP) lag.enable();
+  if (profiler && t === WARMUP) await profiler.post('Profiler.start');
   const c0 = process.cpuUsage();
   await scorer.assess(records, states, now);
   const c = process.cpuUsage(c0);
@@ -107,7 +121,9 @@ for (let t = 0; t < WARMUP + TICKS; t++) {
   await new Promise((r) => setTimeout(r, Math.max(0, tickAt - Date.now())));
 }
 lag.disable();
+const profile = profiler ? (await profiler.post('Profiler.stop')).profile : undefined;
 const scored = settle();
+if (ACCOUNT) account(profile!);
 const kb = (a: number, b: number) => (a - b) / N / 1024;
 process.stdout.write(
   JSON.stringify({
@@ -124,3 +140,55 @@ process.stdout.write(
 );
 await scorer.close();
 process.exit(0);
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+/** Heap self sizes by constructor and scoring self time by function, per endpoint, to stderr. */
+function account(profile: { nodes: ProfileNode[]; startTime: number; endTime: number }): void {
+  const h = getHeapStatistics();
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MB`;
+  process.stderr.write(
+    `V8 heap: ${mb(h.used_heap_size)} used of ${mb(h.total_heap_size)} (${mb(h.total_physical_size)} resident); external ${mb(h.external_memory)}; RSS ${mb(process.memoryUsage().rss)}\n`,
+  );
+  for (const sp of getHeapSpaceStatistics())
+    if (sp.space_size > 2 ** 20)
+      process.stderr.write(
+        `  ${sp.space_name}: ${mb(sp.space_used_size)} used of ${mb(sp.space_size)}\n`,
+      );
+  const file = writeHeapSnapshot();
+  const snap = JSON.parse(readFileSync(file, 'utf8')) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  rmSync(file);
+  const fields = snap.snapshot.meta.node_fields;
+  const types = snap.snapshot.meta.node_types[0];
+  const [ti, ni, si] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f));
+  const bytes = new Map<string, number>();
+  for (let i = 0; i < snap.nodes.length; i += fields.length) {
+    const key = `${types[snap.nodes[i + ti!]!]}: ${snap.strings[snap.nodes[i + ni!]!]!.slice(0, 60)}`;
+    bytes.set(key, (bytes.get(key) ?? 0) + snap.nodes[i + si!]!);
+  }
+  const heap = [...bytes].sort((a, b) => b[1] - a[1]).slice(0, 30);
+  process.stderr.write(`heap self size per endpoint (N=${N}), top 30:\n`);
+  for (const [k, b] of heap) process.stderr.write(`  ${(b / N).toFixed(0).padStart(7)} B  ${k}\n`);
+  const hits = new Map<string, number>();
+  let total = 0;
+  for (const n of profile.nodes) {
+    const f = n.callFrame;
+    const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(src|bench|node_modules)\//, '$1/')}:${f.lineNumber + 1}`;
+    hits.set(key, (hits.get(key) ?? 0) + (n.hitCount ?? 0));
+    total += n.hitCount ?? 0;
+  }
+  const usPerHit = (profile.endTime - profile.startTime) / Math.max(1, total);
+  process.stderr.write(
+    `scoring self time per endpoint per tick (${TICKS} ticks, wall incl. waits), top 30:\n`,
+  );
+  for (const [k, h] of [...hits].sort((a, b) => b[1] - a[1]).slice(0, 30))
+    process.stderr.write(`  ${((h * usPerHit) / N / TICKS).toFixed(2).padStart(7)} us  ${k}\n`);
+}

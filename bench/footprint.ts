@@ -7,6 +7,8 @@
  * (bench/footprint-child.ts); the base tree is `git archive`d into a temporary folder.
  *
  *   --endpoints=5000,20000  --ticks=7  --base=<commit>|none  --ring-sizes=720,256
+ *   --account: each child of this tree also prints where the bytes and the microseconds go
+ *   (heap snapshot by constructor, CPU profile of the scoring ticks by function) to stderr.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -76,13 +78,14 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
   try {
     for (const n of sizes) {
       const common = [`--endpoints=${n}`, `--ticks=${ticks}`];
+      const account = args.has('account') ? ['--account'] : [];
       if (baseDir) {
         const m = await run(baseDir, join(baseDir, 'bench', 'footprint-child.ts'), common);
         console.log(baseLabel, m);
         rows.push({ tree: baseLabel, m });
       }
       for (const ring of rings) {
-        const m = await run(ROOT, CHILD, [...common, `--ring-size=${ring}`]);
+        const m = await run(ROOT, CHILD, [...common, ...account, `--ring-size=${ring}`]);
         console.log('this tree', m);
         rows.push({ tree: 'this tree', m });
       }
@@ -131,6 +134,19 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     })
     .filter(Boolean)
     .join('; ');
+  // What one more endpoint costs, without the process's fixed costs (V8's young generation grows
+  // to its limit while the rings fill, and at 5,000 endpoints that is several KB per endpoint).
+  const marginal = [...new Set(rows.map((r) => `${r.tree}|${r.m.ringSize}`))]
+    .map((key) => {
+      const same = rows.filter((r) => `${r.tree}|${r.m.ringSize}` === key).map((r) => r.m);
+      if (same.length < 2) return '';
+      const [a, b] = [same[0]!, same[same.length - 1]!];
+      const kb = (b.rssKb * b.endpoints - a.rssKb * a.endpoints) / (b.endpoints - a.endpoints);
+      const [tree, ring] = key.split('|');
+      return `${tree} (ring ${ring}): ${kb.toFixed(1)} KB`;
+    })
+    .filter(Boolean)
+    .join('; ');
   const load = loadavg()
     .map((l) => l.toFixed(1))
     .join(', ');
@@ -140,6 +156,10 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     table,
     '',
     ratios ? `**This tree against the base**: ${ratios}.` : '',
+    '',
+    marginal
+      ? `**RSS per endpoint added** from ${sizes[0]} to ${sizes[sizes.length - 1]} endpoints (the growth of the scored process over the endpoints added, so fixed costs cancel): ${marginal}.`
+      : '',
     '',
     `Targets (issue 13): ≤ 20 KB per endpoint at the default history (720 samples), ≤ 25 µs of scoring CPU per endpoint per tick, event-loop lag p99 < 50 ms. Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), shared with other work; load average at the end of the run: ${load}.`,
   ].join('\n');
