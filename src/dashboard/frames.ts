@@ -268,7 +268,7 @@ export class DashboardFeed {
       const out = { ...fields, id: r.id } as EndpointFrame;
       const newSamples = Math.min(
         r.samplesStored - (prev?.samples ?? 0),
-        r.series.size,
+        r.series.historySize,
         this.options.plotSamples,
       );
       if (newSamples > 0) {
@@ -443,7 +443,8 @@ function forecastFrame(
 }
 
 function samplesOf(r: EndpointRecord, n: number): [number[], number[]] {
-  const k = Math.min(n, r.series.size);
+  // Timestamps and CPU reach back over the whole ring (its history), not only the detailed samples.
+  const k = Math.min(n, r.series.historySize);
   const t: number[] = new Array<number>(k);
   const cpu: number[] = new Array<number>(k);
   for (let i = 0; i < k; i++) {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_DETAIL } from './ring.js';
 
 /** How endpoint host names become the IPs published in the lists (see host-names.ts). */
 export const hostNamesConfigSchema = z
@@ -36,8 +37,16 @@ export const lpsConfigSchema = z
     maxInterval: z.number().positive().default(300),
     /** An endpoint silent for this many of its intervals is stale and scores 0. */
     staleAfterIntervals: z.number().positive().default(3),
-    /** Samples kept per endpoint (ring buffer). */
+    /**
+     * Samples kept per endpoint (ring buffer): the newest detailSamples with every signal, the
+     * older ones with their timestamp and CPU only (the history the dashboard plots).
+     */
     ringSize: z.number().int().min(16).max(100_000).default(720),
+    /**
+     * Newest samples per endpoint kept with every signal (at most ringSize): what the forecasters
+     * start from, what a snapshot keeps (persistSamples) and what the swap judge reads.
+     */
+    detailSamples: z.number().int().min(16).max(100_000).default(DEFAULT_DETAIL),
     /** A sample whose timestamp is further than this from the LPS clock is rejected, seconds. */
     maxClockSkew: z.number().positive().default(30),
     /** A sample older than this (a long-buffered replay) is rejected, seconds. */
@@ -56,7 +65,8 @@ export const lpsConfigSchema = z
     persistInterval: z.number().min(0).default(60),
     /**
      * Newest samples per endpoint a snapshot keeps (enough for the forecasters' windows; up to
-     * ringSize keeps all the LPS holds): older ones are not restored after a restart.
+     * detailSamples keeps every sample the LPS holds with all its signals): older ones are not
+     * restored after a restart.
      */
     persistSamples: z.number().int().min(0).default(128),
     /** A snapshot is written early once the sample log holds this many bytes. */

@@ -49,6 +49,19 @@ export const COLUMN_CODECS: Readonly<Record<SampleColumn, ColumnCodec>> = {
   span: 'float',
 };
 
+/**
+ * The columns the whole ring keeps, and how: the history the dashboard plots. The other
+ * columns are kept for the newest `detail` samples only (what every other reader uses: the
+ * forecasters' backfill, a snapshot, the swap judge).
+ */
+export const HISTORY_CODECS: Readonly<Partial<Record<SampleColumn, ColumnCodec>>> = {
+  timestamp: 'residual',
+  cpu: 'fraction',
+};
+
+/** Samples kept with every column by default (`lps.detailSamples`): what a snapshot keeps. */
+export const DEFAULT_DETAIL = 128;
+
 /** The newest samples are also kept exactly (Float64): what the scorer reads at every tick. */
 export const HOT = 4;
 /** Slots per block of a residual column (one Float64 anchor each). */
@@ -66,88 +79,102 @@ const COLUMN_INDEX = Object.fromEntries(SAMPLE_COLUMNS.map((c, i) => [c, i])) as
   SampleColumn,
   number
 >;
-/** Per column: its row in the Float32 or the Uint16 table, and its row of anchors (residual). */
-const LAYOUT = (() => {
-  const f32: number[] = [];
-  const u16: number[] = [];
-  const anchor: number[] = [];
-  let nf = 0;
-  let nu = 0;
-  let na = 0;
+
+/** Where each column of a tier lives: its row in the Float32 or the Uint16 table, its anchors. */
+interface Layout {
+  /** Per sample column: -1 when the tier does not keep it. */
+  f32: number[];
+  u16: number[];
+  anchor: number[];
+  kept: boolean[];
+  nf: number;
+  nu: number;
+  na: number;
+}
+
+function layoutOf(codecs: Readonly<Partial<Record<SampleColumn, ColumnCodec>>>): Layout {
+  const l: Layout = { f32: [], u16: [], anchor: [], kept: [], nf: 0, nu: 0, na: 0 };
   for (const c of SAMPLE_COLUMNS) {
-    const codec = COLUMN_CODECS[c];
-    f32.push(codec === 'fraction' ? -1 : nf++);
-    u16.push(codec === 'fraction' ? nu++ : -1);
-    anchor.push(codec === 'residual' ? na++ : -1);
+    const codec = codecs[c];
+    l.kept.push(codec !== undefined);
+    l.f32.push(codec === 'residual' || codec === 'float' ? l.nf++ : -1);
+    l.u16.push(codec === 'fraction' ? l.nu++ : -1);
+    l.anchor.push(codec === 'residual' ? l.na++ : -1);
   }
-  return { f32, u16, anchor, nf, nu, na };
-})();
+  return l;
+}
+
+const DETAIL_LAYOUT = layoutOf(COLUMN_CODECS);
+const HISTORY_LAYOUT = layoutOf(HISTORY_CODECS);
 
 const toFraction = (v: number): number =>
   Number.isNaN(v) ? FRACTION_NAN : Math.round((v <= 0 ? 0 : v >= 1 ? 1 : v) * FRACTION_STEPS);
 const fromFraction = (q: number): number => (q === FRACTION_NAN ? NaN : q / FRACTION_STEPS);
 
 /**
- * A fixed-size ring of samples stored column by column in three typed arrays allocated once
- * (a Float32 table, a Uint16 table and a small Float64 table for the exact newest samples and
- * the anchors), so an endpoint costs the same memory from its first sample on, no sample is an
- * object, and the forecasters read a metric's history without building objects. 54 bytes a
- * sample instead of 112 (Float64 everywhere). The HOT newest samples read back exactly; older
- * ones within the precision of their column's codec (COLUMN_CODECS).
+ * A fixed-size ring of some columns, column by column in typed arrays allocated once: a Float32
+ * table, a Uint16 table and a small Float64 table for the `hot` exact newest samples and the
+ * anchors. Values are pushed and read by sample column index.
  */
-export class SampleRing {
+class Tier {
   readonly capacity: number;
-  /** Float32 columns (residual and float), column-major: [column * capacity + slot]. */
+  private readonly layout: Layout;
+  private readonly hot: number;
+  /** Float32 columns (residual and float), column-major: [row * capacity + slot]. */
   private readonly floats: Float32Array;
   /** Fraction columns, column-major. */
   private readonly fractions: Uint16Array;
   /**
-   * [HOT * NCOL exact newest values][anchors: na * blocks][the anchors of the block being
+   * [hot * NCOL exact newest values][anchors: na * blocks][the anchors of the block being
    * overwritten, for its slots still holding the previous lap: na].
    */
   private readonly exact: Float64Array;
   private readonly blocks: number;
   private head = 0; // next write position
-  private count = 0;
+  count = 0;
   private pushed = 0;
 
-  constructor(capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1)
-      throw new RangeError(`ring capacity must be a positive integer, got ${capacity}`);
+  constructor(capacity: number, layout: Layout, hot: number) {
     this.capacity = capacity;
+    this.layout = layout;
+    this.hot = hot;
     this.blocks = Math.ceil(capacity / BLOCK);
-    this.floats = new Float32Array(LAYOUT.nf * capacity);
-    this.fractions = new Uint16Array(LAYOUT.nu * capacity);
-    this.exact = new Float64Array(HOT * NCOL + LAYOUT.na * (this.blocks + 1));
+    // One allocation for the three tables (each a view at an aligned offset): an ArrayBuffer
+    // per table costs an object and an allocation of its own, per tier of every endpoint.
+    const exact = hot * NCOL + layout.na * (this.blocks + 1);
+    const floatsAt = exact * 8;
+    const fractionsAt = floatsAt + layout.nf * capacity * 4;
+    const buffer = new ArrayBuffer(fractionsAt + layout.nu * capacity * 2);
+    this.exact = new Float64Array(buffer, 0, exact);
+    this.floats = new Float32Array(buffer, floatsAt, layout.nf * capacity);
+    this.fractions = new Uint16Array(buffer, fractionsAt, layout.nu * capacity);
   }
 
-  get size(): number {
-    return this.count;
-  }
-
-  /** Bytes of sample storage (the typed arrays' contents). */
   get bytes(): number {
     return this.floats.byteLength + this.fractions.byteLength + this.exact.byteLength;
   }
 
-  push(sample: StoredSample): void {
+  /** `value(c)` for every column the tier keeps. */
+  push(value: (c: number) => number): void {
+    const L = this.layout;
     const slot = this.head;
     const cap = this.capacity;
-    const hot = (this.pushed % HOT) * NCOL;
-    const anchors = HOT * NCOL;
-    const previous = anchors + LAYOUT.na * this.blocks;
+    const hot = this.hot > 0 ? (this.pushed % this.hot) * NCOL : -1;
+    const anchors = this.hot * NCOL;
+    const previous = anchors + L.na * this.blocks;
     const block = (slot / BLOCK) | 0;
     const startsBlock = slot % BLOCK === 0;
     for (let c = 0; c < NCOL; c++) {
-      const v = sample[SAMPLE_COLUMNS[c]!];
-      this.exact[hot + c] = v;
-      const u = LAYOUT.u16[c]!;
+      if (!L.kept[c]) continue;
+      const v = value(c);
+      if (hot >= 0) this.exact[hot + c] = v;
+      const u = L.u16[c]!;
       if (u >= 0) {
         this.fractions[u * cap + slot] = toFraction(v);
         continue;
       }
-      const a = LAYOUT.anchor[c]!;
-      const at = LAYOUT.f32[c]! * cap + slot;
+      const a = L.anchor[c]!;
+      const at = L.f32[c]! * cap + slot;
       if (a < 0) {
         this.floats[at] = v;
         continue;
@@ -166,44 +193,118 @@ export class SampleRing {
     if (this.count < cap) this.count++;
   }
 
-  /** The value held in `slot` (not of the HOT newest: those are read exactly). */
+  /** The value held in `slot` (not of the hot newest: those are read exactly). */
   private stored(c: number, slot: number): number {
+    const L = this.layout;
     const cap = this.capacity;
-    const u = LAYOUT.u16[c]!;
+    const u = L.u16[c]!;
     if (u >= 0) return fromFraction(this.fractions[u * cap + slot]!);
-    const r = this.floats[LAYOUT.f32[c]! * cap + slot]!;
-    const a = LAYOUT.anchor[c]!;
+    const r = this.floats[L.f32[c]! * cap + slot]!;
+    const a = L.anchor[c]!;
     if (a < 0) return r;
     const block = (slot / BLOCK) | 0;
     const last = (this.head - 1 + cap) % cap;
     // Slots after the newest in the block being written still hold the previous lap.
     const previousLap = slot > last && block === ((last / BLOCK) | 0);
     const anchor = previousLap
-      ? this.exact[HOT * NCOL + LAYOUT.na * this.blocks + a]!
-      : this.exact[HOT * NCOL + a * this.blocks + block]!;
+      ? this.exact[this.hot * NCOL + L.na * this.blocks + a]!
+      : this.exact[this.hot * NCOL + a * this.blocks + block]!;
     return Number.isFinite(anchor) ? anchor + r : r;
   }
 
-  private value(c: number, back: number): number {
-    if (back < HOT) return this.exact[((this.pushed - 1 - back) % HOT) * NCOL + c]!;
+  /** Column `c` of the `back`-th newest sample held (0 = newest; within `count`; a kept column). */
+  value(c: number, back: number): number {
+    if (back < this.hot) return this.exact[((this.pushed - 1 - back) % this.hot) * NCOL + c]!;
     return this.stored(c, (this.head - 1 - back + this.capacity) % this.capacity);
   }
+}
 
-  /** The i-th newest sample's column value (0 = newest); NaN past the oldest. */
+/**
+ * An endpoint's samples: every column of the newest `detail` samples (what the forecasters, a
+ * snapshot and the swap judge read), and for the older ones, up to `capacity` samples in all,
+ * the timestamp and the CPU (`HISTORY_CODECS`: the history the dashboard plots). Fixed size,
+ * allocated once, so an endpoint costs the same memory from its first sample on, and no sample is
+ * an object. The detail columns take 54 bytes a sample (Float64 everywhere: 112), the history 6.
+ * The HOT newest samples read back exactly; older ones within the precision of their column's
+ * codec (COLUMN_CODECS, HISTORY_CODECS).
+ */
+export class SampleRing {
+  /** Samples held in all (`historySize` at most this). */
+  readonly capacity: number;
+  /** Samples held with every column (`size` at most this). */
+  readonly detail: number;
+  private readonly recent: Tier;
+  private readonly history: Tier | undefined;
+
+  constructor(capacity: number, detail = Math.min(capacity, DEFAULT_DETAIL)) {
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`ring capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(detail) || detail < 1 || detail > capacity)
+      throw new RangeError(
+        `ring detail must be an integer in [1, capacity ${capacity}], got ${detail}`,
+      );
+    this.capacity = capacity;
+    this.detail = detail;
+    this.recent = new Tier(detail, DETAIL_LAYOUT, Math.min(HOT, detail));
+    this.history = capacity > detail ? new Tier(capacity - detail, HISTORY_LAYOUT, 0) : undefined;
+  }
+
+  /** Samples held with every column: what `get`, `latest`, `column` and `toArray` read. */
+  get size(): number {
+    return this.recent.count;
+  }
+
+  /** Samples held in all: `at` reads the history's columns (HISTORY_CODECS) this far back. */
+  get historySize(): number {
+    return this.recent.count + (this.history?.count ?? 0);
+  }
+
+  /** Bytes of sample storage (the typed arrays' contents). */
+  get bytes(): number {
+    return this.recent.bytes + (this.history?.bytes ?? 0);
+  }
+
+  push(sample: StoredSample): void {
+    const recent = this.recent;
+    // The oldest detailed sample is about to be overwritten: its history columns move on.
+    if (this.history && recent.count === recent.capacity) {
+      const oldest = recent.count - 1;
+      this.history.push((c) => recent.value(c, oldest));
+    }
+    recent.push((c) => sample[SAMPLE_COLUMNS[c]!]);
+  }
+
+  private value(c: number, back: number): number {
+    return this.recent.value(c, back);
+  }
+
+  /**
+   * The i-th newest sample's column value (0 = newest); NaN past the oldest held with that
+   * column (`size` for most, `historySize` for the history's).
+   */
   at(column: SampleColumn, back = 0): number {
-    if (back < 0 || back >= this.count) return NaN;
-    return this.value(COLUMN_INDEX[column], back);
+    if (back < 0) return NaN;
+    const c = COLUMN_INDEX[column];
+    if (back < this.recent.count) return this.recent.value(c, back);
+    const h = this.history;
+    const older = back - this.recent.count;
+    if (!h || older >= h.count || !HISTORY_LAYOUT.kept[c]) return NaN;
+    return h.value(c, older);
   }
 
   latest(): StoredSample | undefined {
-    if (this.count === 0) return undefined;
+    if (this.size === 0) return undefined;
     return this.get(0);
   }
 
-  /** The i-th newest sample (0 = newest), as a new object. */
+  /** The i-th newest sample (0 = newest), as a new object; NaN in every column past `size`. */
   get(back: number): StoredSample {
-    const out = {} as StoredSample;
-    if (back < 0 || back >= this.count) {
+    return this.read(back, {} as StoredSample);
+  }
+
+  /** `get` into an object the caller keeps (a scoring tick reads thousands without allocating). */
+  read(back: number, out: StoredSample): StoredSample {
+    if (back < 0 || back >= this.size) {
       for (const c of SAMPLE_COLUMNS) out[c] = NaN;
       return out;
     }
@@ -211,9 +312,9 @@ export class SampleRing {
     return out;
   }
 
-  /** The last `n` values of a column, oldest first (fewer if fewer are stored). */
-  column(column: SampleColumn, n = this.count): Float64Array {
-    const k = Math.max(0, Math.min(n, this.count));
+  /** The last `n` values of a column, oldest first (fewer if fewer are held with every column). */
+  column(column: SampleColumn, n = this.size): Float64Array {
+    const k = Math.max(0, Math.min(n, this.size));
     const c = COLUMN_INDEX[column];
     const out = new Float64Array(k);
     for (let i = 0; i < k; i++) out[i] = this.value(c, k - 1 - i);
@@ -221,10 +322,10 @@ export class SampleRing {
   }
 
   /**
-   * The median of the finite values among a column's newest `n` (all stored by default); NaN
-   * when there are none. The mean of the two middle values for an even count.
+   * The median of the finite values among a column's newest `n` (all held with every column by
+   * default); NaN when there are none. The mean of the two middle values for an even count.
    */
-  median(column: SampleColumn, n = this.count): number {
+  median(column: SampleColumn, n = this.size): number {
     const values = this.column(column, n).filter(Number.isFinite).sort();
     const k = values.length;
     if (k === 0) return NaN;
@@ -232,10 +333,10 @@ export class SampleRing {
     return k % 2 === 1 ? values[mid]! : (values[mid - 1]! + values[mid]!) / 2;
   }
 
-  /** Every stored sample, oldest first. */
+  /** Every sample held with every column, oldest first. */
   toArray(): StoredSample[] {
     const out: StoredSample[] = [];
-    for (let back = this.count - 1; back >= 0; back--) out.push(this.get(back));
+    for (let back = this.size - 1; back >= 0; back--) out.push(this.get(back));
     return out;
   }
 }

@@ -133,7 +133,7 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
         lastSeenMs: nowMs,
         leftAtMs: 0,
         samplesStored: 0,
-        series: new SampleRing(this.config.ringSize),
+        series: this.newRing(),
       };
       this.records.set(record.id, record);
       this.count(record.service, 1);
@@ -286,7 +286,8 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
   }
 
   newRing(): SampleRing {
-    return new SampleRing(this.config.ringSize);
+    const { ringSize, detailSamples } = this.config;
+    return new SampleRing(ringSize, Math.min(ringSize, detailSamples));
   }
 }
 

@@ -8,6 +8,7 @@ import {
   BLOCK,
   COLUMN_CODECS,
   FRACTION_PRECISION,
+  HISTORY_CODECS,
   HOT,
   SAMPLE_COLUMNS,
   SampleRing,
@@ -169,9 +170,56 @@ describe('SampleRing (compact columns)', () => {
     expect(() => new SampleRing(2.5)).toThrow(/got 2.5/);
   });
 
-  test('holds 54 bytes a sample (112 as Float64 columns)', () => {
+  test('holds 54 bytes a detailed sample (112 as Float64 columns) and 6 an older one', () => {
     const ring = new SampleRing(720);
-    expect(ring.bytes).toBeLessThanOrEqual(720 * 54 + 1024);
+    expect(ring.detail).toBe(128);
+    expect(ring.bytes).toBeLessThanOrEqual(128 * 54 + 592 * 6 + 1024);
+    expect(new SampleRing(720, 720).bytes).toBeLessThanOrEqual(720 * 54 + 1024);
+  });
+
+  test('past the detailed samples, keeps the timestamp exactly and the CPU in 16 bits, up to capacity', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 * BLOCK + 3 }),
+        fc.integer({ min: 0, max: 3 * BLOCK }),
+        samples(400),
+        (detail, more, rows) => {
+          const capacity = detail + more;
+          const ring = new SampleRing(capacity, detail);
+          for (const s of rows) ring.push(s);
+          expect(ring.size).toBe(Math.min(detail, rows.length));
+          expect(ring.historySize).toBe(Math.min(capacity, rows.length));
+          for (let back = 0; back < ring.historySize; back++) {
+            const want = rows[rows.length - 1 - back]!;
+            for (const c of SAMPLE_COLUMNS) {
+              const got = ring.at(c, back);
+              if (back < ring.size) {
+                expectStored(c, got, want[c], back);
+                continue;
+              }
+              const codec = HISTORY_CODECS[c];
+              if (codec === undefined) expect(got).toBeNaN();
+              else if (codec === 'residual') expect(got).toBe(want[c]);
+              // Read once as a detailed Float32, then kept as a fraction.
+              else if (Number.isNaN(want[c])) expect(got).toBeNaN();
+              else expect(Math.abs(got - want[c])).toBeLessThanOrEqual(FRACTION_PRECISION + 1e-7);
+            }
+            // Whole samples (get, column, toArray) are the detailed ones only.
+            if (back >= ring.size) expect(ring.get(back).timestamp).toBeNaN();
+          }
+          expect(ring.at('timestamp', ring.historySize)).toBeNaN();
+          expect(ring.toArray().length).toBe(ring.size);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test('refuses a detail outside 1..capacity', () => {
+    expect(() => new SampleRing(16, 17)).toThrow(
+      /ring detail must be an integer in \[1, capacity 16\], got 17/,
+    );
+    expect(() => new SampleRing(16, 0)).toThrow(/got 0/);
   });
 });
 
