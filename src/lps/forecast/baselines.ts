@@ -129,7 +129,7 @@ export class HoltForecaster implements Forecaster {
 
 const DAMP_TABLES = new Map<number, Float64Array>();
 /** Holt's damping sums for h = 0..32 (the largest maxHorizon), by phi. */
-function dampTable(phi: number): Float64Array {
+export function dampTable(phi: number): Float64Array {
   let table = DAMP_TABLES.get(phi);
   if (!table) {
     table = new Float64Array(33);

@@ -7,19 +7,19 @@ import {
   type MetricForecast,
 } from '../../gen/augur/v1/load_prediction.js';
 import type { StoredSample } from '../ring.js';
-import { EndpointCost, pooledCost, type CostParams, type CostSource } from '../score/cost.js';
-import { loadScore } from '../score/load-score.js';
 import {
-  atHorizon,
-  plannedBackground,
-  PublishedWeight,
-  WeightBasis,
-  weightHorizon,
-} from '../score/weight.js';
+  EndpointCost,
+  pooledCost,
+  type CostParams,
+  type CostSample,
+  type CostSource,
+} from '../score/cost.js';
+import { loadScore } from '../score/load-score.js';
+import { plannedBackground, PublishedWeight, WeightBasis, weightHorizon } from '../score/weight.js';
 import { EndpointState, type Assessment, type EndpointRecord, type Scorer } from '../types.js';
-import { BASELINES, SeasonalForecaster } from './baselines.js';
+import { BASELINES } from './baselines.js';
+import { BaselineBank } from './bank.js';
 import type { ForecastConfig } from './config.js';
-import { ForecastEnsemble } from './ensemble.js';
 import { timeOfDay } from './lstm/features.js';
 import { LSTM_FEATURES, LSTM_TARGETS, type OnlineLstm } from './lstm/online.js';
 
@@ -81,7 +81,8 @@ function lstmRowsOf(r: EndpointRecord, k: number): Float32Array {
 
 interface EndpointForecasts {
   service: string;
-  ensembles: Record<ForecastMetric, ForecastEnsemble>;
+  /** Its row in every metric's bank. */
+  slot: number;
   /** `samplesStored` of the record when last fed. */
   fed: number;
   interval: number;
@@ -134,8 +135,24 @@ export class ForecastScorer implements Scorer {
   private lstmBackfilled = false;
   private closed = false;
   private readonly endpoints = new Map<string, EndpointForecasts>();
+  /**
+   * Per metric, the baselines and their errors of every endpoint (a row each, by slot): what a
+   * ForecastEnsemble per endpoint and metric held, without an object per endpoint.
+   */
+  private readonly banks: Record<ForecastMetric, BaselineBank>;
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
   private readonly names: string[];
   private readonly costParams: CostParams;
+  /** Reused for every sample read and learnt from in a tick. */
+  private readonly sample = {} as StoredSample;
+  private readonly costSample: CostSample = {
+    hostCpu: 0,
+    ownCpu: 0,
+    requests: 0,
+    span: 0,
+    cores: 0,
+  };
 
   constructor(options: ForecastScorerOptions) {
     this.options = options;
@@ -143,6 +160,22 @@ export class ForecastScorer implements Scorer {
     this.logger = options.logger;
     this.lstmState = options.startLstm ? 'waiting' : 'off';
     this.names = [...Object.keys(BASELINES), 'seasonal', ...(options.startLstm ? ['lstm'] : [])];
+    const bank = (seasonal: boolean) =>
+      new BaselineBank({
+        seasonal,
+        external: options.startLstm ? ['lstm'] : [],
+        maxHorizon: this.config.maxHorizon,
+        window: this.config.errorWindow,
+        minCount: this.config.minErrorCount,
+        fallback: 'ewma',
+      });
+    this.banks = {
+      cpu: bank(true),
+      memory: bank(false),
+      network: bank(false),
+      responseTime: bank(false),
+      background: bank(true),
+    };
     const w = this.config.weight;
     this.costParams = {
       minRequests: w.minRequests,
@@ -196,27 +229,11 @@ export class ForecastScorer implements Scorer {
   private stateFor(r: EndpointRecord): EndpointForecasts {
     let e = this.endpoints.get(r.id);
     if (!e) {
-      const make = (seasonal = false) =>
-        new ForecastEnsemble({
-          forecasters: [
-            ...Object.values(BASELINES).map((f) => f()),
-            ...(seasonal ? [new SeasonalForecaster()] : []),
-          ],
-          external: this.options.startLstm ? ['lstm'] : [],
-          maxHorizon: this.config.maxHorizon,
-          window: this.config.errorWindow,
-          minCount: this.config.minErrorCount,
-          fallback: 'ewma',
-        });
+      const slot = this.freeSlots.pop() ?? this.nextSlot++;
+      for (const m of FORECAST_METRICS) this.banks[m].open(slot);
       e = {
         service: r.service,
-        ensembles: {
-          cpu: make(true),
-          memory: make(),
-          network: make(),
-          responseTime: make(),
-          background: make(true),
-        },
+        slot,
         // A new (or restored) endpoint starts from its recent history only: the baselines
         // settle within tens of samples, and a whole ring per endpoint at 10,000
         // endpoints would hold up one tick for seconds.
@@ -240,7 +257,10 @@ export class ForecastScorer implements Scorer {
   ): Promise<Map<string, Assessment>> {
     const present = new Set(endpoints.map((r) => r.id));
     const gone = [...this.endpoints.keys()].filter((id) => !present.has(id));
-    for (const id of gone) this.endpoints.delete(id);
+    for (const id of gone) {
+      this.freeSlots.push(this.endpoints.get(id)!.slot);
+      this.endpoints.delete(id);
+    }
     this.lstmInstance?.forget(gone);
 
     // 1. Feed the samples stored since the last tick, oldest first.
@@ -263,15 +283,15 @@ export class ForecastScorer implements Scorer {
       e.fed = r.samplesStored;
       if (n > 0) fresh.push(r.id);
       for (let back = n - 1; back >= 0; back--) {
-        const s = r.series.get(back);
-        for (const m of FORECAST_METRICS) e.ensembles[m].observe(metricValue(s, m));
-        e.cost.learn({
-          hostCpu: s.cpu,
-          ownCpu: s.processCpu,
-          requests: requestsOf(s, r.interval),
-          span: spanOf(s, r.interval),
-          cores: coresOf(r),
-        });
+        const s = r.series.read(back, this.sample);
+        for (const m of FORECAST_METRICS) this.banks[m].observe(e.slot, metricValue(s, m));
+        const c = this.costSample;
+        c.hostCpu = s.cpu;
+        c.ownCpu = s.processCpu;
+        c.requests = requestsOf(s, r.interval);
+        c.span = spanOf(s, r.interval);
+        c.cores = coresOf(r);
+        e.cost.learn(c);
       }
       // The LSTM gets the same new rows; on its first tick, everything the ring holds.
       const k = backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
@@ -287,7 +307,8 @@ export class ForecastScorer implements Scorer {
         if (!e) continue;
         FORECAST_METRICS.forEach((m, j) => {
           const path = perMetric[j]!;
-          if (path.every((f) => Number.isFinite(f.median))) e.ensembles[m].offer('lstm', path);
+          if (path.every((f) => Number.isFinite(f.median)))
+            this.banks[m].offer(e.slot, 'lstm', path);
         });
       }
       lstm.tick(this.lstmDrifting());
@@ -304,20 +325,19 @@ export class ForecastScorer implements Scorer {
       const e = this.endpoints.get(r.id)!;
       const available =
         states.get(r.id) === EndpointState.ENDPOINT_STATE_ACTIVE && r.series.size > 0;
-      const at = (m: ForecastMetric) => e.ensembles[m].forecast(H);
-      const cpu = at('cpu');
-      const memory = at('memory');
-      const network = at('network');
-      const rt = at('responseTime');
+      const b = this.banks;
+      // The selected forecasts' upper bounds at the score horizon; NaN where none.
+      const hasMemory = b.memory.select(e.slot, H);
+      const memory = hasMemory ? b.memory.upper : NaN;
+      const hasNetwork = b.network.select(e.slot, H);
+      const network = hasNetwork ? b.network.upper : NaN;
+      const hasRt = b.responseTime.select(e.slot, H);
+      const rt = hasRt ? b.responseTime.upper : NaN;
+      const hasCpu = b.cpu.select(e.slot, H);
+      const cpu = hasCpu ? b.cpu.upper : NaN;
       e.computedAt = computedAt;
       const score = loadScore(
-        {
-          cpu: cpu?.upper ?? NaN,
-          memory: memory?.upper ?? NaN,
-          network: network?.upper ?? NaN,
-          responseTime: rt?.upper ?? NaN,
-          available,
-        },
+        { cpu, memory, network, responseTime: rt, available },
         this.config.score,
       );
       const list = byService.get(r.service) ?? [];
@@ -328,15 +348,15 @@ export class ForecastScorer implements Scorer {
         weight: 0,
         parts: {
           // Forecasts of fractions can overshoot [0,1] (a trend, an upper bound): users see fractions.
-          predictedUtilization: clamp01(cpu?.upper ?? 0),
-          predictedResponseTime: Math.max(0, rt?.upper ?? 0),
+          predictedUtilization: clamp01(hasCpu ? cpu : 0),
+          predictedResponseTime: Math.max(0, hasRt ? rt : 0),
           stalenessSeconds: Math.max(0, (nowMs - r.lastSeenMs) / 1000),
-          forecaster: cpu?.forecaster ?? '',
+          forecaster: hasCpu ? b.cpu.names[b.cpu.forecaster]! : '',
           utilizationFactor: score.utilizationFactor,
           latencyFactor: score.latencyFactor,
           horizon: secondsToDuration(H * r.interval),
-          predictedMemory: clamp01(memory?.upper ?? 0),
-          predictedNetwork: clamp01(network?.upper ?? 0),
+          predictedMemory: clamp01(hasMemory ? memory : 0),
+          predictedNetwork: clamp01(hasNetwork ? network : 0),
           estimatedCapacity: 0,
         },
       });
@@ -375,7 +395,7 @@ export class ForecastScorer implements Scorer {
         };
         continue;
       }
-      const latest = r.series.latest()!;
+      const latest = r.series.read(0, this.sample);
       const cores = coresOf(r);
       const ownKnown = Number.isFinite(latest.processCpu);
       const requestsKnown = Number.isFinite(requestsOf(latest, r.interval));
@@ -393,9 +413,20 @@ export class ForecastScorer implements Scorer {
           w.pushDelay,
           this.config.maxHorizon,
         );
-        const ens = e.ensembles.background;
-        const median = atHorizon((h) => ens.forecast(h)?.median ?? NaN, horizon);
-        const upper = atHorizon((h) => ens.forecast(h)?.upper ?? NaN, horizon);
+        // atHorizon of the median and of the upper path, from one selection per whole horizon.
+        const bank = this.banks.background;
+        const lo = Math.floor(horizon);
+        const f = horizon - lo;
+        const has = bank.select(e.slot, lo);
+        const m0 = has ? bank.median : NaN;
+        const u0 = has ? bank.upper : NaN;
+        let median = m0;
+        let upper = u0;
+        if (f !== 0) {
+          const next = bank.select(e.slot, lo + 1);
+          median = m0 + f * ((next ? bank.median : NaN) - m0);
+          upper = u0 + f * ((next ? bank.upper : NaN) - u0);
+        }
         background = plannedBackground(
           Number.isFinite(median) ? median : backgroundOf(latest),
           upper,
@@ -435,13 +466,13 @@ export class ForecastScorer implements Scorer {
     let lstm = 0;
     let best = 0;
     let n = 0;
+    const t = this.banks.cpu;
+    const l = t.names.indexOf('lstm');
     for (const e of this.endpoints.values()) {
-      const t = e.ensembles.cpu.tracker;
-      const l = t.indexOf('lstm');
-      if (t.count(l, H) < this.config.minErrorCount) continue;
-      const lm = t.maseOf(l, H);
+      if (t.count(e.slot, l, H) < this.config.minErrorCount) continue;
+      const lm = t.maseOf(e.slot, l, H);
       let b = Infinity;
-      for (let f = 0; f < t.names.length; f++) if (f !== l) b = Math.min(b, t.maseOf(f, H));
+      for (let f = 0; f < t.names.length; f++) if (f !== l) b = Math.min(b, t.maseOf(e.slot, f, H));
       if (!Number.isFinite(lm) || !Number.isFinite(b)) continue;
       lstm += lm;
       best += b;
@@ -456,19 +487,22 @@ export class ForecastScorer implements Scorer {
     if (!e) return undefined;
     const metrics: MetricForecast[] = [];
     for (const m of FORECAST_METRICS) {
-      const ens = e.ensembles[m];
-      const path = ens.path(this.config.scoreHorizon);
+      const bank = this.banks[m];
+      const path = bank.path(e.slot, this.config.scoreHorizon);
       if (!path) continue;
-      const errors: ForecasterError[] = ens.tracker
-        .errors()
-        .filter((x) => x.count > 0)
-        .map((x) => ({
-          forecaster: x.forecaster,
-          horizon: x.horizon,
-          mae: x.mae,
-          mase: x.mase,
-          count: x.count,
-        }));
+      const errors: ForecasterError[] = [];
+      for (let f = 0; f < bank.names.length; f++)
+        for (let h = 1; h <= bank.maxHorizon; h++) {
+          const count = bank.count(e.slot, f, h);
+          if (count === 0) continue;
+          errors.push({
+            forecaster: bank.names[f]!,
+            horizon: h,
+            mae: bank.maeOf(e.slot, f, h),
+            mase: bank.maseOf(e.slot, f, h),
+            count,
+          });
+        }
       metrics.push({
         metric: PROTO_METRIC[m],
         forecaster: path.forecaster,
@@ -505,21 +539,24 @@ export class ForecastScorer implements Scorer {
     const selected: Record<string, number> = Object.fromEntries(this.names.map((n) => [n, 0]));
     for (const e of this.endpoints.values()) {
       for (const m of FORECAST_METRICS) {
-        const t = e.ensembles[m].tracker;
+        const t = this.banks[m];
         for (let f = 0; f < t.names.length; f++)
           for (let h = 1; h <= H; h++) {
-            if (t.count(f, h) === 0) continue;
-            const mase = t.maseOf(f, h);
+            if (t.count(e.slot, f, h) === 0) continue;
+            const mase = t.maseOf(e.slot, f, h);
             const key = `${m}|${t.names[f]}|${h}`;
             const a = acc.get(key) ?? { mae: 0, mase: 0, n: 0 };
-            a.mae += t.maeOf(f, h);
+            a.mae += t.maeOf(e.slot, f, h);
             if (Number.isFinite(mase)) a.mase += mase;
             a.n++;
             acc.set(key, a);
           }
       }
-      const sel = e.ensembles.cpu.forecast(this.config.scoreHorizon)?.forecaster;
-      if (sel) selected[sel] = (selected[sel] ?? 0) + 1;
+      const cpu = this.banks.cpu;
+      if (cpu.select(e.slot, this.config.scoreHorizon)) {
+        const sel = cpu.names[cpu.forecaster]!;
+        selected[sel] = (selected[sel] ?? 0) + 1;
+      }
     }
     const errors = [...acc].map(([key, a]) => {
       const [metric, forecaster, h] = key.split('|') as [ForecastMetric, string, string];

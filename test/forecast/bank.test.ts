@@ -1,0 +1,180 @@
+import fc from 'fast-check';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { BASELINES, SeasonalForecaster } from '../../src/lps/forecast/baselines.js';
+import { BaselineBank } from '../../src/lps/forecast/bank.js';
+import { ForecastEnsemble } from '../../src/lps/forecast/ensemble.js';
+import type { Forecast } from '../../src/lps/forecast/forecaster.js';
+import { readTrace, sharedTraceDir } from '../../src/sim/traces.js';
+
+interface Setup {
+  seasonal: boolean;
+  lstm: boolean;
+  maxHorizon: number;
+  window: number;
+  minCount: number;
+}
+
+/** The ensemble the scorer built per endpoint and metric before the bank. */
+function ensembleOf(s: Setup): ForecastEnsemble {
+  return new ForecastEnsemble({
+    forecasters: [
+      ...Object.values(BASELINES).map((f) => f()),
+      ...(s.seasonal ? [new SeasonalForecaster()] : []),
+    ],
+    external: s.lstm ? ['lstm'] : [],
+    maxHorizon: s.maxHorizon,
+    window: s.window,
+    minCount: s.minCount,
+    fallback: 'ewma',
+  });
+}
+
+const same = (a: number, b: number) => Object.is(a, b);
+
+/** Everything the scorer reads of an ensemble, compared bit for bit with the bank's slot. */
+function expectSame(
+  e: ForecastEnsemble,
+  bank: BaselineBank,
+  slot: number,
+  H: number,
+  selected = new Set<string>(),
+  paths = true,
+): void {
+  expect(bank.names).toEqual(e.tracker.names);
+  for (let h = 1; h <= H; h++) {
+    const want = e.forecast(h);
+    const has = bank.select(slot, h);
+    expect(has).toBe(want !== undefined);
+    if (want) {
+      expect(bank.names[bank.forecaster]).toBe(want.forecaster);
+      selected.add(want.forecaster);
+      expect(same(bank.median, want.median)).toBe(true);
+      expect(same(bank.upper, want.upper)).toBe(true);
+    }
+    for (let f = 0; f < bank.names.length; f++) {
+      expect(bank.count(slot, f, h)).toBe(e.tracker.count(f, h));
+      expect(same(bank.maeOf(slot, f, h), e.tracker.maeOf(f, h))).toBe(true);
+      expect(same(bank.maseOf(slot, f, h), e.tracker.maseOf(f, h))).toBe(true);
+    }
+  }
+  if (paths) for (let at = 1; at <= H; at++) expect(bank.path(slot, at)).toEqual(e.path(at));
+}
+
+/** Feeds `values` (and, where given, LSTM offers) to an ensemble and a bank slot in step. */
+function compare(
+  s: Setup,
+  values: readonly number[],
+  offers?: ReadonlyArray<Forecast[] | null>,
+): Set<string> {
+  const selected = new Set<string>();
+  const e = ensembleOf(s);
+  const bank = new BaselineBank({ ...s, external: s.lstm ? ['lstm'] : [], fallback: 'ewma' });
+  // Neighbours in the same bank must not disturb the slot under test.
+  const [before, slot, after] = [0, 1, 2];
+  for (const k of [before, slot, after]) bank.open(k);
+  expectSame(e, bank, slot, s.maxHorizon);
+  values.forEach((v, i) => {
+    e.observe(v);
+    bank.observe(slot, v);
+    bank.observe(before, 1 - v);
+    bank.observe(after, v * 3);
+    const offer = offers?.[i];
+    if (offer) {
+      e.offer('lstm', offer);
+      bank.offer(slot, 'lstm', offer);
+    }
+    // The paths (GetForecast) at every fifth step: they read what `select` reads.
+    expectSame(e, bank, slot, s.maxHorizon, selected, i % 5 === 0);
+  });
+  return selected;
+}
+
+const setup = fc.record({
+  seasonal: fc.boolean(),
+  lstm: fc.boolean(),
+  maxHorizon: fc.integer({ min: 1, max: 8 }),
+  window: fc.integer({ min: 2, max: 120 }),
+  minCount: fc.integer({ min: 1, max: 12 }),
+});
+
+/** Load-like values: a periodic part (so the seasonal forecaster finds periods), noise, gaps. */
+const series = fc
+  .record({
+    period: fc.integer({ min: 4, max: 40 }),
+    amplitude: fc.double({ min: 0, max: 0.5, noNaN: true }),
+    noise: fc.array(fc.double({ min: -0.1, max: 0.1, noNaN: true }), {
+      minLength: 1,
+      maxLength: 140,
+    }),
+    gaps: fc.array(fc.constantFrom(NaN, Infinity, -Infinity), { maxLength: 3 }),
+    gapAt: fc.array(fc.nat(), { maxLength: 3 }),
+  })
+  .map(({ period, amplitude, noise, gaps, gapAt }) => {
+    const v = noise.map((n, i) => 0.4 + (i % period < period / 3 ? amplitude : 0) + n);
+    gaps.forEach((g, k) => (v[(gapAt[k] ?? 0) % v.length] = g));
+    return v;
+  });
+
+const offer = fc.option(
+  fc.array(
+    fc.record({
+      median: fc.double({ min: 0, max: 1, noNaN: true }),
+      upper: fc.double({ min: 0, max: 1.2, noNaN: true }),
+    }),
+    { minLength: 1, maxLength: 9 },
+  ),
+  { freq: 3 },
+);
+
+describe('BaselineBank is the ensemble of the baselines, bit for bit', () => {
+  test('on random load-like series with gaps, any horizon, window and LSTM offers', () => {
+    fc.assert(
+      fc.property(setup, series, fc.array(offer, { maxLength: 140 }), (s, values, offers) => {
+        compare(s, values, s.lstm ? offers : undefined);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  test('on a real trace long enough for the seasonal forecaster to find and lose periods', () => {
+    const file = join(sharedTraceDir(), 'bitbrains', '1.csv.gz');
+    const cpu = readTrace(file, 'CPU usage [%]').values.slice(0, 900);
+    // A periodic job on top (for the seasonal forecaster), then a steady ramp (for Holt).
+    const values = [
+      ...cpu.map((v, i) => v / 100 + (i % 24 < 3 ? 0.3 : 0)),
+      ...Array.from({ length: 150 }, (_, i) => 0.1 + 0.004 * i),
+    ];
+    const withSeasonal = compare(
+      { seasonal: true, lstm: false, maxHorizon: 5, window: 100, minCount: 10 },
+      values,
+    );
+    // Every baseline was the selected one at some step, so each path was compared.
+    expect([...withSeasonal].sort()).toEqual(['ewma', 'holt', 'last', 'seasonal']);
+    compare({ seasonal: false, lstm: false, maxHorizon: 5, window: 100, minCount: 10 }, values);
+  });
+
+  test('a slot opened again starts afresh; the bank grows and keeps the other slots', () => {
+    const s: Setup = { seasonal: true, lstm: false, maxHorizon: 5, window: 100, minCount: 10 };
+    const bank = new BaselineBank({ ...s, fallback: 'ewma' });
+    const slots = Array.from({ length: 100 }, (_, i) => i);
+    const kept = ensembleOf(s);
+    for (const slot of slots) bank.open(slot);
+    for (let i = 0; i < 200; i++) {
+      for (const slot of slots) bank.observe(slot, (i % 7) / 7);
+      kept.observe((i % 7) / 7);
+    }
+    bank.open(500); // grows past the first 100
+    expectSame(kept, bank, 99, 5);
+    const reused = 42;
+    bank.open(reused);
+    expect(() => bank.open(-1)).toThrow(/bank slot must be a non-negative integer, got -1/);
+    const e = ensembleOf(s);
+    for (let i = 0; i < 100; i++) {
+      const v = 0.3 + 0.1 * Math.sin(i);
+      e.observe(v);
+      bank.observe(reused, v);
+    }
+    expectSame(e, bank, reused, 5);
+  });
+});
