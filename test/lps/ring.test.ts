@@ -271,6 +271,9 @@ class Float64Ring {
     const idx = (this.head - 1 - back + this.capacity) % this.capacity;
     return Object.fromEntries(SAMPLE_COLUMNS.map((c) => [c, this.cols[c][idx]])) as StoredSample;
   }
+  read(back: number, out: StoredSample): StoredSample {
+    return Object.assign(out, this.get(back));
+  }
 }
 
 /**
