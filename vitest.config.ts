@@ -15,6 +15,7 @@ const INTEGRATION = [
   'test/agent/cli.test.ts',
   'test/agent/probe.test.ts',
   'test/agent/reporter-parts.test.ts',
+  'test/cluster/**/*.test.ts',
   'test/common/auth.test.ts',
   'test/common/grpc-hardening.test.ts',
   'test/common/lifecycle.test.ts',

@@ -10,7 +10,7 @@ import { LpsMetrics } from './metrics.js';
 import { StateJournal } from './persistence/journal.js';
 import { Prioritizer } from './prioritizer.js';
 import { EndpointStore } from './store.js';
-import { TelemetryServiceImpl } from './telemetry-service.js';
+import { TelemetryServiceImpl, type IngestTap } from './telemetry-service.js';
 import type { PrioritizedListSource, Scorer } from './types.js';
 
 export interface LpsOptions {
@@ -22,6 +22,14 @@ export interface LpsOptions {
   scorer?: Scorer & Partial<ForecastProvider>;
   /** Which identities may report which endpoints (security.principals); absent: anyone. */
   authorizer?: Authorizer | undefined;
+  /**
+   * The lists this LPS serves (LoadPrediction, and `lists` for xDS, the RRM and the dashboard)
+   * when they are not its own: cluster mode serves the lists every service's owner replicated.
+   * Absent: its own prioritizer's.
+   */
+  servedLists?: PrioritizedListSource | undefined;
+  /** Hears of every accepted hello, sample and goodbye; acks wait for it (cluster mode). */
+  ingestTap?: IngestTap | undefined;
 }
 
 /**
@@ -68,10 +76,11 @@ export class Lps {
         refusal: () => this.journal?.refusal(),
       },
       options.authorizer,
+      options.ingestTap,
     );
     this.api = new LoadPredictionServiceImpl({
       store: this.store,
-      lists: this.prioritizer,
+      lists: this.lists,
       config,
       isLive: (id) => this.telemetry.isLive(id),
       hostNames: this.hostNames,
@@ -86,9 +95,19 @@ export class Lps {
     });
   }
 
-  /** The prioritized lists, for in-process readers (xDS, RRM, dashboard). */
+  /** The prioritized lists this LPS serves, for in-process readers (xDS, RRM, dashboard). */
   get lists(): PrioritizedListSource {
+    return this.options.servedLists ?? this.prioritizer;
+  }
+
+  /** The lists this LPS's own scoring publishes (the same as `lists` unless servedLists is given). */
+  get scoredLists(): PrioritizedListSource {
     return this.prioritizer;
+  }
+
+  /** Scores every endpoint now (and publishes what changed); settles when done. */
+  rescore(): Promise<void> {
+    return this.prioritizer.recompute();
   }
 
   /** The scorer's forecasts (GetForecast's data), when it makes any; the dashboard plots them. */

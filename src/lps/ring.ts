@@ -134,6 +134,12 @@ class Tier {
   count = 0;
   private pushed = 0;
 
+  clear(): void {
+    this.head = 0;
+    this.count = 0;
+    this.pushed = 0;
+  }
+
   constructor(capacity: number, layout: Layout, hot: number) {
     this.capacity = capacity;
     this.layout = layout;
@@ -331,6 +337,15 @@ export class SampleRing {
     if (k === 0) return NaN;
     const mid = k >> 1;
     return k % 2 === 1 ? values[mid]! : (values[mid - 1]! + values[mid]!) / 2;
+  }
+
+  /**
+   * Forgets every sample (the storage is kept and overwritten by the next pushes): cluster mode
+   * rebuilds a history in sequence order with it (EndpointStore.backfill).
+   */
+  clear(): void {
+    this.recent.clear();
+    this.history?.clear();
   }
 
   /** Every sample held with every column, oldest first. */

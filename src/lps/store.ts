@@ -182,28 +182,56 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
   /** Stores an already validated sample; returns false for a duplicate (sequence already stored). */
   append(record: EndpointRecord, s: EndpointData, nowMs: number): boolean {
     if (s.sequence <= record.lastSequence) return false;
-    const sample: StoredSample = {
-      timestamp: s.timestamp!.getTime(),
-      receivedAt: nowMs,
-      sequence: s.sequence,
-      cpu: s.cpuUsage,
-      memory: s.memoryUsage,
-      network: s.networkIo,
-      networkCapacity: s.networkCapacity || record.capacity.networkBytesPerSecond,
-      responseTime: s.responseTime,
-      healthy: s.health === ProbeHealth.PROBE_HEALTH_FAILING ? 0 : 1,
-      requestRate: s.requestRate,
-      processCpu: s.processCpuUsage === undefined ? NaN : Math.min(s.processCpuUsage, s.cpuUsage),
-      completed: s.requestsCompleted ?? NaN,
-      latencySum: s.latencySumSeconds ?? NaN,
-      span: s.sampleSpan ? durationToSeconds(s.sampleSpan) : NaN,
-    };
+    const sample = storedSampleOf(record, s, nowMs);
     record.series.push(sample);
     record.lastSequence = s.sequence;
     record.lastSeenMs = nowMs;
     record.samplesStored++;
     this.journal?.sample(record.id, sample);
     return true;
+  }
+
+  /**
+   * Older samples of an endpoint, passed on from another replica (cluster mode: a new owner
+   * reading a service's history after this replica already stored the agent's newer samples):
+   * each is checked as the wire's are (`atMs`: when it arrived there), those whose sequence the
+   * ring does not hold are merged in sequence order, as far as the ring's size allows. Returns
+   * how many were stored.
+   */
+  backfill(
+    record: EndpointRecord,
+    older: ReadonlyArray<{ sample: EndpointData; atMs: number }>,
+  ): number {
+    // Only while every sample held has every column (no older tier yet): nothing is lost.
+    if (record.series.historySize > record.series.size) return 0;
+    const existing = record.series.toArray();
+    const held = new Set(existing.map((s) => s.sequence));
+    const added: StoredSample[] = [];
+    for (const { sample, atMs } of older) {
+      if (sample.sequence < 1 || held.has(sample.sequence)) continue;
+      const bad = validateSample(sample, {
+        endpointId: record.id,
+        lastSequence: 0,
+        lastTimestampMs: NaN,
+        nowMs: atMs,
+        maxSkewMs: this.config.maxClockSkew * 1000,
+        maxAgeMs: this.config.maxSampleAge * 1000,
+      });
+      if (bad) continue;
+      held.add(sample.sequence);
+      added.push(storedSampleOf(record, sample, atMs));
+    }
+    if (added.length === 0) return 0;
+    // The ring keeps the newest `capacity`: an older sample that would fall off is not stored.
+    const kept = [...existing, ...added]
+      .sort((a, b) => a.sequence - b.sequence)
+      .slice(-record.series.capacity);
+    const stored = added.filter((s) => s.sequence >= kept[0]!.sequence).length;
+    if (stored === 0) return 0;
+    record.series.clear();
+    for (const s of kept) record.series.push(s);
+    record.samplesStored += stored;
+    return stored;
   }
 
   /** The agent's stream ended; `goodbye` when the agent closed it on purpose. */
@@ -312,6 +340,26 @@ export function endpointDataOf(endpointId: string, s: StoredSample): EndpointDat
     requestsCompleted: Number.isNaN(s.completed) ? undefined : s.completed,
     latencySumSeconds: Number.isNaN(s.latencySum) ? undefined : s.latencySum,
     sampleSpan: Number.isNaN(s.span) ? undefined : secondsToDuration(s.span),
+  };
+}
+
+/** A sample from the wire as the ring keeps it (`nowMs`: when it arrived). */
+function storedSampleOf(record: EndpointRecord, s: EndpointData, nowMs: number): StoredSample {
+  return {
+    timestamp: s.timestamp!.getTime(),
+    receivedAt: nowMs,
+    sequence: s.sequence,
+    cpu: s.cpuUsage,
+    memory: s.memoryUsage,
+    network: s.networkIo,
+    networkCapacity: s.networkCapacity || record.capacity.networkBytesPerSecond,
+    responseTime: s.responseTime,
+    healthy: s.health === ProbeHealth.PROBE_HEALTH_FAILING ? 0 : 1,
+    requestRate: s.requestRate,
+    processCpu: s.processCpuUsage === undefined ? NaN : Math.min(s.processCpuUsage, s.cpuUsage),
+    completed: s.requestsCompleted ?? NaN,
+    latencySum: s.latencySumSeconds ?? NaN,
+    span: s.sampleSpan ? durationToSeconds(s.sampleSpan) : NaN,
   };
 }
 

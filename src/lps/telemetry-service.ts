@@ -7,6 +7,7 @@ import { clientOf, connectionOf } from '../common/peer.js';
 import {
   TelemetryService,
   type AgentMessage,
+  type AgentHello,
   type ControlMessage,
   type EndpointData,
   type TelemetryServer,
@@ -31,6 +32,44 @@ export interface AckGate {
 }
 
 const IMMEDIATE: AckGate = { durable: () => undefined, refusal: () => undefined };
+
+/**
+ * Hears of what agents send, once it is accepted here (cluster mode passes it on to the replica
+ * that owns the service: src/cluster). Acks wait for what `samples` and `settled` return, as
+ * they wait for the disk: an agent forgets only what has been passed on.
+ */
+export interface IngestTap {
+  /** A hello was taken (the endpoint's record exists). */
+  hello(hello: AgentHello): void;
+  /** Samples were stored (in sequence order, duplicates left out); settles once passed on. */
+  samples(endpointId: string, service: string, samples: EndpointData[]): Promise<void> | undefined;
+  /** The agent said goodbye (closed its stream on purpose). */
+  goodbye(endpointId: string, service: string): void;
+  /** Settles once everything handed over for the endpoint so far is passed on. */
+  settled(endpointId: string): Promise<void> | undefined;
+  /** Why no sample can be taken now (what is not passed on yet is over its bound), or undefined. */
+  refusal(): string | undefined;
+}
+
+/** What a forwarded hello or sample became (cluster mode's owner counts them). */
+export type ForwardedOutcome =
+  | 'stored'
+  | 'duplicate'
+  /** Older than every sample held: to be merged in with `backfillForwarded`. */
+  | 'older'
+  | 'refused'
+  | 'unknown_endpoint'
+  | 'live_here';
+
+/** Settles when both do; undefined when neither waits. */
+function both(
+  a: Promise<void> | undefined,
+  b: Promise<void> | undefined,
+): Promise<void> | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return Promise.all([a, b]).then(() => undefined);
+}
 
 /** The limits this service counts in augur_lps_limit_refusals_total. */
 export type LpsLimit =
@@ -153,6 +192,7 @@ export class TelemetryServiceImpl {
     private readonly logger: Logger,
     private readonly gate: AckGate = IMMEDIATE,
     private readonly authorizer?: Authorizer,
+    private readonly tap?: IngestTap,
   ) {
     store.on('interval', (record) => {
       this.live
@@ -218,6 +258,7 @@ export class TelemetryServiceImpl {
       if (record && this.live.get(record.id) === stream) {
         this.live.delete(record.id);
         this.store.disconnect(record, goodbye);
+        if (goodbye) this.tap?.goodbye(record.id, record.service);
         this.logger.info(
           { endpoint: record.id, goodbye },
           goodbye
@@ -299,6 +340,7 @@ export class TelemetryServiceImpl {
       if (owner !== undefined) this.store.claim(id, owner);
       stream.record = record;
       this.live.set(id, stream);
+      this.tap?.hello(msg.hello);
       this.logger.info(
         { endpoint: id, service: record.service, address: `${record.address}:${record.port}` },
         `agent of ${id} connected (service ${record.service}, ${record.address}:${record.port})`,
@@ -306,7 +348,7 @@ export class TelemetryServiceImpl {
       stream.send({ config: { monitoringInterval: secondsToDuration(record.interval) } });
       // After an LPS restart this tells the agent which buffered samples are already stored;
       // some may have come on a stream that just broke and not be on disk yet.
-      stream.ackWhen(record.lastSequence, this.gate.durable());
+      stream.ackWhen(record.lastSequence, both(this.gate.durable(), this.tap?.settled(id)));
       return;
     }
     const samples = msg.sample ? [msg.sample] : msg.batch?.samples;
@@ -343,7 +385,7 @@ export class TelemetryServiceImpl {
       });
       return;
     }
-    const refusal = this.gate.refusal();
+    const refusal = this.gate.refusal() ?? this.tap?.refusal();
     if (refusal) return this.violation(stream, grpc.status.UNAVAILABLE, refusal);
     const allowed = stream.take(
       samples.length,
@@ -351,9 +393,73 @@ export class TelemetryServiceImpl {
       this.config.sampleBurst,
       now,
     );
-    for (let i = 0; i < allowed; i++) this.ingest(stream, stream.record, samples[i]!, now);
+    const stored: EndpointData[] = [];
+    for (let i = 0; i < allowed; i++)
+      if (this.ingest(stream, stream.record, samples[i]!, now)) stored.push(samples[i]!);
     if (allowed < samples.length) this.rateLimited(stream, samples, allowed);
-    stream.ackWhen(stream.record.lastSequence, this.gate.durable());
+    const record = stream.record;
+    const passed =
+      this.tap && stored.length > 0
+        ? this.tap.samples(record.id, record.service, stored)
+        : this.tap?.settled(record.id);
+    stream.ackWhen(record.lastSequence, both(this.gate.durable(), passed));
+  }
+
+  /**
+   * A hello another replica took (cluster mode: this replica owns the service), checked as the
+   * wire's are. `atMs` is when that replica passed it on. An endpoint whose agent is connected
+   * here is left as it is.
+   */
+  ingestForwardedHello(hello: AgentHello, atMs: number): ForwardedOutcome {
+    if (this.live.has(hello.endpointId)) return 'live_here';
+    if (validateHello(hello) || this.store.admits(hello)) {
+      this.metrics.rejected.inc({ reason: 'FORWARDED_HELLO', field: 'hello' });
+      return 'refused';
+    }
+    // A hello older than what is known of the endpoint must not make it look silent.
+    const known = this.store.get(hello.endpointId);
+    const record = this.store.upsertFromHello(hello, Math.max(atMs, known?.lastSeenMs ?? 0));
+    // Its stream is on another replica: here it is known by its samples, as after a restart.
+    this.store.disconnect(record, false);
+    return 'stored';
+  }
+
+  /** A sample another replica stored and passed on, checked and stored as the wire's are. */
+  ingestForwardedSample(endpointId: string, sample: EndpointData, atMs: number): ForwardedOutcome {
+    const record = this.store.get(endpointId);
+    if (!record) return 'unknown_endpoint';
+    const outcome = this.store.accept(record, sample, atMs);
+    if (outcome === 'stored') {
+      this.metrics.samples.inc();
+      return 'stored';
+    }
+    if (outcome === 'duplicate') {
+      const { series } = record;
+      const oldest = series.size > 0 ? series.at('sequence', series.size - 1) : 0;
+      return sample.sequence < oldest ? 'older' : 'duplicate';
+    }
+    this.metrics.rejected.inc({ reason: outcome.code, field: outcome.field });
+    return 'refused';
+  }
+
+  /**
+   * Merges samples `ingestForwardedSample` found older than an endpoint's history (this replica
+   * stored the agent's newer samples itself before it owned the service). Returns how many.
+   */
+  backfillForwarded(
+    endpointId: string,
+    older: ReadonlyArray<{ sample: EndpointData; atMs: number }>,
+  ): number {
+    const record = this.store.get(endpointId);
+    const n = record ? this.store.backfill(record, older) : 0;
+    if (n > 0) this.metrics.samples.inc(n);
+    return n;
+  }
+
+  /** The agent said goodbye to another replica: the endpoint drains. */
+  ingestForwardedGoodbye(endpointId: string): void {
+    const record = this.store.get(endpointId);
+    if (record && !this.live.has(endpointId)) this.store.disconnect(record, true);
   }
 
   private ingest(
@@ -361,10 +467,11 @@ export class TelemetryServiceImpl {
     record: EndpointRecord,
     sample: EndpointData,
     now: number,
-  ): void {
+  ): boolean {
     const outcome = this.store.accept(record, sample, now);
     if (outcome === 'stored') {
       this.metrics.samples.inc();
+      return true;
     } else if (outcome === 'duplicate') {
       this.metrics.duplicates.inc();
     } else {
@@ -378,6 +485,7 @@ export class TelemetryServiceImpl {
         },
       });
     }
+    return false;
   }
 
   /**

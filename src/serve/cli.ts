@@ -13,6 +13,7 @@ interface ServerFlags {
 
 interface ServeFlags extends ServerFlags {
   dataDir?: string;
+  cluster?: string;
 }
 
 interface RrmFlags extends ServerFlags {
@@ -36,6 +37,7 @@ async function configOf(flags: ServeFlags) {
         }),
       },
       dataDir: flags.dataDir,
+      ...(flags.cluster !== undefined && { cluster: { redis: flags.cluster } }),
       logLevel: flags.logLevel,
       ...(flags.insecure && { security: { insecure: true } }),
     },
@@ -64,6 +66,10 @@ export function registerServeCommand(program: Command): void {
       'processes serving the fast path, sharing its port (auto: one per core; rrm.extProcWorkers)',
     )
     .option('--data-dir <dir>', 'where learned state is kept (default ./.augur)')
+    .option(
+      '--cluster <redis://host:port>',
+      'cluster mode: share services with the other replicas on this Redis (cluster.redis)',
+    )
     .option('--config <file>', 'YAML config file (also AUGUR_CONFIG)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option(

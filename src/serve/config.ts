@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { clusterConfigSchema } from '../cluster/config.js';
 import { loadConfigWith, type LoadConfigOptions } from '../common/config.js';
 import { dashboardConfigSchema } from '../dashboard/config.js';
 import { forecastConfigSchema } from '../lps/forecast/config.js';
@@ -29,6 +30,8 @@ export const configSchema = z
     dashboard: dashboardConfigSchema.default(() => dashboardConfigSchema.parse({})),
     /** TLS, the plaintext rule and who may do what (src/common/security.ts, docs/security.md). */
     security: securityConfigSchema.default(() => securityConfigSchema.parse({})),
+    /** Cluster mode: replicas sharing one Redis (src/cluster/config.ts); off by default. */
+    cluster: clusterConfigSchema.default(() => clusterConfigSchema.parse({})),
   })
   .strict();
 

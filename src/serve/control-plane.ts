@@ -13,6 +13,7 @@ import { attachRrm } from '../rrm/rrm.js';
 import { attachForecast } from '../lps/forecast/attach.js';
 import { attachXds } from '../xds/attach.js';
 import { attachDashboard } from '../dashboard/attach.js';
+import { Cluster } from '../cluster/cluster.js';
 import type { AugurConfig } from './config.js';
 import { ExtProcWorkers, reachable } from './ext-proc-workers.js';
 
@@ -79,12 +80,24 @@ export async function startControlPlane({
     logger,
   });
   registerHardeningMetrics(registry);
+  // Cluster mode: every part serves the lists the services' owners replicated through Redis,
+  // and what agents send here is passed on to the owner of their service.
+  const cluster = config.cluster.redis
+    ? new Cluster({
+        config: config.cluster,
+        hysteresis: config.xds.hysteresis,
+        registry,
+        logger: logger.child({ part: 'cluster' }),
+      })
+    : undefined;
   const lps = new Lps({
     config: config.lps,
     dataDir: config.dataDir,
     registry,
     logger: logger.child({ part: 'lps' }),
     authorizer: trust.authorizer,
+    servedLists: cluster?.replicated.lists,
+    ingestTap: cluster?.tap,
   });
   lps.register(grpc);
 
@@ -102,7 +115,16 @@ export async function startControlPlane({
   );
   const rrm = await attachRrm({ config, logger, registry, grpc, lps, trust });
   parts.push(rrm);
-  parts.push(await attachXds({ config: config.xds, lists: lps.lists, grpc, logger, registry }));
+  parts.push(
+    await attachXds({
+      // In cluster mode each service's owner applies the hysteresis, for every replica alike.
+      config: cluster ? { ...config.xds, hysteresis: 0 } : config.xds,
+      lists: cluster ? cluster.replicated.xdsLists : lps.lists,
+      grpc,
+      logger,
+      registry,
+    }),
+  );
   const dashboard = await attachDashboard({ config: config.dashboard, lps, http, logger });
   parts.push(dashboard);
   // One line per swap in the log, as `augur demo` prints one in the terminal.
@@ -147,6 +169,18 @@ export async function startControlPlane({
     await stopParts();
     trust.close();
     throw err;
+  }
+  if (cluster) {
+    try {
+      await cluster.start(lps, http);
+    } catch (err) {
+      await stopParts();
+      await lps.stop().catch(() => undefined);
+      trust.close();
+      throw err;
+    }
+    // Stopped first: its leases are given back while this replica still serves.
+    parts.push({ stop: () => cluster.stop() });
   }
   let grpcAddr;
   try {
