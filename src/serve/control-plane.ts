@@ -13,7 +13,6 @@ import { attachRrm } from '../rrm/rrm.js';
 import { attachForecast } from '../lps/forecast/attach.js';
 import { attachXds } from '../xds/attach.js';
 import { attachDashboard } from '../dashboard/attach.js';
-import { Cluster } from '../cluster/cluster.js';
 import type { AugurConfig } from './config.js';
 import { ExtProcWorkers, reachable } from './ext-proc-workers.js';
 
@@ -82,8 +81,9 @@ export async function startControlPlane({
   registerHardeningMetrics(registry);
   // Cluster mode: every part serves the lists the services' owners replicated through Redis,
   // and what agents send here is passed on to the owner of their service.
+  // Loaded only then: single-process mode does not load the Redis client.
   const cluster = config.cluster.redis
-    ? new Cluster({
+    ? new (await import('../cluster/cluster.js')).Cluster({
         config: config.cluster,
         hysteresis: config.xds.hysteresis,
         registry,
