@@ -12,7 +12,7 @@ import { Intake } from './intake.js';
 import { ListWriter } from './list-writer.js';
 import { Ownership, type Held } from './ownership.js';
 import { ReplicatedLists } from './replicated-lists.js';
-import { Keys } from './scripts.js';
+import { Keys, WRITE_FENCED } from './scripts.js';
 
 export interface ClusterOptions {
   config: ClusterConfig;
@@ -133,6 +133,12 @@ export class Cluster {
         labelNames: ['outcome'],
         registers: [registry],
       }),
+      checkpoints: new Counter({
+        name: 'augur_cluster_checkpoints_total',
+        help: 'Checkpoints of owned services written by this replica, by outcome',
+        labelNames: ['outcome'],
+        registers: [registry],
+      }),
       writes: new Counter({
         name: 'augur_cluster_list_writes_total',
         help: 'Lists written to Redis by this replica as owner, by outcome',
@@ -226,9 +232,70 @@ export class Cluster {
       this.metrics.owned.set(this.ownership.owned().length);
     }, 1000);
     this.heartbeatGauge.unref();
+    if (config.checkpointInterval > 0) {
+      this.checkpointTimer = setInterval(
+        () => void this.checkpointAll(),
+        config.checkpointInterval * 1000,
+      );
+      this.checkpointTimer.unref();
+    }
   }
 
   private heartbeatGauge: NodeJS.Timeout | undefined;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private checkpointing: Promise<void> | undefined;
+
+  /**
+   * Writes the learnt forecaster state of each owned, caught-up service's endpoints (fenced: a
+   * replica that lost the lease writes nothing). One at a time; never throws.
+   */
+  private async checkpointAll(): Promise<void> {
+    const scorer = this.lps?.checkpointable();
+    if (!scorer || this.checkpointing) return this.checkpointing;
+    const run = async (): Promise<void> => {
+      const byService = new Map<string, string[]>();
+      for (const r of this.lps!.store.all()) {
+        if (!this.ready.has(r.service)) continue;
+        const ids = byService.get(r.service) ?? [];
+        ids.push(r.id);
+        byService.set(r.service, ids);
+      }
+      for (const held of this.ownership.owned()) {
+        const ids = byService.get(held.service);
+        if (!ids || !this.ready.has(held.service)) continue;
+        const body = JSON.stringify({ atMs: Date.now(), endpoints: scorer.checkpoint(ids) });
+        try {
+          const written = Number(
+            await WRITE_FENCED.run(
+              this.cmd,
+              [this.keys.lease(held.service), this.keys.checkpoint(held.service)],
+              [this.replicaId, held.token, 'd', body],
+            ),
+          );
+          this.metrics.checkpoints.inc({ outcome: written === 1 ? 'written' : 'fenced' });
+        } catch {
+          this.metrics.checkpoints.inc({ outcome: 'failed' });
+        }
+      }
+    };
+    this.checkpointing = run().finally(() => (this.checkpointing = undefined));
+    return this.checkpointing;
+  }
+
+  /** Restores a service's checkpoint into the scorer (after its history was replayed). */
+  private async restoreCheckpoint(service: string): Promise<number> {
+    const scorer = this.lps?.checkpointable();
+    if (!scorer) return 0;
+    const body = await this.cmd.hget(this.keys.checkpoint(service), 'd');
+    if (!body) return 0;
+    try {
+      const parsed = JSON.parse(body) as { endpoints?: Record<string, unknown> };
+      return parsed.endpoints ? scorer.restore(parsed.endpoints) : 0;
+    } catch {
+      this.options.logger.warn({ service }, `the checkpoint of ${service} cannot be read; ignored`);
+      return 0;
+    }
+  }
 
   status(): ClusterStatus {
     const view = this.ownership.view();
@@ -254,8 +321,11 @@ export class Cluster {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.heartbeatGauge);
+    clearInterval(this.checkpointTimer);
     this.unsubscribe?.();
     if (this.started) {
+      // The next owners resume from now, not from the last periodic checkpoint.
+      await this.checkpointAll();
       await this.ownership.stop();
       await this.intake?.stop();
     }
@@ -284,6 +354,10 @@ export class Cluster {
       if (!this.ownership.holds(held.service, held.token)) return;
       await lps.rescore();
       if (!this.ownership.holds(held.service, held.token)) return;
+      // The endpoints' scorer state exists now (built from the replayed history): warm it.
+      const restored = await this.restoreCheckpoint(held.service);
+      if (restored > 0) await lps.rescore();
+      if (!this.ownership.holds(held.service, held.token)) return;
       this.ready.add(held.service);
       const list = lps.scoredLists.get(held.service);
       if (list) await this.writer.write(list);
@@ -292,6 +366,7 @@ export class Cluster {
           service: held.service,
           token: held.token,
           catchUpMs: Date.now() - started,
+          restoredEndpoints: restored,
           listVersion: this.replicated.version(held.service),
         },
         `cluster: service ${held.service} taken over; its lists are written by this replica`,

@@ -46,6 +46,12 @@ export const clusterConfigSchema = z
      * streams are refused with UNAVAILABLE (they keep the samples and come back later).
      */
     maxForwardBacklog: z.number().int().min(100).max(10_000_000).default(50_000),
+    /**
+     * Seconds between checkpoints of each owned service's learnt forecaster state (the cost per
+     * request and the weight controller's state of its endpoints), which its next owner restores
+     * before its first list; also written when a replica stops cleanly. 0: none.
+     */
+    checkpointInterval: z.number().min(0).max(3600).default(5),
   })
   .strict()
   .refine((c) => c.renewInterval * 3 <= c.leaseTtl, {

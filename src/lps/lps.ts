@@ -11,7 +11,7 @@ import { StateJournal } from './persistence/journal.js';
 import { Prioritizer } from './prioritizer.js';
 import { EndpointStore } from './store.js';
 import { TelemetryServiceImpl, type IngestTap } from './telemetry-service.js';
-import type { PrioritizedListSource, Scorer } from './types.js';
+import type { CheckpointableScorer, PrioritizedListSource, Scorer } from './types.js';
 
 export interface LpsOptions {
   config: LpsConfig;
@@ -103,6 +103,12 @@ export class Lps {
   /** The lists this LPS's own scoring publishes (the same as `lists` unless servedLists is given). */
   get scoredLists(): PrioritizedListSource {
     return this.prioritizer;
+  }
+
+  /** The scorer, when its learnt state can be saved and restored (cluster mode's checkpoints). */
+  checkpointable(): CheckpointableScorer | undefined {
+    const s = this.scorer as Partial<CheckpointableScorer>;
+    return s.checkpoint && s.restore ? (this.scorer as Scorer & CheckpointableScorer) : undefined;
   }
 
   /** Scores every endpoint now (and publishes what changed); settles when done. */

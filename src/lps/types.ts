@@ -60,6 +60,18 @@ export interface Scorer {
 }
 
 /**
+ * A scorer whose learnt state per endpoint can be saved and restored in another process (cluster
+ * mode: a service's new owner resumes warm). The state is JSON, and holds what replaying the
+ * endpoint's recent history does not rebuild.
+ */
+export interface CheckpointableScorer {
+  /** The state of these endpoints (those it knows). */
+  checkpoint(endpointIds: readonly string[]): Record<string, unknown>;
+  /** Restores what `checkpoint` saved, for the endpoints it knows now; returns how many. */
+  restore(state: Readonly<Record<string, unknown>>): number;
+}
+
+/**
  * Where prioritized lists come from. Implemented in-process by the LPS's
  * Prioritizer and remotely by a WatchPrioritizedEndpoints client; the xDS
  * server and the RRM read through it.

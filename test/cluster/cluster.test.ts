@@ -156,6 +156,7 @@ describe('cluster mode: three augur serve replicas on one Redis', () => {
       AUGUR_LPS__STALE_AFTER_INTERVALS: '6',
       AUGUR_CLUSTER__LEASE_TTL: String(LEASE_TTL_S),
       AUGUR_CLUSTER__RENEW_INTERVAL: String(RENEW_S),
+      AUGUR_CLUSTER__CHECKPOINT_INTERVAL: '1',
     };
     replicas = await Promise.all(
       ['r1', 'r2', 'r3'].map((id) =>
@@ -333,7 +334,7 @@ describe('cluster mode: three augur serve replicas on one Redis', () => {
       const takeoverMs = took.time! - killedAt;
       console.log(`takeover of ${service} after kill -9: ${takeoverMs} ms`);
       expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
-      await waitFor(
+      const takenOver = await waitFor(
         () =>
           live()
             .flatMap((r) => r.lines)
@@ -341,6 +342,8 @@ describe('cluster mode: three augur serve replicas on one Redis', () => {
         30_000,
         'the new owner to write its lists',
       );
+      // Warm: the killed owner's checkpoint (written every second) restored for every endpoint.
+      expect(takenOver.restoredEndpoints).toBe(3);
       // A few more seconds of calls under the new owner.
       const before = [...answered.values()].reduce((a, b) => a + b, 0);
       await waitFor(

@@ -16,7 +16,13 @@ import {
 } from '../score/cost.js';
 import { loadScore } from '../score/load-score.js';
 import { plannedBackground, PublishedWeight, WeightBasis, weightHorizon } from '../score/weight.js';
-import { EndpointState, type Assessment, type EndpointRecord, type Scorer } from '../types.js';
+import {
+  EndpointState,
+  type Assessment,
+  type CheckpointableScorer,
+  type EndpointRecord,
+  type Scorer,
+} from '../types.js';
 import { BASELINES } from './baselines.js';
 import { BaselineBank } from './bank.js';
 import type { ForecastConfig } from './config.js';
@@ -124,7 +130,7 @@ export interface ForecastScorerOptions {
  * (src/lps/score/weight.ts): one path from the forecast to the weight. LSTM
  * inference for every endpoint is one batched request per tick to the worker.
  */
-export class ForecastScorer implements Scorer {
+export class ForecastScorer implements Scorer, CheckpointableScorer {
   private readonly config: ForecastConfig;
   private readonly logger: Logger;
   private readonly options: ForecastScorerOptions;
@@ -570,6 +576,32 @@ export class ForecastScorer implements Scorer {
       };
     });
     return { errors, selected };
+  }
+
+  /**
+   * Per endpoint, what replaying its recent history does not rebuild (cluster mode's warm
+   * takeover): the learnt cost per request and the published weight (the weight controller's
+   * state). The baselines and their error trackers are rebuilt from the history a new owner
+   * replays (2 × errorWindow samples); the LSTM (one model per process, megabytes) is not saved.
+   */
+  checkpoint(endpointIds: readonly string[]): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const id of endpointIds) {
+      const e = this.endpoints.get(id);
+      if (e) out[id] = { cost: e.cost.toJSON(), weight: e.weight.current ?? null };
+    }
+    return out;
+  }
+
+  restore(state: Readonly<Record<string, unknown>>): number {
+    let restored = 0;
+    for (const [id, saved] of Object.entries(state)) {
+      const e = this.endpoints.get(id);
+      if (!e || typeof saved !== 'object' || saved === null) continue;
+      const { cost, weight } = saved as { cost?: unknown; weight?: unknown };
+      if (e.cost.restore(cost) && e.weight.restore(weight)) restored++;
+    }
+    return restored;
   }
 
   async close(): Promise<void> {

@@ -87,6 +87,19 @@ export class EndpointCost {
     return source;
   }
 
+  /** What it has learnt, to be saved (cluster mode's checkpoints); `restore` takes it back. */
+  toJSON(): CostState {
+    return { work: { ...this.work }, requests: { ...this.requests } };
+  }
+
+  /** Takes back what `toJSON` saved; false (and nothing changed) if it is not such a state. */
+  restore(state: unknown): boolean {
+    if (!isCostState(state)) return false;
+    Object.assign(this.work, state.work);
+    Object.assign(this.requests, state.requests);
+    return true;
+  }
+
   /** Weighted CPU-seconds and requests learnt for `source`. */
   sums(source: CostSource): { work: number; requests: number } {
     return { work: this.work[source], requests: this.requests[source] };
@@ -105,6 +118,28 @@ export class EndpointCost {
     }
     return n > 0 && w > 0 ? w / n : undefined;
   }
+}
+
+/** An EndpointCost's learnt sums, as saved. */
+export interface CostState {
+  work: Record<CostSource, number>;
+  requests: Record<CostSource, number>;
+}
+
+function isCostState(v: unknown): v is CostState {
+  const sums = (o: unknown): boolean =>
+    typeof o === 'object' &&
+    o !== null &&
+    (['own', 'host'] as const).every((k) => {
+      const x = (o as Record<string, unknown>)[k];
+      return typeof x === 'number' && Number.isFinite(x) && x >= 0;
+    });
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    sums((v as CostState).work) &&
+    sums((v as CostState).requests)
+  );
 }
 
 /**

@@ -106,6 +106,17 @@ export class PublishedWeight {
     return this.value;
   }
 
+  /** Takes back a saved `current` (cluster mode's checkpoints); false if it is not one. */
+  restore(value: unknown): boolean {
+    if (value === null || value === undefined) {
+      this.value = undefined;
+      return true;
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return false;
+    this.value = value;
+    return true;
+  }
+
   update(target: number): number {
     const { hysteresis, restore } = this.params;
     const p = this.value;
