@@ -248,6 +248,15 @@ describe('cluster mode: three augur serve replicas on one Redis', () => {
       `an owner of ${service}`,
     );
     const survivor = live().find((r) => r !== owner)!;
+    // The owner has checkpointed the service's scorer state at least once (every second).
+    await waitFor(
+      async () =>
+        /^augur_cluster_checkpoints_total\{outcome="written"\} [1-9]/m.test(
+          await (await fetch(`${owner.httpUrl}/metrics`)).text(),
+        ),
+      20_000,
+      'a checkpoint by the owner',
+    );
 
     // A grpc-js-xds client on a survivor, calling all along.
     process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
