@@ -157,7 +157,7 @@ function account(profile: { nodes: ProfileNode[]; startTime: number; endTime: nu
   for (const sp of getHeapSpaceStatistics())
     if (sp.space_size > 2 ** 20)
       process.stderr.write(
-        `  ${sp.space_name}: ${mb(sp.space_used_size)} used of ${mb(sp.space_size)}\n`,
+        `  ${sp.space_name}: ${mb(sp.space_used_size)} used of ${mb(sp.space_size)} (${mb(sp.physical_space_size)} resident)\n`,
       );
   const file = writeHeapSnapshot();
   const snap = JSON.parse(readFileSync(file, 'utf8')) as {

@@ -111,24 +111,44 @@ const toFraction = (v: number): number =>
   Number.isNaN(v) ? FRACTION_NAN : Math.round((v <= 0 ? 0 : v >= 1 ? 1 : v) * FRACTION_STEPS);
 const fromFraction = (q: number): number => (q === FRACTION_NAN ? NaN : q / FRACTION_STEPS);
 
+/** The typed arrays a ring's tiers share: one ArrayBuffer, one view per element type. */
+interface Tables {
+  floats: Float32Array;
+  fractions: Uint16Array;
+  exact: Float64Array;
+}
+
+/** Elements a tier takes in each table. */
+function tierSize(capacity: number, layout: Layout, hot: number) {
+  return {
+    exact: hot * NCOL + layout.na * (Math.ceil(capacity / BLOCK) + 1),
+    floats: layout.nf * capacity,
+    fractions: layout.nu * capacity,
+  };
+}
+
 /**
- * A fixed-size ring of some columns, column by column in typed arrays allocated once: a Float32
- * table, a Uint16 table and a small Float64 table for the `hot` exact newest samples and the
- * anchors. Values are pushed and read by sample column index.
+ * A fixed-size ring of some columns, column by column in its own part of the ring's typed arrays
+ * (allocated once, shared by the tiers): a Float32 table, a Uint16 table and a small Float64
+ * table for the `hot` exact newest samples and the anchors. Values are pushed and read by sample
+ * column index.
  */
 class Tier {
   readonly capacity: number;
   private readonly layout: Layout;
   private readonly hot: number;
-  /** Float32 columns (residual and float), column-major: [row * capacity + slot]. */
+  /** Float32 columns (residual and float), column-major: [f + row * capacity + slot]. */
   private readonly floats: Float32Array;
-  /** Fraction columns, column-major. */
+  private readonly f: number;
+  /** Fraction columns, column-major, from `u`. */
   private readonly fractions: Uint16Array;
+  private readonly u: number;
   /**
-   * [hot * NCOL exact newest values][anchors: na * blocks][the anchors of the block being
-   * overwritten, for its slots still holding the previous lap: na].
+   * From `e`: [hot * NCOL exact newest values][anchors: na * blocks][the anchors of the block
+   * being overwritten, for its slots still holding the previous lap: na].
    */
   private readonly exact: Float64Array;
+  private readonly e: number;
   private readonly blocks: number;
   private head = 0; // next write position
   count = 0;
@@ -140,24 +160,24 @@ class Tier {
     this.pushed = 0;
   }
 
-  constructor(capacity: number, layout: Layout, hot: number) {
+  /** `at`: where its part of each table begins. */
+  constructor(
+    capacity: number,
+    layout: Layout,
+    hot: number,
+    tables: Tables,
+    at: { exact: number; floats: number; fractions: number },
+  ) {
     this.capacity = capacity;
     this.layout = layout;
     this.hot = hot;
     this.blocks = Math.ceil(capacity / BLOCK);
-    // One allocation for the three tables (each a view at an aligned offset): an ArrayBuffer
-    // per table costs an object and an allocation of its own, per tier of every endpoint.
-    const exact = hot * NCOL + layout.na * (this.blocks + 1);
-    const floatsAt = exact * 8;
-    const fractionsAt = floatsAt + layout.nf * capacity * 4;
-    const buffer = new ArrayBuffer(fractionsAt + layout.nu * capacity * 2);
-    this.exact = new Float64Array(buffer, 0, exact);
-    this.floats = new Float32Array(buffer, floatsAt, layout.nf * capacity);
-    this.fractions = new Uint16Array(buffer, fractionsAt, layout.nu * capacity);
-  }
-
-  get bytes(): number {
-    return this.floats.byteLength + this.fractions.byteLength + this.exact.byteLength;
+    this.exact = tables.exact;
+    this.floats = tables.floats;
+    this.fractions = tables.fractions;
+    this.e = at.exact;
+    this.f = at.floats;
+    this.u = at.fractions;
   }
 
   /** `value(c)` for every column the tier keeps. */
@@ -165,8 +185,8 @@ class Tier {
     const L = this.layout;
     const slot = this.head;
     const cap = this.capacity;
-    const hot = this.hot > 0 ? (this.pushed % this.hot) * NCOL : -1;
-    const anchors = this.hot * NCOL;
+    const hot = this.hot > 0 ? this.e + (this.pushed % this.hot) * NCOL : -1;
+    const anchors = this.e + this.hot * NCOL;
     const previous = anchors + L.na * this.blocks;
     const block = (slot / BLOCK) | 0;
     const startsBlock = slot % BLOCK === 0;
@@ -176,11 +196,11 @@ class Tier {
       if (hot >= 0) this.exact[hot + c] = v;
       const u = L.u16[c]!;
       if (u >= 0) {
-        this.fractions[u * cap + slot] = toFraction(v);
+        this.fractions[this.u + u * cap + slot] = toFraction(v);
         continue;
       }
       const a = L.anchor[c]!;
-      const at = L.f32[c]! * cap + slot;
+      const at = this.f + L.f32[c]! * cap + slot;
       if (a < 0) {
         this.floats[at] = v;
         continue;
@@ -204,23 +224,25 @@ class Tier {
     const L = this.layout;
     const cap = this.capacity;
     const u = L.u16[c]!;
-    if (u >= 0) return fromFraction(this.fractions[u * cap + slot]!);
-    const r = this.floats[L.f32[c]! * cap + slot]!;
+    if (u >= 0) return fromFraction(this.fractions[this.u + u * cap + slot]!);
+    const r = this.floats[this.f + L.f32[c]! * cap + slot]!;
     const a = L.anchor[c]!;
     if (a < 0) return r;
     const block = (slot / BLOCK) | 0;
     const last = (this.head - 1 + cap) % cap;
     // Slots after the newest in the block being written still hold the previous lap.
     const previousLap = slot > last && block === ((last / BLOCK) | 0);
+    const anchors = this.e + this.hot * NCOL;
     const anchor = previousLap
-      ? this.exact[this.hot * NCOL + L.na * this.blocks + a]!
-      : this.exact[this.hot * NCOL + a * this.blocks + block]!;
+      ? this.exact[anchors + L.na * this.blocks + a]!
+      : this.exact[anchors + a * this.blocks + block]!;
     return Number.isFinite(anchor) ? anchor + r : r;
   }
 
   /** Column `c` of the `back`-th newest sample held (0 = newest; within `count`; a kept column). */
   value(c: number, back: number): number {
-    if (back < this.hot) return this.exact[((this.pushed - 1 - back) % this.hot) * NCOL + c]!;
+    if (back < this.hot)
+      return this.exact[this.e + ((this.pushed - 1 - back) % this.hot) * NCOL + c]!;
     return this.stored(c, (this.head - 1 - back + this.capacity) % this.capacity);
   }
 }
@@ -241,6 +263,8 @@ export class SampleRing {
   readonly detail: number;
   private readonly recent: Tier;
   private readonly history: Tier | undefined;
+  /** Bytes of the one ArrayBuffer both tiers live in. */
+  readonly bytes: number;
 
   constructor(capacity: number, detail = Math.min(capacity, DEFAULT_DETAIL)) {
     if (!Number.isInteger(capacity) || capacity < 1)
@@ -251,8 +275,37 @@ export class SampleRing {
       );
     this.capacity = capacity;
     this.detail = detail;
-    this.recent = new Tier(detail, DETAIL_LAYOUT, Math.min(HOT, detail));
-    this.history = capacity > detail ? new Tier(capacity - detail, HISTORY_LAYOUT, 0) : undefined;
+    // One ArrayBuffer for both tiers, with one view per element type (Float64 first, so every
+    // view is aligned): an ArrayBuffer and its views are objects, and a backing store an
+    // allocation, of every endpoint.
+    const hot = Math.min(HOT, detail);
+    const older = capacity - detail;
+    const r = tierSize(detail, DETAIL_LAYOUT, hot);
+    const h =
+      older > 0 ? tierSize(older, HISTORY_LAYOUT, 0) : { exact: 0, floats: 0, fractions: 0 };
+    const exact = r.exact + h.exact;
+    const floats = r.floats + h.floats;
+    const fractions = r.fractions + h.fractions;
+    const buffer = new ArrayBuffer(exact * 8 + floats * 4 + fractions * 2);
+    const tables: Tables = {
+      exact: new Float64Array(buffer, 0, exact),
+      floats: new Float32Array(buffer, exact * 8, floats),
+      fractions: new Uint16Array(buffer, exact * 8 + floats * 4, fractions),
+    };
+    this.bytes = buffer.byteLength;
+    this.recent = new Tier(detail, DETAIL_LAYOUT, hot, tables, {
+      exact: 0,
+      floats: 0,
+      fractions: 0,
+    });
+    this.history =
+      older > 0
+        ? new Tier(older, HISTORY_LAYOUT, 0, tables, {
+            exact: r.exact,
+            floats: r.floats,
+            fractions: r.fractions,
+          })
+        : undefined;
   }
 
   /** Samples held with every column: what `get`, `latest`, `column` and `toArray` read. */
@@ -263,11 +316,6 @@ export class SampleRing {
   /** Samples held in all: `at` reads the history's columns (HISTORY_CODECS) this far back. */
   get historySize(): number {
     return this.recent.count + (this.history?.count ?? 0);
-  }
-
-  /** Bytes of sample storage (the typed arrays' contents). */
-  get bytes(): number {
-    return this.recent.bytes + (this.history?.bytes ?? 0);
   }
 
   push(sample: StoredSample): void {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { EndpointCost, pooledCost, type CostParams } from '../../src/lps/score/cost.js';
+import fc from 'fast-check';
 
 const params: CostParams = { minRequests: 20, saturation: 0.95, halfLife: 1e9, priorRequests: 200 };
 const interval = (requests: number, ownCpu: number, hostCpu = ownCpu + 0.1) => ({
@@ -64,5 +65,68 @@ describe('cost per request', () => {
     c.learn(interval(100, 0.25)); // 0.01
     for (let i = 0; i < 30; i++) c.learn(interval(100, 0.5)); // 0.02
     expect(c.estimate('own', undefined)).toBeCloseTo(0.02, 6);
+  });
+});
+
+/** The sums as they were kept before (a record per sum, keyed by source): the reference. */
+class ReferenceCost {
+  readonly work = { own: 0, host: 0 };
+  readonly requests = { own: 0, host: 0 };
+  constructor(private readonly p: CostParams) {}
+  learn(s: ReturnType<typeof interval>): 'own' | 'host' | undefined {
+    const p = this.p;
+    if (!(s.requests >= p.minRequests) || !(s.span > 0) || !(s.cores > 0)) return undefined;
+    if (!(s.hostCpu < p.saturation)) return undefined;
+    const source = Number.isFinite(s.ownCpu) ? 'own' : 'host';
+    const cpu = source === 'own' ? s.ownCpu : s.hostCpu;
+    const decay = 2 ** (-1 / p.halfLife);
+    this.work[source] = decay * this.work[source] + cpu * s.cores * s.span;
+    this.requests[source] = decay * this.requests[source] + s.requests;
+    return source;
+  }
+}
+
+describe('cost sums as plain fields', () => {
+  test('learn, sums, estimate, pooled cost and a checkpoint equal the per-source records bit for bit', () => {
+    const p: CostParams = { ...params, halfLife: 7 };
+    const sample = fc.record({
+      hostCpu: fc.double({ min: 0, max: 1, noNaN: true }),
+      ownCpu: fc.oneof(fc.constant(NaN), fc.double({ min: 0, max: 1, noNaN: true })),
+      requests: fc.oneof(fc.constant(NaN), fc.integer({ min: 0, max: 500 })),
+      span: fc.oneof(fc.constant(0), fc.double({ min: 0.1, max: 60, noNaN: true })),
+      cores: fc.integer({ min: 0, max: 64 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(sample, { maxLength: 40 }), { minLength: 1, maxLength: 4 }),
+        (series) => {
+          const costs = series.map(() => new EndpointCost(p));
+          const refs = series.map(() => new ReferenceCost(p));
+          series.forEach((xs, i) => {
+            for (const s of xs) expect(costs[i]!.learn(s)).toBe(refs[i]!.learn(s));
+          });
+          for (const source of ['own', 'host'] as const) {
+            let w = 0;
+            let n = 0;
+            costs.forEach((c, i) => {
+              expect(c.sums(source)).toEqual({
+                work: refs[i]!.work[source],
+                requests: refs[i]!.requests[source],
+              });
+              w += refs[i]!.work[source];
+              n += refs[i]!.requests[source];
+            });
+            expect(pooledCost(costs, source)).toBe(n > 0 && w > 0 ? w / n : undefined);
+            const prior = pooledCost(costs, source);
+            costs.forEach((c) => {
+              const copy = new EndpointCost(p);
+              expect(copy.restore(JSON.parse(JSON.stringify(c.toJSON())))).toBe(true);
+              expect(copy.estimate(source, prior)).toBe(c.estimate(source, prior));
+              expect(copy.toJSON()).toEqual(c.toJSON());
+            });
+          }
+        },
+      ),
+    );
   });
 });

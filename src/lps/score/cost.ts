@@ -67,10 +67,15 @@ export interface CostSample {
 /** Which CPU a cost was learnt from. */
 export type CostSource = 'own' | 'host';
 
-/** Exponentially weighted work (CPU-seconds) and requests of one endpoint, per source. */
+/**
+ * Exponentially weighted work (CPU-seconds) and requests of one endpoint, per source. Four
+ * plain number fields (one per source and sum), no nested objects: one is kept per endpoint.
+ */
 export class EndpointCost {
-  private readonly work: Record<CostSource, number> = { own: 0, host: 0 };
-  private readonly requests: Record<CostSource, number> = { own: 0, host: 0 };
+  private ownWork = 0;
+  private ownRequests = 0;
+  private hostWork = 0;
+  private hostRequests = 0;
 
   constructor(private readonly params: CostParams = DEFAULT_COST_PARAMS) {}
 
@@ -79,30 +84,48 @@ export class EndpointCost {
     const p = this.params;
     if (!(s.requests >= p.minRequests) || !(s.span > 0) || !(s.cores > 0)) return undefined;
     if (!(s.hostCpu < p.saturation)) return undefined;
-    const source: CostSource = Number.isFinite(s.ownCpu) ? 'own' : 'host';
-    const cpu = source === 'own' ? s.ownCpu : s.hostCpu;
     const decay = 2 ** (-1 / p.halfLife);
-    this.work[source] = decay * this.work[source] + cpu * s.cores * s.span;
-    this.requests[source] = decay * this.requests[source] + s.requests;
-    return source;
+    if (Number.isFinite(s.ownCpu)) {
+      this.ownWork = decay * this.ownWork + s.ownCpu * s.cores * s.span;
+      this.ownRequests = decay * this.ownRequests + s.requests;
+      return 'own';
+    }
+    this.hostWork = decay * this.hostWork + s.hostCpu * s.cores * s.span;
+    this.hostRequests = decay * this.hostRequests + s.requests;
+    return 'host';
   }
 
   /** What it has learnt, to be saved (cluster mode's checkpoints); `restore` takes it back. */
   toJSON(): CostState {
-    return { work: { ...this.work }, requests: { ...this.requests } };
+    return {
+      work: { own: this.ownWork, host: this.hostWork },
+      requests: { own: this.ownRequests, host: this.hostRequests },
+    };
   }
 
   /** Takes back what `toJSON` saved; false (and nothing changed) if it is not such a state. */
   restore(state: unknown): boolean {
     if (!isCostState(state)) return false;
-    Object.assign(this.work, state.work);
-    Object.assign(this.requests, state.requests);
+    this.ownWork = state.work.own;
+    this.hostWork = state.work.host;
+    this.ownRequests = state.requests.own;
+    this.hostRequests = state.requests.host;
     return true;
+  }
+
+  /** Weighted CPU-seconds learnt for `source`. */
+  work(source: CostSource): number {
+    return source === 'own' ? this.ownWork : this.hostWork;
+  }
+
+  /** Weighted requests learnt for `source`. */
+  requests(source: CostSource): number {
+    return source === 'own' ? this.ownRequests : this.hostRequests;
   }
 
   /** Weighted CPU-seconds and requests learnt for `source`. */
   sums(source: CostSource): { work: number; requests: number } {
-    return { work: this.work[source], requests: this.requests[source] };
+    return { work: this.work(source), requests: this.requests(source) };
   }
 
   /**
@@ -110,8 +133,8 @@ export class EndpointCost {
    * `prior` (undefined when the service has none); undefined when neither knows.
    */
   estimate(source: CostSource, prior: number | undefined): number | undefined {
-    const w = this.work[source];
-    const n = this.requests[source];
+    const w = this.work(source);
+    const n = this.requests(source);
     if (prior !== undefined) {
       const m = this.params.priorRequests;
       return (w + m * prior) / (n + m);
@@ -153,9 +176,8 @@ export function pooledCost(
   let work = 0;
   let requests = 0;
   for (const e of endpoints) {
-    const s = e.sums(source);
-    work += s.work;
-    requests += s.requests;
+    work += e.work(source);
+    requests += e.requests(source);
   }
   return requests > 0 && work > 0 ? work / requests : undefined;
 }
