@@ -38,6 +38,8 @@ process.on('message', (m: { cmd: string }) => {
       external: u.external,
       arrayBuffers: u.arrayBuffers,
       endpoints: plane.lps.store.size,
+      // A base tree without the counter (before lps.maxStreams) answers -1.
+      streams: (plane.lps.telemetry as { openStreams?: number }).openStreams ?? -1,
     });
   } else if (m.cmd === 'stop') {
     void plane.stop().then(() => {

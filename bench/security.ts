@@ -22,8 +22,9 @@
  *   fast path's limits) in the same run;
  * - `--only=flood`: 6,000 fake endpoint ids, each with the largest hello the limits allow (32
  *   labels, keys of 128 and values of 256), every stream kept open, at the default
- *   lps.maxEndpoints (5,000): the RSS and what the store holds, against the documented bound
- *   (lps.maxEndpoints x 64 KB; src/lps/README.md).
+ *   lps.maxEndpoints (5,000), then 4,000 streams that never send a message (lps.maxStreams,
+ *   6,000, keeps 1,000 of them): the RSS, what the store holds and the streams open, against the
+ *   documented bounds (lps.maxEndpoints x 64 KB + lps.maxStreams x 80 KB; src/lps/README.md).
  */
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
@@ -371,6 +372,8 @@ interface ChildMemory {
   external: number;
   arrayBuffers: number;
   endpoints: number;
+  /** Report streams the LPS has open (lps.maxStreams); -1 from a tree without the count. */
+  streams: number;
 }
 
 /** `augur serve` of the tree at `dir` in a child process, with its addresses. */
@@ -484,9 +487,14 @@ async function partialFigures(dir: string) {
 }
 
 const FLOOD_IDS = 6_000;
+/** Streams opened after the ids that never send a message (each would hold its place). */
+const FLOOD_SILENT = 4_000;
 const FLOOD_CLIENTS = 16;
 const DEFAULT_MAX_ENDPOINTS = 5000;
+const DEFAULT_MAX_STREAMS = 6000;
 const BOUND_PER_ENDPOINT = 64 * 1024;
+/** The documented cost of one open Report stream beyond its record (src/lps/README.md). */
+const BOUND_PER_STREAM = 80 * 1024;
 
 /** 6,000 fake ids with the largest hellos, each stream kept open (so its record is kept). */
 async function floodFigures() {
@@ -541,11 +549,29 @@ async function floodFigures() {
         }
       }),
     );
+    // Then streams that never say hello: the LPS keeps each open until lps.maxStreams and
+    // refuses the rest as they start.
+    let silentRefused = 0;
+    for (let i = 0; i < FLOOD_SILENT; i++) {
+      const call = clients[i % FLOOD_CLIENTS]!.report();
+      call.on('error', () => undefined);
+      call.on('status', (st: grpc.StatusObject) => {
+        if (st.code === grpc.status.RESOURCE_EXHAUSTED) silentRefused++;
+      });
+      calls.push(call);
+    }
+    // Settled: every silent stream is either open at the LPS or refused.
+    const settleBy = Date.now() + 60_000;
+    for (;;) {
+      const { streams } = await measure(child);
+      if (streams - taken + silentRefused >= FLOOD_SILENT || Date.now() > settleBy) break;
+      await sleep(200);
+    }
     const seconds = (Date.now() - t0) / 1000;
     await sleep(1000);
     const after = await measure(child);
     for (const c of calls) c.cancel();
-    return { before, after, taken, exhausted, seconds };
+    return { before, after, taken, exhausted, silentRefused, seconds };
   } finally {
     for (const c of clients) c.close();
     await stopChild(child);
@@ -646,13 +672,15 @@ async function floodMain(): Promise<void> {
     const f = await floodFigures();
     runs.push(f);
     console.log(
-      `rep ${rep + 1}: RSS ${mb(f.before.rss)} -> ${mb(f.after.rss)} MiB, heap ${mb(f.before.heapUsed)} -> ${mb(f.after.heapUsed)} MiB, ${f.after.endpoints} held, ${f.taken} taken, ${f.exhausted} RESOURCE_EXHAUSTED, ${f.seconds.toFixed(1)} s`,
+      `rep ${rep + 1}: RSS ${mb(f.before.rss)} -> ${mb(f.after.rss)} MiB, heap ${mb(f.before.heapUsed)} -> ${mb(f.after.heapUsed)} MiB, ${f.after.endpoints} held, ${f.taken} taken, ${f.exhausted} RESOURCE_EXHAUSTED, ${f.after.streams} streams open, ${f.silentRefused} silent refused, ${f.seconds.toFixed(1)} s, load ${loadavg()[0]!.toFixed(1)}`,
     );
   }
   const loadEnd = loadavg()
     .map((l) => l.toFixed(1))
     .join(', ');
   const bound = (DEFAULT_MAX_ENDPOINTS * BOUND_PER_ENDPOINT) / MiB;
+  const total =
+    (DEFAULT_MAX_ENDPOINTS * BOUND_PER_ENDPOINT + DEFAULT_MAX_STREAMS * BOUND_PER_STREAM) / MiB;
   const rows = [
     [
       'endpoints held',
@@ -671,13 +699,30 @@ async function floodMain(): Promise<void> {
         0,
       )}`,
     ],
+    [
+      `silent streams (no message) open / refused at start (RESOURCE_EXHAUSTED), of ${FLOOD_SILENT.toLocaleString('en')}`,
+      `${span(
+        runs.map((f) => f.after.streams - f.taken),
+        0,
+      )} / ${span(
+        runs.map((f) => f.silentRefused),
+        0,
+      )}`,
+    ],
+    [
+      'Report streams open at the LPS (lps.maxStreams 6,000)',
+      span(
+        runs.map((f) => f.after.streams),
+        0,
+      ),
+    ],
     ['RSS before, MiB', span(runs.map((f) => f.before.rss / MiB))],
     ['RSS after the flood, MiB', span(runs.map((f) => f.after.rss / MiB))],
     ['RSS growth, MiB', span(runs.map((f) => (f.after.rss - f.before.rss) / MiB))],
     ['heap growth, MiB', span(runs.map((f) => (f.after.heapUsed - f.before.heapUsed) / MiB))],
     [
-      'RSS growth per endpoint held (its stream open), KB',
-      span(runs.map((f) => (f.after.rss - f.before.rss) / 1024 / Math.max(1, f.after.endpoints))),
+      'RSS growth per open stream (5,000 of them holding a record), KB',
+      span(runs.map((f) => (f.after.rss - f.before.rss) / 1024 / Math.max(1, f.after.streams))),
     ],
     [
       'heap growth per endpoint held, KB',
@@ -691,6 +736,10 @@ async function floodMain(): Promise<void> {
       'documented store bound (lps.maxEndpoints x 64 KB; compare the heap growth), MiB',
       bound.toFixed(1),
     ],
+    [
+      'documented total bound (lps.maxEndpoints x 64 KB + lps.maxStreams x 80 KB; compare the RSS growth), MiB',
+      total.toFixed(1),
+    ],
     ['flood duration, s', span(runs.map((f) => f.seconds))],
   ];
   const body = [
@@ -698,8 +747,10 @@ async function floodMain(): Promise<void> {
     `1,000 per service; 10 services), each hello as large as the limits allow (32 labels, keys of 128,`,
     `values of 256 characters), ${FLOOD_CLIENTS} clients on a connection each, every stream kept open so its record stays (the issue's`,
     `flood: 17,854 ids took RSS from 177 MB to 1.7 GB; a dropped stream's record without samples is`,
-    `forgotten after lps.forgetUnsampledAfter, 60 s). \`augur serve\` runs in a child process; memory`,
-    `after a full GC, 1 s after the last answer, the streams still open. The bound is src/lps/README.md's "Memory under an`,
+    `forgotten after lps.forgetUnsampledAfter, 60 s); then ${FLOOD_SILENT.toLocaleString('en')} more streams on the same connections that`,
+    `never send a message (lps.maxStreams, ${DEFAULT_MAX_STREAMS.toLocaleString('en')}, keeps ${(DEFAULT_MAX_STREAMS - DEFAULT_MAX_ENDPOINTS).toLocaleString('en')} of them open and refuses the rest as they`,
+    `start). \`augur serve\` runs in a child process; memory after a full GC, 1 s after the last answer,`,
+    `the streams still open. The bounds are src/lps/README.md's "Memory under an`,
     `endpoint-id flood". ${REPS} repetitions, median (range). Load average at the start: ${loadStart};`,
     `at the end: ${loadEnd}; ${cpus().length} cores.`,
     '',

@@ -12,6 +12,13 @@ import type { Logger } from './logger.js';
 import { checkPlaintext } from './security.js';
 import { serverCredentials, type TlsMaterial } from './tls.js';
 
+/**
+ * Streams per connection where the host is not told otherwise (Node's own default is 2^32-1:
+ * one connection could open streams until the process runs out of memory). Envoy opens another
+ * connection when one is full; an agent uses one stream on its own connection.
+ */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 2000;
+
 /** The repository's proto/ folder, the public API. */
 export const PROTO_DIR = findProtoDir();
 
@@ -19,6 +26,12 @@ export interface GrpcHostOptions {
   listen: string;
   /** Largest message the server accepts, bytes. */
   maxReceiveMessageLength?: number;
+  /**
+   * Most streams of any service a client may open at once on one connection: the HTTP/2
+   * SETTINGS_MAX_CONCURRENT_STREAMS the server announces (a client keeps further streams
+   * queued, one that ignores it has them reset). Default DEFAULT_MAX_CONCURRENT_STREAMS.
+   */
+  maxConcurrentStreams?: number;
   /** Seconds a graceful shutdown may take before open streams are cut. */
   shutdownGraceSeconds?: number;
   /** TLS (and mutual TLS) from files kept current; absent: plaintext. */
@@ -47,6 +60,7 @@ export class GrpcHost {
     this.options = options;
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': options.maxReceiveMessageLength ?? 4 << 20,
+      'grpc.max_concurrent_streams': options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
       'grpc.keepalive_time_ms': 60_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,

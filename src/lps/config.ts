@@ -112,6 +112,13 @@ export const lpsConfigSchema = z
     maxEndpoints: z.number().int().positive().default(5000),
     /** Most endpoints one service holds; a hello past it is refused (RESOURCE_EXHAUSTED). */
     maxEndpointsPerService: z.number().int().positive().default(1000),
+    /**
+     * Most Report streams open at once in all, whatever their connection or client; a further
+     * stream is refused with RESOURCE_EXHAUSTED when it starts, before any of its messages is
+     * read. Each open stream costs about 80 KB beyond its endpoint's record: maxEndpoints plus
+     * room for agents reconnecting while their old stream is not yet closed.
+     */
+    maxStreams: z.number().int().positive().default(6000),
     /** Most Report streams open at once on one connection (RESOURCE_EXHAUSTED past it). */
     maxStreamsPerConnection: z.number().int().positive().default(1000),
     /**

@@ -97,7 +97,8 @@ export class LpsMetrics {
       name: 'augur_lps_limit_refusals_total',
       help:
         'What the LPS refused for a configured limit (lps.max*): hellos past maxEndpoints or ' +
-        'maxEndpointsPerService, streams past maxStreamsPerConnection or maxStreamsPerClient ' +
+        'maxEndpointsPerService, streams past maxStreams, maxStreamsPerConnection or ' +
+        'maxStreamsPerClient ' +
         '(counted once each), samples past maxSamplesPerSecond (counted per sample)',
       labelNames: ['limit'],
       registers,

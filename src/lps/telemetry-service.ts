@@ -75,6 +75,7 @@ function both(
 export type LpsLimit =
   | 'max_endpoints'
   | 'max_endpoints_per_service'
+  | 'max_streams'
   | 'max_streams_per_connection'
   | 'max_streams_per_client'
   | 'max_samples_per_second';
@@ -178,6 +179,8 @@ class AgentStream {
 /** Serves augur.v1.Telemetry/Report: validates what agents send and stores it. */
 export class TelemetryServiceImpl {
   private readonly live = new Map<string, AgentStream>();
+  /** Open Report streams in all (lps.maxStreams). */
+  private open = 0;
   /** Open streams per connection and per client (lps.maxStreamsPerConnection, ...PerClient). */
   private readonly perConnection = new Map<string, number>();
   private readonly perClient = new Map<string, number>();
@@ -205,6 +208,11 @@ export class TelemetryServiceImpl {
     add('augur.v1.Telemetry', TelemetryService, { report: (call) => this.onStream(call) });
   }
 
+  /** Report streams open now (counted against lps.maxStreams). */
+  get openStreams(): number {
+    return this.open;
+  }
+
   /** Whether an agent stream for the endpoint is open now. */
   isLive(endpointId: string): boolean {
     return this.live.has(endpointId);
@@ -225,6 +233,15 @@ export class TelemetryServiceImpl {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'LPS is shutting down' });
       return;
     }
+    // Checked when the stream starts, before any of its messages is read: an open stream costs
+    // its HTTP/2 and gRPC state (about 75 KB measured) whether or not its hello is ever taken.
+    if (this.open >= this.config.maxStreams) {
+      return this.refuse(
+        call,
+        'max_streams',
+        `the LPS has ${this.open} Report streams open, its limit (lps.maxStreams ${this.config.maxStreams}); try again later`,
+      );
+    }
     const connection = connectionOf(call);
     const client = clientOf(call);
     const onConnection = this.perConnection.get(connection) ?? 0;
@@ -243,6 +260,7 @@ export class TelemetryServiceImpl {
         `client ${client} has ${ofClient} Report streams open, the limit (lps.maxStreamsPerClient ${this.config.maxStreamsPerClient})`,
       );
     }
+    this.open += 1;
     this.perConnection.set(connection, onConnection + 1);
     this.perClient.set(client, ofClient + 1);
     const stream = new AgentStream(call, this.config.sampleBurst, Date.now());
@@ -252,6 +270,7 @@ export class TelemetryServiceImpl {
       if (closed) return;
       closed = true;
       this.metrics.streams.dec();
+      this.open -= 1;
       decrement(this.perConnection, connection);
       decrement(this.perClient, client);
       const record = stream.record;

@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import { formatHostPort } from '../common/address.js';
 import { registerHardeningMetrics } from '../common/grpc-hardening.js';
-import { GrpcHost } from '../common/grpc-host.js';
+import { DEFAULT_MAX_CONCURRENT_STREAMS, GrpcHost } from '../common/grpc-host.js';
 import { HttpHost, createRegistry } from '../common/http-host.js';
 import type { AttachedPart } from '../common/lifecycle.js';
 import { createLogger, type Logger } from '../common/logger.js';
@@ -61,6 +61,12 @@ export async function startControlPlane({
   const grpc = new GrpcHost({
     listen: config.grpcListen,
     maxReceiveMessageLength: config.lps.maxMessageBytes,
+    // Report streams (lps.maxStreamsPerConnection, refused by the LPS with a status) and room
+    // for the connection's other streams (ext_proc, Watch, ADS) beside them.
+    maxConcurrentStreams: Math.max(
+      DEFAULT_MAX_CONCURRENT_STREAMS,
+      config.lps.maxStreamsPerConnection + 1000,
+    ),
     tls: trust.tls,
     insecure: trust.insecure,
     authorizer: trust.authorizer,

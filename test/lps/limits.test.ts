@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   LoadPredictionClient,
@@ -47,17 +48,28 @@ async function counter(name: string, labels: Record<string, string>): Promise<nu
   return found?.value ?? 0;
 }
 
+/** The value of a gauge of the plane's registry (0 if never set). */
+async function gauge(name: string): Promise<number> {
+  const metric = plane!.registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  return values[0]?.value ?? 0;
+}
+
 /** A Report stream on a given client (so on that client's connection), with its end status. */
 class Stream {
   status: grpc.StatusObject | undefined;
   readonly received: ControlMessage[] = [];
   private readonly call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
 
-  constructor(client: InstanceType<typeof TelemetryClient>, id: string) {
+  /** `id` undefined: the stream is opened and sends nothing. */
+  constructor(client: InstanceType<typeof TelemetryClient>, id: string | undefined) {
     this.call = client.report();
     this.call.on('data', (m: ControlMessage) => this.received.push(m));
     this.call.on('status', (s: grpc.StatusObject) => (this.status = s));
     this.call.on('error', () => undefined);
+    closers.push(() => this.call.cancel());
+    if (id === undefined) return;
     this.call.write({
       hello: {
         endpointId: id,
@@ -68,7 +80,11 @@ class Stream {
         agentVersion: 'test',
       },
     });
-    closers.push(() => this.call.cancel());
+  }
+
+  /** Resolves with the stream's status once it ended. */
+  async ended(): Promise<grpc.StatusObject> {
+    return waitFor(() => this.status, 5000, 'the stream to end');
   }
 
   /** Resolves once the stream is taken (config received) or ended; says which. */
@@ -161,6 +177,51 @@ describe('LPS limits', () => {
     one.cancel();
     await waitFor(() => !plane!.lps.telemetry.isLive('c1'), 5000, 'c1 to end');
     expect(await new Stream(client, 'c5').outcome()).toBe('taken');
+  });
+
+  it('refuses streams past lps.maxStreams in all when they start, before any message, and takes one after another ends', async () => {
+    plane = await startTestPlane({ lps: { maxStreams: 2 } });
+    const open = () => gauge('augur_lps_agent_streams');
+    // Each on a connection of its own: neither the per-connection nor the per-client limit is hit.
+    const taken = new Stream(telemetryClient(true), 't1');
+    expect(await taken.outcome()).toBe('taken');
+    // A stream that never says hello holds its place too.
+    const silent = new Stream(telemetryClient(true), undefined);
+    await waitFor(async () => (await open()) === 2, 5000, 'two streams open');
+    // Refused as it starts, without a message sent.
+    const refused = await new Stream(telemetryClient(true), undefined).ended();
+    expect(refused.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(refused.details).toContain('the LPS has 2 Report streams open');
+    expect(refused.details).toContain('lps.maxStreams 2');
+    const withHello = await new Stream(telemetryClient(true), 't2').outcome();
+    expect((withHello as grpc.StatusObject).code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(plane.lps.store.get('t2')).toBeUndefined();
+    expect(await counter('augur_lps_limit_refusals_total', { limit: 'max_streams' })).toBe(2);
+    expect(await open()).toBe(2);
+    // A refused stream holds nothing; one that ends frees its place.
+    silent.cancel();
+    await waitFor(async () => (await open()) === 1, 5000, 'the silent stream to be closed');
+    expect(await new Stream(telemetryClient(true), 't3').outcome()).toBe('taken');
+    expect(plane.lps.telemetry.isLive('t1')).toBe(true);
+  });
+
+  it('announces HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS above lps.maxStreamsPerConnection', async () => {
+    const announced = async (): Promise<number | undefined> => {
+      const session = http2.connect(`http://${plane!.grpcAddress}`);
+      try {
+        return await new Promise<number | undefined>((resolve, reject) => {
+          session.once('remoteSettings', (s) => resolve(s.maxConcurrentStreams));
+          session.once('error', reject);
+        });
+      } finally {
+        session.destroy();
+      }
+    };
+    plane = await startTestPlane();
+    expect(await announced()).toBe(2000);
+    await plane.dispose();
+    plane = await startTestPlane({ lps: { maxStreamsPerConnection: 5000 } });
+    expect(await announced()).toBe(6000);
   });
 
   it('refuses streams past lps.maxStreamsPerClient across its connections', async () => {
