@@ -9,6 +9,7 @@ interface ServerFlags {
   config?: string;
   logLevel?: string;
   insecure?: boolean;
+  allowedHosts?: string;
 }
 
 interface ServeFlags extends ServerFlags {
@@ -40,9 +41,24 @@ async function configOf(flags: ServeFlags) {
       ...(flags.cluster !== undefined && { cluster: { redis: flags.cluster } }),
       logLevel: flags.logLevel,
       ...(flags.insecure && { security: { insecure: true } }),
+      ...(flags.allowedHosts !== undefined && {
+        http: { allowedHosts: hostList(flags.allowedHosts) },
+      }),
     },
   });
 }
+
+/**
+ * `--allowed-hosts a,b`: the names, each trimmed; an empty list (`--allowed-hosts ''`) allows only
+ * the names always accepted. The config schema judges each name (an empty one among them is an
+ * error naming http.allowedHosts).
+ */
+export function hostList(value: string): string[] {
+  return value.trim() === '' ? [] : value.split(',').map((name) => name.trim());
+}
+
+const ALLOWED_HOSTS_HELP =
+  'comma-separated Host names the HTTP address answers besides its own: exact names, *.domain, or * for any (http.allowedHosts; others get 421, against DNS rebinding)';
 
 /**
  * The commands that assemble server processes from the parts: `augur serve` (the control plane)
@@ -65,6 +81,7 @@ export function registerServeCommand(program: Command): void {
       '--ext-proc-workers <n|auto>',
       'processes serving the fast path, sharing its port (auto: one per core; rrm.extProcWorkers)',
     )
+    .option('--allowed-hosts <list>', ALLOWED_HOSTS_HELP)
     .option('--data-dir <dir>', 'where learned state is kept (default ./.augur)')
     .option(
       '--cluster <redis://host:port>',
@@ -104,6 +121,7 @@ export function registerServeCommand(program: Command): void {
       '--http-listen <host:port>',
       'HTTP address for /metrics and /healthz (default 127.0.0.1:18080)',
     )
+    .option('--allowed-hosts <list>', ALLOWED_HOSTS_HELP)
     .option(
       '--ext-proc-listen <host:port>',
       'extra address for Envoy ext_proc streams only, on node:http2 directly (the fast path; rrm.extProcListen)',

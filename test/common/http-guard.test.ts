@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
@@ -331,6 +331,100 @@ describe('--http-listen :PORT (every interface) in plaintext', () => {
         /HTTP on 0\.0\.0\.0 would be plaintext off loopback.*PLAINTEXT_REFUSED/,
       );
       expect(code).toBe(2);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('--allowed-hosts (http.allowedHosts from the command line)', () => {
+  /** `augur ARGS` in a child process; resolves with it once it logged its HTTP address. */
+  function serve(args: string[]): Promise<{ child: ChildProcess; http: string }> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new Promise((resolve, reject) => {
+      let out = '';
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        const line = out.split('\n').find((l) => l.includes('"http":"http://'));
+        if (line) resolve({ child, http: (JSON.parse(line) as { http: string }).http });
+      });
+      child.on('exit', (code) => reject(new Error(`augur exited with ${code}: ${err}`)));
+    });
+  }
+
+  /** `augur ARGS` that must refuse to start: its exit code and stderr. */
+  async function refused(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    return { code, stderr };
+  }
+
+  it('answers the names it lists (exact and *.domain) and 421 to others, on augur serve', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'augur-allowed-hosts-'));
+    let child: ChildProcess | undefined;
+    try {
+      const started = await serve([
+        'serve',
+        '--grpc-listen',
+        '127.0.0.1:0',
+        '--http-listen',
+        '127.0.0.1:0',
+        '--data-dir',
+        dataDir,
+        '--log-level',
+        'info',
+        '--allowed-hosts',
+        'dash.example.org, *.corp.test',
+      ]);
+      child = started.child;
+      for (const host of ['dash.example.org', 'x.corp.test:18080', 'localhost']) {
+        const a = await get(started.http, '/healthz', { host });
+        expect([host, a.status]).toEqual([host, 200]);
+      }
+      for (const host of ['example.org', 'corp.test', 'dash.example.org.evil.example']) {
+        const a = await get(started.http, '/healthz', { host });
+        expect([host, a.status]).toEqual([host, 421]);
+      }
+    } finally {
+      if (child && child.exitCode === null) {
+        const exited = new Promise((resolve) => child!.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a bad name at start (exit 2) naming http.allowedHosts, on augur serve and augur rrm', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'augur-allowed-hosts-'));
+    try {
+      const bad = await refused([
+        'serve',
+        '--grpc-listen',
+        '127.0.0.1:0',
+        '--http-listen',
+        '127.0.0.1:0',
+        '--data-dir',
+        dataDir,
+        '--allowed-hosts',
+        'ok.example,,bad host',
+      ]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('http.allowedHosts.1');
+      expect(bad.stderr).toContain('http.allowedHosts.2: must be a host name');
+      const rrm = await refused(['rrm', '--lps', '127.0.0.1:1', '--allowed-hosts', 'a b']);
+      expect(rrm.code).toBe(2);
+      expect(rrm.stderr).toContain('http.allowedHosts.0: must be a host name');
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
