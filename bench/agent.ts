@@ -45,12 +45,17 @@ import { startControlPlane } from '../src/serve/control-plane.js';
 import { formatSummary, summarizeProfile } from './cpu-profile-top.js';
 import { markdownTable, writeBenchmarkSection } from './report.js';
 
-const args = new Map(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k!, v ?? 'true'] as [string, string];
-  }),
-);
+/** `--key=value`, `--key value` or a bare `--flag` (value 'true'). */
+const args = new Map<string, string>();
+for (let i = 2, argv = process.argv; i < argv.length; i++) {
+  const a = argv[i]!;
+  if (!a.startsWith('--')) throw new Error(`bench:agent: unexpected argument "${a}"`);
+  const eq = a.indexOf('=');
+  if (eq > 0) args.set(a.slice(2, eq), a.slice(eq + 1));
+  else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--'))
+    args.set(a.slice(2), argv[++i]!);
+  else args.set(a.slice(2), 'true');
+}
 const DURATION = Number(args.get('duration') ?? 60);
 const INTERVAL = Number(args.get('interval') ?? 1);
 const REPS = Number(args.get('reps') ?? 5);
@@ -459,7 +464,15 @@ async function main(): Promise<void> {
           r.stored.set(p.kind, after.out.get(p.kind)! - before.get(p.kind)!);
           r.signals.set(
             p.kind,
-            p.kind === 'a' ? 'host CPU, probe serving' : signalsOf(after.listed.get(p.endpointId)),
+            p.kind === 'a'
+              ? 'host CPU, probe serving'
+              : p.kind === 'c'
+                ? // --health-none: no probe runs; the LPS keeps only a healthy flag, so it lists SERVING.
+                  signalsOf(after.listed.get(p.endpointId)).replace(
+                    'probe serving',
+                    'no probe (`--health-none`)',
+                  )
+                : signalsOf(after.listed.get(p.endpointId)),
           );
         }
       }
