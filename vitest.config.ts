@@ -16,6 +16,7 @@ const INTEGRATION = [
   'test/agent/grpc-h2.test.ts',
   'test/agent/probe.test.ts',
   'test/agent/reporter-parts.test.ts',
+  'test/bench/cluster.test.ts',
   'test/cluster/**/*.test.ts',
   'test/common/auth.test.ts',
   'test/common/grpc-hardening.test.ts',

@@ -12,6 +12,7 @@
  * clients are processes on other machines. A response counts as received when its last byte has
  * arrived; its resources are stepped over as they arrive, never copied (HeadReader).
  */
+import { createHash, type Hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, constants } from 'node:http2';
 import { loadEnvoyProtos } from '../src/common/envoy-protos.js';
@@ -19,7 +20,10 @@ import { frameMessage } from '../src/common/grpc-framing.js';
 import { ADS_METHOD_PATH } from '../src/xds/sotw-server.js';
 import { TypeUrl } from '../src/xds/types.js';
 
-const [address, firstArg, countArg, service] = process.argv.slice(2);
+// `services`: one name, or several separated by commas (client first+k subscribes to the k-th
+// modulo their number; bench/cluster.ts).
+const [address, firstArg, countArg, services] = process.argv.slice(2);
+const serviceNames = services!.split(',');
 const first = Number(firstArg);
 const count = Number(countArg);
 const { root } = loadEnvoyProtos();
@@ -32,7 +36,14 @@ interface Head {
   nonce: string;
   /** Bytes of the message (without the gRPC prefix). */
   bytes: number;
+  /**
+   * With XDS_BENCH_HASH=1 (bench/cluster.ts), a hash of the resources' bytes: it changes when the
+   * subscribed resource's content does, not when another service's push changes the version.
+   */
+  hash?: string;
 }
+
+const HASHING = process.env.XDS_BENCH_HASH === '1';
 
 /**
  * Reads DiscoveryResponses off a gRPC stream as their bytes arrive, keeping only version_info
@@ -50,6 +61,8 @@ class HeadReader {
   private head: Head = { version: '', typeUrl: '', nonce: '', bytes: 0 };
   /** Bytes of a skipped field still to come. */
   private skipping = 0;
+  /** The resources' bytes of the current message, as they are stepped over (XDS_BENCH_HASH). */
+  private hasher: Hash | undefined;
 
   push(chunk: Buffer): Head[] {
     this.chunks.push(chunk);
@@ -61,15 +74,19 @@ class HeadReader {
         const prefix = this.take(5);
         this.left = prefix.readUInt32BE(1);
         this.head = { version: '', typeUrl: '', nonce: '', bytes: this.left };
+        if (HASHING) this.hasher = createHash('md5');
       }
       if (this.skipping > 0) {
         const n = Math.min(this.skipping, this.have);
+        if (this.hasher) this.feed(this.hasher, n);
         this.drop(n);
         this.skipping -= n;
         this.left -= n;
         if (this.skipping > 0) return out;
       }
       if (this.left === 0) {
+        if (this.hasher) this.head.hash = this.hasher.digest('base64');
+        this.hasher = undefined;
         out.push(this.head);
         this.left = -1;
         continue;
@@ -94,6 +111,19 @@ class HeadReader {
         this.left -= header;
         this.skipping = length;
       }
+    }
+  }
+
+  /** Feeds the next n bytes to a hash without consuming them (views of the chunks, no copy). */
+  private feed(hash: Hash, n: number): void {
+    let k = 0;
+    let from = this.offset;
+    while (n > 0) {
+      const c = this.chunks[k++]!;
+      const m = Math.min(n, c.length - from);
+      hash.update(c.subarray(from, from + m));
+      n -= m;
+      from = 0;
     }
   }
 
@@ -164,7 +194,7 @@ function frame(m: Request): Buffer {
 }
 
 /** Arrivals go to the parent in batches, one IPC message per turn of the event loop. */
-type Arrival = { client: number; at: number; version: string; bytes: number };
+type Arrival = { client: number; at: number; version: string; bytes: number; hash?: string };
 let outbox: Arrival[] = [];
 function report(a: Arrival): void {
   if (outbox.length === 0)
@@ -177,6 +207,7 @@ function report(a: Arrival): void {
 
 const sessions: Array<{ close(): void }> = [];
 for (let i = first; i < first + count; i++) {
+  const service = serviceNames[(i - first) % serviceNames.length]!;
   // XDS_BENCH_TLS=ca,cert,key: mutual TLS (bench/security.ts), as Envoy's TLS transport socket.
   const tlsFiles = process.env.XDS_BENCH_TLS?.split(',');
   const session = tlsFiles
@@ -203,7 +234,7 @@ for (let i = first; i < first + count; i++) {
     frame({
       node: { id: `bench-${i}`, user_agent_name: 'gRPC Node Pure JS' },
       type_url: TypeUrl.ClusterLoadAssignment,
-      resource_names: [service!],
+      resource_names: [service],
     }),
   );
   const reader = new HeadReader();
@@ -213,12 +244,12 @@ for (let i = first; i < first + count; i++) {
       stream.write(
         frame({
           type_url: r.typeUrl,
-          resource_names: [service!],
+          resource_names: [service],
           version_info: r.version,
           response_nonce: r.nonce,
         }),
       );
-      report({ client: i, at, version: r.version, bytes: r.bytes });
+      report({ client: i, at, version: r.version, bytes: r.bytes, hash: r.hash });
     }
   });
 }

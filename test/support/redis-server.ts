@@ -6,6 +6,11 @@ export class RedisServer {
   private child: ChildProcess | undefined;
   private constructor(readonly port: number) {}
 
+  /** The running server's process id (undefined while stopped). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
