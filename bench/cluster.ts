@@ -395,7 +395,7 @@ async function runMode(
     o.log(`${mode}: ${openAtStart}/${o.endpoints} agent streams open`);
     await waitUntil('a list of every service', 120_000, () =>
       services.every((s) => published.get(s)!.length > 0),
-    );
+    ).catch(() => o.log(`${mode}: not every service had a list after 120 s; going on`));
     // Clients spread over the replicas, and over the services.
     for (let r = 0; r < replicaCount; r++) {
       const first = Math.floor((r * o.clients) / replicaCount);
@@ -563,10 +563,17 @@ async function runMode(
             return v && v.split(' ')[0] !== victimId ? now() : undefined;
           },
           10,
+        ).catch(() => NaN); // not within 60 s: reported as n/a, and the run goes on
+        await waitUntil(`the new owner's first list of ${service}`, 60_000, () => listAt, 10).catch(
+          () => undefined,
         );
-        await waitUntil(`the new owner's first list of ${service}`, 60_000, () => listAt, 10);
         onPublish.delete(check);
-        const figuresK = { service, victim: victimId, leaseMs: leaseAt - t, listMs: listAt! - t };
+        const figuresK = {
+          service,
+          victim: victimId,
+          leaseMs: leaseAt - t,
+          listMs: (listAt ?? NaN) - t,
+        };
         takeovers.push(figuresK);
         o.log(`kill ${k + 1}/${o.kills}: ${JSON.stringify(figuresK)}`);
         await killed.stop();
@@ -585,7 +592,7 @@ async function runMode(
             return st.owned.length > 0 && st.owned.every((x) => x.ready);
           },
           500,
-        );
+        ).catch(() => o.log(`${victimId} owned no ready service 60 s after its restart`));
         await sleep(2000);
       }
     }
