@@ -148,8 +148,9 @@ export interface ReplicaFigures {
   ownedPerSecond: number;
   /** Services owned at the end of the window (cluster). */
   services: number;
-  /** ADS clients connected here and the pushes they received in the window. */
+  /** ADS clients connected here, those that received an EDS answer, and the pushes in the window. */
   clients: number;
+  answered: number;
   pushes: number;
 }
 
@@ -509,6 +510,7 @@ async function runMode(
             ownedPerSecond: redis ? (w1[r]!.owned - w0[r]!.owned) / seconds : NaN,
             services: redis ? owned : o.services,
             clients: set?.count ?? 0,
+            answered: set?.heard() ?? 0,
             pushes: pushesPerReplica[r]!,
           };
         }),
