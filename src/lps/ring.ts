@@ -27,8 +27,15 @@ export type StoredSample = Record<SampleColumn, number>;
  * - `float`: Float32, relative error at most 2^-24 (NaN and ±Infinity kept);
  * - `fraction`: 16-bit fixed point over [0, 1] (values outside are clamped; NaN kept), absolute
  *   error at most 1 / (2 · FRACTION_STEPS).
+ * - `offset16`: a 16-bit offset from the lowest value of its block of BLOCK slots (a Float64
+ *   anchor), in a power-of-two step (a Float64 per block) chosen when the block begins from the
+ *   values that will fill it (the history tier is fed from the detailed one, which already holds
+ *   them): exact for whole numbers (ms timestamps) while a block spans at most OFFSET_STEPS
+ *   (65.5 s: 32 samples at intervals up to 2 s), else within half a step, at most
+ *   span / OFFSET_STEPS (0.15 s for 32 samples at 5 minutes). Not finite values read back NaN.
+ *   History tier only (it needs the values to come).
  */
-export type ColumnCodec = 'residual' | 'float' | 'fraction';
+export type ColumnCodec = 'residual' | 'float' | 'fraction' | 'offset16';
 
 export const COLUMN_CODECS: Readonly<Record<SampleColumn, ColumnCodec>> = {
   timestamp: 'residual',
@@ -55,6 +62,15 @@ export const COLUMN_CODECS: Readonly<Record<SampleColumn, ColumnCodec>> = {
  * forecasters' backfill, a snapshot, the swap judge).
  */
 export const HISTORY_CODECS: Readonly<Partial<Record<SampleColumn, ColumnCodec>>> = {
+  timestamp: 'offset16',
+  cpu: 'fraction',
+};
+
+/**
+ * The history's codecs when the detailed samples are fewer than a block (`offset16` needs a
+ * block's values ahead): the timestamp as a Float32 residual, exact.
+ */
+export const SHORT_DETAIL_HISTORY_CODECS: Readonly<Partial<Record<SampleColumn, ColumnCodec>>> = {
   timestamp: 'residual',
   cpu: 'fraction',
 };
@@ -71,6 +87,9 @@ export const FRACTION_STEPS = 65_534;
 const FRACTION_NAN = FRACTION_STEPS + 1;
 /** Largest error of a fraction column (half a step). */
 export const FRACTION_PRECISION = 0.5 / FRACTION_STEPS;
+/** Steps of an offset16 column's block; the code OFFSET_STEPS + 1 is NaN. */
+export const OFFSET_STEPS = 65_534;
+const OFFSET_NAN = OFFSET_STEPS + 1;
 /** Largest relative error of a float column (Float32 rounding). */
 export const FLOAT_PRECISION = 2 ** -24;
 
@@ -85,7 +104,9 @@ interface Layout {
   /** Per sample column: -1 when the tier does not keep it. */
   f32: number[];
   u16: number[];
+  /** A residual column's anchor row; an offset16 column's anchor row, its step row next. */
   anchor: number[];
+  offset: boolean[];
   kept: boolean[];
   nf: number;
   nu: number;
@@ -93,19 +114,36 @@ interface Layout {
 }
 
 function layoutOf(codecs: Readonly<Partial<Record<SampleColumn, ColumnCodec>>>): Layout {
-  const l: Layout = { f32: [], u16: [], anchor: [], kept: [], nf: 0, nu: 0, na: 0 };
+  const l: Layout = {
+    f32: [],
+    u16: [],
+    anchor: [],
+    offset: [],
+    kept: [],
+    nf: 0,
+    nu: 0,
+    na: 0,
+  };
   for (const c of SAMPLE_COLUMNS) {
     const codec = codecs[c];
     l.kept.push(codec !== undefined);
+    l.offset.push(codec === 'offset16');
     l.f32.push(codec === 'residual' || codec === 'float' ? l.nf++ : -1);
-    l.u16.push(codec === 'fraction' ? l.nu++ : -1);
-    l.anchor.push(codec === 'residual' ? l.na++ : -1);
+    l.u16.push(codec === 'fraction' || codec === 'offset16' ? l.nu++ : -1);
+    l.anchor.push(codec === 'residual' ? l.na++ : codec === 'offset16' ? (l.na += 2) - 2 : -1);
   }
   return l;
 }
 
 const DETAIL_LAYOUT = layoutOf(COLUMN_CODECS);
 const HISTORY_LAYOUT = layoutOf(HISTORY_CODECS);
+const SHORT_DETAIL_HISTORY_LAYOUT = layoutOf(SHORT_DETAIL_HISTORY_CODECS);
+
+const toOffset = (v: number, anchor: number, step: number): number => {
+  if (!Number.isFinite(v) || !Number.isFinite(anchor)) return OFFSET_NAN;
+  const q = Math.round((v - anchor) / step);
+  return q <= 0 ? 0 : q >= OFFSET_STEPS ? OFFSET_STEPS : q;
+};
 
 const toFraction = (v: number): number =>
   Number.isNaN(v) ? FRACTION_NAN : Math.round((v <= 0 ? 0 : v >= 1 ? 1 : v) * FRACTION_STEPS);
@@ -180,8 +218,11 @@ class Tier {
     this.u = at.fractions;
   }
 
-  /** `value(c)` for every column the tier keeps. */
-  push(value: (c: number) => number): void {
+  /**
+   * `value(c)` for every column the tier keeps; `ahead(c, j)` the value of the j-th sample to be
+   * pushed after this one (offset16 columns read a block's values when it begins).
+   */
+  push(value: (c: number) => number, ahead?: (c: number, j: number) => number): void {
     const L = this.layout;
     const slot = this.head;
     const cap = this.capacity;
@@ -195,6 +236,30 @@ class Tier {
       const v = value(c);
       if (hot >= 0) this.exact[hot + c] = v;
       const u = L.u16[c]!;
+      if (u >= 0 && L.offset[c]) {
+        const ai = anchors + L.anchor[c]! * this.blocks + block;
+        const si = ai + this.blocks;
+        if (startsBlock) {
+          const pi = previous + L.anchor[c]!;
+          this.exact[pi] = this.exact[ai]!;
+          this.exact[pi + 1] = this.exact[si]!;
+          let lo = Number.isFinite(v) ? v : Infinity;
+          let hi = Number.isFinite(v) ? v : -Infinity;
+          const n = Math.min(BLOCK, cap - slot);
+          for (let j = 1; j < n && ahead; j++) {
+            const x = ahead(c, j);
+            if (!Number.isFinite(x)) continue;
+            if (x < lo) lo = x;
+            if (x > hi) hi = x;
+          }
+          let step = 1;
+          while ((hi - lo) / step > OFFSET_STEPS) step *= 2;
+          this.exact[ai] = lo;
+          this.exact[si] = step;
+        }
+        this.fractions[this.u + u * cap + slot] = toOffset(v, this.exact[ai]!, this.exact[si]!);
+        continue;
+      }
       if (u >= 0) {
         this.fractions[this.u + u * cap + slot] = toFraction(v);
         continue;
@@ -224,18 +289,22 @@ class Tier {
     const L = this.layout;
     const cap = this.capacity;
     const u = L.u16[c]!;
-    if (u >= 0) return fromFraction(this.fractions[this.u + u * cap + slot]!);
-    const r = this.floats[this.f + L.f32[c]! * cap + slot]!;
+    if (u >= 0 && !L.offset[c]) return fromFraction(this.fractions[this.u + u * cap + slot]!);
     const a = L.anchor[c]!;
-    if (a < 0) return r;
+    if (a < 0) return this.floats[this.f + L.f32[c]! * cap + slot]!;
     const block = (slot / BLOCK) | 0;
     const last = (this.head - 1 + cap) % cap;
     // Slots after the newest in the block being written still hold the previous lap.
     const previousLap = slot > last && block === ((last / BLOCK) | 0);
     const anchors = this.e + this.hot * NCOL;
-    const anchor = previousLap
-      ? this.exact[anchors + L.na * this.blocks + a]!
-      : this.exact[anchors + a * this.blocks + block]!;
+    const ai = previousLap ? anchors + L.na * this.blocks + a : anchors + a * this.blocks + block;
+    const anchor = this.exact[ai]!;
+    if (u >= 0) {
+      const q = this.fractions[this.u + u * cap + slot]!;
+      const step = this.exact[previousLap ? ai + 1 : ai + this.blocks]!;
+      return q === OFFSET_NAN ? NaN : anchor + q * step;
+    }
+    const r = this.floats[this.f + L.f32[c]! * cap + slot]!;
     return Number.isFinite(anchor) ? anchor + r : r;
   }
 
@@ -252,7 +321,7 @@ class Tier {
  * snapshot and the swap judge read), and for the older ones, up to `capacity` samples in all,
  * the timestamp and the CPU (`HISTORY_CODECS`: the history the dashboard plots). Fixed size,
  * allocated once, so an endpoint costs the same memory from its first sample on, and no sample is
- * an object. The detail columns take 54 bytes a sample (Float64 everywhere: 112), the history 6.
+ * an object. The detail columns take 54 bytes a sample (Float64 everywhere: 112), the history 4.
  * The HOT newest samples read back exactly; older ones within the precision of their column's
  * codec (COLUMN_CODECS, HISTORY_CODECS).
  */
@@ -281,8 +350,8 @@ export class SampleRing {
     const hot = Math.min(HOT, detail);
     const older = capacity - detail;
     const r = tierSize(detail, DETAIL_LAYOUT, hot);
-    const h =
-      older > 0 ? tierSize(older, HISTORY_LAYOUT, 0) : { exact: 0, floats: 0, fractions: 0 };
+    const historyLayout = detail >= BLOCK ? HISTORY_LAYOUT : SHORT_DETAIL_HISTORY_LAYOUT;
+    const h = older > 0 ? tierSize(older, historyLayout, 0) : { exact: 0, floats: 0, fractions: 0 };
     const exact = r.exact + h.exact;
     const floats = r.floats + h.floats;
     const fractions = r.fractions + h.fractions;
@@ -300,7 +369,7 @@ export class SampleRing {
     });
     this.history =
       older > 0
-        ? new Tier(older, HISTORY_LAYOUT, 0, tables, {
+        ? new Tier(older, historyLayout, 0, tables, {
             exact: r.exact,
             floats: r.floats,
             fractions: r.fractions,
@@ -323,7 +392,11 @@ export class SampleRing {
     // The oldest detailed sample is about to be overwritten: its history columns move on.
     if (this.history && recent.count === recent.capacity) {
       const oldest = recent.count - 1;
-      this.history.push((c) => recent.value(c, oldest));
+      // The samples that will follow it into the history are the next oldest detailed ones.
+      this.history.push(
+        (c) => recent.value(c, oldest),
+        (c, j) => (j <= oldest ? recent.value(c, oldest - j) : NaN),
+      );
     }
     recent.push((c) => sample[SAMPLE_COLUMNS[c]!]);
   }

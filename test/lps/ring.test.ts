@@ -10,7 +10,9 @@ import {
   FRACTION_PRECISION,
   HISTORY_CODECS,
   HOT,
+  OFFSET_STEPS,
   SAMPLE_COLUMNS,
+  SHORT_DETAIL_HISTORY_CODECS,
   SampleRing,
   type SampleColumn,
   type StoredSample,
@@ -170,14 +172,14 @@ describe('SampleRing (compact columns)', () => {
     expect(() => new SampleRing(2.5)).toThrow(/got 2.5/);
   });
 
-  test('holds 54 bytes a detailed sample (112 as Float64 columns) and 6 an older one', () => {
+  test('holds 54 bytes a detailed sample (112 as Float64 columns) and 4 an older one', () => {
     const ring = new SampleRing(720);
     expect(ring.detail).toBe(128);
-    expect(ring.bytes).toBeLessThanOrEqual(128 * 54 + 592 * 6 + 1024);
+    expect(ring.bytes).toBeLessThanOrEqual(128 * 54 + 592 * 4 + 1024);
     expect(new SampleRing(720, 720).bytes).toBeLessThanOrEqual(720 * 54 + 1024);
   });
 
-  test('past the detailed samples, keeps the timestamp exactly and the CPU in 16 bits, up to capacity', () => {
+  test('past the detailed samples, keeps the timestamp (exact within a 65 s block) and the CPU in 16 bits, up to capacity', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 2 * BLOCK + 3 }),
@@ -197,9 +199,19 @@ describe('SampleRing (compact columns)', () => {
                 expectStored(c, got, want[c], back);
                 continue;
               }
-              const codec = HISTORY_CODECS[c];
+              const codec = (detail >= BLOCK ? HISTORY_CODECS : SHORT_DETAIL_HISTORY_CODECS)[c];
               if (codec === undefined) expect(got).toBeNaN();
               else if (codec === 'residual') expect(got).toBe(want[c]);
+              else if (codec === 'offset16') {
+                // Exact while the block it is in spans at most OFFSET_STEPS, else within
+                // span / OFFSET_STEPS; its block lies within BLOCK samples either side.
+                const k = rows.length - 1 - back;
+                const span =
+                  rows[Math.min(k + BLOCK - 1, rows.length - 1)]![c] -
+                  rows[Math.max(k - BLOCK + 1, 0)]![c];
+                if (span <= OFFSET_STEPS) expect(got).toBe(want[c]);
+                else expect(Math.abs(got - want[c])).toBeLessThanOrEqual(span / OFFSET_STEPS);
+              }
               // Read once as a detailed Float32, then kept as a fraction.
               else if (Number.isNaN(want[c])) expect(got).toBeNaN();
               else expect(Math.abs(got - want[c])).toBeLessThanOrEqual(FRACTION_PRECISION + 1e-7);
@@ -212,6 +224,42 @@ describe('SampleRing (compact columns)', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  test('the history keeps ms timestamps exactly at intervals up to 2 s, within span / 65534 past, across laps', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2_000, max: 300_000 }),
+        fc.array(fc.integer({ min: 1, max: 300_000 }), {
+          minLength: 40,
+          maxLength: 900,
+          size: 'max',
+        }),
+        fc.integer({ min: 0, max: 200 }),
+        fc.integer({ min: BLOCK, max: 3 * BLOCK }),
+        (widest, raw, more, detail) => {
+          const ring = new SampleRing(detail + more, detail);
+          const times: number[] = [];
+          let t = 1_764_950_000_123;
+          for (const step of raw) {
+            t += 1 + (step % widest);
+            times.push(t);
+            ring.push({ ...ring.get(-1), timestamp: t, cpu: 0.5 });
+          }
+          expect(ring.historySize).toBe(Math.min(ring.capacity, times.length));
+          for (let back = ring.size; back < ring.historySize; back++) {
+            const k = times.length - 1 - back;
+            const span =
+              times[Math.min(k + BLOCK - 1, times.length - 1)]! -
+              times[Math.max(k - BLOCK + 1, 0)]!;
+            const got = ring.at('timestamp', back);
+            if (span <= OFFSET_STEPS) expect(got).toBe(times[k]);
+            else expect(Math.abs(got - times[k]!)).toBeLessThanOrEqual(span / OFFSET_STEPS);
+          }
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 
