@@ -313,8 +313,16 @@ function latestBefore(times: readonly number[], t: number): number | undefined {
   return found;
 }
 
-const serveEnv = (extra: Record<string, string> = {}): Record<string, string> => ({
+const serveEnv = (
+  o: ClusterBenchOptions,
+  extra: Record<string, string> = {},
+): Record<string, string> => ({
   AUGUR_LOG_LEVEL: 'info',
+  // Every simulated agent comes from 127.0.0.1, and one replica takes all of them (single mode,
+  // and survivors after a kill): the caps on open Report streams (lps.maxStreams 6,000,
+  // lps.maxStreamsPerClient 10,000 by default) are raised to the load, so both modes get it all.
+  AUGUR_LPS__MAX_STREAMS: String(Math.max(6000, o.endpoints + 1000)),
+  AUGUR_LPS__MAX_STREAMS_PER_CLIENT: String(Math.max(10_000, o.endpoints + 1000)),
   // No warm-up before the first xDS snapshot: the bench connects its clients once lists exist.
   AUGUR_XDS__WARMUP: '0',
   AUGUR_CLUSTER__LEASE_TTL: String(LEASE_TTL_S),
@@ -346,7 +354,7 @@ async function runMode(
   const startReplica = async (r: number): Promise<ServeProcess> => {
     const p = await ServeProcess.start(
       redis ? ['--cluster', redis.url] : [],
-      serveEnv(redis ? { AUGUR_CLUSTER__REPLICA_ID: ids[r]! } : {}),
+      serveEnv(o, redis ? { AUGUR_CLUSTER__REPLICA_ID: ids[r]! } : {}),
       180_000,
     );
     if (p.child.pid) pids.push(p.child.pid);
@@ -663,7 +671,7 @@ export function clusterSection(r: ClusterBenchResult): string {
     r.cluster.clientsCpuPercent +
     r.cluster.benchCpuPercent;
   return [
-    `${o.endpoints.toLocaleString('en')} endpoints (${o.services} services × ${Math.round(o.endpoints / o.services)}) each sending one sample a second over its own Report stream (many streams per HTTP/2 connection, from one agents process), and ${o.clients} ADS clients (raw HTTP/2, each subscribed to one service's EDS, resources hashed rather than decoded) spread over the replicas; a real \`redis-server\` on loopback without persistence; every replica is \`augur serve\` (tsx) with its defaults except \`xds.warmup 0\`, \`cluster.leaseTtl ${LEASE_TTL_S}\`, \`cluster.renewInterval ${RENEW_S}\` (the defaults). Each mode is measured over ${f0(r.cluster.seconds)} s once every stream is open and every client has its first answer; then, in cluster mode only, ${o.kills} kills. Machine: ${cores} cores; load average at the end of the run: ${load}.`,
+    `${o.endpoints.toLocaleString('en')} endpoints (${o.services} services × ${Math.round(o.endpoints / o.services)}) each sending one sample a second over its own Report stream (many streams per HTTP/2 connection, from one agents process), and ${o.clients} ADS clients (raw HTTP/2, each subscribed to one service's EDS, resources hashed rather than decoded) spread over the replicas; a real \`redis-server\` on loopback without persistence; every replica is \`augur serve\` (tsx) with its defaults except \`xds.warmup 0\`, \`lps.maxStreams\` and \`lps.maxStreamsPerClient\` raised to the endpoints + 1,000 (every simulated agent comes from 127.0.0.1, and one replica takes them all), \`cluster.leaseTtl ${LEASE_TTL_S}\`, \`cluster.renewInterval ${RENEW_S}\` (the defaults). Each mode is measured over ${f0(r.cluster.seconds)} s once every stream is open and every client has its first answer; then, in cluster mode only, ${o.kills} kills. Machine: ${cores} cores; load average at the end of the run: ${load}.`,
     '',
     markdownTable(
       [
