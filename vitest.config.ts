@@ -13,7 +13,6 @@ const ENVIRONMENT = ['test/compose/**/*.test.ts', 'test/readme/**/*.test.ts'];
 const INTEGRATION = [
   'test/agent/agent-lps.test.ts',
   'test/agent/cli.test.ts',
-  'test/agent/grpc-h2.test.ts',
   'test/agent/probe.test.ts',
   'test/agent/reporter-parts.test.ts',
   'test/bench/cluster.test.ts',

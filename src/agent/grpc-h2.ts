@@ -85,10 +85,7 @@ function statusFromReset(rstCode: number): CallStatus {
     case c.NGHTTP2_CANCEL:
       return { code: GrpcStatus.CANCELLED, details: 'call cancelled' };
     case c.NGHTTP2_ENHANCE_YOUR_CALM:
-      return {
-        code: GrpcStatus.RESOURCE_EXHAUSTED,
-        details: 'bandwidth exhausted or memory limit exceeded',
-      };
+      return { code: GrpcStatus.RESOURCE_EXHAUSTED, details: 'bandwidth exhausted or memory limit exceeded' };
     case c.NGHTTP2_INADEQUATE_SECURITY:
       return { code: GrpcStatus.PERMISSION_DENIED, details: 'protocol not secure enough' };
     default:
