@@ -1,19 +1,16 @@
-import type { ClientSecurity } from '../common/tls.js';
+import { clientChannel, type ClientSecurity } from '../common/tls.js';
+import * as grpc from '@grpc/grpc-js';
 import {
-  AgentMessage,
-  ControlMessage,
+  TelemetryClient,
   type AgentHello,
+  type AgentMessage,
+  type ControlMessage,
   type EndpointData,
 } from '../gen/augur/v1/telemetry.js';
-import { GrpcStatus, H2Channel, statusName, type CallStatus, type H2Call } from './grpc-h2.js';
 import { formatHostPort, parseHostPort } from '../common/address.js';
 import { durationToSeconds, secondsToDuration } from '../common/duration.js';
 import type { Logger } from '../common/logger.js';
 import { SampleBuffer } from './sample-buffer.js';
-
-const REPORT_PATH = '/augur.v1.Telemetry/Report';
-const encodeAgentMessage = (m: AgentMessage): Uint8Array => AgentMessage.encode(m).finish();
-const decodeControlMessage = (b: Uint8Array): ControlMessage => ControlMessage.decode(b);
 
 /** Reconnect timing: exponential backoff with full jitter. */
 export interface BackoffOptions {
@@ -107,8 +104,8 @@ export class TelemetryReporter {
   private readonly logger: Logger;
   private readonly random: () => number;
   private readonly target: string;
-  private channel: H2Channel | undefined;
-  private call: H2Call<AgentMessage, ControlMessage> | undefined;
+  private client: TelemetryClient | undefined;
+  private call: grpc.ClientDuplexStream<AgentMessage, ControlMessage> | undefined;
   private openedAt = 0;
   private gotConfig = false;
   /** Samples replayed when the current stream opened. */
@@ -141,16 +138,18 @@ export class TelemetryReporter {
 
   /** Opens the first stream; later ones open by themselves after a loss. */
   start(): void {
-    if (this.channel || this.stopped) return;
-    // A connection is opened by the first call and again by the first call after it was lost:
-    // the only reconnect backoff is ours.
-    this.channel = new H2Channel({
-      target: this.target,
-      security: this.opts.security,
+    if (this.client || this.stopped) return;
+    const b = this.backoff;
+    const channel = clientChannel(this.opts.security);
+    this.client = new TelemetryClient(this.target, channel.credentials, {
+      ...channel.options,
+      // Keep the channel's own reconnect backoff within ours, so a retry after
+      // our delay is not refused by a channel still waiting out grpc-js's default 120 s cap.
+      'grpc.initial_reconnect_backoff_ms': Math.max(100, Math.round(b.initialSeconds * 1000)),
+      'grpc.max_reconnect_backoff_ms': Math.max(100, Math.round(b.maxSeconds * 1000)),
       // Notice an LPS host that vanished without closing the connection.
-      keepaliveMs: 30_000,
-      keepaliveTimeoutMs: 10_000,
-      userAgent: `augur-agent/${this.opts.hello.agentVersion}`,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
     });
     this.logger.info({ lps: this.target }, 'reporting to the LPS');
     this.connect();
@@ -211,7 +210,7 @@ export class TelemetryReporter {
         const timer = setTimeout(
           () => {
             this.logger.warn('the LPS did not end the stream after our goodbye; cancelling it');
-            call.cancel('the LPS did not end the stream after the goodbye');
+            call.cancel();
             resolve();
           },
           (this.opts.closeTimeoutSeconds ?? 2) * 1000,
@@ -223,26 +222,22 @@ export class TelemetryReporter {
         call.end();
       });
     }
-    this.channel?.close();
+    this.client?.close();
     this.logger.info({ ...this.stats() }, 'telemetry stream closed');
   }
 
   private connect(): void {
-    if (this.stopped || !this.channel) return;
-    const call: H2Call<AgentMessage, ControlMessage> = this.channel.call(
-      REPORT_PATH,
-      encodeAgentMessage,
-      decodeControlMessage,
-      {
-        onMessage: (msg) => this.onMessage(msg),
-        onStatus: (status) => this.onStatus(call, status),
-      },
-    );
+    if (this.stopped || !this.client) return;
+    const call = this.client.report();
     this.call = call;
     this.streams++;
     this.openedAt = performance.now();
     this.gotConfig = false;
     this.errorCodesLogged.clear();
+    call.on('data', (msg: ControlMessage) => this.onMessage(msg));
+    // 'status' always follows, and is where the end of the stream is handled.
+    call.on('error', () => {});
+    call.on('status', (status: grpc.StatusObject) => this.onStatus(call, status));
 
     call.write({
       hello: { ...this.opts.hello, requestedInterval: secondsToDuration(this.interval) },
@@ -342,7 +337,10 @@ export class TelemetryReporter {
     }
   }
 
-  private onStatus(call: H2Call<AgentMessage, ControlMessage>, status: CallStatus): void {
+  private onStatus(
+    call: grpc.ClientDuplexStream<AgentMessage, ControlMessage>,
+    status: grpc.StatusObject,
+  ): void {
     if (call !== this.call) return;
     this.call = undefined;
     if (this.stopped) {
@@ -354,7 +352,7 @@ export class TelemetryReporter {
     const delay = backoffDelaySeconds(this.attempt++, this.backoff, this.random);
     const fields = {
       lps: this.target,
-      code: statusName(status.code),
+      code: grpc.status[status.code],
       details: status.details,
       retryInSeconds: Number(delay.toFixed(3)),
       buffered: this.buffer.size,
@@ -362,9 +360,9 @@ export class TelemetryReporter {
     // Refusals that a retry cannot fix deserve an error; a lost connection is said once,
     // and each failed attempt to get it back only at debug level.
     if (
-      status.code === GrpcStatus.ALREADY_EXISTS ||
-      status.code === GrpcStatus.FAILED_PRECONDITION ||
-      status.code === GrpcStatus.INVALID_ARGUMENT
+      status.code === grpc.status.ALREADY_EXISTS ||
+      status.code === grpc.status.FAILED_PRECONDITION ||
+      status.code === grpc.status.INVALID_ARGUMENT
     ) {
       this.logger.error(fields, 'the LPS refused the stream; retrying');
     } else if (this.gotConfig) {
