@@ -5,7 +5,7 @@ import { BASELINES, SeasonalForecaster } from '../../src/lps/forecast/baselines.
 import { BaselineBank } from '../../src/lps/forecast/bank.js';
 import { ForecastEnsemble } from '../../src/lps/forecast/ensemble.js';
 import type { Forecast } from '../../src/lps/forecast/forecaster.js';
-import { readTrace, sharedTraceDir } from '../../src/sim/traces.js';
+import { defaultTraceDir, readTrace } from '../../src/sim/traces.js';
 
 interface Setup {
   seasonal: boolean;
@@ -138,8 +138,9 @@ describe('BaselineBank is the ensemble of the baselines, bit for bit', () => {
   });
 
   test('on a real trace long enough for the seasonal forecaster to find and lose periods', () => {
-    const file = join(sharedTraceDir(), 'bitbrains', '1.csv.gz');
-    const cpu = readTrace(file, 'CPU usage [%]').values.slice(0, 900);
+    // A NAB CPU trace the repository carries (data/traces/nab), so a clone alone runs it.
+    const file = join(defaultTraceDir(), 'ec2_cpu_utilization_5f5533.csv');
+    const cpu = readTrace(file, 'value').values.slice(0, 900);
     // A periodic job on top (for the seasonal forecaster), then a steady ramp (for Holt).
     const values = [
       ...cpu.map((v, i) => v / 100 + (i % 24 < 3 ? 0.3 : 0)),
