@@ -319,8 +319,10 @@ const serveEnv = (
 ): Record<string, string> => ({
   AUGUR_LOG_LEVEL: 'info',
   // Every simulated agent comes from 127.0.0.1, and one replica takes all of them (single mode,
-  // and survivors after a kill): the caps on open Report streams (lps.maxStreams 6,000,
-  // lps.maxStreamsPerClient 10,000 by default) are raised to the load, so both modes get it all.
+  // and survivors after a kill): the caps on endpoints held (lps.maxEndpoints 5,000) and open
+  // Report streams (lps.maxStreams 6,000, lps.maxStreamsPerClient 10,000 by default) are raised to
+  // the load, so both modes get it all.
+  AUGUR_LPS__MAX_ENDPOINTS: String(Math.max(5000, o.endpoints + 1000)),
   AUGUR_LPS__MAX_STREAMS: String(Math.max(6000, o.endpoints + 1000)),
   AUGUR_LPS__MAX_STREAMS_PER_CLIENT: String(Math.max(10_000, o.endpoints + 1000)),
   // No warm-up before the first xDS snapshot: the bench connects its clients once lists exist.
@@ -638,7 +640,7 @@ export function clusterSection(r: ClusterBenchResult): string {
   const offered = o.endpoints;
   const modeRow = (m: ModeFigures): Array<string | number> => [
     m.mode === 'cluster' ? `cluster (${m.replicas.length} replicas + Redis)` : 'one replica',
-    f0(offered),
+    `${f0(offered)} (${f0(m.openStreams)} streams open; ${m.streamFailures} stream failures)`,
     f0(m.offeredPerSecond),
     f0(m.ackedPerSecond),
     f0(m.acceptedPerSecond),
@@ -663,7 +665,9 @@ export function clusterSection(r: ClusterBenchResult): string {
   const list = r.takeovers.map((t) => t.listMs);
   const sustained = (m: ModeFigures): number => m.storedPerSecond / Math.max(1, m.offeredPerSecond);
   const cores = cpus().length;
-  const limited = sustained(r.cluster) < 0.95 || sustained(r.single) < 0.95;
+  const complete = (m: ModeFigures): boolean =>
+    sustained(m) >= 0.95 && m.openStreams >= 0.95 * o.endpoints && m.clientsPushed > 0;
+  const limited = !complete(r.cluster) || !complete(r.single);
   const cpuSum =
     r.cluster.replicas.reduce((s, p) => s + p.cpuPercent, 0) +
     r.cluster.redisCpuPercent +
@@ -671,7 +675,7 @@ export function clusterSection(r: ClusterBenchResult): string {
     r.cluster.clientsCpuPercent +
     r.cluster.benchCpuPercent;
   return [
-    `${o.endpoints.toLocaleString('en')} endpoints (${o.services} services × ${Math.round(o.endpoints / o.services)}) each sending one sample a second over its own Report stream (many streams per HTTP/2 connection, from one agents process), and ${o.clients} ADS clients (raw HTTP/2, each subscribed to one service's EDS, resources hashed rather than decoded) spread over the replicas; a real \`redis-server\` on loopback without persistence; every replica is \`augur serve\` (tsx) with its defaults except \`xds.warmup 0\`, \`lps.maxStreams\` and \`lps.maxStreamsPerClient\` raised to the endpoints + 1,000 (every simulated agent comes from 127.0.0.1, and one replica takes them all), \`cluster.leaseTtl ${LEASE_TTL_S}\`, \`cluster.renewInterval ${RENEW_S}\` (the defaults). Each mode is measured over ${f0(r.cluster.seconds)} s once every stream is open and every client has its first answer; then, in cluster mode only, ${o.kills} kills. Machine: ${cores} cores; load average at the end of the run: ${load}.`,
+    `${o.endpoints.toLocaleString('en')} endpoints (${o.services} services × ${Math.round(o.endpoints / o.services)}) each sending one sample a second over its own Report stream (many streams per HTTP/2 connection, from one agents process), and ${o.clients} ADS clients (raw HTTP/2, each subscribed to one service's EDS, resources hashed rather than decoded) spread over the replicas; a real \`redis-server\` on loopback without persistence; every replica is \`augur serve\` (tsx) with its defaults except \`xds.warmup 0\`, \`lps.maxEndpoints\`, \`lps.maxStreams\` and \`lps.maxStreamsPerClient\` raised to the endpoints + 1,000 (every simulated agent comes from 127.0.0.1, and one replica takes them all), \`cluster.leaseTtl ${LEASE_TTL_S}\`, \`cluster.renewInterval ${RENEW_S}\` (the defaults). Each mode is measured over ${f0(r.cluster.seconds)} s once every stream is open and every client has its first answer; then, in cluster mode only, ${o.kills} kills. Machine: ${cores} cores; load average at the end of the run: ${load}.`,
     '',
     markdownTable(
       [
@@ -709,8 +713,8 @@ export function clusterSection(r: ClusterBenchResult): string {
     `**xDS push latency** is the time from the owner's publication of a service's list (cluster: the bench's Redis subscriber receiving the owner's PUBLISH; one replica: the bench's LoadPrediction Watch receiving the list) to an ADS client holding an assignment of that service whose resource bytes differ from its previous one, on every replica, attributed to the latest list of the service published before it (or up to ${SLACK_MS} ms after it: the bench is one more subscriber and may see a publication after a replica has pushed it; such pushes count as 0 ms: ${r.cluster.pushesEarly} of ${r.cluster.pushesMeasured} in cluster mode, ${r.single.pushesEarly} of ${r.single.pushesMeasured} on one replica); lists the owner's hysteresis did not push are not counted. Accepted = samples passed on to Redis by the replicas their agents reach (cluster) or stored (one replica); read and stored by owners = the owners' sample-stream reads stored or already held from their own agents.`,
     '',
     limited
-      ? `**The machine is the limit here**: the owners kept up with ${f0(sustained(r.cluster) * 100)} % of the offered samples in cluster mode and one replica with ${f0(sustained(r.single) * 100)} %; in cluster mode the processes on this ${cores}-core machine took ${f0(cpuSum)} % of a core together (replicas ${r.cluster.replicas.map((p) => `${f0(p.cpuPercent)} %`).join(', ')}; Redis ${f0(r.cluster.redisCpuPercent)} %; agents ${f0(r.cluster.agentsCpuPercent)} %; ADS clients ${f0(r.cluster.clientsCpuPercent)} %; bench ${f0(r.cluster.benchCpuPercent)} %). The load generators share the cores with what they measure; on a machine with a core per replica the figures would differ.`
-      : `Both modes kept up with the offered load (≥ 95 % of it stored). In cluster mode the processes took ${f0(cpuSum)} % of a core together on this ${cores}-core machine.`,
+      ? `**The machine is the limit here**: the owners kept up with ${f0(sustained(r.cluster) * 100)} % of the offered samples in cluster mode (${f0(r.cluster.openStreams)} of ${o.endpoints} streams open, ${r.cluster.clientsPushed} of ${o.clients} clients pushed to) and one replica with ${f0(sustained(r.single) * 100)} % (${f0(r.single.openStreams)} open, ${r.single.clientsPushed} clients pushed to); in cluster mode the processes on this ${cores}-core machine took ${f0(cpuSum)} % of a core together (replicas ${r.cluster.replicas.map((p) => `${f0(p.cpuPercent)} %`).join(', ')}; Redis ${f0(r.cluster.redisCpuPercent)} %; agents ${f0(r.cluster.agentsCpuPercent)} %; ADS clients ${f0(r.cluster.clientsCpuPercent)} %; bench ${f0(r.cluster.benchCpuPercent)} %). The load generators share the cores with what they measure; on a machine with a core per replica the figures would differ.`
+      : `Both modes kept up with the offered load (≥ 95 % of the streams open and of the offered samples stored, and pushes reached the clients). In cluster mode the processes took ${f0(cpuSum)} % of a core together on this ${cores}-core machine.`,
   ].join('\n');
 }
 

@@ -51,6 +51,11 @@ export class Lps {
     this.options = options;
     const { config, registry, logger } = options;
     this.metrics = new LpsMetrics(registry);
+    if (config.maxStreams < config.maxEndpoints)
+      logger.warn(
+        { maxStreams: config.maxStreams, maxEndpoints: config.maxEndpoints },
+        `lps.maxStreams (${config.maxStreams}) is below lps.maxEndpoints (${config.maxEndpoints}): at most ${config.maxStreams} endpoints can report at once; raise lps.maxStreams to lps.maxEndpoints plus room for reconnecting agents`,
+      );
     this.store = new EndpointStore(config);
     this.scorer = options.scorer ?? new EwmaScorer();
     this.hostNames = new HostNameResolver({
