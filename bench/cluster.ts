@@ -184,6 +184,11 @@ export interface TakeoverFigures {
   victim: string;
   leaseMs: number;
   listMs: number;
+  /** From the new owner's "taken over" log line: the stream entries it replayed, and the time. */
+  replayedEntries: number;
+  replayMs: number;
+  /** Scoring after the replay and the first write of the list. */
+  scoreAndWriteMs: number;
 }
 
 export interface ClusterBenchResult {
@@ -566,6 +571,7 @@ async function runMode(
         const victimId = ids[victim]!;
         const killed = replicas[victim]!;
         const t = now();
+        const killedAt = Date.now();
         killed.child.kill('SIGKILL');
         const leaseAt = await waitUntil(
           `a survivor to take ${service}`,
@@ -580,11 +586,25 @@ async function runMode(
           () => undefined,
         );
         onPublish.delete(check);
-        const figuresK = {
+        // The new owner's own account of its catch-up (src/cluster/cluster.ts, `take`).
+        const taken = replicas
+          .filter((_, i) => i !== victim)
+          .flatMap((r) => r.lines)
+          .find(
+            (l) =>
+              l.service === service &&
+              typeof l.msg === 'string' &&
+              l.msg.includes('taken over') &&
+              (l.time ?? 0) >= killedAt,
+          );
+        const figuresK: TakeoverFigures = {
           service,
           victim: victimId,
           leaseMs: leaseAt - t,
           listMs: (listAt ?? NaN) - t,
+          replayedEntries: Number(taken?.replayedEntries ?? NaN),
+          replayMs: Number(taken?.replayMs ?? NaN),
+          scoreAndWriteMs: Number(taken?.scoreAndWriteMs ?? NaN),
         };
         takeovers.push(figuresK);
         o.log(`kill ${k + 1}/${o.kills}: ${JSON.stringify(figuresK)}`);
@@ -707,7 +727,7 @@ export function clusterSection(r: ClusterBenchResult): string {
     ),
     '',
     r.takeovers.length > 0
-      ? `**Takeover after kill -9 of a service's owner** (${r.takeovers.length} kills, the killed replica restarted each time and given its share back before the next): lease acquired by a survivor p50 ${f0(quantile(lease, 0.5))} ms, max ${f0(Math.max(...lease))} ms; the survivor's first published list of the service p50 ${f0(quantile(list, 0.5))} ms, max ${f0(Math.max(...list))} ms (documented bound ${(LEASE_TTL_S + RENEW_S) * 1000} ms for the lease; the list adds replaying the service's stream and scoring). Each measured from the SIGKILL to the bench seeing, on Redis, the lease held by another replica (polled every 10 ms) and the first list of the service written under the new token (the lists channel). Per kill (ms, lease / list): ${r.takeovers.map((t) => `${t.victim} ${t.service} ${f0(t.leaseMs)} / ${f0(t.listMs)}`).join('; ')}.`
+      ? `**Takeover after kill -9 of a service's owner** (${r.takeovers.length} kills, the killed replica restarted each time and given its share back before the next): lease acquired by a survivor p50 ${f0(quantile(lease, 0.5))} ms, max ${f0(Math.max(...lease))} ms; the survivor's first published list of the service p50 ${f0(quantile(list, 0.5))} ms, max ${f0(Math.max(...list))} ms (documented bound ${(LEASE_TTL_S + RENEW_S) * 1000} ms for the lease; the list adds replaying the service's stream and scoring). Each measured from the SIGKILL to the bench seeing, on Redis, the lease held by another replica (polled every 10 ms) and the first list of the service written under the new token (the lists channel). Per kill (ms, lease / list; then, from the new owner's log, the stream entries it replayed, the replay's time and the scoring and first write after it): ${r.takeovers.map((t) => `${t.victim} ${t.service} ${f0(t.leaseMs)} / ${f0(t.listMs)} (${f0(t.replayedEntries)} entries in ${f0(t.replayMs)} ms; ${f0(t.scoreAndWriteMs)} ms)`).join('; ')}.`
       : 'No kills were run (--kills 0).',
     '',
     `**xDS push latency** is the time from the owner's publication of a service's list (cluster: the bench's Redis subscriber receiving the owner's PUBLISH; one replica: the bench's LoadPrediction Watch receiving the list) to an ADS client holding an assignment of that service whose resource bytes differ from its previous one, on every replica, attributed to the latest list of the service published before it (or up to ${SLACK_MS} ms after it: the bench is one more subscriber and may see a publication after a replica has pushed it; such pushes count as 0 ms: ${r.cluster.pushesEarly} of ${r.cluster.pushesMeasured} in cluster mode, ${r.single.pushesEarly} of ${r.single.pushesMeasured} on one replica); lists the owner's hysteresis did not push are not counted. Accepted = samples passed on to Redis by the replicas their agents reach (cluster) or stored (one replica); read and stored by owners = the owners' sample-stream reads stored or already held from their own agents.`,

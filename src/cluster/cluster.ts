@@ -350,7 +350,9 @@ export class Cluster {
         if (hello)
           this.metrics.intake.inc({ outcome: lps.telemetry.ingestForwardedHello(hello, atMs) });
       }
-      await this.intake!.add(held.service);
+      const hellosAt = Date.now();
+      const replayed = await this.intake!.add(held.service);
+      const replayedAt = Date.now();
       if (!this.ownership.holds(held.service, held.token)) return;
       await lps.rescore();
       if (!this.ownership.holds(held.service, held.token)) return;
@@ -366,6 +368,11 @@ export class Cluster {
           service: held.service,
           token: held.token,
           catchUpMs: Date.now() - started,
+          // Where the catch-up went: the hellos, the replay of the stream, scoring and the first write.
+          hellosMs: hellosAt - started,
+          replayMs: replayedAt - hellosAt,
+          replayedEntries: replayed,
+          scoreAndWriteMs: Date.now() - replayedAt,
           restoredEndpoints: restored,
           listVersion: this.replicated.version(held.service),
         },

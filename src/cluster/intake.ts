@@ -10,6 +10,8 @@ interface Reading {
   lastId: string;
   /** The stream's last id when reading began; caught up once past it. */
   target: string;
+  /** Entries taken so far. */
+  entries: number;
   caughtUp: () => void;
   done: boolean;
 }
@@ -59,13 +61,22 @@ export class Intake {
     this.reading.clear();
   }
 
-  /** Starts reading a service's stream from its start; settles once caught up. */
-  async add(service: string): Promise<void> {
+  /**
+   * Starts reading a service's stream from its start; settles once caught up, with the number of
+   * entries read until then.
+   */
+  async add(service: string): Promise<number> {
     const key = this.options.keys.samples(service);
     const last = (await this.options.redis.xrevrange(key, '+', '-', 'COUNT', 1))[0];
     const target = last?.[0] ?? '0-0';
-    return new Promise<void>((resolve) => {
-      const reading: Reading = { lastId: '0-0', target, caughtUp: resolve, done: false };
+    return new Promise<number>((resolve) => {
+      const reading: Reading = {
+        lastId: '0-0',
+        target,
+        entries: 0,
+        caughtUp: () => resolve(reading.entries),
+        done: false,
+      };
       this.reading.set(service, reading);
       this.check(reading);
       this.wake?.();
@@ -122,6 +133,7 @@ export class Intake {
           const id = idBuf.toString();
           this.take(id, fields, older);
           reading.lastId = id;
+          reading.entries++;
         }
       }
       for (const [endpointId, samples] of older) {
