@@ -586,17 +586,25 @@ async function runMode(
           () => undefined,
         );
         onPublish.delete(check);
-        // The new owner's own account of its catch-up (src/cluster/cluster.ts, `take`).
-        const taken = replicas
-          .filter((_, i) => i !== victim)
-          .flatMap((r) => r.lines)
-          .find(
-            (l) =>
-              l.service === service &&
-              typeof l.msg === 'string' &&
-              l.msg.includes('taken over') &&
-              (l.time ?? 0) >= killedAt,
-          );
+        // The new owner's own account of its catch-up (src/cluster/cluster.ts, `take`), logged
+        // just after its first list is written.
+        const takenLine = () =>
+          replicas
+            .filter((_, i) => i !== victim)
+            .flatMap((r) => r.lines)
+            .find(
+              (l) =>
+                l.service === service &&
+                typeof l.msg === 'string' &&
+                l.msg.includes('taken over') &&
+                (l.time ?? 0) >= killedAt,
+            );
+        const taken = await waitUntil(
+          'the new owner\'s "taken over" line',
+          10_000,
+          takenLine,
+          50,
+        ).catch(() => undefined);
         const figuresK: TakeoverFigures = {
           service,
           victim: victimId,
