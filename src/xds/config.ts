@@ -51,6 +51,13 @@ export const xdsConfigSchema = z
     envoyUpstreamHttp2: z.boolean().default(false),
     /** Connect timeout of every cluster, seconds. */
     connectTimeout: z.number().positive().default(1),
+    /**
+     * Most ADS streams open at once in all, whatever their connection or client (each Envoy or
+     * proxyless gRPC client holds one); a further stream is refused with RESOURCE_EXHAUSTED when
+     * it starts, and the client retries with its backoff. Bounds the memory many connections can
+     * take (each connection is also limited to the gRPC server's SETTINGS_MAX_CONCURRENT_STREAMS).
+     */
+    maxStreams: z.number().int().positive().default(10_000),
   })
   .strict();
 

@@ -12,6 +12,7 @@ export class XdsMetrics {
   readonly nacks: Counter<'type_url' | 'client_kind'>;
   readonly staleNonces: Counter<'type_url'>;
   readonly publishes: Counter<'outcome'>;
+  readonly refused: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -39,6 +40,11 @@ export class XdsMetrics {
       labelNames: ['type_url'],
       registers,
     });
+    this.refused = new Counter({
+      name: 'augur_xds_streams_refused_total',
+      help: 'ADS streams refused when they started because xds.maxStreams were open',
+      registers,
+    });
     this.publishes = new Counter({
       name: 'augur_xds_publish_total',
       help: 'Prioritized lists seen by the xDS publisher: published, or skipped by hysteresis',
@@ -54,6 +60,7 @@ export class XdsMetrics {
     onResponse: (_id, typeUrl) => this.responses.inc({ type_url: typeUrl }),
     onNack: (_id, group, typeUrl) => this.nacks.inc({ type_url: typeUrl, client_kind: group }),
     onStaleNonce: (_id, typeUrl) => this.staleNonces.inc({ type_url: typeUrl }),
+    onStreamRefused: () => this.refused.inc(),
   };
 
   /** The publisher's callback that counts what became of each list. */

@@ -74,6 +74,8 @@ export interface SotwCallbacks {
   onNack?(streamId: number, group: ClientKind, typeUrl: ResourceTypeUrl, error: string): void;
   /** A request answered a response that was already superseded; it was ignored. */
   onStaleNonce?(streamId: number, typeUrl: ResourceTypeUrl): void;
+  /** A stream was refused when it started: `maxStreams` were open. */
+  onStreamRefused?(): void;
 }
 
 export interface SotwServerOptions {
@@ -82,6 +84,12 @@ export interface SotwServerOptions {
   groupOf: (node: NodeIdentity | undefined) => ClientKind;
   logger: Logger;
   callbacks?: SotwCallbacks;
+  /**
+   * Most ADS streams open at once, whatever their connection or client (xds.maxStreams); a further
+   * stream is ended with RESOURCE_EXHAUSTED when it starts, before any of its requests is read.
+   * Absent: no limit.
+   */
+  maxStreams?: number;
 }
 
 /** What one stream knows of one type. */
@@ -176,6 +184,15 @@ export class SotwServer {
   private handleStream(
     call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>,
   ): void {
+    const { maxStreams } = this.options;
+    if (maxStreams !== undefined && this.open.size >= maxStreams) {
+      this.options.callbacks?.onStreamRefused?.();
+      call.emit('error', {
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details: `augur has ${this.open.size} ADS streams open, its limit (xds.maxStreams ${maxStreams}); try again later`,
+      });
+      return;
+    }
     const stream: StreamState = {
       id: this.nextStreamId++,
       call,

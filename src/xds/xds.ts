@@ -56,6 +56,7 @@ export class Xds {
       groupOf: (node) => clientKindOf(node, rule),
       logger,
       callbacks: metrics?.protocol,
+      maxStreams: config.maxStreams,
     });
     this.definition = adsServiceDefinition(protos);
     this.publisher = new XdsPublisher({

@@ -75,6 +75,7 @@ describe('SotW ADS protocol over a raw stream', () => {
   let cache: SnapshotCache;
   let sotw: SotwServer;
   let registry: Registry;
+  let metrics: XdsMetrics;
   const clients: RawAdsClient[] = [];
 
   beforeAll(async () => {
@@ -102,7 +103,7 @@ describe('SotW ADS protocol over a raw stream', () => {
   beforeEach(() => {
     cache = new SnapshotCache();
     registry = new Registry();
-    const metrics = new XdsMetrics(registry);
+    metrics = new XdsMetrics(registry);
     const rule = {
       metadataKey: 'augur.client',
       envoyUserAgents: ['envoy'],
@@ -130,6 +131,39 @@ describe('SotW ADS protocol over a raw stream', () => {
     const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
     return (m?.values ?? []).reduce((s, v) => s + v.value, 0);
   };
+
+  it('refuses streams past maxStreams when they start, with RESOURCE_EXHAUSTED, and takes one after another ends', async () => {
+    sotw = new SotwServer({
+      watcher: cache,
+      groupOf: () => 'grpc',
+      logger: silentLogger,
+      callbacks: metrics.protocol,
+      maxStreams: 2,
+    });
+    cache.setSnapshot('grpc', snapshotOf(['a']));
+    const served = async (c: RawAdsClient): Promise<string> => {
+      c.send({ node, type_url: TypeUrl.Cluster });
+      return (await c.next()).type_url;
+    };
+    const first = connect();
+    const second = connect();
+    expect(await served(first)).toBe(TypeUrl.Cluster);
+    expect(await served(second)).toBe(TypeUrl.Cluster);
+
+    const third = connect();
+    third.send({ node, type_url: TypeUrl.Cluster });
+    await expect(third.next()).rejects.toMatchObject({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details: expect.stringContaining('xds.maxStreams 2') as unknown,
+    });
+    expect(sotw.streams()).toHaveLength(2);
+    expect(await metric('augur_xds_streams_refused_total')).toBe(1);
+
+    first.close();
+    await waitFor(() => sotw.streams().length === 1, 5000, 'the closed stream to be let go');
+    expect(await served(connect())).toBe(TypeUrl.Cluster);
+    expect(sotw.streams()).toHaveLength(2);
+  });
 
   it('answers a wildcard CDS request with every cluster, then waits for the ACK before the next version', async () => {
     cache.setSnapshot('grpc', snapshotOf(['a', 'b']));
