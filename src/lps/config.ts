@@ -119,6 +119,11 @@ export const lpsConfigSchema = z
      * room for agents reconnecting while their old stream is not yet closed.
      */
     maxStreams: z.number().int().positive().default(6000),
+    /**
+     * Most WatchPrioritizedEndpoints streams open at once in all (RRMs and other readers of the
+     * lists); a further one is refused with RESOURCE_EXHAUSTED when it starts.
+     */
+    maxWatchStreams: z.number().int().positive().default(1000),
     /** Most Report streams open at once on one connection (RESOURCE_EXHAUSTED past it). */
     maxStreamsPerConnection: z.number().int().positive().default(1000),
     /**

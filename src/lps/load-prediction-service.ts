@@ -27,6 +27,8 @@ export interface LoadPredictionDeps {
   forecasts: () => ForecastProvider | undefined;
   /** Called with the endpoints a ListEndpoints answer left out for lps.maxReplyBytes. */
   onDropped?: (dropped: readonly EndpointInfo[]) => void;
+  /** Called when a Watch is refused because lps.maxWatchStreams were open. */
+  onWatchRefused?: () => void;
 }
 
 function grpcError(code: grpc.status, details: string): Partial<grpc.StatusObject> {
@@ -35,7 +37,15 @@ function grpcError(code: grpc.status, details: string): Partial<grpc.StatusObjec
 
 /** Serves augur.v1.LoadPrediction from the store and the prioritized lists. */
 export class LoadPredictionServiceImpl {
+  /** Watch streams open now (lps.maxWatchStreams). */
+  private watches = 0;
+
   constructor(private readonly deps: LoadPredictionDeps) {}
+
+  /** Watch streams open now. */
+  get openWatches(): number {
+    return this.watches;
+  }
 
   register(
     add: (name: string, def: typeof LoadPredictionService, impl: LoadPredictionServer) => void,
@@ -143,6 +153,19 @@ export class LoadPredictionServiceImpl {
   private watch(
     call: grpc.ServerWritableStream<{ services: string[] }, PrioritizedEndpointList>,
   ): void {
+    const { maxWatchStreams } = this.deps.config;
+    if (this.watches >= maxWatchStreams) {
+      this.deps.onWatchRefused?.();
+      call.emit(
+        'error',
+        grpcError(
+          grpc.status.RESOURCE_EXHAUSTED,
+          `the LPS has ${this.watches} Watch streams open, its limit (lps.maxWatchStreams ${maxWatchStreams}); try again later`,
+        ),
+      );
+      return;
+    }
+    this.watches++;
     // Headers at once: the watcher knows the stream is open even while no service has a list.
     call.sendMetadata(new grpc.Metadata());
     const wanted = new Set(call.request.services);
@@ -175,7 +198,13 @@ export class LoadPredictionServiceImpl {
       if (list) send(list);
     }
     const unsubscribe = this.deps.lists.subscribe(send);
-    const stop = () => unsubscribe();
+    let stopped = false;
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      this.watches--;
+      unsubscribe();
+    };
     call.on('cancelled', stop);
     call.on('close', stop);
     call.on('error', stop);

@@ -97,6 +97,7 @@ export class Lps {
           `a ListEndpoints answer would pass lps.maxReplyBytes (${config.maxReplyBytes} bytes): its ${dropped.length} largest endpoints are left out`,
         );
       },
+      onWatchRefused: () => this.metrics.limitRefusals.inc({ limit: 'max_watch_streams' }),
     });
   }
 

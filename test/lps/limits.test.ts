@@ -205,6 +205,39 @@ describe('LPS limits', () => {
     expect(plane.lps.telemetry.isLive('t1')).toBe(true);
   });
 
+  it('refuses Watch streams past lps.maxWatchStreams when they start, and takes one after another ends', async () => {
+    plane = await startTestPlane({ lps: { maxWatchStreams: 2 } });
+    const client = new LoadPredictionClient(plane.grpcAddress, grpc.credentials.createInsecure());
+    closers.push(() => client.close());
+    /** A Watch, and how it ended (undefined while it is open). */
+    const watch = () => {
+      const call = client.watchPrioritizedEndpoints({ services: [] });
+      const w = { call, ended: undefined as grpc.StatusObject | undefined };
+      call.on('data', () => undefined);
+      call.on('error', () => undefined);
+      call.on('status', (st: grpc.StatusObject) => (w.ended = st));
+      closers.push(() => call.cancel());
+      return w;
+    };
+    const first = watch();
+    const second = watch();
+    await waitFor(() => plane!.lps.api.openWatches === 2, 5000, 'two watches open');
+    const third = watch();
+    const refused = await waitFor(() => third.ended, 5000, 'the third watch to be refused');
+    expect(refused.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(refused.details).toContain('lps.maxWatchStreams 2');
+    expect(await counter('augur_lps_limit_refusals_total', { limit: 'max_watch_streams' })).toBe(1);
+    expect(plane.lps.api.openWatches).toBe(2);
+    expect(first.ended).toBeUndefined();
+    expect(second.ended).toBeUndefined();
+    // One that ends frees its place.
+    first.call.cancel();
+    await waitFor(() => plane!.lps.api.openWatches === 1, 5000, 'the cancelled watch to be let go');
+    const fourth = watch();
+    await waitFor(() => plane!.lps.api.openWatches === 2, 5000, 'the fourth watch open');
+    expect(fourth.ended).toBeUndefined();
+  });
+
   it('announces HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS above lps.maxStreamsPerConnection', async () => {
     const announced = async (): Promise<number | undefined> => {
       const session = http2.connect(`http://${plane!.grpcAddress}`);
