@@ -27,8 +27,8 @@ export interface LoadPredictionDeps {
   forecasts: () => ForecastProvider | undefined;
   /** Called with the endpoints a ListEndpoints answer left out for lps.maxReplyBytes. */
   onDropped?: (dropped: readonly EndpointInfo[]) => void;
-  /** Called when a Watch is refused because lps.maxWatchStreams were open. */
-  onWatchRefused?: () => void;
+  /** Called when a Watch is refused because lps.maxWatchStreams were open, with the reason. */
+  onWatchRefused?: (details: string) => void;
 }
 
 function grpcError(code: grpc.status, details: string): Partial<grpc.StatusObject> {
@@ -155,14 +155,9 @@ export class LoadPredictionServiceImpl {
   ): void {
     const { maxWatchStreams } = this.deps.config;
     if (this.watches >= maxWatchStreams) {
-      this.deps.onWatchRefused?.();
-      call.emit(
-        'error',
-        grpcError(
-          grpc.status.RESOURCE_EXHAUSTED,
-          `the LPS has ${this.watches} Watch streams open, its limit (lps.maxWatchStreams ${maxWatchStreams}); try again later`,
-        ),
-      );
+      const details = `the LPS has ${this.watches} Watch streams open, its limit (lps.maxWatchStreams ${maxWatchStreams}); try again later`;
+      this.deps.onWatchRefused?.(details);
+      call.emit('error', grpcError(grpc.status.RESOURCE_EXHAUSTED, details));
       return;
     }
     this.watches++;

@@ -6,6 +6,7 @@ import type { LpsConfig } from './config.js';
 import { EwmaScorer } from './ewma-scorer.js';
 import { LoadPredictionServiceImpl, type ForecastProvider } from './load-prediction-service.js';
 import { HostNameResolver, type HostNameStatus } from './host-names.js';
+import { LimitRefusals } from './limit-refusals.js';
 import { LpsMetrics } from './metrics.js';
 import { StateJournal } from './persistence/journal.js';
 import { Prioritizer } from './prioritizer.js';
@@ -71,17 +72,21 @@ export class Lps {
       logger.child({ part: 'prioritizer' }),
       this.hostNames,
     );
+    const telemetryLogger = logger.child({ part: 'telemetry' });
+    // One count and one throttled log of refusals for every limit, Report and Watch streams alike.
+    const refusals = new LimitRefusals(this.metrics.limitRefusals, telemetryLogger);
     this.telemetry = new TelemetryServiceImpl(
       this.store,
       config,
       this.metrics,
-      logger.child({ part: 'telemetry' }),
+      telemetryLogger,
       {
         durable: () => this.journal?.durable(),
         refusal: () => this.journal?.refusal(),
       },
       options.authorizer,
       options.ingestTap,
+      refusals,
     );
     this.api = new LoadPredictionServiceImpl({
       store: this.store,
@@ -97,7 +102,7 @@ export class Lps {
           `a ListEndpoints answer would pass lps.maxReplyBytes (${config.maxReplyBytes} bytes): its ${dropped.length} largest endpoints are left out`,
         );
       },
-      onWatchRefused: () => this.metrics.limitRefusals.inc({ limit: 'max_watch_streams' }),
+      onWatchRefused: (details) => refusals.note('max_watch_streams', 1, undefined, details),
     });
   }
 

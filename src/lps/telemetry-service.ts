@@ -14,6 +14,7 @@ import {
 } from '../gen/augur/v1/telemetry.js';
 import type { LpsConfig } from './config.js';
 import type { LpsMetrics } from './metrics.js';
+import { LimitRefusals, type LpsLimit } from './limit-refusals.js';
 import type { EndpointStore } from './store.js';
 import type { EndpointRecord } from './types.js';
 import { validateHello } from './validate.js';
@@ -71,20 +72,8 @@ function both(
   return Promise.all([a, b]).then(() => undefined);
 }
 
-/** The limits this service counts in augur_lps_limit_refusals_total. */
-export type LpsLimit =
-  | 'max_endpoints'
-  | 'max_endpoints_per_service'
-  | 'max_streams'
-  | 'max_streams_per_connection'
-  | 'max_streams_per_client'
-  | 'max_samples_per_second';
-
 /** How long a goodbye (half-close) waits for acks whose samples are still being written. */
 const GOODBYE_ACK_WAIT_MS = 5_000;
-
-/** Logs a limit's refusals at most once per this many ms, with how many came since. */
-const LIMIT_LOG_GAP_MS = 10_000;
 
 /** One open agent stream. */
 class AgentStream {
@@ -184,8 +173,6 @@ export class TelemetryServiceImpl {
   /** Open streams per connection and per client (lps.maxStreamsPerConnection, ...PerClient). */
   private readonly perConnection = new Map<string, number>();
   private readonly perClient = new Map<string, number>();
-  /** Per limit: when its refusals were last logged, and how many came since. */
-  private readonly limitLog = new Map<LpsLimit, { atMs: number; since: number }>();
   private closing = false;
 
   constructor(
@@ -196,6 +183,8 @@ export class TelemetryServiceImpl {
     private readonly gate: AckGate = IMMEDIATE,
     private readonly authorizer?: Authorizer,
     private readonly tap?: IngestTap,
+    /** Where refusals for a limit are counted and logged (the LPS's one, shared with Watch). */
+    private readonly refusals = new LimitRefusals(metrics.limitRefusals, logger),
   ) {
     store.on('interval', (record) => {
       this.live
@@ -519,8 +508,7 @@ export class TelemetryServiceImpl {
     const refused = samples.length - allowed;
     const { maxSamplesPerSecond, sampleBurst } = this.config;
     this.metrics.rejected.inc({ reason: 'RATE_LIMITED', field: 'sample' }, refused);
-    this.metrics.limitRefusals.inc({ limit: 'max_samples_per_second' }, refused);
-    this.noteLimit('max_samples_per_second', refused, stream.record?.id);
+    this.refusals.note('max_samples_per_second', refused, stream.record?.id);
     stream.send({
       error: {
         sequence: samples[allowed]!.sequence,
@@ -536,24 +524,8 @@ export class TelemetryServiceImpl {
 
   /** Ends a stream with RESOURCE_EXHAUSTED for a configured limit, counted and logged (throttled). */
   private refuse(call: ReportCall, limit: LpsLimit, details: string): void {
-    this.metrics.limitRefusals.inc({ limit });
-    this.noteLimit(limit, 1, undefined, details);
+    this.refusals.note(limit, 1, undefined, details);
     call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details });
-  }
-
-  /** Logs a limit's refusals, at most once per LIMIT_LOG_GAP_MS per limit. */
-  private noteLimit(limit: LpsLimit, n: number, endpoint?: string, details?: string): void {
-    const now = Date.now();
-    const seen = this.limitLog.get(limit);
-    if (seen && now - seen.atMs < LIMIT_LOG_GAP_MS) {
-      seen.since += n;
-      return;
-    }
-    this.limitLog.set(limit, { atMs: now, since: 0 });
-    this.logger.warn(
-      { limit, endpoint, refusedSinceLastLog: (seen?.since ?? 0) + n, details },
-      `refused for a limit (${limit}); see augur_lps_limit_refusals_total`,
-    );
   }
 
   private violation(stream: AgentStream, code: grpc.status, details: string): void {
