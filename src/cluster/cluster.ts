@@ -282,7 +282,7 @@ export class Cluster {
     return this.checkpointing;
   }
 
-  /** Restores a service's checkpoint into the scorer (after its history was replayed). */
+  /** Restores a service's checkpoint into the scorer (applied before its next scoring pass). */
   private async restoreCheckpoint(service: string): Promise<number> {
     const scorer = this.lps?.checkpointable();
     if (!scorer) return 0;
@@ -354,11 +354,10 @@ export class Cluster {
       const replayed = await this.intake!.add(held.service);
       const replayedAt = Date.now();
       if (!this.ownership.holds(held.service, held.token)) return;
-      await lps.rescore();
-      if (!this.ownership.holds(held.service, held.token)) return;
-      // The endpoints' scorer state exists now (built from the replayed history): warm it.
+      // The checkpoint first (an endpoint whose scorer state does not exist yet takes it when it is
+      // created, and learns its cost only from the samples the checkpoint had not), then one pass.
       const restored = await this.restoreCheckpoint(held.service);
-      if (restored > 0) await lps.rescore();
+      await lps.rescore();
       if (!this.ownership.holds(held.service, held.token)) return;
       this.ready.add(held.service);
       const list = lps.scoredLists.get(held.service);

@@ -67,7 +67,11 @@ export interface Scorer {
 export interface CheckpointableScorer {
   /** The state of these endpoints (those it knows). */
   checkpoint(endpointIds: readonly string[]): Record<string, unknown>;
-  /** Restores what `checkpoint` saved, for the endpoints it knows now; returns how many. */
+  /**
+   * Restores what `checkpoint` saved: at once for the endpoints it knows, and for the others as
+   * they arrive (so a new owner can restore before it replays their history and score once);
+   * returns how many entries were valid.
+   */
   restore(state: Readonly<Record<string, unknown>>): number;
 }
 

@@ -77,6 +77,42 @@ describe('ForecastScorer checkpoints', () => {
     await fresh.close();
   });
 
+  it('a checkpoint restored before the history arrives is applied as each endpoint arrives, without learning the same samples twice', async () => {
+    const store = history(120);
+    const old = new ForecastScorer({ config, logger });
+    await old.assess(store.all(), states(store), Date.now());
+    const saved = JSON.parse(JSON.stringify(old.checkpoint(['a', 'b']))) as Record<string, unknown>;
+
+    // The new owner restores first (it holds neither endpoint yet), then replays and scores once.
+    const fresh = new ForecastScorer({ config, logger });
+    expect(fresh.restore(saved)).toBe(2);
+    expect(fresh.checkpoint(['a', 'b'])).toEqual({});
+    await fresh.assess(store.all(), states(store), Date.now());
+    // The replayed samples are the ones the checkpoint learnt: the cost is the old owner's as is.
+    expect(fresh.checkpoint(['a', 'b'])).toEqual(saved);
+
+    // A sample newer than the checkpoint is learnt.
+    const a = store.get('a')!;
+    store.accept(
+      a,
+      makeSample({
+        endpointId: 'a',
+        sequence: 121,
+        cpuUsage: 0.5,
+        processCpuUsage: 0.4,
+        requestsCompleted: 50,
+        sampleSpan: { seconds: 1, nanos: 0 },
+        timestamp: new Date(Date.now() + 1000),
+      }),
+      Date.now(),
+    );
+    await fresh.assess(store.all(), states(store), Date.now());
+    const cost = (c: Record<string, unknown>, id: string) => (c[id] as { cost: unknown }).cost;
+    expect(cost(fresh.checkpoint(['a']), 'a')).not.toEqual(cost(saved, 'a'));
+    await old.close();
+    await fresh.close();
+  });
+
   it('ignores a damaged checkpoint', async () => {
     const store = history(20);
     const scorer = new ForecastScorer({ config, logger });

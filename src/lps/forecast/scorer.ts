@@ -95,7 +95,25 @@ interface EndpointForecasts {
   computedAt: Date;
   cost: EndpointCost;
   weight: PublishedWeight;
+  /** The agent's timestamp of the last sample fed (what a checkpoint has learnt up to). */
+  learntTo: number;
+  /**
+   * Samples up to this agent timestamp are not learnt into the cost again: a restored checkpoint
+   * has them already (cluster mode's takeover replays history the old owner learnt from).
+   */
+  skipCostTo: number;
 }
+
+/** A checkpoint's entry for an endpoint this scorer does not hold yet, applied when it arrives. */
+interface PendingRestore {
+  cost: EndpointCost;
+  weight: PublishedWeight;
+  learntTo: number;
+  queuedAtMs: number;
+}
+
+/** A pending restore whose endpoint did not arrive within this long is dropped. */
+const PENDING_RESTORE_MS = 120_000;
 
 /** What the weight of one endpoint is made of, before the service's costs are known. */
 interface WeightInputs {
@@ -141,6 +159,8 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
   private lstmBackfilled = false;
   private closed = false;
   private readonly endpoints = new Map<string, EndpointForecasts>();
+  /** Restored checkpoint entries waiting for their endpoint's first tick (`restore`). */
+  private readonly pendingRestores = new Map<string, PendingRestore>();
   /**
    * Per metric, the baselines and their errors of every endpoint (a row each, by slot): what a
    * ForecastEnsemble per endpoint and metric held, without an object per endpoint.
@@ -248,7 +268,16 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
         computedAt: new Date(0),
         cost: new EndpointCost(this.costParams),
         weight: new PublishedWeight(this.config.weight),
+        learntTo: -Infinity,
+        skipCostTo: -Infinity,
       };
+      const pending = this.pendingRestores.get(r.id);
+      if (pending) {
+        this.pendingRestores.delete(r.id);
+        e.cost = pending.cost;
+        e.weight = pending.weight;
+        e.learntTo = e.skipCostTo = pending.learntTo;
+      }
       this.endpoints.set(r.id, e);
     }
     e.service = r.service;
@@ -268,6 +297,8 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       this.endpoints.delete(id);
     }
     this.lstmInstance?.forget(gone);
+    for (const [id, p] of this.pendingRestores)
+      if (nowMs - p.queuedAtMs > PENDING_RESTORE_MS) this.pendingRestores.delete(id);
 
     // 1. Feed the samples stored since the last tick, oldest first.
     this.maybeStartLstm(endpoints);
@@ -297,7 +328,8 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
         c.requests = requestsOf(s, r.interval);
         c.span = spanOf(s, r.interval);
         c.cores = coresOf(r);
-        e.cost.learn(c);
+        if (s.timestamp > e.skipCostTo) e.cost.learn(c);
+        e.learntTo = s.timestamp;
       }
       // The LSTM gets the same new rows; on its first tick, everything the ring holds.
       const k = backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
@@ -580,26 +612,50 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
 
   /**
    * Per endpoint, what replaying its recent history does not rebuild (cluster mode's warm
-   * takeover): the learnt cost per request and the published weight (the weight controller's
-   * state). The baselines and their error trackers are rebuilt from the history a new owner
-   * replays (2 × errorWindow samples); the LSTM (one model per process, megabytes) is not saved.
+   * takeover): the learnt cost per request, the published weight (the weight controller's
+   * state) and the agent timestamp of the last sample learnt from. The baselines and their error
+   * trackers are rebuilt from the history a new owner replays (2 × errorWindow samples); the LSTM
+   * (one model per process, megabytes) is not saved.
    */
   checkpoint(endpointIds: readonly string[]): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const id of endpointIds) {
       const e = this.endpoints.get(id);
-      if (e) out[id] = { cost: e.cost.toJSON(), weight: e.weight.current ?? null };
+      if (e)
+        out[id] = {
+          cost: e.cost.toJSON(),
+          weight: e.weight.current ?? null,
+          learntTo: Number.isFinite(e.learntTo) ? e.learntTo : null,
+        };
     }
     return out;
   }
 
+  /**
+   * Takes back what `checkpoint` saved. An endpoint this scorer holds takes it at once; one it
+   * does not hold yet takes it when it first arrives (within two minutes), and then does not
+   * learn its cost again from the samples the checkpoint had learnt (those up to its
+   * `learntTo`): a new owner restores before it replays, and scores once. Returns how many
+   * entries were valid (applied or waiting); damaged ones are ignored.
+   */
   restore(state: Readonly<Record<string, unknown>>): number {
     let restored = 0;
+    const queuedAtMs = Date.now();
     for (const [id, saved] of Object.entries(state)) {
+      if (typeof saved !== 'object' || saved === null) continue;
+      const { cost: c, weight: w, learntTo: t } = saved as Record<string, unknown>;
+      const cost = new EndpointCost(this.costParams);
+      const weight = new PublishedWeight(this.config.weight);
+      if (!cost.restore(c) || !weight.restore(w)) continue;
+      const learntTo = typeof t === 'number' && Number.isFinite(t) ? t : -Infinity;
+      restored++;
       const e = this.endpoints.get(id);
-      if (!e || typeof saved !== 'object' || saved === null) continue;
-      const { cost, weight } = saved as { cost?: unknown; weight?: unknown };
-      if (e.cost.restore(cost) && e.weight.restore(weight)) restored++;
+      if (e) {
+        // Its samples fed since learntTo are in the state being replaced; they are not fed again.
+        e.cost = cost;
+        e.weight = weight;
+        e.learntTo = e.skipCostTo = learntTo;
+      } else this.pendingRestores.set(id, { cost, weight, learntTo, queuedAtMs });
     }
     return restored;
   }
