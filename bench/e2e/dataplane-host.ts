@@ -43,8 +43,10 @@ async function start(options: DataPlaneOpen): Promise<DataPlaneOpened> {
     { level: 'warn' },
     {
       write: (line: string) => {
-        const msg = (JSON.parse(line) as { msg?: string }).msg ?? 'warning';
-        detours[msg] = (detours[msg] ?? 0) + 1;
+        // Keyed by the message and its error, so a report says why (a timeout, a reset, …).
+        const { msg, err } = JSON.parse(line) as { msg?: string; err?: unknown };
+        const why = `${msg ?? 'warning'}${typeof err === 'string' ? ` (${err})` : ''}`;
+        detours[why] = (detours[why] ?? 0) + 1;
       },
     },
   );
