@@ -50,6 +50,15 @@ export const rrmConfigSchema = z
      * refused with DEADLINE_EXCEEDED and its bytes dropped, seconds.
      */
     extProcPartialTimeout: z.number().positive().default(10),
+    /**
+     * Most ext_proc streams open at once in one process, its two addresses together (the gRPC
+     * address and `extProcListen`); Envoy holds one per HTTP request in flight, a routed one until
+     * its response headers. A further stream is refused with RESOURCE_EXHAUSTED when it starts
+     * (Envoy, with `failure_mode_allow`, sends that request on without a pick). Per process: with
+     * `extProcWorkers` N > 1 each worker has its own, so the fast path holds up to N × maxStreams
+     * and the primary's gRPC address maxStreams more.
+     */
+    maxStreams: z.number().int().positive().default(10_000),
     /** Whether a request without `x-augur-dynamic-routing` is routed by Load Score. */
     dynamicRoutingDefault: z.boolean().default(true),
     /**

@@ -23,6 +23,7 @@ export class RrmMetrics {
   private readonly lpsDownSeconds: Gauge;
   private readonly mode: Gauge<'mode'>;
   private readonly fastPathRefusals: Counter<'code'>;
+  private readonly streamRefusals: Counter;
   private readonly deliveryRefusals: Counter<'reason'>;
 
   /**
@@ -65,6 +66,11 @@ export class RrmMetrics {
       name: 'augur_rrm_ext_proc_refused_streams_total',
       help: 'ext_proc fast-path streams refused by a limit, by status: UNIMPLEMENTED (compressed), RESOURCE_EXHAUSTED (message too large, partial-message budget), DEADLINE_EXCEEDED (message partial too long)',
       labelNames: ['code'],
+      registers: [registry],
+    });
+    this.streamRefusals = new Counter({
+      name: 'augur_rrm_ext_proc_streams_refused_total',
+      help: 'ext_proc streams refused when they started because rrm.maxStreams were open in this process (either address)',
       registers: [registry],
     });
     this.deliveryRefusals = new Counter({
@@ -138,6 +144,11 @@ export class RrmMetrics {
     this.fastPathRefusals.labels(code).inc();
   }
 
+  /** An ext_proc stream refused as it started: rrm.maxStreams were open. */
+  streamRefused(): void {
+    this.streamRefusals.inc();
+  }
+
   /** A RouteResponse delivery refused by the guard (delivery-guard.ts), by reason. */
   deliveryRefused(reason: string): void {
     this.deliveryRefusals.labels(reason).inc();
@@ -157,6 +168,11 @@ export class RrmMetrics {
 
   routedEnded(outcome: RoutedOutcome): void {
     this.routed[outcome].inc();
+  }
+
+  /** Open ext_proc streams now, on every address of this process (rrm.maxStreams). */
+  get extProcStreams(): number {
+    return this.openStreams;
   }
 
   streamOpened(): void {

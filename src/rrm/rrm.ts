@@ -125,6 +125,7 @@ export class Rrm {
       metrics: this.metrics,
       routed: this.routed,
       logger,
+      maxStreams: rrm.maxStreams,
     });
     this.deliverer = new Deliverer({ maxBodyBytes: rrm.routeResponseMaxResponseBytes });
     this.guard = new DeliveryGuard({

@@ -1,7 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import type http2 from 'node:http2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { formatHostPort } from '../../src/common/address.js';
+import { GrpcHost } from '../../src/common/grpc-host.js';
 import { createRegistry } from '../../src/common/http-host.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { PROCESS_PATH } from '../../src/rrm/ext-proc/http2-listener.js';
@@ -10,12 +13,19 @@ import { Rrm } from '../../src/rrm/rrm.js';
 import { loadConfig } from '../../src/serve/config.js';
 import { waitFor } from '../support/control-plane.js';
 import { connect, framed, rawCall, type RawCallResult } from '../support/raw-grpc.js';
+import {
+  exchange,
+  extProcClient,
+  requestHeadersMessage,
+  responseHeadersMessage,
+} from './support/envoy-like-client.js';
 import { StaticListSource } from './support/static-list-source.js';
 
 /*
  * The ext_proc fast path's limits against a hostile client (issue 12): every frame header checked
  * as it arrives, one budget for the bytes of partly received messages across all streams, a
- * deadline for a partial message, and a bad message among good ones answered after them.
+ * deadline for a partial message, and a bad message among good ones answered after them; and on
+ * both ext_proc addresses, a cap on the streams open at once (rrm.maxStreams).
  */
 
 const MiB = 1 << 20;
@@ -203,6 +213,199 @@ describe('ext_proc fast path limits', () => {
         expect(r.code).toBe(code);
         expect(r.message).toMatch(message);
       }
+    }
+  });
+});
+
+describe('rrm.maxStreams', () => {
+  /** A fresh RRM whose cap is 3, on both ext_proc addresses, and what it logged. */
+  let capped: Rrm;
+  let host: GrpcHost;
+  let cappedRegistry: ReturnType<typeof createRegistry>;
+  let addresses: { grpc: string; fast: string };
+  let logged: string[];
+  const clients: Array<ReturnType<typeof extProcClient>> = [];
+  const sessions: http2.ClientHttp2Session[] = [];
+
+  beforeEach(async () => {
+    logged = [];
+    const lines = logged;
+    cappedRegistry = createRegistry(false);
+    capped = new Rrm({
+      config: loadConfig({
+        env: {},
+        flags: {
+          logLevel: 'silent',
+          rrm: { defaultService: 'shop', extProcListen: '127.0.0.1:0', maxStreams: 3 },
+        },
+      }),
+      logger: pino(
+        { level: 'warn' },
+        new Writable({
+          write(chunk: Buffer, _enc, done) {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      ),
+      registry: cappedRegistry,
+      lists: source,
+      monitoring: { setMonitoringInterval: async (_s, ids) => ids },
+    });
+    host = new GrpcHost({ listen: '127.0.0.1:0' });
+    capped.register(host);
+    const { port } = await host.start();
+    addresses = {
+      grpc: `127.0.0.1:${port}`,
+      fast: formatHostPort((await capped.listenExtProc())!),
+    };
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    for (const s of sessions.splice(0)) s.destroy();
+    await capped.stop();
+    await host.stop();
+  });
+
+  const open = () => capped.metrics.extProcStreams;
+  const refused = async (): Promise<number> => {
+    const text = await cappedRegistry.getSingleMetricAsString(
+      'augur_rrm_ext_proc_streams_refused_total',
+    );
+    return Number(/ (\d+)$/m.exec(text)?.[1] ?? 0);
+  };
+  const client = (address: string) => {
+    const c = extProcClient(address);
+    clients.push(c);
+    return c;
+  };
+  const session = async (address: string) => {
+    const s = await connect(address);
+    sessions.push(s);
+    return s;
+  };
+
+  /**
+   * A routed request's stream as Envoy holds it (a grpc-js client, its own connection): `ready`
+   * once the request headers are answered; `release` sends the response headers, after which the
+   * RRM closes it; `done`, the status it ended with.
+   */
+  function held(address: string) {
+    const call = client(address).Process();
+    const ready = new Promise<void>((resolve, reject) => {
+      call.once('data', () => resolve());
+      call.once('error', reject);
+    });
+    const done = new Promise<grpc.status>((resolve) =>
+      call.on('status', (st: grpc.StatusObject) => resolve(st.code)),
+    );
+    call.on('data', () => undefined);
+    call.on('error', () => undefined);
+    call.write(requestHeadersMessage({}));
+    const release = () => call.write(responseHeadersMessage({ status: 200 }));
+    return { call, ready, release, done };
+  }
+
+  /** A stream that sends nothing and stays open until its connection goes. */
+  async function silent(address: string) {
+    const s = await session(address);
+    const call = rawCall(s, PROCESS_PATH, [], { end: false, deadlineMs: 60_000 });
+    return { close: () => s.destroy(), call };
+  }
+
+  const refusal = {
+    code: grpc.status.RESOURCE_EXHAUSTED,
+    details: 'augur has 3 ext_proc streams open, its limit (rrm.maxStreams 3); try again later',
+  };
+
+  for (const transport of ['grpc', 'fast'] as const) {
+    const name = transport === 'grpc' ? 'the gRPC address (grpc-js)' : 'rrm.extProcListen';
+    it(`on ${name}: a 4th stream gets RESOURCE_EXHAUSTED as it starts, counted and logged once; streams ended every way make room`, async () => {
+      const address = addresses[transport];
+      const cancelled = held(address);
+      const finished = held(address);
+      await Promise.all([cancelled.ready, finished.ready]);
+      const dropped = await silent(address);
+      await waitFor(() => open() === 3, 5000, 'three streams open');
+
+      // Past the cap, from a grpc-js client and from a raw one, each on its own connection.
+      await expect(exchange(client(address), {})).rejects.toMatchObject(refusal);
+      const raw = await rawCall(await session(address), PROCESS_PATH, [requestHeaders()], {
+        end: false,
+      });
+      expect(raw).toMatchObject({ code: refusal.code, message: refusal.details, hung: false });
+      expect(await refused()).toBe(2);
+      expect(open()).toBe(3);
+      const warnings = logged.filter((l) => l.includes('rrm.maxStreams'));
+      expect(warnings).toHaveLength(1);
+      expect(JSON.parse(warnings[0]!)).toMatchObject({
+        limit: 'rrm.maxStreams',
+        refusedSinceLastLog: 1,
+      });
+
+      // Cancelled (RST_STREAM): its place goes to a new stream, which is answered (and closed
+      // the way Envoy closes it: half-close, then reset).
+      cancelled.call.cancel();
+      expect(await cancelled.done).toBe(grpc.status.CANCELLED);
+      await waitFor(() => open() === 2, 5000, 'the cancelled stream let go');
+      expect(await exchange(client(address), {})).toMatchObject({ response: 'request_headers' });
+      // Its connection gone, without a word on the stream itself.
+      dropped.close();
+      expect((await dropped.call).code).toBeUndefined();
+      await waitFor(() => open() === 1, 5000, 'the dropped connection’s stream let go');
+      // Answered to the end: the RRM closes it with OK.
+      finished.release();
+      expect(await finished.done).toBe(grpc.status.OK);
+      await waitFor(() => open() === 0, 5000, 'the finished stream let go');
+
+      // Ended with an error (an undecodable message), and half-closed with nothing sent.
+      const s = await session(address);
+      const bad = await rawCall(s, PROCESS_PATH, [framed(Buffer.from([0x12, 100, 1]))]);
+      expect(bad.code).not.toBe(grpc.status.OK);
+      expect(bad.code).toBeDefined();
+      const empty = await rawCall(s, PROCESS_PATH, []);
+      expect(empty.code).toBe(grpc.status.OK);
+      await waitFor(() => open() === 0, 5000, 'the failed and empty streams let go');
+
+      // The count is exact again: three fit, the fourth does not.
+      const again = [held(address), held(address), held(address)];
+      await Promise.all(again.map((h) => h.ready));
+      expect(open()).toBe(3);
+      await expect(exchange(client(address), {})).rejects.toMatchObject(refusal);
+      expect(await refused()).toBe(3);
+      for (const h of again) h.release();
+      expect(await Promise.all(again.map((h) => h.done))).toEqual(again.map(() => grpc.status.OK));
+      await waitFor(() => open() === 0, 5000, 'every stream let go');
+    });
+  }
+
+  it('counts the streams of both addresses together', async () => {
+    const streams = [held(addresses.grpc), held(addresses.grpc), held(addresses.fast)];
+    await Promise.all(streams.map((h) => h.ready));
+    expect(open()).toBe(3);
+    for (const address of [addresses.grpc, addresses.fast]) {
+      await expect(exchange(client(address), {})).rejects.toMatchObject(refusal);
+    }
+    expect(await refused()).toBe(2);
+    streams[2]!.release();
+    await streams[2]!.done;
+    await waitFor(() => open() === 2, 5000, 'the fast-path stream let go');
+    expect(await exchange(client(addresses.grpc), {})).toMatchObject({
+      response: 'request_headers',
+    });
+    for (const h of streams.slice(0, 2)) h.release();
+    await Promise.all(streams.slice(0, 2).map((h) => h.done));
+  });
+});
+
+describe('rrm.maxStreams in the configuration', () => {
+  it('defaults to 10,000 and refuses a value that is not a positive integer, naming the setting', () => {
+    expect(loadConfig({ env: {}, flags: {} }).rrm.maxStreams).toBe(10_000);
+    for (const bad of [0, -1, 2.5, '10']) {
+      expect(() => loadConfig({ env: {}, flags: { rrm: { maxStreams: bad } } })).toThrow(
+        /invalid configuration: rrm\.maxStreams: /,
+      );
     }
   });
 });

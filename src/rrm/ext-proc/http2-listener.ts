@@ -43,7 +43,9 @@ import { EXT_PROC_SERVICE_NAME, type ExtProcHandler } from './server.js';
  * would pass it gets RESOURCE_EXHAUSTED), and a message still partial after
  * `rrm.extProcPartialTimeout` gets DEADLINE_EXCEEDED; either way its bytes are dropped at once. A
  * bad message in a chunk with good ones: the good ones before it are answered, then the status
- * goes out in the trailers. The same ExtProcHandler serves the
+ * goes out in the trailers. At most `rrm.maxStreams` ext_proc streams are open at once in this
+ * process, this listener's and the gRPC address's together (the count is the ExtProcHandler's); a
+ * further one gets RESOURCE_EXHAUSTED as it starts. The same ExtProcHandler serves the
  * ext_proc service on augur's one gRPC address; this listener is an additional address, for the
  * Envoy cluster that carries ext_proc (`augur_rrm` in envoy/bootstrap.yaml).
  */
@@ -221,6 +223,12 @@ export class ExtProcListener {
     stream: http2.ServerHttp2Stream,
     grpcTimeout: string | string[] | undefined,
   ): void {
+    // rrm.maxStreams open in this process (both addresses): refused before anything is read.
+    const refused = this.options.handler.refusal();
+    if (refused !== undefined) {
+      trailersOnly(stream, status.RESOURCE_EXHAUSTED, refused);
+      return;
+    }
     const exchange = this.options.handler.open();
     const reader = new MessageReader(this.options.maxMessageBytes ?? 4 << 20, {
       budget: this.partial,
@@ -365,7 +373,7 @@ function endWithStatus(stream: http2.ServerHttp2Stream, code: number, message: s
   }
   stream.once('wantTrailers', () => {
     const trailers: http2.OutgoingHttpHeaders = { 'grpc-status': String(code) };
-    if (message) trailers['grpc-message'] = encodeURIComponent(message);
+    if (message) trailers['grpc-message'] = percentEncoded(message);
     stream.sendTrailers(trailers);
   });
   stream.end();
@@ -383,8 +391,24 @@ function trailersOnly(stream: http2.ServerHttp2Stream, code: number, message: st
     'content-type': 'application/grpc',
     'grpc-status': String(code),
   };
-  if (message) headers['grpc-message'] = encodeURIComponent(message);
+  if (message) headers['grpc-message'] = percentEncoded(message);
   stream.respond(headers, { endStream: true });
+}
+
+/**
+ * A grpc-message value as gRPC over HTTP/2 percent-encodes it: the UTF-8 bytes, each outside
+ * printable ASCII (and `%`) as %XX. Not encodeURIComponent: grpc-js decodes with decodeURI, which
+ * leaves `%2C`, `%3B`, `%2F` and the like as they are, so its clients saw them in the details.
+ */
+function percentEncoded(message: string): string {
+  let out = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 const TIMEOUT_UNIT_MS: Record<string, number> = {

@@ -1,4 +1,4 @@
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/logger.js';
 import type { RrmMetrics } from '../metrics.js';
 import type { MonitoringForwarder } from '../monitoring.js';
@@ -53,7 +53,15 @@ export interface ExtProcDeps {
   /** Where a routed request is counted in flight until its response. */
   routed: RoutedRequests;
   logger: Logger;
+  /**
+   * Most streams open at once, on every address this handler serves (rrm.maxStreams); a further
+   * stream is refused with RESOURCE_EXHAUSTED when it starts. Absent: no limit.
+   */
+  maxStreams?: number;
 }
+
+/** Refusals for rrm.maxStreams are logged at most once per this many ms, with how many since. */
+const REFUSAL_LOG_GAP_MS = 10_000;
 
 /** The Envoy attribute naming the endpoint that served a request (`ip:port`). */
 export const UPSTREAM_ADDRESS_ATTRIBUTE = 'upstream.address';
@@ -114,6 +122,8 @@ export class ExtProcExchange {
 export class ExtProcHandler {
   readonly deps: ExtProcDeps;
   private readonly collector = new RoutingHeaderCollector();
+  /** When refusals for rrm.maxStreams were last logged, and how many came since. */
+  private refusalLog: { atMs: number; since: number } | undefined;
 
   constructor(deps: ExtProcDeps) {
     this.deps = deps;
@@ -125,6 +135,30 @@ export class ExtProcHandler {
       Process: (call: grpc.ServerDuplexStream<ProcessingRequestMessage, Uint8Array>) =>
         this.process(call),
     };
+  }
+
+  /**
+   * Why a stream that starts now must be refused: `maxStreams` are open. The refusal is counted
+   * and logged (at most once per REFUSAL_LOG_GAP_MS); undefined while there is room. A transport
+   * calls it before `open`, and ends a refused stream with RESOURCE_EXHAUSTED and this message.
+   */
+  refusal(): string | undefined {
+    const { maxStreams, metrics, logger } = this.deps;
+    const open = metrics.extProcStreams;
+    if (maxStreams === undefined || open < maxStreams) return undefined;
+    const details = `augur has ${open} ext_proc streams open, its limit (rrm.maxStreams ${maxStreams}); try again later`;
+    metrics.streamRefused();
+    const now = Date.now();
+    const seen = this.refusalLog;
+    if (seen && now - seen.atMs < REFUSAL_LOG_GAP_MS) seen.since++;
+    else {
+      this.refusalLog = { atMs: now, since: 0 };
+      logger.warn(
+        { limit: 'rrm.maxStreams', refusedSinceLastLog: (seen?.since ?? 0) + 1, details },
+        'ext_proc streams refused for a limit (rrm.maxStreams); see augur_rrm_ext_proc_streams_refused_total',
+      );
+    }
+    return details;
   }
 
   /** A new stream: counted open until the exchange's `close`. */
@@ -144,6 +178,11 @@ export class ExtProcHandler {
   }
 
   private process(call: grpc.ServerDuplexStream<ProcessingRequestMessage, Uint8Array>): void {
+    const refused = this.refusal();
+    if (refused !== undefined) {
+      call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: refused });
+      return;
+    }
     const exchange = this.open();
     call.on('data', (request: ProcessingRequestMessage) => {
       if (call.cancelled || exchange.done) return;
