@@ -362,7 +362,7 @@ async function runMode(
     const p = await ServeProcess.start(
       redis ? ['--cluster', redis.url] : [],
       serveEnv(o, redis ? { AUGUR_CLUSTER__REPLICA_ID: ids[r]! } : {}),
-      180_000,
+      { timeoutMs: 180_000 },
     );
     if (p.child.pid) pids.push(p.child.pid);
     return p;

@@ -19,7 +19,7 @@ import {
   type ControlMessage,
   type EndpointData,
 } from '../src/gen/augur/v1/telemetry.js';
-import { startServeProcess, type ServeProcess } from './lps-process.js';
+import { ServeProcess } from '../test/support/serve-process.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 
 const args = new Map(
@@ -241,8 +241,8 @@ const spread = (xs: number[]): Spread => ({
 // Both modes run side by side, each in its own `augur serve` (an idle one costs little), and
 // take turns: a load that comes and goes on this shared machine falls on both alike.
 const servers = {
-  durable: await startServeProcess({ AUGUR_LPS__DURABLE_ACKS: 'true' }),
-  onReceipt: await startServeProcess({ AUGUR_LPS__DURABLE_ACKS: 'false' }),
+  durable: await ServeProcess.start([], { AUGUR_LPS__DURABLE_ACKS: 'true' }),
+  onReceipt: await ServeProcess.start([], { AUGUR_LPS__DURABLE_ACKS: 'false' }),
 };
 type Mode = keyof typeof servers;
 const MODES: Mode[] = ['durable', 'onReceipt'];

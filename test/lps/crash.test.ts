@@ -1,14 +1,14 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
 import { makeSample, RawAgentStream } from '../support/raw-agent.js';
+import { ServeProcess } from '../support/serve-process.js';
 
 /*
  * `augur serve` as a process that dies: SIGKILLed under ingest from real agents (every sample it
@@ -16,18 +16,9 @@ import { makeSample, RawAgentStream } from '../support/raw-agent.js';
  * exit when it cannot save its state).
  */
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = join(ROOT, 'src/cli/main.ts');
-
-interface Serve {
-  child: ChildProcess;
-  lines: string[];
-  /** Resolves with the gRPC address once the plane says where it listens. */
-  listening: Promise<string>;
-  exited: Promise<number | null>;
-}
-
-const children: ChildProcess[] = [];
+const servers: ServeProcess[] = [];
+/** `augur serve` processes inside a wrapper (which a kill of the wrapper would not reach). */
+const wrapped: number[] = [];
 const agents: Agent[] = [];
 const streams: RawAgentStream[] = [];
 const cleanups: Array<() => void> = [];
@@ -36,8 +27,14 @@ let plane: TestPlane | undefined;
 afterEach(async () => {
   for (const s of streams.splice(0)) s.close();
   await Promise.all(agents.splice(0).map((a) => a.stop()));
-  for (const c of children.splice(0))
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const pid of wrapped.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await Promise.all(servers.splice(0).map((s) => s.stop('SIGKILL')));
   await plane?.dispose();
   plane = undefined;
   for (const f of cleanups.splice(0)) f();
@@ -49,60 +46,23 @@ const ENV = {
   AUGUR_DASHBOARD__ENABLED: 'false',
   AUGUR_XDS__ENABLED: 'false',
   AUGUR_LPS__PERSIST_SAMPLES: '720',
+  AUGUR_LOG_LEVEL: 'info',
 };
 
-function serve(command: string[], env: Record<string, string>): Serve {
-  const child = spawn(command[0]!, command.slice(1), {
-    cwd: ROOT,
-    env: { ...process.env, ...ENV, AUGUR_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  const lines: string[] = [];
-  let resolveListening: (a: string) => void;
-  let rejectListening: (e: Error) => void;
-  const listening = new Promise<string>((res, rej) => {
-    resolveListening = res;
-    rejectListening = rej;
-  });
-  let rest = '';
-  const read = (d: Buffer): void => {
-    rest += d.toString();
-    const parts = rest.split('\n');
-    rest = parts.pop()!;
-    for (const line of parts) {
-      lines.push(line);
-      const m = /"grpc":"([^"]+)"/.exec(line);
-      if (m && line.includes('listening')) resolveListening(m[1]!);
-    }
-  };
-  child.stdout!.on('data', read);
-  child.stderr!.on('data', read);
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('close', (code) => {
-      if (rest) lines.push(rest);
-      rejectListening(
-        new Error(`augur serve exited (${code}) before listening:\n${lines.join('\n')}`),
-      );
-      resolve(code);
-    }),
+/** `augur serve` on `dataDir` (kept for the restart), inside `wrap` if given. */
+async function serve(
+  dataDir: string,
+  env: Record<string, string>,
+  wrap?: string[],
+): Promise<ServeProcess> {
+  const s = await ServeProcess.start(
+    [],
+    { ...ENV, ...env },
+    { dataDir, ...(wrap ? { wrap } : {}) },
   );
-  return { child, lines, listening, exited };
+  servers.push(s);
+  return s;
 }
-
-const augurServe = (dataDir: string): string[] => [
-  process.execPath,
-  '--import',
-  'tsx',
-  MAIN,
-  'serve',
-  '--grpc-listen',
-  '127.0.0.1:0',
-  '--http-listen',
-  '127.0.0.1:0',
-  '--data-dir',
-  dataDir,
-];
 
 function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -117,15 +77,6 @@ async function probeTarget(): Promise<string> {
   return `127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-const parsed = (lines: string[]): Array<Record<string, unknown> & { msg?: string }> =>
-  lines.flatMap((l) => {
-    try {
-      return [JSON.parse(l) as Record<string, unknown> & { msg?: string }];
-    } catch {
-      return [];
-    }
-  });
-
 /**
  * SIGKILLs `augur serve` while three real agents stream to it (state checkpointed every second,
  * so the kill finds a snapshot and a log), then restarts the LPS on the same data dir and returns,
@@ -139,8 +90,8 @@ async function killUnderIngest(
     AUGUR_LPS__DURABLE_ACKS: String(durableAcks),
     AUGUR_LPS__PERSIST_INTERVAL: '1',
   };
-  const lps = serve(augurServe(dataDir), env);
-  const address = await lps.listening;
+  const lps = await serve(dataDir, env);
+  const address = lps.grpcAddress;
   const target = await probeTarget();
   const ids = ['kill-a', 'kill-b', 'kill-c'];
   for (const id of ids) {
@@ -219,9 +170,10 @@ describe('augur serve on a full disk', () => {
     const command = tmpfs
       ? ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c', script, dataDir]
       : ['sh', '-c', script, 'sh'];
-    const lps = serve([...command, ...augurServe(dataDir)], {});
-    const address = await lps.listening;
-    const pid = Number(parsed(lps.lines).find((l) => typeof l.pid === 'number')!.pid);
+    const lps = await serve(dataDir, {}, command);
+    const address = lps.grpcAddress;
+    const pid = Number(lps.lines.find((l) => typeof l.pid === 'number')!.pid);
+    wrapped.push(pid);
 
     // 20 endpoints, 200 samples each: more than the disk (or the file size limit) holds.
     const batch = (from: number, n: number) =>
@@ -235,21 +187,17 @@ describe('augur serve on a full disk', () => {
       s.send({ batch: { samples: batch(1, 200) } });
     }
     await waitFor(
-      () => parsed(lps.lines).some((l) => l.msg?.startsWith('cannot write the sample log')),
+      () => lps.lines.some((l) => l.msg?.startsWith('cannot write the sample log')),
       20_000,
       'the sample log to fail',
     );
-    const failure = parsed(lps.lines).find((l) =>
-      l.msg?.startsWith('cannot write the sample log'),
-    )!;
+    const failure = lps.lines.find((l) => l.msg?.startsWith('cannot write the sample log'))!;
     expect(failure.code).toBe(tmpfs ? 'ENOSPC' : 'EFBIG');
     expect(failure.level).toBe(50); // error
 
     if (tmpfs) {
       // Reported at start: the data dir has far less room than lps.minFreeBytes asks for.
-      expect(parsed(lps.lines).some((l) => String(l.msg).includes('under lps.minFreeBytes'))).toBe(
-        true,
-      );
+      expect(lps.lines.some((l) => String(l.msg).includes('under lps.minFreeBytes'))).toBe(true);
       // Nothing more is acknowledged while the disk is full.
       const last = streams[0]!.received.filter((m) => m.ack).pop()?.ack?.lastSequence ?? 0;
       streams[0]!.send({ batch: { samples: batch(201, 5) } });
@@ -262,14 +210,14 @@ describe('augur serve on a full disk', () => {
     process.kill(pid, 'SIGTERM');
     const code = await lps.exited;
     expect(code).not.toBe(0);
-    const failed = parsed(lps.lines).find((l) => l.msg === 'shutdown failed');
-    expect(failed, lps.lines.join('\n')).toBeDefined();
+    const failed = lps.lines.find((l) => l.msg === 'shutdown failed');
+    expect(failed, lps.log()).toBeDefined();
     const reason = JSON.stringify(failed);
     expect(reason).toContain("could not save the LPS's state in");
     expect(reason).toMatch(tmpfs ? /no space left on device/i : /file too large/i);
     // No half-written snapshot is left behind.
     const left = tmpfs
-      ? lps.lines.find((l) => l.startsWith('LEFT'))!
+      ? lps.lines.find((l) => l.msg?.startsWith('LEFT'))?.msg
       : readdirSync(join(dataDir, 'lps')).join(' ');
     expect(left).toBeDefined();
     expect(left).not.toContain('.tmp');

@@ -1,12 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExtProcClient, overrideHosts } from '../../src/rrm/ext-proc/client.js';
 import { waitFor } from '../support/control-plane.js';
 import { RawAgentStream } from '../support/raw-agent.js';
+import { ServeProcess } from '../support/serve-process.js';
 
 /*
  * `rrm.extProcWorkers`: `augur serve` as a real process whose ext_proc fast path is served by two
@@ -16,74 +12,14 @@ import { RawAgentStream } from '../support/raw-agent.js';
  * SIGTERM stops the primary and every worker.
  */
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = join(ROOT, 'src/cli/main.ts');
 const ENDPOINTS = ['w-1', 'w-2', 'w-3'];
 
-const children: ChildProcess[] = [];
+const servers: ServeProcess[] = [];
 const cleanups: Array<() => void> = [];
-afterEach(() => {
+afterEach(async () => {
   for (const f of cleanups.splice(0)) f();
-  for (const c of children.splice(0))
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await Promise.all(servers.splice(0).map((s) => s.stop('SIGKILL')));
 });
-
-type LogLine = Record<string, unknown> & { msg?: string };
-
-function startServe(): { child: ChildProcess; lines: LogLine[]; exited: Promise<number | null> } {
-  const dataDir = mkdtempSync(join(tmpdir(), 'augur-workers-'));
-  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      MAIN,
-      'serve',
-      '--grpc-listen',
-      '127.0.0.1:0',
-      '--http-listen',
-      '127.0.0.1:0',
-      '--ext-proc-listen',
-      '127.0.0.1:0',
-      '--ext-proc-workers',
-      '2',
-      '--data-dir',
-      dataDir,
-    ],
-    {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        AUGUR_FORECAST__LSTM__ENABLED: 'false',
-        AUGUR_DASHBOARD__ENABLED: 'false',
-        AUGUR_XDS__ENABLED: 'false',
-        AUGUR_RRM__DEFAULT_SERVICE: 'svc',
-        AUGUR_LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  children.push(child);
-  const lines: LogLine[] = [];
-  let rest = '';
-  const read = (d: Buffer): void => {
-    rest += d.toString();
-    const parts = rest.split('\n');
-    rest = parts.pop()!;
-    for (const line of parts) {
-      try {
-        lines.push(JSON.parse(line) as LogLine);
-      } catch {
-        lines.push({ msg: line });
-      }
-    }
-  };
-  child.stdout!.on('data', read);
-  child.stderr!.on('data', read);
-  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-  return { child, lines, exited };
-}
 
 const alive = (pid: number): boolean => {
   try {
@@ -131,15 +67,20 @@ async function ask(address: string): Promise<string[]> {
 
 describe('the ext_proc fast path on worker processes', () => {
   it('answers from every worker, replaces a killed one, and stops with the primary', async () => {
-    const serve = startServe();
-    const ready = await waitFor(
-      () => serve.lines.find((l) => typeof l.extProc === 'string' && typeof l.grpc === 'string'),
-      60_000,
-      `augur serve to listen:\n${serve.lines.map((l) => JSON.stringify(l)).join('\n')}`,
+    const serve = await ServeProcess.start(
+      ['--ext-proc-listen', '127.0.0.1:0', '--ext-proc-workers', '2'],
+      {
+        AUGUR_FORECAST__LSTM__ENABLED: 'false',
+        AUGUR_DASHBOARD__ENABLED: 'false',
+        AUGUR_XDS__ENABLED: 'false',
+        AUGUR_RRM__DEFAULT_SERVICE: 'svc',
+        AUGUR_LOG_LEVEL: 'info',
+      },
+      { ready: (l) => typeof l.extProc === 'string' },
     );
-    const grpcAddress = ready.grpc as string;
-    const httpUrl = ready.http as string;
-    const extProc = ready.extProc as string;
+    servers.push(serve);
+    const { grpcAddress, httpUrl } = serve;
+    const extProc = serve.lines.find((l) => typeof l.extProc === 'string')!.extProc as string;
     const workerPids = (): Map<number, number> =>
       new Map(
         serve.lines
