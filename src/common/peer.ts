@@ -24,3 +24,33 @@ export function clientOf(call: PeerSource): string {
   const m = /^\[?(.*?)\]?:\d+$/.exec(peer);
   return m?.[1] || peer;
 }
+
+/**
+ * Streams open now per key (a client, a connection), for per-client and per-connection limits.
+ * A key's entry lives only while it has a stream open: a client with none holds no memory.
+ */
+export class OpenCounts {
+  private readonly counts = new Map<string, number>();
+
+  /** Streams open now for `key` (0 when none). */
+  of(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+
+  /** Keys with a stream open now. */
+  get size(): number {
+    return this.counts.size;
+  }
+
+  /** A stream for `key` opened. */
+  add(key: string): void {
+    this.counts.set(key, this.of(key) + 1);
+  }
+
+  /** A stream for `key` ended; the entry goes at 0. */
+  remove(key: string): void {
+    const n = this.of(key) - 1;
+    if (n > 0) this.counts.set(key, n);
+    else this.counts.delete(key);
+  }
+}

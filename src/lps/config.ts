@@ -124,6 +124,12 @@ export const lpsConfigSchema = z
      * lists); a further one is refused with RESOURCE_EXHAUSTED when it starts.
      */
     maxWatchStreams: z.number().int().positive().default(1000),
+    /**
+     * Most WatchPrioritizedEndpoints streams open at once from one client (src/common/peer.ts:
+     * its IP address, as for maxStreamsPerClient), so one client cannot take every place of
+     * maxWatchStreams; a further one is refused with RESOURCE_EXHAUSTED when it starts.
+     */
+    maxWatchStreamsPerClient: z.number().int().positive().default(100),
     /** Most Report streams open at once on one connection (RESOURCE_EXHAUSTED past it). */
     maxStreamsPerConnection: z.number().int().positive().default(1000),
     /**

@@ -9,7 +9,8 @@ export type LpsLimit =
   | 'max_streams_per_connection'
   | 'max_streams_per_client'
   | 'max_samples_per_second'
-  | 'max_watch_streams';
+  | 'max_watch_streams'
+  | 'max_watch_streams_per_client';
 
 /** Logs a limit's refusals at most once per this many ms, with how many came since. */
 const LIMIT_LOG_GAP_MS = 10_000;

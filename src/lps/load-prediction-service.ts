@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { durationToSeconds, secondsToDuration } from '../common/duration.js';
+import { clientOf, OpenCounts } from '../common/peer.js';
 import {
   EndpointInfo,
   LoadPredictionService,
@@ -9,6 +10,7 @@ import {
 } from '../gen/augur/v1/load_prediction.js';
 import type { LpsConfig } from './config.js';
 import type { HostNameResolver } from './host-names.js';
+import type { LpsLimit } from './limit-refusals.js';
 import { fitReply } from './reply-size.js';
 import { endpointDataOf, type EndpointStore } from './store.js';
 import type { EndpointRecord, PrioritizedListSource } from './types.js';
@@ -27,9 +29,15 @@ export interface LoadPredictionDeps {
   forecasts: () => ForecastProvider | undefined;
   /** Called with the endpoints a ListEndpoints answer left out for lps.maxReplyBytes. */
   onDropped?: (dropped: readonly EndpointInfo[]) => void;
-  /** Called when a Watch is refused because lps.maxWatchStreams were open, with the reason. */
-  onWatchRefused?: (details: string) => void;
+  /**
+   * Called when a Watch is refused as it starts, with the limit (lps.maxWatchStreams, or
+   * lps.maxWatchStreamsPerClient) and the reason.
+   */
+  onWatchRefused?: (limit: WatchLimit, details: string) => void;
 }
+
+/** The limits a Watch is refused for as it starts. */
+type WatchLimit = Extract<LpsLimit, 'max_watch_streams' | 'max_watch_streams_per_client'>;
 
 function grpcError(code: grpc.status, details: string): Partial<grpc.StatusObject> {
   return { code, details };
@@ -39,12 +47,19 @@ function grpcError(code: grpc.status, details: string): Partial<grpc.StatusObjec
 export class LoadPredictionServiceImpl {
   /** Watch streams open now (lps.maxWatchStreams). */
   private watches = 0;
+  /** Watch streams open now per client (lps.maxWatchStreamsPerClient). */
+  private readonly watchesPerClient = new OpenCounts();
 
   constructor(private readonly deps: LoadPredictionDeps) {}
 
   /** Watch streams open now. */
   get openWatches(): number {
     return this.watches;
+  }
+
+  /** Clients with a Watch stream open now (none holds memory once its last one ended). */
+  get watchingClients(): number {
+    return this.watchesPerClient.size;
   }
 
   register(
@@ -153,14 +168,27 @@ export class LoadPredictionServiceImpl {
   private watch(
     call: grpc.ServerWritableStream<{ services: string[] }, PrioritizedEndpointList>,
   ): void {
-    const { maxWatchStreams } = this.deps.config;
-    if (this.watches >= maxWatchStreams) {
-      const details = `the LPS has ${this.watches} Watch streams open, its limit (lps.maxWatchStreams ${maxWatchStreams}); try again later`;
-      this.deps.onWatchRefused?.(details);
+    const { maxWatchStreams, maxWatchStreamsPerClient } = this.deps.config;
+    const refuse = (limit: WatchLimit, details: string): void => {
+      this.deps.onWatchRefused?.(limit, details);
       call.emit('error', grpcError(grpc.status.RESOURCE_EXHAUSTED, details));
-      return;
+    };
+    if (this.watches >= maxWatchStreams) {
+      return refuse(
+        'max_watch_streams',
+        `the LPS has ${this.watches} Watch streams open, its limit (lps.maxWatchStreams ${maxWatchStreams}); try again later`,
+      );
+    }
+    const client = clientOf(call);
+    const ofClient = this.watchesPerClient.of(client);
+    if (ofClient >= maxWatchStreamsPerClient) {
+      return refuse(
+        'max_watch_streams_per_client',
+        `client ${client} has ${ofClient} Watch streams open, the limit (lps.maxWatchStreamsPerClient ${maxWatchStreamsPerClient}); try again later`,
+      );
     }
     this.watches++;
+    this.watchesPerClient.add(client);
     // Headers at once: the watcher knows the stream is open even while no service has a list.
     call.sendMetadata(new grpc.Metadata());
     const wanted = new Set(call.request.services);
@@ -198,6 +226,7 @@ export class LoadPredictionServiceImpl {
       if (stopped) return;
       stopped = true;
       this.watches--;
+      this.watchesPerClient.remove(client);
       unsubscribe();
     };
     call.on('cancelled', stop);

@@ -102,7 +102,7 @@ export class Lps {
           `a ListEndpoints answer would pass lps.maxReplyBytes (${config.maxReplyBytes} bytes): its ${dropped.length} largest endpoints are left out`,
         );
       },
-      onWatchRefused: (details) => refusals.note('max_watch_streams', 1, undefined, details),
+      onWatchRefused: (limit, details) => refusals.note(limit, 1, undefined, details),
     });
   }
 

@@ -98,7 +98,7 @@ export class LpsMetrics {
       help:
         'What the LPS refused for a configured limit (lps.max*): hellos past maxEndpoints or ' +
         'maxEndpointsPerService, streams past maxStreams, maxStreamsPerConnection or ' +
-        'maxStreamsPerClient, Watch streams past maxWatchStreams ' +
+        'maxStreamsPerClient, Watch streams past maxWatchStreams or maxWatchStreamsPerClient ' +
         '(counted once each), samples past maxSamplesPerSecond (counted per sample)',
       labelNames: ['limit'],
       registers,

@@ -3,7 +3,7 @@ import type { Logger } from '../common/logger.js';
 import { isRefusal, presentedBy, type Authorizer } from '../common/auth.js';
 import { quoted } from '../common/text.js';
 import { secondsToDuration } from '../common/duration.js';
-import { clientOf, connectionOf } from '../common/peer.js';
+import { clientOf, connectionOf, OpenCounts } from '../common/peer.js';
 import {
   TelemetryService,
   type AgentMessage,
@@ -171,8 +171,8 @@ export class TelemetryServiceImpl {
   /** Open Report streams in all (lps.maxStreams). */
   private open = 0;
   /** Open streams per connection and per client (lps.maxStreamsPerConnection, ...PerClient). */
-  private readonly perConnection = new Map<string, number>();
-  private readonly perClient = new Map<string, number>();
+  private readonly perConnection = new OpenCounts();
+  private readonly perClient = new OpenCounts();
   private closing = false;
 
   constructor(
@@ -233,8 +233,8 @@ export class TelemetryServiceImpl {
     }
     const connection = connectionOf(call);
     const client = clientOf(call);
-    const onConnection = this.perConnection.get(connection) ?? 0;
-    const ofClient = this.perClient.get(client) ?? 0;
+    const onConnection = this.perConnection.of(connection);
+    const ofClient = this.perClient.of(client);
     if (onConnection >= this.config.maxStreamsPerConnection) {
       return this.refuse(
         call,
@@ -250,8 +250,8 @@ export class TelemetryServiceImpl {
       );
     }
     this.open += 1;
-    this.perConnection.set(connection, onConnection + 1);
-    this.perClient.set(client, ofClient + 1);
+    this.perConnection.add(connection);
+    this.perClient.add(client);
     const stream = new AgentStream(call, this.config.sampleBurst, Date.now());
     this.metrics.streams.inc();
     let closed = false;
@@ -260,8 +260,8 @@ export class TelemetryServiceImpl {
       closed = true;
       this.metrics.streams.dec();
       this.open -= 1;
-      decrement(this.perConnection, connection);
-      decrement(this.perClient, client);
+      this.perConnection.remove(connection);
+      this.perClient.remove(client);
       const record = stream.record;
       if (record && this.live.get(record.id) === stream) {
         this.live.delete(record.id);
@@ -536,10 +536,4 @@ export class TelemetryServiceImpl {
     );
     stream.fail(code, details);
   }
-}
-
-function decrement(counts: Map<string, number>, key: string): void {
-  const n = (counts.get(key) ?? 0) - 1;
-  if (n > 0) counts.set(key, n);
-  else counts.delete(key);
 }

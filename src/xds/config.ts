@@ -58,6 +58,12 @@ export const xdsConfigSchema = z
      * take (each connection is also limited to the gRPC server's SETTINGS_MAX_CONCURRENT_STREAMS).
      */
     maxStreams: z.number().int().positive().default(10_000),
+    /**
+     * Most ADS streams open at once from one client (src/common/peer.ts: its IP address, as for
+     * lps.maxStreamsPerClient), so one client cannot take every place of maxStreams; a further
+     * stream from it is refused with RESOURCE_EXHAUSTED when it starts.
+     */
+    maxStreamsPerClient: z.number().int().positive().default(1000),
   })
   .strict();
 

@@ -12,7 +12,7 @@ export class XdsMetrics {
   readonly nacks: Counter<'type_url' | 'client_kind'>;
   readonly staleNonces: Counter<'type_url'>;
   readonly publishes: Counter<'outcome'>;
-  readonly refused: Counter;
+  readonly refused: Counter<'limit'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -42,7 +42,10 @@ export class XdsMetrics {
     });
     this.refused = new Counter({
       name: 'augur_xds_streams_refused_total',
-      help: 'ADS streams refused when they started because xds.maxStreams were open',
+      help:
+        'ADS streams refused when they started, by limit: max_streams (xds.maxStreams were open) ' +
+        'or max_streams_per_client (xds.maxStreamsPerClient were open from that client)',
+      labelNames: ['limit'],
       registers,
     });
     this.publishes = new Counter({
@@ -60,7 +63,7 @@ export class XdsMetrics {
     onResponse: (_id, typeUrl) => this.responses.inc({ type_url: typeUrl }),
     onNack: (_id, group, typeUrl) => this.nacks.inc({ type_url: typeUrl, client_kind: group }),
     onStaleNonce: (_id, typeUrl) => this.staleNonces.inc({ type_url: typeUrl }),
-    onStreamRefused: () => this.refused.inc(),
+    onStreamRefused: (limit) => this.refused.inc({ limit }),
   };
 
   /** The publisher's callback that counts what became of each list. */

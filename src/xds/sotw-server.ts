@@ -1,6 +1,7 @@
 import { fromBinary, type FileRegistry, type JsonObject } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
+import { clientOf, OpenCounts } from '../common/peer.js';
 import { serializeSharedResponse, type SharedResponse } from '../common/shared-response.js';
 import type { ClientKind, NodeIdentity } from './client-kind.js';
 import { messageType } from './envoy-registry.js';
@@ -74,9 +75,15 @@ export interface SotwCallbacks {
   onNack?(streamId: number, group: ClientKind, typeUrl: ResourceTypeUrl, error: string): void;
   /** A request answered a response that was already superseded; it was ignored. */
   onStaleNonce?(streamId: number, typeUrl: ResourceTypeUrl): void;
-  /** A stream was refused when it started: `maxStreams` were open. */
-  onStreamRefused?(): void;
+  /** A stream was refused when it started, for `maxStreams` or `maxStreamsPerClient`. */
+  onStreamRefused?(limit: StreamLimit): void;
 }
+
+/** The limits an ADS stream is refused for as it starts (the `limit` label of its counter). */
+export type StreamLimit = 'max_streams' | 'max_streams_per_client';
+
+/** Refusals for a limit are logged at most once per this many ms, with how many came since. */
+const REFUSAL_LOG_GAP_MS = 10_000;
 
 export interface SotwServerOptions {
   watcher: ConfigWatcher;
@@ -90,6 +97,11 @@ export interface SotwServerOptions {
    * Absent: no limit.
    */
   maxStreams?: number;
+  /**
+   * Most ADS streams open at once from one client (src/common/peer.ts: its IP address;
+   * xds.maxStreamsPerClient), refused the same way. Absent: no limit.
+   */
+  maxStreamsPerClient?: number;
 }
 
 /** What one stream knows of one type. */
@@ -142,6 +154,10 @@ export interface StreamInfo {
 export class SotwServer {
   private readonly options: SotwServerOptions;
   private readonly open = new Map<number, StreamState>();
+  /** Open streams per client (maxStreamsPerClient). */
+  private readonly perClient = new OpenCounts();
+  /** Per limit: when its refusals were last logged, and how many came since. */
+  private readonly refusalLog = new Map<StreamLimit, { atMs: number; since: number }>();
   private nextStreamId = 1;
 
   constructor(options: SotwServerOptions) {
@@ -151,6 +167,11 @@ export class SotwServer {
   readonly implementation: AdsImplementation = {
     StreamAggregatedResources: (call) => this.handleStream(call),
   };
+
+  /** Clients with a stream open now (a client whose last stream ended holds no entry). */
+  get streamingClients(): number {
+    return this.perClient.size;
+  }
 
   streams(): StreamInfo[] {
     return [...this.open.values()].map((s) => ({
@@ -184,15 +205,24 @@ export class SotwServer {
   private handleStream(
     call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>,
   ): void {
-    const { maxStreams } = this.options;
+    const { maxStreams, maxStreamsPerClient } = this.options;
     if (maxStreams !== undefined && this.open.size >= maxStreams) {
-      this.options.callbacks?.onStreamRefused?.();
-      call.emit('error', {
-        code: grpc.status.RESOURCE_EXHAUSTED,
-        details: `augur has ${this.open.size} ADS streams open, its limit (xds.maxStreams ${maxStreams}); try again later`,
-      });
-      return;
+      return this.refuse(
+        call,
+        'max_streams',
+        `augur has ${this.open.size} ADS streams open, its limit (xds.maxStreams ${maxStreams}); try again later`,
+      );
     }
+    const client = clientOf(call);
+    const ofClient = this.perClient.of(client);
+    if (maxStreamsPerClient !== undefined && ofClient >= maxStreamsPerClient) {
+      return this.refuse(
+        call,
+        'max_streams_per_client',
+        `client ${client} has ${ofClient} ADS streams open, the limit (xds.maxStreamsPerClient ${maxStreamsPerClient}); try again later`,
+      );
+    }
+    this.perClient.add(client);
     const stream: StreamState = {
       id: this.nextStreamId++,
       call,
@@ -206,6 +236,7 @@ export class SotwServer {
       closed = true;
       for (const ts of stream.types.values()) ts.cancel?.();
       this.open.delete(stream.id);
+      this.perClient.remove(client);
       if (stream.group) this.options.callbacks?.onStreamClosed?.(stream.id, stream.group);
       log.debug({ node: stream.node?.id, why }, 'ADS stream closed');
     };
@@ -226,6 +257,30 @@ export class SotwServer {
     call.on('error', () => close('error'));
     call.on('cancelled', () => close('cancelled'));
     call.on('close', () => close('closed'));
+  }
+
+  /**
+   * Ends a stream that starts past a limit with RESOURCE_EXHAUSTED, before any of its requests is
+   * read: counted, and logged at most once per REFUSAL_LOG_GAP_MS per limit.
+   */
+  private refuse(
+    call: grpc.ServerDuplexStream<DiscoveryRequestMessage, SharedResponse>,
+    limit: StreamLimit,
+    details: string,
+  ): void {
+    this.options.callbacks?.onStreamRefused?.(limit);
+    const now = Date.now();
+    const seen = this.refusalLog.get(limit);
+    if (seen && now - seen.atMs < REFUSAL_LOG_GAP_MS) {
+      seen.since++;
+    } else {
+      this.refusalLog.set(limit, { atMs: now, since: 0 });
+      this.options.logger.warn(
+        { limit, refusedSinceLastLog: (seen?.since ?? 0) + 1, details },
+        `ADS streams refused for a limit (${limit}); see augur_xds_streams_refused_total`,
+      );
+    }
+    call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details });
   }
 
   private onRequest(

@@ -57,6 +57,7 @@ export class Xds {
       logger,
       callbacks: metrics?.protocol,
       maxStreams: config.maxStreams,
+      maxStreamsPerClient: config.maxStreamsPerClient,
     });
     this.definition = adsServiceDefinition(protos);
     this.publisher = new XdsPublisher({

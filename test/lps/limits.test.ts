@@ -3,7 +3,9 @@ import * as http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   LoadPredictionClient,
+  LoadPredictionService,
   PrioritizedEndpointList,
+  WatchPrioritizedEndpointsRequest,
   type ListEndpointsResponse,
 } from '../../src/gen/augur/v1/load_prediction.js';
 import {
@@ -11,8 +13,10 @@ import {
   type AgentMessage,
   type ControlMessage,
 } from '../../src/gen/augur/v1/telemetry.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
 import { RawAgentStream, makeSample } from '../support/raw-agent.js';
+import { connect, framed } from '../support/raw-grpc.js';
 
 let plane: TestPlane | undefined;
 const closers: Array<() => void> = [];
@@ -99,6 +103,27 @@ class Stream {
   cancel(): void {
     this.call.cancel();
   }
+}
+
+/** A Watch stream, and how it ended (undefined while it is open). */
+interface Watch {
+  call: grpc.ClientReadableStream<PrioritizedEndpointList>;
+  ended: grpc.StatusObject | undefined;
+}
+
+/** Opens Watch streams on one LoadPrediction client of the plane. */
+function watcher(): () => Watch {
+  const client = new LoadPredictionClient(plane!.grpcAddress, grpc.credentials.createInsecure());
+  closers.push(() => client.close());
+  return () => {
+    const call = client.watchPrioritizedEndpoints({ services: [] });
+    const w: Watch = { call, ended: undefined };
+    call.on('data', () => undefined);
+    call.on('error', () => undefined);
+    call.on('status', (st: grpc.StatusObject) => (w.ended = st));
+    closers.push(() => call.cancel());
+    return w;
+  };
 }
 
 function telemetryClient(ownConnection: boolean): InstanceType<typeof TelemetryClient> {
@@ -207,18 +232,7 @@ describe('LPS limits', () => {
 
   it('refuses Watch streams past lps.maxWatchStreams when they start, and takes one after another ends', async () => {
     plane = await startTestPlane({ lps: { maxWatchStreams: 2 } });
-    const client = new LoadPredictionClient(plane.grpcAddress, grpc.credentials.createInsecure());
-    closers.push(() => client.close());
-    /** A Watch, and how it ended (undefined while it is open). */
-    const watch = () => {
-      const call = client.watchPrioritizedEndpoints({ services: [] });
-      const w = { call, ended: undefined as grpc.StatusObject | undefined };
-      call.on('data', () => undefined);
-      call.on('error', () => undefined);
-      call.on('status', (st: grpc.StatusObject) => (w.ended = st));
-      closers.push(() => call.cancel());
-      return w;
-    };
+    const watch = watcher();
     const first = watch();
     const second = watch();
     await waitFor(() => plane!.lps.api.openWatches === 2, 5000, 'two watches open');
@@ -236,6 +250,56 @@ describe('LPS limits', () => {
     const fourth = watch();
     await waitFor(() => plane!.lps.api.openWatches === 2, 5000, 'the fourth watch open');
     expect(fourth.ended).toBeUndefined();
+  });
+
+  it('refuses Watch streams past lps.maxWatchStreamsPerClient from one client when they start, and takes one after another is cancelled or its connection reset', async () => {
+    plane = await startTestPlane({ lps: { maxWatchStreamsPerClient: 2 } });
+    const watch = watcher();
+    const first = watch();
+    // The second on an HTTP/2 connection of its own: still client 127.0.0.1.
+    const session = await connect(plane.grpcAddress);
+    closers.push(() => session.destroy());
+    session
+      .request({
+        ':method': 'POST',
+        ':path': LoadPredictionService.watchPrioritizedEndpoints.path,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      })
+      .on('error', () => undefined)
+      .end(framed(WatchPrioritizedEndpointsRequest.encode({ services: [] }).finish()));
+    await waitFor(() => plane!.lps.api.openWatches === 2, 5000, 'two watches open');
+
+    // Every client here comes from 127.0.0.1: the third is refused as it starts.
+    const third = watch();
+    const refused = await waitFor(() => third.ended, 5000, 'the third watch to be refused');
+    expect(refused.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(refused.details).toBe(
+      'client 127.0.0.1 has 2 Watch streams open, the limit (lps.maxWatchStreamsPerClient 2); try again later',
+    );
+    expect(
+      await counter('augur_lps_limit_refusals_total', { limit: 'max_watch_streams_per_client' }),
+    ).toBe(1);
+    expect(await counter('augur_lps_limit_refusals_total', { limit: 'max_watch_streams' })).toBe(0);
+    expect(plane.lps.api.openWatches).toBe(2);
+    expect(first.ended).toBeUndefined();
+
+    // A connection reset gives its place back, as does a cancelled watch.
+    session.destroy();
+    await waitFor(() => plane!.lps.api.openWatches === 1, 5000, 'the reset watch to be let go');
+    const fourth = watch();
+    await waitFor(() => plane!.lps.api.openWatches === 2, 5000, 'the fourth watch open');
+    first.call.cancel();
+    await waitFor(() => plane!.lps.api.openWatches === 1, 5000, 'the cancelled watch to be let go');
+    const fifth = watch();
+    await waitFor(() => plane!.lps.api.openWatches === 2, 5000, 'the fifth watch open');
+    expect(fourth.ended).toBeUndefined();
+    expect(fifth.ended).toBeUndefined();
+    // A client with no Watch open holds no entry.
+    fourth.call.cancel();
+    fifth.call.cancel();
+    await waitFor(() => plane!.lps.api.openWatches === 0, 5000, 'every watch to be let go');
+    expect(plane.lps.api.watchingClients).toBe(0);
   });
 
   it('announces HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS above lps.maxStreamsPerConnection', async () => {
@@ -442,5 +506,16 @@ describe('LPS limits', () => {
       5000,
       'the dropped endpoints to be counted',
     );
+  });
+});
+
+describe('lps.maxWatchStreamsPerClient in the configuration', () => {
+  it('defaults to 100 and refuses a value that is not a positive integer, naming the setting', () => {
+    expect(loadConfig({ env: {}, flags: {} }).lps.maxWatchStreamsPerClient).toBe(100);
+    for (const bad of [0, -1, 2.5, '10']) {
+      expect(() =>
+        loadConfig({ env: {}, flags: { lps: { maxWatchStreamsPerClient: bad } } }),
+      ).toThrow(/invalid configuration: lps\.maxWatchStreamsPerClient: /);
+    }
   });
 });

@@ -1,8 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/common/logger.js';
 import type { SharedResponse } from '../../src/common/shared-response.js';
+import { loadConfig } from '../../src/serve/config.js';
 import { RawAdsClient, type RawDiscoveryResponse } from '../../src/xds/ads-client.js';
 import { clientKindOf } from '../../src/xds/client-kind.js';
 import { xdsRegistry } from '../../src/xds/envoy-registry.js';
@@ -11,12 +14,14 @@ import { ResourceBuilder, type PublishedEndpoint } from '../../src/xds/resources
 import { Snapshot, type EncodedResource } from '../../src/xds/snapshot.js';
 import { SnapshotCache } from '../../src/xds/snapshot-cache.js';
 import {
+  ADS_METHOD_PATH,
   SotwServer,
   adsServiceDefinition,
   type DiscoveryRequestMessage,
 } from '../../src/xds/sotw-server.js';
 import { TypeUrl } from '../../src/xds/types.js';
 import { waitFor } from '../support/control-plane.js';
+import { connect as connectRaw } from '../support/raw-grpc.js';
 
 const protos = xdsRegistry();
 const options = {
@@ -127,9 +132,18 @@ describe('SotW ADS protocol over a raw stream', () => {
     return c;
   };
 
-  const metric = async (name: string): Promise<number> => {
+  /** A metric's value, summed over the series that have these labels. */
+  const metric = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
     const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
-    return (m?.values ?? []).reduce((s, v) => s + v.value, 0);
+    return (m?.values ?? [])
+      .filter((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want))
+      .reduce((s, v) => s + v.value, 0);
+  };
+
+  /** The type of the first response to a CDS request on the stream (it was served). */
+  const served = async (c: RawAdsClient): Promise<string> => {
+    c.send({ node, type_url: TypeUrl.Cluster });
+    return (await c.next()).type_url;
   };
 
   it('refuses streams past maxStreams when they start, with RESOURCE_EXHAUSTED, and takes one after another ends', async () => {
@@ -141,10 +155,6 @@ describe('SotW ADS protocol over a raw stream', () => {
       maxStreams: 2,
     });
     cache.setSnapshot('grpc', snapshotOf(['a']));
-    const served = async (c: RawAdsClient): Promise<string> => {
-      c.send({ node, type_url: TypeUrl.Cluster });
-      return (await c.next()).type_url;
-    };
     const first = connect();
     const second = connect();
     expect(await served(first)).toBe(TypeUrl.Cluster);
@@ -158,11 +168,88 @@ describe('SotW ADS protocol over a raw stream', () => {
     });
     expect(sotw.streams()).toHaveLength(2);
     expect(await metric('augur_xds_streams_refused_total')).toBe(1);
+    expect(await metric('augur_xds_streams_refused_total', { limit: 'max_streams' })).toBe(1);
 
     first.close();
     await waitFor(() => sotw.streams().length === 1, 5000, 'the closed stream to be let go');
     expect(await served(connect())).toBe(TypeUrl.Cluster);
     expect(sotw.streams()).toHaveLength(2);
+  });
+
+  it('refuses streams past maxStreamsPerClient from one client when they start, counted and logged by limit, and takes one after another ends or its connection is reset', async () => {
+    const logged: string[] = [];
+    sotw = new SotwServer({
+      watcher: cache,
+      groupOf: () => 'grpc',
+      logger: pino(
+        { level: 'warn' },
+        new Writable({
+          write(chunk: Buffer, _enc, done) {
+            logged.push(chunk.toString());
+            done();
+          },
+        }),
+      ),
+      callbacks: metrics.protocol,
+      maxStreams: 10,
+      maxStreamsPerClient: 2,
+    });
+    cache.setSnapshot('grpc', snapshotOf(['a']));
+    const first = connect();
+    expect(await served(first)).toBe(TypeUrl.Cluster);
+    // The second on an HTTP/2 connection of its own, which sends nothing: still 127.0.0.1.
+    const session = await connectRaw(address);
+    try {
+      session
+        .request({
+          ':method': 'POST',
+          ':path': ADS_METHOD_PATH,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        })
+        .on('error', () => undefined);
+      await waitFor(() => sotw.streams().length === 2, 5000, 'the raw stream to be open');
+
+      // Every client here comes from 127.0.0.1: the 3rd and 4th streams are refused as they start.
+      for (let i = 0; i < 2; i++) {
+        const refused = connect();
+        refused.send({ node, type_url: TypeUrl.Cluster });
+        await expect(refused.next()).rejects.toMatchObject({
+          code: grpc.status.RESOURCE_EXHAUSTED,
+          details:
+            'client 127.0.0.1 has 2 ADS streams open, the limit (xds.maxStreamsPerClient 2); try again later',
+        });
+      }
+      expect(sotw.streams()).toHaveLength(2);
+      expect(
+        await metric('augur_xds_streams_refused_total', { limit: 'max_streams_per_client' }),
+      ).toBe(2);
+      expect(await metric('augur_xds_streams_refused_total', { limit: 'max_streams' })).toBe(0);
+      // Logged once for both (at most once per 10 s per limit).
+      const warnings = logged.filter((l) => l.includes('xds.maxStreamsPerClient'));
+      expect(warnings).toHaveLength(1);
+      expect(JSON.parse(warnings[0]!)).toMatchObject({
+        limit: 'max_streams_per_client',
+        refusedSinceLastLog: 1,
+      });
+
+      // A connection reset gives its place back.
+      session.destroy();
+      await waitFor(() => sotw.streams().length === 1, 5000, 'the reset stream to be let go');
+    } finally {
+      session.destroy();
+    }
+    const third = connect();
+    expect(await served(third)).toBe(TypeUrl.Cluster);
+    // So does a stream the client ends.
+    first.close();
+    await waitFor(() => sotw.streams().length === 1, 5000, 'the ended stream to be let go');
+    expect(await served(connect())).toBe(TypeUrl.Cluster);
+    expect(sotw.streams()).toHaveLength(2);
+    // A client with no stream open holds no entry.
+    for (const c of clients.splice(0)) c.close();
+    await waitFor(() => sotw.streams().length === 0, 5000, 'every stream to be let go');
+    expect(sotw.streamingClients).toBe(0);
   });
 
   it('answers a wildcard CDS request with every cluster, then waits for the ACK before the next version', async () => {
@@ -410,5 +497,16 @@ describe('SotW ADS protocol over a raw stream', () => {
         .map((s) => s.group)
         .sort(),
     ).toEqual(['envoy', 'grpc']);
+  });
+});
+
+describe('xds.maxStreamsPerClient in the configuration', () => {
+  it('defaults to 1,000 and refuses a value that is not a positive integer, naming the setting', () => {
+    expect(loadConfig({ env: {}, flags: {} }).xds.maxStreamsPerClient).toBe(1000);
+    for (const bad of [0, -1, 2.5, '10']) {
+      expect(() => loadConfig({ env: {}, flags: { xds: { maxStreamsPerClient: bad } } })).toThrow(
+        /invalid configuration: xds\.maxStreamsPerClient: /,
+      );
+    }
   });
 });
