@@ -111,8 +111,10 @@ afterAll(async () => {
 
 describe('augur rrm against a remote LPS', () => {
   it('routes from the watched lists, best score first', async () => {
+    // Against the caller's order, so that only a scored list passes (an unscored one is served
+    // in the caller's order).
     await expect
-      .poll(() => ask(), { timeout: 10_000, interval: 100 })
+      .poll(() => ask({ 'x-augur-endpoints': 'api-b,api-a' }), { timeout: 10_000, interval: 100 })
       .toBe('127.0.0.1:9001,127.0.0.1:9002');
     expect(await metric('augur_rrm_lps_reachable')).toBe('augur_rrm_lps_reachable 1');
   });

@@ -10,7 +10,7 @@ import {
   ROUTE_NAME_ATTRIBUTE,
 } from '../service-resolver.js';
 import { DESTINATION_ENDPOINT } from '../request-api.js';
-import { extProcCodec, LB_METADATA_NAMESPACE } from './messages.js';
+import { extProcCodec, LB_METADATA_NAMESPACE, warmExtProcCodec } from './messages.js';
 import { EXT_PROC_SERVICE_NAME, UPSTREAM_ADDRESS_ATTRIBUTE } from './server.js';
 
 /** A ProcessingResponse as the client reads it (field names as in the proto, enums as strings). */
@@ -79,6 +79,8 @@ export class ExtProcClient {
     parseHostPort(address, 'ext_proc server address');
     this.address = address;
     this.tls = tlsOptions;
+    // Now, not in the first request, whose answer would then be late (see warmExtProcCodec).
+    warmExtProcCodec();
   }
 
   /**

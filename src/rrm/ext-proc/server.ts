@@ -24,6 +24,7 @@ import {
   headerValue,
   responseHeadersContinue,
   stringAttribute,
+  warmExtProcCodec,
   type ProcessingRequestMessage,
 } from './messages.js';
 
@@ -127,6 +128,8 @@ export class ExtProcHandler {
 
   constructor(deps: ExtProcDeps) {
     this.deps = deps;
+    // At start, not in the first exchange (a stall past Envoy's message timeout otherwise).
+    warmExtProcCodec();
   }
 
   /** The grpc-js implementation object for `extProcServiceDefinition`. */
