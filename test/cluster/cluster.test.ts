@@ -12,6 +12,7 @@ import { BufferedAgent } from '../support/buffered-agent.js';
 import { waitFor } from '../support/control-plane.js';
 import { RedisServer } from '../support/redis-server.js';
 import { ServeProcess } from '../support/serve-process.js';
+import { grpcXdsClient } from '../support/xds-client.js';
 
 /*
  * Cluster mode with a real redis-server and three real `augur serve` replicas: agents spread
@@ -259,17 +260,7 @@ describe('cluster mode: three augur serve replicas on one Redis', () => {
     );
 
     // A grpc-js-xds client on a survivor, calling all along.
-    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [
-        {
-          server_uri: survivor.grpcAddress,
-          channel_creds: [{ type: 'insecure' }],
-          server_features: ['xds_v3'],
-        },
-      ],
-      node: { id: 'cluster-client', locality: {} },
-    });
-    const client = new grpc.Client(`xds:///${service}`, grpc.credentials.createInsecure());
+    const client = await grpcXdsClient(survivor.grpcAddress, 'cluster-client', service);
     // An observer of the same replica's EDS: no assignment may be empty.
     const observer = new RawAdsClient(survivor.grpcAddress);
     observer.send({

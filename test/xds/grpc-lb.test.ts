@@ -13,6 +13,7 @@ import { RawAdsClient } from '../../src/xds/ads-client.js';
 import { TypeUrl } from '../../src/xds/types.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
 import { FeedingAgent } from '../support/feeding-agent.js';
+import { grpcXdsClient } from '../support/xds-client.js';
 
 const SERVICE = 'S';
 const WHO = '/augur.test.Echo/Who';
@@ -138,20 +139,8 @@ describe('a grpc-js-xds client with augur_expected_delay registered', () => {
     plane.lps.setScorer(new EwmaScorer());
     for (const b of backends)
       agents.push(new FeedingAgent(b.id, b.port, 0.3, SERVICE).connect(plane.grpcAddress));
-    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [
-        {
-          server_uri: plane.grpcAddress,
-          channel_creds: [{ type: 'insecure' }],
-          server_features: ['xds_v3'],
-        },
-      ],
-      node: { id: 'grpc-lb-client', locality: {} },
-    });
     registerAugurBalancer();
-    const xds = await import('@grpc/grpc-js-xds');
-    xds.register();
-    client = new grpc.Client(`xds:///${SERVICE}`, grpc.credentials.createInsecure());
+    client = await grpcXdsClient(plane.grpcAddress, 'grpc-lb-client', SERVICE);
     ads = new RawAdsClient(plane.grpcAddress);
     ads.send({
       node: { id: 'observer', user_agent_name: 'test observer' },

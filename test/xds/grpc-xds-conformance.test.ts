@@ -10,6 +10,7 @@ import { RawAdsClient } from '../../src/xds/ads-client.js';
 import { TypeUrl } from '../../src/xds/types.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
 import { FeedingAgent } from '../support/feeding-agent.js';
+import { grpcXdsClient } from '../support/xds-client.js';
 
 const SERVICE = 'S';
 const WHO = '/augur.test.Echo/Who';
@@ -183,19 +184,7 @@ describe('a @grpc/grpc-js-xds client follows augur', () => {
         b.id,
         new FeedingAgent(b.id, b.port, cpu[b.id]!, SERVICE).connect(plane.grpcAddress),
       );
-    process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [
-        {
-          server_uri: plane.grpcAddress,
-          channel_creds: [{ type: 'insecure' }],
-          server_features: ['xds_v3'],
-        },
-      ],
-      node: { id: 'conformance-client', locality: {} },
-    });
-    const xds = await import('@grpc/grpc-js-xds');
-    xds.register();
-    client = new grpc.Client(`xds:///${SERVICE}`, grpc.credentials.createInsecure());
+    client = await grpcXdsClient(plane.grpcAddress, 'conformance-client', SERVICE);
     observer = new AssignmentObserver(plane.grpcAddress);
   });
 
