@@ -180,14 +180,18 @@ export function encodeImmediateResponse(status: number, body: string, details: s
 
 let continueResponse: Uint8Array | undefined;
 
+let warmed = false;
+
 /**
  * Has protobufjs build its encoders and decoders of ProcessingRequest and ProcessingResponse now,
  * at start, rather than in the first exchange that needs them: it generates them on first use,
  * which took 250–310 ms on the 2-core development machine, one event-loop stall in which every
  * exchange in flight passed Envoy's 200 ms message timeout (`bench:e2e` saw 26–93 requests fall
- * back just after augur started). Idempotent and cheap once done.
+ * back just after augur started). Once per process; later calls return at once.
  */
 export function warmExtProcCodec(): void {
+  if (warmed) return;
+  warmed = true;
   const { request, response } = extProcCodec();
   responseHeadersContinue();
   encodeImmediateResponse(503, 'warm-up', 'warm-up');
