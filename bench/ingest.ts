@@ -9,6 +9,9 @@
  *
  * `npm run bench:ingest -- --only=footprint` measures memory and scoring CPU per endpoint
  * instead (bench/footprint.ts).
+ *
+ * BENCH_SERVE_NODE_OPTIONS (environment): NODE_OPTIONS for the `augur serve` children only, to
+ * compare runtime settings (for example `--max-semi-space-size=4`) without changing this process.
  */
 import * as grpc from '@grpc/grpc-js';
 import { loadavg } from 'node:os';
@@ -144,6 +147,7 @@ async function hold(lps: ServeProcess) {
   await lagWindow(lps); // reset the server's lag histogram
   const s0 = await lps.metric('augur_lps_samples_total');
   const c0 = await lps.metric('process_cpu_seconds_total');
+  const g0 = await lps.metric('nodejs_gc_duration_seconds_sum');
   const t0 = Date.now();
   const lags: number[] = [];
   while (Date.now() - t0 < HOLD_SECONDS * 1000) {
@@ -153,6 +157,8 @@ async function hold(lps: ServeProcess) {
   const elapsed = (Date.now() - t0) / 1000;
   const samples = (await lps.metric('augur_lps_samples_total')) - s0;
   const cpu = (await lps.metric('process_cpu_seconds_total')) - c0;
+  const gc = (await lps.metric('nodejs_gc_duration_seconds_sum')) - g0;
+  await measuredSomething(lps, `the held phase (${STREAMS} agents)`, samples);
   const measured = ackDelays.splice(0);
   const result = {
     ackP50Ms: quantile(measured, 0.5),
@@ -163,6 +169,9 @@ async function hold(lps: ServeProcess) {
     samplesPerSecond: samples / elapsed,
     lagP99Ms: Math.max(...lags),
     cpuPercent: (cpu / elapsed) * 100,
+    /** Time in V8's garbage collector, as a share of the CPU time. */
+    gcShare: gc / Math.max(cpu, 1e-9),
+    newSpaceMb: (await lps.metric('nodejs_heap_space_size_total_bytes{space="new"}')) / 2 ** 20,
     rssMb: (await lps.metric('process_resident_memory_bytes')) / 2 ** 20,
     /** Growth of the LPS's RSS from before the first stream, per stream (its endpoint and stream). */
     rssPerEndpointKb:
@@ -177,6 +186,16 @@ async function hold(lps: ServeProcess) {
   for (const c of calls) c.cancel();
   for (const c of clients) c.close();
   return result;
+}
+
+/** Throws when a phase stored nothing or the LPS refused a sample: a figure would be wrong. */
+async function measuredSomething(lps: ServeProcess, phase: string, samples: number): Promise<void> {
+  const rejected = await lps.metric('augur_lps_samples_rejected_total');
+  if (samples > 0 && rejected === 0) return;
+  throw new Error(
+    `bench:ingest: ${phase} stored ${samples} samples and the LPS has refused ${rejected}; ` +
+      `its log:\n${lps.log().split('\n').slice(-20).join('\n')}`,
+  );
 }
 
 let floods = 0;
@@ -216,6 +235,7 @@ async function flood(lps: ServeProcess, batch: number) {
   running = false;
   for (const c of calls) c.cancel();
   for (const c of clients) c.close();
+  await measuredSomething(lps, `a flood (batches of ${batch})`, samples);
   return { samplesPerSecond: samples / elapsed, lagP99Ms: lag };
 }
 
@@ -240,9 +260,22 @@ const spread = (xs: number[]): Spread => ({
 
 // Both modes run side by side, each in its own `augur serve` (an idle one costs little), and
 // take turns: a load that comes and goes on this shared machine falls on both alike.
+// This bench measures capacity, so the limits meant for a hostile client (issue 12) are raised
+// past what it sends: every flood brings new endpoint ids (kept after their streams close), and a
+// flooding stream sends far more than lps.maxSamplesPerSecond. A phase that stores nothing, or any
+// refused sample, fails the run rather than printing a zero.
+const capacity = {
+  AUGUR_LPS__MAX_ENDPOINTS: String(STREAMS + FLOOD_STREAMS * REPEATS * 2 + 1000),
+  AUGUR_LPS__MAX_ENDPOINTS_PER_SERVICE: String(STREAMS + FLOOD_STREAMS * REPEATS * 2 + 1000),
+  AUGUR_LPS__MAX_SAMPLES_PER_SECOND: '1000000000',
+  AUGUR_LPS__SAMPLE_BURST: '1000000000',
+  ...(process.env.BENCH_SERVE_NODE_OPTIONS
+    ? { NODE_OPTIONS: process.env.BENCH_SERVE_NODE_OPTIONS }
+    : {}),
+};
 const servers = {
-  durable: await ServeProcess.start([], { AUGUR_LPS__DURABLE_ACKS: 'true' }),
-  onReceipt: await ServeProcess.start([], { AUGUR_LPS__DURABLE_ACKS: 'false' }),
+  durable: await ServeProcess.start([], { ...capacity, AUGUR_LPS__DURABLE_ACKS: 'true' }),
+  onReceipt: await ServeProcess.start([], { ...capacity, AUGUR_LPS__DURABLE_ACKS: 'false' }),
 };
 type Mode = keyof typeof servers;
 const MODES: Mode[] = ['durable', 'onReceipt'];
@@ -302,7 +335,7 @@ const rows = [durable, onReceipt].flatMap((r, k) => {
       r.held.samplesPerSecond.toFixed(0),
       `${r.held.ackP50Ms.toFixed(1)} / ${r.held.ackP99Ms.toFixed(1)} ms`,
       `${r.held.lagP99Ms.toFixed(1)} ms`,
-      `${r.held.cpuPercent.toFixed(0)} % of a core`,
+      `${r.held.cpuPercent.toFixed(0)} % of a core (GC ${(r.held.gcShare * 100).toFixed(1)} % of it; young generation ${r.held.newSpaceMb.toFixed(0)} MB)`,
       `${r.held.rssMb.toFixed(0)} MB (${r.held.rssPerEndpointKb.toFixed(1)} KB / endpoint)`,
     ],
     [
@@ -359,6 +392,8 @@ const body = [
     `Connecting ${STREAMS} streams took ${durable.held.connectSeconds.toFixed(1)} s (durable) and ${onReceipt.held.connectSeconds.toFixed(1)} s; samples rejected: ${durable.held.rejected + onReceipt.held.rejected}. ` +
     `A scoring pass took ${durable.held.scoringMeanMs.toFixed(1)} ms on average (durable) and ${onReceipt.held.scoringMeanMs.toFixed(1)} ms (wall time, ${((durable.held.scoringMeanMs * 1000) / STREAMS).toFixed(1)} and ${((onReceipt.held.scoringMeanMs * 1000) / STREAMS).toFixed(1)} µs per endpoint). ` +
     `Lag is prom-client's \`nodejs_eventloop_lag_p99_seconds\` (10 ms resolution), read every 5 s; the worst window is shown. ` +
+    `GC is \`nodejs_gc_duration_seconds\` over the held phase as a share of the LPS's CPU time; the young generation is V8's new space at its end (\`nodejs_heap_space_size_total_bytes{space="new"}\`). ` +
+    `The limits meant for hostile clients (\`lps.maxEndpoints\`, \`lps.maxEndpointsPerService\`, \`lps.maxSamplesPerSecond\`, \`lps.sampleBurst\`) are raised for this bench, which measures capacity. ` +
     `LPS RSS per endpoint is the growth of its RSS from before the first stream to the end of the held phase, over the streams (the endpoint, its samples so far and its gRPC stream; \`npm run bench:ingest -- --only=footprint\` measures full rings and the forecaster state without the streams). ` +
     `Load average of the (shared) machine at the end of the run: ${load}.`,
 ].join('\n');
