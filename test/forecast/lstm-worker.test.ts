@@ -53,6 +53,43 @@ describe('LSTM worker', () => {
     }
   }, 60_000);
 
+  test('the rows kept to train on are shared out: an even share of maxTotalRows, within its bounds', async () => {
+    // spec: window 6, horizon 3, so a series keeps at least 2 × (6 + 3) = 18 rows.
+    const w = await LstmWorker.start(
+      spec,
+      { ...engine, maxRows: 100, maxTotalRows: 120 },
+      { niceness: 0 },
+    );
+    workers.push(w);
+    /** Rows series `id` holds: the newest end row a forecast can be asked for, plus one. */
+    const held = async (id: string): Promise<number> => {
+      const ends = Array.from({ length: 120 }, (_, end) => ({ id, end }));
+      const out = await w.predict(ends);
+      const per = out.length / ends.length;
+      let n = 0;
+      for (let end = 0; end < ends.length; end++)
+        if (Number.isFinite(out[end * per + per - 1]!)) n = end + 1;
+      return n;
+    };
+    await w.append([{ id: 'a', rows: rows(150) }]);
+    // Alone, a series keeps maxRows (its share, 120, is more).
+    expect(await held('a')).toBe(100);
+    await w.append([
+      { id: 'b', rows: rows(10) },
+      { id: 'c', rows: rows(10) },
+    ]);
+    // Three series: 40 rows each; `a` is cut to its share when its next row arrives.
+    expect(await held('a')).toBe(100);
+    await w.append([{ id: 'a', rows: rows(1, 150) }]);
+    expect(await held('a')).toBe(40);
+    // Thirteen series: the share (9) is below the floor, so each keeps 18.
+    await w.append(Array.from({ length: 10 }, (_, i) => ({ id: `x${i}`, rows: rows(5) })));
+    await w.append([{ id: 'a', rows: rows(1, 151) }]);
+    expect(await held('a')).toBe(18);
+    await w.append([{ id: 'b', rows: rows(30) }]);
+    expect(await held('b')).toBe(18);
+  });
+
   test('walk-forward LSTM never looks ahead: changing the future leaves earlier forecasts unchanged', async () => {
     const n = 300;
     const k = 250;

@@ -5,10 +5,15 @@ import type { AttachedPart } from '../../common/lifecycle.js';
 import type { Logger } from '../../common/logger.js';
 import type { Scorer } from '../types.js';
 import type { ForecastProvider } from '../load-prediction-service.js';
-import type { ForecastConfig } from './config.js';
+import type { ForecastConfig, LstmConfig } from './config.js';
 import { OnlineLstm } from './lstm/online.js';
 import { registerForecastMetrics } from './metrics.js';
 import { ForecastScorer } from './scorer.js';
+
+/** Rows of history the LSTM's worker keeps per endpoint to train on. */
+export function lstmRowsPerEndpoint(ringSize: number, lstm: LstmConfig): number {
+  return Math.max(ringSize, lstm.minHistory * 2);
+}
 
 /** What forecasting needs of the process it is attached to. */
 export interface ForecastHost {
@@ -44,7 +49,7 @@ export async function attachForecast(host: ForecastHost): Promise<AttachedPart> 
               maxHorizon: config.maxHorizon,
               file,
               logger,
-              maxRows: Math.max(host.ringSize, config.lstm.minHistory * 2),
+              maxRows: lstmRowsPerEndpoint(host.ringSize, config.lstm),
             }),
           // A saved model is restored at once; otherwise the worker waits for enough history.
           startLstmEagerly: existsSync(file),

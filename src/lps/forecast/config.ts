@@ -62,6 +62,18 @@ export const lstmConfigSchema = z
     fineTuneEvery: z.number().int().positive().default(300),
     /** Retrain from scratch when the LSTM's rolling MASE exceeds the best baseline's by this factor. */
     driftFactor: z.number().min(1).default(1.5),
+    /**
+     * Rows of history the LSTM's worker keeps to train on, all endpoints together (7 Float32
+     * features each: 28 bytes): every endpoint keeps an even share, at most lps.ringSize and at
+     * least 2 × (window + maxHorizon). The default holds the whole ring of up to 1,456 endpoints
+     * (28 MiB), 209 rows each at 5,000 endpoints and 52 at 20,000: a fit draws maxTrainWindows
+     * windows from them, so what a large fleet gives up is only how far back they reach.
+     */
+    trainingRows: z
+      .number()
+      .int()
+      .positive()
+      .default(1 << 20),
     /** Most training windows per fit (sampled, newest favoured). */
     maxTrainWindows: z.number().int().positive().default(4096),
     batchSize: z.number().int().positive().default(64),

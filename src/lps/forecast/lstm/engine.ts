@@ -14,8 +14,13 @@ import type { Tf } from './tf.js';
 import { mulberry32 } from '../random.js';
 
 export interface EngineOptions {
-  /** Rows of history kept per series; older rows are dropped. */
+  /** Rows of history kept per series at most; older rows are dropped. */
   maxRows: number;
+  /**
+   * Rows kept for all series together (the training set's memory): each series keeps an even
+   * share, at most maxRows and at least 2 × (window + horizon). Unbounded when undefined.
+   */
+  maxTotalRows?: number;
   /** Most windows one fit trains on (the newest half, plus a random half of the older ones). */
   maxTrainWindows: number;
   batchSize: number;
@@ -60,6 +65,21 @@ function fromBase64(s: string): Float32Array {
 }
 
 /**
+ * Rows each of `series` series keeps: maxRows, or an even share of maxTotalRows where that is
+ * less, but at least 2 × (window + horizon) so that every series still offers windows to train on.
+ */
+export function rowShare(
+  options: Pick<EngineOptions, 'maxRows' | 'maxTotalRows'>,
+  spec: Pick<LstmSpec, 'window' | 'horizon'>,
+  series: number,
+): number {
+  const { maxRows, maxTotalRows } = options;
+  if (maxTotalRows === undefined) return maxRows;
+  const floor = 2 * (spec.window + spec.horizon);
+  return Math.min(maxRows, Math.max(floor, Math.floor(maxTotalRows / Math.max(1, series))));
+}
+
+/**
  * The LSTM's state and work: per-series history and normalisers, one shared
  * model, fitting and batched inference. Runs wherever it is constructed (the
  * worker in production; tests may use it directly). Not thread-safe by design:
@@ -95,18 +115,32 @@ export class LstmEngine {
     return this.series.size;
   }
 
-  /** Appends rows (n × features, row-major) to a series' history. */
-  append(id: string, rows: Float32Array): void {
+  /**
+   * Rows a series keeps now: maxRows, or its even share of maxTotalRows where that is less (at
+   * least 2 × (window + horizon), so every series still offers windows to train on).
+   */
+  rowCap(): number {
+    return rowShare(this.options, this.spec, this.series.size);
+  }
+
+  /**
+   * Appends rows (n × features, row-major) to a series' history, the newest rowCap() of them
+   * at most. A series holding more than its cap (more series arrived since) is cut to it here,
+   * so memory follows the cap within a tick of rows.
+   */
+  append(id: string, batch: Float32Array): void {
     const F = this.spec.features;
-    const n = rows.length / F;
     let s = this.series.get(id);
     if (!s) {
-      s = { data: new Float32Array(Math.max(64, n) * F), rows: 0 };
+      s = { data: new Float32Array(0), rows: 0 };
       this.series.set(id, s);
     }
+    const max = this.rowCap();
+    // More rows than the series may keep: only the newest count.
+    const rows = batch.length > max * F ? batch.subarray(batch.length - max * F) : batch;
+    const n = rows.length / F;
     const needed = s.rows + n;
-    if (needed * F > s.data.length) {
-      const max = Math.max(this.options.maxRows, n);
+    if (needed * F > s.data.length || s.data.length > max * F) {
       if (needed <= max) {
         const grown = new Float32Array(Math.min(max, Math.max(2 * needed, 64)) * F);
         grown.set(s.data.subarray(0, s.rows * F));

@@ -74,6 +74,8 @@ export class OnlineLstm {
   private fitting: Promise<void> | undefined;
   private inflight: Promise<void> | undefined;
   private saving: Promise<void> = Promise.resolve();
+  /** The newest append's answer from the worker. */
+  private appended: Promise<void> = Promise.resolve();
   private fitted = false;
   private ticksSinceFit = 0;
   private ticksSinceRetrain = Infinity;
@@ -102,6 +104,7 @@ export class OnlineLstm {
       spec,
       {
         maxRows: options.maxRows ?? 1024,
+        maxTotalRows: c.trainingRows,
         maxTrainWindows: c.maxTrainWindows,
         batchSize: c.batchSize,
       },
@@ -135,8 +138,9 @@ export class OnlineLstm {
     if (batch.length === 0) return;
     for (const b of batch)
       this.rows.set(b.id, (this.rows.get(b.id) ?? 0) + b.rows.length / LSTM_FEATURES);
-    void this.worker
+    this.appended = this.worker
       .append(batch)
+      .then(() => undefined)
       .catch((err: Error) => this.options.logger.error({ err: err.message }, 'LSTM append failed'));
   }
 
@@ -233,8 +237,9 @@ export class OnlineLstm {
     })();
   }
 
-  /** Waits for a running fit (tests, benchmarks). */
+  /** Waits for a running fit and for the rows appended so far to reach the worker (tests, benchmarks). */
   async settled(): Promise<void> {
+    await this.appended;
     await this.fitting;
   }
 
