@@ -5,6 +5,7 @@
  * Imports only what the LPS had before the compact ring, so it runs against an older tree too.
  *
  * node --expose-gc --import tsx bench/footprint-child.ts --endpoints=5000 --ticks=7 [--ring-size=720]
+ *   [--lstm]: the LSTM on, as `augur serve` runs it by default (see LSTM below).
  *   [--account]: also where the bytes and the microseconds go, to stderr: the heap (a snapshot's
  *   self sizes by constructor, per endpoint; typed arrays' contents apart) and a CPU profile of
  *   the measured ticks (self time by function, per endpoint per tick).
@@ -41,9 +42,42 @@ const config = lpsConfigSchema.parse(
   args.has('ring-size') ? { ringSize: Number(args.get('ring-size')) } : {},
 );
 const store = new EndpointStore(config);
+/**
+ * --lstm: the LSTM on, as `augur serve` runs it (attach.ts's worker and its rows per endpoint),
+ * each endpoint's worker history filled as after ringSize intervals; the process's RSS then
+ * holds the worker (its heap, TensorFlow.js and its WebAssembly memory) and the first fit.
+ */
+const LSTM = args.has('lstm');
+const forecastConfig = forecastConfigSchema.parse({ lstm: { enabled: LSTM } });
+const lstmRows = LSTM
+  ? (await import('../src/lps/forecast/attach.js')).lstmRowsPerEndpoint(
+      config.ringSize,
+      forecastConfig.lstm,
+    )
+  : 0;
+/** Rows the worker keeps per endpoint at N endpoints (its share of forecast.lstm.trainingRows). */
+const lstmKept = LSTM
+  ? (await import('../src/lps/forecast/lstm/engine.js')).rowShare(
+      { maxRows: lstmRows, maxTotalRows: forecastConfig.lstm.trainingRows },
+      { window: forecastConfig.lstm.window, horizon: forecastConfig.maxHorizon },
+      N,
+    )
+  : 0;
 const scorer = new ForecastScorer({
-  config: forecastConfigSchema.parse({ lstm: { enabled: false } }),
+  config: forecastConfig,
   logger: pino({ level: 'silent' }),
+  ...(LSTM
+    ? {
+        startLstm: async () =>
+          (await import('../src/lps/forecast/lstm/online.js')).OnlineLstm.start({
+            config: forecastConfig.lstm,
+            maxHorizon: forecastConfig.maxHorizon,
+            logger: pino({ level: 'silent' }),
+            maxRows: lstmRows,
+          }),
+        startLstmEagerly: true,
+      }
+    : {}),
 });
 
 /** A sample as the agent sends it: host and own CPU, memory, network, probe, request counts. */
@@ -93,6 +127,25 @@ for (let k = 1; k <= config.ringSize; k++) {
   now += 1000;
   for (let i = 0; i < N; i++) store.append(records[i]!, data(records[i]!.id, i, k, now), now);
 }
+if (LSTM) {
+  // The first tick starts the worker and backfills each endpoint; then each endpoint's worker
+  // history is topped up to its cap, as after ringSize intervals of one row per tick.
+  const states = new Map<string, EndpointState>(records.map((r) => [r.id, store.stateOf(r, now)]));
+  await scorer.assess(records, states, now);
+  const lstm = await scorer.lstmStarted();
+  if (!lstm) throw new Error('the LSTM did not start');
+  const { LSTM_FEATURES } = await import('../src/lps/forecast/lstm/online.js');
+  for (let i = 0; i < N; i += 500) {
+    lstm.append(
+      records.slice(i, i + 500).map((r, k) => {
+        const rows = new Float32Array(lstmKept * LSTM_FEATURES);
+        for (let j = 0; j < rows.length; j++) rows[j] = 0.3 + 0.2 * Math.sin(j / 7 + i + k);
+        return { id: r.id, rows };
+      }),
+    );
+    await lstm.settled();
+  }
+}
 const stored = settle();
 
 const ACCOUNT = args.has('account');
@@ -117,10 +170,16 @@ for (let t = 0; t < WARMUP + TICKS; t++) {
   const c0 = process.cpuUsage();
   await scorer.assess(records, states, now);
   const c = process.cpuUsage(c0);
+  // The LSTM's first fit (started by the first tick) ends within the warm-up: a measured tick
+  // then costs what a tick costs between fits (its inference included; the worker's CPU is the
+  // process's).
+  if (t < WARMUP) await (await scorer.lstmStarted())?.settled();
   if (t >= WARMUP) cpuPerEndpointUs.push((c.user + c.system) / N);
   await new Promise((r) => setTimeout(r, Math.max(0, tickAt - Date.now())));
 }
 lag.disable();
+// A fit the ticks started (the LSTM's first) ends before the memory is read.
+await (await scorer.lstmStarted())?.settled();
 const profile = profiler ? (await profiler.post('Profiler.stop')).profile : undefined;
 const scored = settle();
 if (ACCOUNT) account(profile!);
@@ -129,6 +188,8 @@ process.stdout.write(
   JSON.stringify({
     endpoints: N,
     ringSize: config.ringSize,
+    lstm: LSTM,
+    lstmRowsKept: lstmKept,
     rssStoreKb: kb(stored.rss, before.rss),
     rssKb: kb(scored.rss, before.rss),
     heapKb: kb(scored.heapUsed, before.heapUsed),

@@ -6,7 +6,7 @@
  * compact ring) in the same run. Each measurement is a process of its own
  * (bench/footprint-child.ts); the base tree is `git archive`d into a temporary folder.
  *
- *   --endpoints=5000,20000  --ticks=7  --base=<commit>|none  --ring-sizes=720,256
+ *   --endpoints=5000,20000  --ticks=7  --base=<commit>|none  --ring-sizes=720,256  --no-lstm
  *   --account: each child of this tree also prints where the bytes and the microseconds go
  *   (heap snapshot by constructor, CPU profile of the scoring ticks by function) to stderr.
  */
@@ -25,6 +25,7 @@ const DEFAULT_BASE = '4cf6061';
 interface Measured {
   endpoints: number;
   ringSize: number;
+  lstm?: boolean;
   rssStoreKb: number;
   rssKb: number;
   heapKb: number;
@@ -89,6 +90,12 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
         console.log('this tree', m);
         rows.push({ tree: 'this tree', m });
       }
+      // As `augur serve` runs by default: the LSTM on (its worker, its rows, its first fit).
+      if (!args.has('no-lstm')) {
+        const m = await run(ROOT, CHILD, [...common, ...account, '--ring-size=720', '--lstm']);
+        console.log('this tree, LSTM on', m);
+        rows.push({ tree: 'this tree', m });
+      }
     }
   } finally {
     if (baseDir) rmSync(baseDir, { recursive: true, force: true });
@@ -101,6 +108,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       'tree',
       'endpoints',
       'ring (samples)',
+      'LSTM',
       'RSS / endpoint, samples only',
       'RSS / endpoint, scored',
       'of which typed arrays',
@@ -111,6 +119,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       tree,
       m.endpoints,
       m.ringSize,
+      m.lstm ? 'on' : 'off',
       `${m.rssStoreKb.toFixed(1)} KB`,
       `${m.rssKb.toFixed(1)} KB`,
       `${m.arrayBuffersKb.toFixed(1)} KB`,
@@ -122,7 +131,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     .map((n) => {
       const b = rows.find((r) => r.tree === baseLabel && r.m.endpoints === n)?.m;
       const t = rows.find(
-        (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.ringSize === 720,
+        (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.ringSize === 720 && !r.m.lstm,
       )?.m;
       if (!b || !t) return '';
       return (
@@ -136,14 +145,16 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     .join('; ');
   // What one more endpoint costs, without the process's fixed costs (V8's young generation grows
   // to its limit while the rings fill, and at 5,000 endpoints that is several KB per endpoint).
-  const marginal = [...new Set(rows.map((r) => `${r.tree}|${r.m.ringSize}`))]
+  const keyOf = (r: { tree: string; m: Measured }) =>
+    `${r.tree}|${r.m.ringSize}|${r.m.lstm ? 'on' : 'off'}`;
+  const marginal = [...new Set(rows.map(keyOf))]
     .map((key) => {
-      const same = rows.filter((r) => `${r.tree}|${r.m.ringSize}` === key).map((r) => r.m);
+      const same = rows.filter((r) => keyOf(r) === key).map((r) => r.m);
       if (same.length < 2) return '';
       const [a, b] = [same[0]!, same[same.length - 1]!];
       const kb = (b.rssKb * b.endpoints - a.rssKb * a.endpoints) / (b.endpoints - a.endpoints);
-      const [tree, ring] = key.split('|');
-      return `${tree} (ring ${ring}): ${kb.toFixed(1)} KB`;
+      const [tree, ring, lstm] = key.split('|');
+      return `${tree} (ring ${ring}, LSTM ${lstm}): ${kb.toFixed(1)} KB`;
     })
     .filter(Boolean)
     .join('; ');
@@ -151,7 +162,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     .map((l) => l.toFixed(1))
     .join(', ');
   const body = [
-    `Each row is a process of its own (\`bench/footprint-child.ts\`): it opens N endpoints with an agent's hello (labels, locality, capacity), fills each ring (\`lps.ringSize\`) through the store with samples carrying every signal the agent sends (host and own CPU, memory, network, probe response time and health, requests completed, latency sum, span), then scores once a second with the ForecastScorer (the baselines and the weight; the LSTM is off, it keeps its own rows in its worker) while one new sample per endpoint arrives before each tick. RSS per endpoint is the growth of the process's resident memory from before the first endpoint, after a full GC, divided by N: "samples only" once the rings are full, "scored" after the ticks (forecaster state, cost and weight state added). Scoring CPU is the process's CPU over one \`assess\` divided by N: median and range over ${ticks} ticks after 2 unmeasured ones (the first feeds each endpoint its recent history). Lag is \`monitorEventLoopDelay\` (1 ms resolution) over the measured ticks. The base tree is commit \`${base}\` (\`git archive\`, run with this checkout's node_modules) in the same run.`,
+    `Each row is a process of its own (\`bench/footprint-child.ts\`): it opens N endpoints with an agent's hello (labels, locality, capacity), fills each ring (\`lps.ringSize\`) through the store with samples carrying every signal the agent sends (host and own CPU, memory, network, probe response time and health, requests completed, latency sum, span), then scores once a second with the ForecastScorer (the baselines and the weight) while one new sample per endpoint arrives before each tick. LSTM off: the baselines alone. LSTM on, as \`augur serve\` runs by default: its worker thread (TensorFlow.js on WebAssembly) is started, each endpoint's training rows are filled to the worker's cap (\`forecast.lstm.trainingRows\`, as after ringSize intervals), the first fit runs and ends within the warm-up, and each measured tick includes the LSTM's inference; the worker is in the same process, so its memory and CPU are in the figures. RSS per endpoint is the growth of the process's resident memory from before the first endpoint, after a full GC, divided by N: "samples only" once the rings are full, "scored" after the ticks (forecaster state, cost and weight state added). Scoring CPU is the process's CPU over one \`assess\` divided by N: median and range over ${ticks} ticks after 2 unmeasured ones (the first feeds each endpoint its recent history). Lag is \`monitorEventLoopDelay\` (1 ms resolution) over the measured ticks. The base tree is commit \`${base}\` (\`git archive\`, run with this checkout's node_modules) in the same run.`,
     '',
     table,
     '',
