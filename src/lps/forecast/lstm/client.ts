@@ -86,13 +86,24 @@ export class LstmWorker {
     });
   }
 
-  /** Appends rows to series' histories (the arrays are transferred: do not reuse them). */
-  append(series: Array<{ id: string; rows: Float32Array }>): Promise<null> {
-    return this.call(
-      'append',
-      { series },
-      series.map((s) => s.rows.buffer as ArrayBuffer),
-    );
+  /**
+   * Appends rows to series' histories. They travel packed in one transferred buffer: posting a
+   * typed array per series cost about 4 µs per series, most of a tick's LSTM work on this thread.
+   */
+  append(series: ReadonlyArray<{ id: string; rows: Float32Array }>): Promise<null> {
+    const ids = new Array<string>(series.length);
+    const ends = new Uint32Array(series.length);
+    let total = 0;
+    series.forEach((s, i) => {
+      ids[i] = s.id;
+      ends[i] = total += s.rows.length;
+    });
+    const rows = new Float32Array(total);
+    series.forEach((s, i) => rows.set(s.rows, i > 0 ? ends[i - 1]! : 0));
+    return this.call('append', { ids, ends, rows }, [
+      rows.buffer as ArrayBuffer,
+      ends.buffer as ArrayBuffer,
+    ]);
   }
 
   forget(ids: string[]): Promise<null> {

@@ -11,7 +11,11 @@ export type WorkerRequest =
       /** Nice value for the worker thread (Linux), 0..19. */
       niceness: number;
     }
-  | { id: number; op: 'append'; series: Array<{ id: string; rows: Float32Array }> }
+  /**
+   * Rows for many series in one buffer: series `ids[i]` gets `rows` from `ends[i - 1]` (0 for
+   * the first) to `ends[i]`, in floats. One transfer, not one per series.
+   */
+  | { id: number; op: 'append'; ids: string[]; ends: Uint32Array; rows: Float32Array }
   | { id: number; op: 'forget'; ids: string[] }
   | { id: number; op: 'predict'; items: Array<{ id: string; end?: number }> }
   | { id: number; op: 'fit'; epochs: number; reset: boolean }

@@ -43,7 +43,9 @@ async function handle(req: WorkerRequest): Promise<unknown> {
   if (!engine) throw new Error('worker not initialised');
   switch (req.op) {
     case 'append':
-      for (const s of req.series) engine.append(s.id, s.rows);
+      req.ids.forEach((id, i) =>
+        engine!.append(id, req.rows.subarray(i > 0 ? req.ends[i - 1]! : 0, req.ends[i]!)),
+      );
       return null;
     case 'forget':
       for (const id of req.ids) engine.forget(id);
