@@ -30,6 +30,14 @@ const MAX_HEAD = 64 * 1024;
 
 const CR = 13;
 const LF = 10;
+/** The blank line that ends the status line and headers. */
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+/**
+ * Bytes one read of a plain-TCP connection takes at most: the socket reads into
+ * one buffer of this size, kept by the getter (`net.connect`'s `onread`), instead
+ * of a new one per read pushed through a Readable stream.
+ */
+const READ_BUFFER = 64 * 1024;
 
 /** How the body of the answer being read ends. */
 const enum BodyMode {
@@ -90,6 +98,8 @@ export class KeptAliveGetter {
   private readonly ca: string | Buffer | undefined;
   private readonly request: Buffer;
   private socket: net.Socket | undefined;
+  /** What a plain-TCP connection reads into (allocated at the first connect, then reused). */
+  private readBuffer: Buffer | undefined;
   /** The connection answered at least once (so a reset on it may be a server's idle close). */
   private socketUsed = false;
   private pending: Pending | undefined;
@@ -209,21 +219,38 @@ export class KeptAliveGetter {
   }
 
   private connect(): void {
-    const socket = this.tls
-      ? tls.connect({
-          host: this.host,
-          port: this.port,
-          servername: this.servername,
-          ALPNProtocols: ['http/1.1'],
-          ...(this.ca ? { ca: this.ca } : {}),
-        })
-      : net.connect({ host: this.host, port: this.port });
+    let socket: net.Socket;
+    if (this.tls) {
+      socket = tls.connect({
+        host: this.host,
+        port: this.port,
+        servername: this.servername,
+        ALPNProtocols: ['http/1.1'],
+        ...(this.ca ? { ca: this.ca } : {}),
+      });
+      socket.on('data', (chunk: Buffer) => {
+        if (socket === this.socket) this.onData(chunk);
+      });
+    } else {
+      // Reads land in the getter's own buffer and come straight here: no Readable stream
+      // (push, 'data', read-more ticks) and no new buffer per read. The buffer is reused by
+      // the next read, so whatever is kept of a chunk is copied (head, line and body do).
+      const buffer = (this.readBuffer ??= Buffer.allocUnsafe(READ_BUFFER));
+      socket = net.connect({
+        host: this.host,
+        port: this.port,
+        onread: {
+          buffer,
+          callback: (n: number, buf: Uint8Array) => {
+            if (socket === this.socket) this.onData((buf as Buffer).subarray(0, n));
+            return true; // keep reading
+          },
+        },
+      });
+    }
     socket.setNoDelay(true);
     this.socket = socket;
     this.socketUsed = false;
-    socket.on('data', (chunk: Buffer) => {
-      if (socket === this.socket) this.onData(chunk);
-    });
     socket.on('error', (err) => {
       if (socket === this.socket) this.onLost(err);
     });
@@ -293,8 +320,12 @@ export class KeptAliveGetter {
   private step(chunk: Buffer, at: number): number {
     switch (this.mode) {
       case BodyMode.Head: {
-        const buf = this.head ? Buffer.concat([this.head, chunk.subarray(at)]) : chunk.subarray(at);
-        const end = buf.indexOf('\r\n\r\n', 0, 'latin1');
+        const buf = this.head
+          ? Buffer.concat([this.head, chunk.subarray(at)])
+          : at === 0
+            ? chunk
+            : chunk.subarray(at);
+        const end = buf.indexOf(HEAD_END);
         if (end < 0) {
           if (buf.length > MAX_HEAD) throw this.badAnswer(`headers longer than ${MAX_HEAD} bytes`);
           this.head = Buffer.from(buf);
@@ -383,7 +414,11 @@ export class KeptAliveGetter {
     while (pos < head.length) {
       let end = head.indexOf('\r\n', pos);
       if (end < 0) end = head.length;
-      const colon = head.indexOf(':', pos);
+      while (pos < end && (head.charCodeAt(pos) === 32 || head.charCodeAt(pos) === 9)) pos++;
+      // Only content-length, transfer-encoding and connection matter: the others (they start
+      // with neither c nor t) are skipped without taking them apart.
+      const first = head.charCodeAt(pos) | 0x20;
+      const colon = first === 0x63 || first === 0x74 ? head.indexOf(':', pos) : -1;
       if (colon > pos && colon < end) {
         const name = head.slice(pos, colon).trim().toLowerCase();
         const value = head.slice(colon + 1, end).trim();

@@ -61,7 +61,8 @@ export function parseSelector(text: string, flag: string): MetricSelector {
 function parseLabels(text: string): Map<string, string> {
   const out = new Map<string, string>();
   const re = /([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"/g;
-  for (let m = re.exec(text); m; m = re.exec(text)) out.set(m[1]!, m[2]!.replace(/\\(.)/g, '$1'));
+  for (let m = re.exec(text); m; m = re.exec(text))
+    out.set(m[1]!, m[2]!.includes('\\') ? m[2]!.replace(/\\(.)/g, '$1') : m[2]!);
   return out;
 }
 
@@ -84,19 +85,24 @@ function matches(sel: MetricSelector, labels: Map<string, string>): boolean {
 
 /**
  * The sum over every series of the Prometheus text exposition named `name` whose
- * labels match; undefined when none is present. Lines are found with indexOf,
- * and only the series of the wanted name are taken apart.
+ * labels match; undefined when none is present. The name is looked for with
+ * indexOf, so the page's other lines (a prom-client page is mostly other
+ * metrics) are skipped over without being walked line by line, and only the
+ * series of the wanted name are taken apart.
  */
 export function sumSeries(text: string, sel: MetricSelector, name = sel.name): number | undefined {
   let sum: number | undefined;
   const n = text.length;
   let pos = 0;
   while (pos < n) {
-    let end = text.indexOf('\n', pos);
+    const lineStart = text.indexOf(name, pos);
+    if (lineStart < 0) break;
+    let end = text.indexOf('\n', lineStart);
     if (end < 0) end = n;
-    const lineStart = pos;
+    // A series line starts with its name; a hit elsewhere (# HELP, a label value) is not one,
+    // and the next line that starts with it can only come after this line.
     pos = end + 1;
-    if (!text.startsWith(name, lineStart)) continue;
+    if (lineStart > 0 && text.charCodeAt(lineStart - 1) !== 10) continue;
     let at = lineStart + name.length;
     const c = text.charCodeAt(at);
     // `{`, space or tab follow the name; anything else is a longer name.

@@ -304,6 +304,24 @@ describe('KeptAliveGetter reading HTTP/1.1 answers split across writes (raw sock
     expect(cut.message).toMatch(/the server closed the connection/);
   });
 
+  it('keeps every byte of a body spread over many reads into its one reused read buffer', async () => {
+    // Larger than the 64 KiB the getter reads into, in pieces a macrotask apart: each read
+    // overwrites that buffer, so whatever is kept of the one before must have been copied.
+    const piece = (n: number, i: number) =>
+      `<${n}:${i}>`.padEnd(40_000, String.fromCharCode(97 + ((n * 4 + i) % 26)));
+    const body = (n: number) => [0, 1, 2, 3, 4].map((i) => piece(n, i));
+    const s = await serve((n) => [
+      `HTTP/1.1 200 OK\r\nContent-Length: ${body(n).join('').length}\r\n\r\n`,
+      ...body(n),
+    ]);
+    const g = getter(`${s.url}/metrics`);
+    const first = await g.getOk();
+    const second = await g.getOk();
+    expect(first).toBe(body(0).join(''));
+    expect(second).toBe(body(1).join(''));
+    expect(s.connections()).toBe(1);
+  });
+
   it('runs a second GET after the first, on the same connection, when asked at once', async () => {
     const s = await serve((n) => [`HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n`, String(n)]);
     const g = getter(`${s.url}/`);

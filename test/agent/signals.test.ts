@@ -231,6 +231,23 @@ describe('completed requests from Prometheus metrics', () => {
     expect(sumSeries(text, parseSelector('missing', 'x'))).toBeUndefined();
   });
 
+  it('takes only lines that start with the name: first and last line, CRLF, escaped label values', () => {
+    const text = [
+      'rq_total{path="/a"} 1',
+      '# TYPE rq_total counter',
+      'other{of="rq_total",x="1"} 100',
+      'other_rq_total 1000',
+      'rq_total_created 1.7e9',
+      'rq_total{path="/b \\\"q\\\""} 2\r',
+      'rq_total 4',
+    ].join('\n');
+    expect(sumSeries(text, parseSelector('rq_total', 'x'))).toBe(7);
+    expect(sumSeries(text, parseSelector('rq_total{path="/b \\"q\\""}', 'x'))).toBe(2);
+    expect(sumSeries(text, parseSelector('rq_total{path=""}', 'x'))).toBe(4);
+    expect(sumSeries(text, parseSelector('other', 'x'))).toBe(100);
+    expect(sumSeries('', parseSelector('rq_total', 'x'))).toBeUndefined();
+  });
+
   it('counts the increase since the last scrape (a reset counts from zero), latency from a histogram', async () => {
     let count = 100;
     let sum = 5;
