@@ -196,9 +196,13 @@ export class Agent {
 
   private async sampleOnce(): Promise<void> {
     const timestamp = new Date();
+    // The probe's request leaves first: where the endpoint also serves --metrics-url, it
+    // answers the probe before it builds the metrics page, so the response time is the
+    // endpoint's own and not ours (scrape first, it was 1-3 ms against 0.3 ms alone).
+    const probing = this.probe.check();
     const [load, probe] = await Promise.all([
       this.sampler.sample().catch((err: unknown) => err as Error),
-      this.probe.check(),
+      probing,
     ]);
     if (load instanceof Error) {
       this.failedTicks++;

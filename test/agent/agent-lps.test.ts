@@ -1,10 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Agent, type AgentOptions } from '../../src/agent/agent.js';
+import { PrometheusRequests } from '../../src/agent/request-metrics.js';
 import { loadConfig } from '../../src/serve/config.js';
 import { startControlPlane, type ControlPlane } from '../../src/serve/control-plane.js';
 import type { EndpointRecord } from '../../src/lps/types.js';
@@ -87,6 +89,37 @@ afterEach(async () => {
 });
 
 describe('agents streaming to the LPS', () => {
+  it("sends the probe's request before the metrics scrape, so the endpoint answers the probe first", async () => {
+    const paths: string[] = [];
+    const web = http.createServer((req, res) => {
+      paths.push(req.url ?? '');
+      res.setHeader('content-type', 'text/plain');
+      res.end(req.url === '/metrics' ? `http_requests_total ${paths.length}\n` : 'ok');
+    });
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
+    try {
+      const lps = await startLps();
+      const agent = await startAgent(lps.grpcAddress, 'ordered', {
+        probe: { kind: 'http', url: `${base}/healthz` },
+        requests: new PrometheusRequests({
+          url: `${base}/metrics`,
+          requests: 'http_requests_total',
+        }),
+      });
+      await waitFor('5 ticks', () => agent.stats().ticks >= 5);
+      await agent.stop();
+      // Each tick's two GETs arrive probe first: /healthz, /metrics, /healthz, /metrics, ...
+      const pairs = paths.slice(0, 10);
+      expect(pairs.length).toBe(10);
+      for (let i = 0; i < pairs.length; i += 2)
+        expect(pairs.slice(i, i + 2)).toEqual(['/healthz', '/metrics']);
+    } finally {
+      web.closeAllConnections();
+      await new Promise<void>((r) => web.close(() => r()));
+    }
+  });
+
   it('delivers the samples of several agents, each stored in order with none missing', async () => {
     const lps = await startLps();
     const ids = ['shop-a', 'shop-b', 'shop-c'];
