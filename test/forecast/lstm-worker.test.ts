@@ -90,6 +90,21 @@ describe('LSTM worker', () => {
     expect(await held('b')).toBe(18);
   });
 
+  test('a forecast is the same whether its series is asked alone or among more than one batch', async () => {
+    const w = await LstmWorker.start(spec, engine, { niceness: 0 });
+    workers.push(w);
+    // More series than one inference batch holds (4,096): the answer comes in several batches.
+    const ids = Array.from({ length: 5000 }, (_, i) => `s${i}`);
+    await w.append(ids.map((id, i) => ({ id, rows: rows(12, i) })));
+    const all = await w.predict(ids.map((id) => ({ id })));
+    const per = all.length / ids.length;
+    for (const i of [0, 4095, 4096, 4999]) {
+      const alone = await w.predict([{ id: ids[i]! }]);
+      expect(Array.from(alone).every(Number.isFinite)).toBe(true);
+      expect(Array.from(all.subarray(i * per, (i + 1) * per))).toEqual(Array.from(alone));
+    }
+  });
+
   test('walk-forward LSTM never looks ahead: changing the future leaves earlier forecasts unchanged', async () => {
     const n = 300;
     const k = 250;
