@@ -10,7 +10,11 @@ import { OnlineLstm } from './lstm/online.js';
 import { registerForecastMetrics } from './metrics.js';
 import { ForecastScorer } from './scorer.js';
 
-/** Rows of history the LSTM's worker keeps per endpoint to train on. */
+/**
+ * The most rows of history the LSTM's worker keeps for one endpoint to train on (the engine's
+ * maxRows); past 1,456 endpoints at the defaults each keeps less, its share of
+ * `forecast.lstm.trainingRows` (engine.ts, rowShare).
+ */
 export function lstmRowsPerEndpoint(ringSize: number, lstm: LstmConfig): number {
   return Math.max(ringSize, lstm.minHistory * 2);
 }
