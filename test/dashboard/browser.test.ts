@@ -137,9 +137,25 @@ describe('dashboard in Chromium', () => {
     // A marker that a reload would wipe.
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
 
+    // Every card active with its plot. At a 0.2 s interval an agent on a busy machine can be
+    // late enough for its endpoint to read 'stale' for a moment (it did in CI), so the page
+    // is given time to show all three active, as it must once their samples arrive.
+    await page.waitForFunction(
+      () => {
+        const cards = Array.from(document.querySelectorAll('.card[data-endpoint]'));
+        return (
+          cards.length === 3 &&
+          cards.every(
+            (c) => (c as HTMLElement).dataset.state === 'active' && c.querySelector('.plot canvas'),
+          )
+        );
+      },
+      null,
+      { timeout: 60_000 },
+    );
     const before = await readCards(page);
     expect(before.map((c) => c.id).sort()).toEqual(IDS);
-    expect(before.every((c) => c.state === 'active' && c.canvas)).toBe(true);
+    expect(before.every((c) => c.canvas)).toBe(true);
 
     // Plots grow and scores move, without a reload.
     await page.waitForFunction(
