@@ -188,7 +188,7 @@ function inProcess(): Array<Array<string | number>> {
   for (const shape of shapes) {
     const handler = (shape.rrm ?? rrm).extProc;
     const one = (i: number): number => {
-      const exchange = handler.open();
+      const exchange = handler.open('127.0.0.1');
       const answer = exchange.answer(decodeProcessingRequest(shape.next(i)));
       let bytes = answer.length;
       if (shape.respond)

@@ -26,6 +26,14 @@ export function clientOf(call: PeerSource): string {
 }
 
 /**
+ * Who the client of a stream on a `node:http2` server is, named as clientOf names it for a
+ * grpc-js call (its IP address), so both transports of one service count a client together.
+ */
+export function clientOfSocket(socket: { remoteAddress?: string | undefined } | undefined): string {
+  return socket?.remoteAddress ?? 'unknown';
+}
+
+/**
  * Streams open now per key (a client, a connection), for per-client and per-connection limits.
  * A key's entry lives only while it has a stream open: a client with none holds no memory.
  */

@@ -133,8 +133,8 @@ export const lpsConfigSchema = z
     /** Most Report streams open at once on one connection (RESOURCE_EXHAUSTED past it). */
     maxStreamsPerConnection: z.number().int().positive().default(1000),
     /**
-     * Most Report streams open at once from one client (src/common/peer.ts: its IP address, or
-     * the identity its credentials prove); RESOURCE_EXHAUSTED past it.
+     * Most Report streams open at once from one client (src/common/peer.ts: its IP address, so
+     * agents behind one NAT count together); RESOURCE_EXHAUSTED past it.
      */
     maxStreamsPerClient: z.number().int().positive().default(10_000),
     /**

@@ -59,6 +59,14 @@ export const rrmConfigSchema = z
      * and the primary's gRPC address maxStreams more.
      */
     maxStreams: z.number().int().positive().default(10_000),
+    /**
+     * Most ext_proc streams one client holds open at once in one process, its two addresses
+     * together (src/common/peer.ts: the client's IP address, so every Envoy on one host, or
+     * behind one NAT, counts together), so that one client cannot take every place of
+     * maxStreams; a further stream from it is refused with RESOURCE_EXHAUSTED when it starts.
+     * Per process, as maxStreams: each of `extProcWorkers` counts its own.
+     */
+    maxStreamsPerClient: z.number().int().positive().default(5_000),
     /** Whether a request without `x-augur-dynamic-routing` is routed by Load Score. */
     dynamicRoutingDefault: z.boolean().default(true),
     /**

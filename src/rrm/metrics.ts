@@ -70,9 +70,13 @@ export class RrmMetrics {
     });
     this.streamRefusals = new Counter({
       name: 'augur_rrm_ext_proc_streams_refused_total',
-      help: 'ext_proc streams refused when they started because rrm.maxStreams were open in this process (either address)',
+      help: 'ext_proc streams refused when they started, by limit: rrm.maxStreams were open in this process (either address), or rrm.maxStreamsPerClient of them from the same client',
+      labelNames: ['limit'],
       registers: [registry],
     });
+    for (const limit of ['rrm.maxStreams', 'rrm.maxStreamsPerClient']) {
+      this.streamRefusals.labels(limit).inc(0);
+    }
     this.deliveryRefusals = new Counter({
       name: 'augur_rrm_route_response_refused_total',
       help: 'RouteResponse deliveries refused by the guard, by reason (not_allowed, own_address, unverified)',
@@ -144,9 +148,9 @@ export class RrmMetrics {
     this.fastPathRefusals.labels(code).inc();
   }
 
-  /** An ext_proc stream refused as it started: rrm.maxStreams were open. */
-  streamRefused(): void {
-    this.streamRefusals.inc();
+  /** An ext_proc stream refused as it started, by the limit it met. */
+  streamRefused(limit: 'rrm.maxStreams' | 'rrm.maxStreamsPerClient'): void {
+    this.streamRefusals.labels(limit).inc();
   }
 
   /** A RouteResponse delivery refused by the guard (delivery-guard.ts), by reason. */

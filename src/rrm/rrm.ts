@@ -126,6 +126,7 @@ export class Rrm {
       routed: this.routed,
       logger,
       maxStreams: rrm.maxStreams,
+      maxStreamsPerClient: rrm.maxStreamsPerClient,
     });
     this.deliverer = new Deliverer({ maxBodyBytes: rrm.routeResponseMaxResponseBytes });
     this.guard = new DeliveryGuard({

@@ -273,7 +273,8 @@ describe('rrm.maxStreams', () => {
     const text = await cappedRegistry.getSingleMetricAsString(
       'augur_rrm_ext_proc_streams_refused_total',
     );
-    return Number(/ (\d+)$/m.exec(text)?.[1] ?? 0);
+    const line = text.split('\n').find((l) => l.includes('limit="rrm.maxStreams"'));
+    return Number(/ (\d+)$/.exec(line ?? '')?.[1] ?? NaN);
   };
   const client = (address: string) => {
     const c = extProcClient(address);
@@ -399,12 +400,158 @@ describe('rrm.maxStreams', () => {
   });
 });
 
+describe('rrm.maxStreamsPerClient', () => {
+  /** A fresh RRM: 10 streams in all, 2 per client; 127.0.0.1 and 127.0.0.2 are two clients. */
+  let capped: Rrm;
+  let host: GrpcHost;
+  let cappedRegistry: ReturnType<typeof createRegistry>;
+  let addresses: { grpc: string; fast: string };
+  let logged: string[];
+  const sessions: http2.ClientHttp2Session[] = [];
+
+  beforeEach(async () => {
+    logged = [];
+    const lines = logged;
+    cappedRegistry = createRegistry(false);
+    capped = new Rrm({
+      config: loadConfig({
+        env: {},
+        flags: {
+          logLevel: 'silent',
+          rrm: {
+            defaultService: 'shop',
+            extProcListen: '127.0.0.1:0',
+            maxStreams: 10,
+            maxStreamsPerClient: 2,
+          },
+        },
+      }),
+      logger: pino(
+        { level: 'warn' },
+        new Writable({
+          write(chunk: Buffer, _enc, done) {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      ),
+      registry: cappedRegistry,
+      lists: source,
+      monitoring: { setMonitoringInterval: async (_s, ids) => ids },
+    });
+    host = new GrpcHost({ listen: '127.0.0.1:0' });
+    capped.register(host);
+    const { port } = await host.start();
+    addresses = {
+      grpc: `127.0.0.1:${port}`,
+      fast: formatHostPort((await capped.listenExtProc())!),
+    };
+  });
+
+  afterEach(async () => {
+    for (const s of sessions.splice(0)) s.destroy();
+    await capped.stop();
+    await host.stop();
+  });
+
+  const open = () => capped.metrics.extProcStreams;
+  const refusedFor = async (limit: string): Promise<number> => {
+    const text = await cappedRegistry.getSingleMetricAsString(
+      'augur_rrm_ext_proc_streams_refused_total',
+    );
+    const line = text.split('\n').find((l) => l.includes(`limit="${limit}"`));
+    return Number(/ (\d+)$/.exec(line ?? '')?.[1] ?? NaN);
+  };
+  const session = async (address: string, from: string) => {
+    const s = await connect(address, from);
+    sessions.push(s);
+    return s;
+  };
+  /** A stream from `from` that sends nothing and stays open until its connection goes. */
+  async function silent(address: string, from: string) {
+    const s = await session(address, from);
+    const call = rawCall(s, PROCESS_PATH, [], { end: false, deadlineMs: 60_000 });
+    return { close: () => s.destroy(), call };
+  }
+  /** A request's headers from `from`, on a connection of its own: its answer, or its refusal. */
+  async function ask(address: string, from: string): Promise<RawCallResult> {
+    return rawCall(await session(address, from), PROCESS_PATH, [requestHeaders()], {
+      end: false,
+      settleOnData: true,
+    });
+  }
+  const refusal = (client: string) => ({
+    code: grpc.status.RESOURCE_EXHAUSTED,
+    message: `client ${client} has 2 ext_proc streams open, the limit (rrm.maxStreamsPerClient 2); try again later`,
+    hung: false,
+  });
+
+  for (const transport of ['grpc', 'fast'] as const) {
+    const name = transport === 'grpc' ? 'the gRPC address (grpc-js)' : 'rrm.extProcListen';
+    it(`on ${name}: a client's 3rd stream gets RESOURCE_EXHAUSTED naming it, counted and logged; another client is served; an ended stream makes room`, async () => {
+      const address = addresses[transport];
+      const first = await silent(address, '127.0.0.1');
+      const second = await silent(address, '127.0.0.1');
+      await waitFor(() => open() === 2, 5000, 'two streams open');
+
+      expect(await ask(address, '127.0.0.1')).toMatchObject(refusal('127.0.0.1'));
+      expect(await refusedFor('rrm.maxStreamsPerClient')).toBe(1);
+      expect(await refusedFor('rrm.maxStreams')).toBe(0);
+      const warnings = logged.filter((l) => l.includes('rrm.maxStreamsPerClient'));
+      expect(warnings).toHaveLength(1);
+      expect(JSON.parse(warnings[0]!)).toMatchObject({
+        limit: 'rrm.maxStreamsPerClient',
+        refusedSinceLastLog: 1,
+      });
+
+      // Another client has its own two places.
+      const other = await ask(address, '127.0.0.2');
+      expect(other.code).toBeUndefined();
+      expect(other.bodyBytes).toBeGreaterThan(0);
+      await silent(address, '127.0.0.2');
+      await silent(address, '127.0.0.2');
+      await waitFor(() => open() === 4, 5000, 'four streams open');
+      expect(await ask(address, '127.0.0.2')).toMatchObject(refusal('127.0.0.2'));
+      expect(await refusedFor('rrm.maxStreamsPerClient')).toBe(2);
+      expect(capped.extProc.clientsOpen).toBe(2);
+
+      // The first client's connection gone: its place comes back.
+      first.close();
+      await first.call;
+      await waitFor(() => open() === 3, 5000, 'the dropped stream let go');
+      const again = await ask(address, '127.0.0.1');
+      expect(again.code).toBeUndefined();
+      expect(again.bodyBytes).toBeGreaterThan(0);
+
+      // Every stream ended: no client is kept.
+      second.close();
+      for (const s of sessions.splice(0)) s.destroy();
+      await waitFor(() => open() === 0, 5000, 'every stream let go');
+      expect(capped.extProc.clientsOpen).toBe(0);
+    });
+  }
+
+  it("counts a client's streams on both addresses together", async () => {
+    await silent(addresses.grpc, '127.0.0.1');
+    await silent(addresses.fast, '127.0.0.1');
+    await waitFor(() => open() === 2, 5000, 'two streams open');
+    for (const address of [addresses.grpc, addresses.fast]) {
+      expect(await ask(address, '127.0.0.1')).toMatchObject(refusal('127.0.0.1'));
+    }
+    expect(await refusedFor('rrm.maxStreamsPerClient')).toBe(2);
+  });
+});
+
 describe('rrm.maxStreams in the configuration', () => {
-  it('defaults to 10,000 and refuses a value that is not a positive integer, naming the setting', () => {
+  it('defaults to 10,000 (5,000 per client) and refuses a value that is not a positive integer, naming the setting', () => {
     expect(loadConfig({ env: {}, flags: {} }).rrm.maxStreams).toBe(10_000);
+    expect(loadConfig({ env: {}, flags: {} }).rrm.maxStreamsPerClient).toBe(5_000);
     for (const bad of [0, -1, 2.5, '10']) {
       expect(() => loadConfig({ env: {}, flags: { rrm: { maxStreams: bad } } })).toThrow(
         /invalid configuration: rrm\.maxStreams: /,
+      );
+      expect(() => loadConfig({ env: {}, flags: { rrm: { maxStreamsPerClient: bad } } })).toThrow(
+        /invalid configuration: rrm\.maxStreamsPerClient: /,
       );
     }
   });

@@ -1,4 +1,5 @@
 import http2 from 'node:http2';
+import net from 'node:net';
 
 /*
  * gRPC calls made byte by byte over node:http2, for tests that send what a well-behaved client
@@ -116,10 +117,22 @@ export function rawCall(
   });
 }
 
-/** Opens a session to `address` (host:port) and waits until it is connected. */
-export function connect(address: string): Promise<http2.ClientHttp2Session> {
+/**
+ * Opens a session to `address` (host:port) and waits until it is connected; from `localAddress`
+ * where given (another loopback address, 127.0.0.2, is another client to the server).
+ */
+export function connect(address: string, localAddress?: string): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://${address}`);
+    const url = `http://${address}`;
+    const session =
+      localAddress === undefined
+        ? http2.connect(url)
+        : http2.connect(url, {
+            createConnection: () => {
+              const { hostname, port } = new URL(url);
+              return net.connect({ host: hostname, port: Number(port), localAddress });
+            },
+          });
     session.once('connect', () => {
       session.off('error', reject);
       session.on('error', () => undefined);

@@ -7,6 +7,7 @@ import { checkPlaintext } from '../../common/security.js';
 import type { TlsMaterial } from '../../common/tls.js';
 import { AugurError } from '../../common/errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../../common/address.js';
+import { clientOfSocket } from '../../common/peer.js';
 import type { Logger } from '../../common/logger.js';
 import {
   FramingError,
@@ -44,8 +45,9 @@ import { EXT_PROC_SERVICE_NAME, type ExtProcHandler } from './server.js';
  * `rrm.extProcPartialTimeout` gets DEADLINE_EXCEEDED; either way its bytes are dropped at once. A
  * bad message in a chunk with good ones: the good ones before it are answered, then the status
  * goes out in the trailers. At most `rrm.maxStreams` ext_proc streams are open at once in this
- * process, this listener's and the gRPC address's together (the count is the ExtProcHandler's); a
- * further one gets RESOURCE_EXHAUSTED as it starts. The same ExtProcHandler serves the
+ * process, this listener's and the gRPC address's together (the count is the ExtProcHandler's),
+ * `rrm.maxStreamsPerClient` of them from one client; a further one gets RESOURCE_EXHAUSTED as it
+ * starts. The same ExtProcHandler serves the
  * ext_proc service on augur's one gRPC address; this listener is an additional address, for the
  * Envoy cluster that carries ext_proc (`augur_rrm` in envoy/bootstrap.yaml).
  */
@@ -223,13 +225,15 @@ export class ExtProcListener {
     stream: http2.ServerHttp2Stream,
     grpcTimeout: string | string[] | undefined,
   ): void {
-    // rrm.maxStreams open in this process (both addresses): refused before anything is read.
-    const refused = this.options.handler.refusal();
+    // rrm.maxStreams open in this process (both addresses), or rrm.maxStreamsPerClient of them
+    // from this client: refused before anything is read.
+    const client = clientOfSocket(stream.session?.socket);
+    const refused = this.options.handler.refusal(client);
     if (refused !== undefined) {
       trailersOnly(stream, status.RESOURCE_EXHAUSTED, refused);
       return;
     }
-    const exchange = this.options.handler.open();
+    const exchange = this.options.handler.open(client);
     const reader = new MessageReader(this.options.maxMessageBytes ?? 4 << 20, {
       budget: this.partial,
       budgetName: 'rrm.extProcPartialBudgetBytes',

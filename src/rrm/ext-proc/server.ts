@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/logger.js';
+import { clientOf, OpenCounts } from '../../common/peer.js';
 import type { RrmMetrics } from '../metrics.js';
 import type { MonitoringForwarder } from '../monitoring.js';
 import {
@@ -59,9 +60,17 @@ export interface ExtProcDeps {
    * stream is refused with RESOURCE_EXHAUSTED when it starts. Absent: no limit.
    */
   maxStreams?: number;
+  /**
+   * Most streams one client (its IP address, src/common/peer.ts) holds open at once, on every
+   * address this handler serves (rrm.maxStreamsPerClient); refused the same way. Absent: no limit.
+   */
+  maxStreamsPerClient?: number;
 }
 
-/** Refusals for rrm.maxStreams are logged at most once per this many ms, with how many since. */
+/** The limits a stream can be refused for as it starts. */
+type StreamLimit = 'rrm.maxStreams' | 'rrm.maxStreamsPerClient';
+
+/** Refusals for a limit are logged at most once per this many ms, with how many since. */
 const REFUSAL_LOG_GAP_MS = 10_000;
 
 /** The Envoy attribute naming the endpoint that served a request (`ip:port`). */
@@ -123,8 +132,10 @@ export class ExtProcExchange {
 export class ExtProcHandler {
   readonly deps: ExtProcDeps;
   private readonly collector = new RoutingHeaderCollector();
-  /** When refusals for rrm.maxStreams were last logged, and how many came since. */
-  private refusalLog: { atMs: number; since: number } | undefined;
+  /** When refusals for each limit were last logged, and how many came since. */
+  private readonly refusalLog = new Map<StreamLimit, { atMs: number; since: number }>();
+  /** Open streams per client (rrm.maxStreamsPerClient). */
+  private readonly perClient = new OpenCounts();
 
   constructor(deps: ExtProcDeps) {
     this.deps = deps;
@@ -141,33 +152,52 @@ export class ExtProcHandler {
   }
 
   /**
-   * Why a stream that starts now must be refused: `maxStreams` are open. The refusal is counted
-   * and logged (at most once per REFUSAL_LOG_GAP_MS); undefined while there is room. A transport
-   * calls it before `open`, and ends a refused stream with RESOURCE_EXHAUSTED and this message.
+   * Why a stream that `client` (src/common/peer.ts: an IP address) starts now must be refused:
+   * `maxStreams` are open, or `maxStreamsPerClient` of them are the client's. The refusal is
+   * counted and logged (at most once per REFUSAL_LOG_GAP_MS per limit); undefined while there is
+   * room. A transport calls it before `open`, and ends a refused stream with RESOURCE_EXHAUSTED
+   * and this message.
    */
-  refusal(): string | undefined {
-    const { maxStreams, metrics, logger } = this.deps;
+  refusal(client: string): string | undefined {
+    const { maxStreams, maxStreamsPerClient, metrics } = this.deps;
     const open = metrics.extProcStreams;
-    if (maxStreams === undefined || open < maxStreams) return undefined;
-    const details = `augur has ${open} ext_proc streams open, its limit (rrm.maxStreams ${maxStreams}); try again later`;
-    metrics.streamRefused();
+    if (maxStreams !== undefined && open >= maxStreams) {
+      return this.refuse(
+        'rrm.maxStreams',
+        `augur has ${open} ext_proc streams open, its limit (rrm.maxStreams ${maxStreams}); try again later`,
+      );
+    }
+    const ofClient = this.perClient.of(client);
+    if (maxStreamsPerClient !== undefined && ofClient >= maxStreamsPerClient) {
+      return this.refuse(
+        'rrm.maxStreamsPerClient',
+        `client ${client} has ${ofClient} ext_proc streams open, the limit (rrm.maxStreamsPerClient ${maxStreamsPerClient}); try again later`,
+      );
+    }
+    return undefined;
+  }
+
+  private refuse(limit: StreamLimit, details: string): string {
+    const { metrics, logger } = this.deps;
+    metrics.streamRefused(limit);
     const now = Date.now();
-    const seen = this.refusalLog;
+    const seen = this.refusalLog.get(limit);
     if (seen && now - seen.atMs < REFUSAL_LOG_GAP_MS) seen.since++;
     else {
-      this.refusalLog = { atMs: now, since: 0 };
+      this.refusalLog.set(limit, { atMs: now, since: 0 });
       logger.warn(
-        { limit: 'rrm.maxStreams', refusedSinceLastLog: (seen?.since ?? 0) + 1, details },
-        'ext_proc streams refused for a limit (rrm.maxStreams); see augur_rrm_ext_proc_streams_refused_total',
+        { limit, refusedSinceLastLog: (seen?.since ?? 0) + 1, details },
+        `ext_proc streams refused for a limit (${limit}); see augur_rrm_ext_proc_streams_refused_total`,
       );
     }
     return details;
   }
 
-  /** A new stream: counted open until the exchange's `close`. */
-  open(): ExtProcExchange {
+  /** A new stream of `client`: counted open until the exchange's `close`. */
+  open(client: string): ExtProcExchange {
     const { metrics } = this.deps;
     metrics.streamOpened();
+    this.perClient.add(client);
     const exchange = new ExtProcExchange(this);
     const close = exchange.close.bind(exchange);
     let open = true;
@@ -176,17 +206,24 @@ export class ExtProcHandler {
       if (!open) return;
       open = false;
       metrics.streamClosed();
+      this.perClient.remove(client);
     };
     return exchange;
   }
 
+  /** Clients with a stream open now (their entries; none is kept for a client without one). */
+  get clientsOpen(): number {
+    return this.perClient.size;
+  }
+
   private process(call: grpc.ServerDuplexStream<ProcessingRequestMessage, Uint8Array>): void {
-    const refused = this.refusal();
+    const client = clientOf(call);
+    const refused = this.refusal(client);
     if (refused !== undefined) {
       call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: refused });
       return;
     }
-    const exchange = this.open();
+    const exchange = this.open(client);
     call.on('data', (request: ProcessingRequestMessage) => {
       if (call.cancelled || exchange.done) return;
       call.write(this.safeAnswer(exchange, request));
