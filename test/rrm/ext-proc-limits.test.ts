@@ -217,65 +217,79 @@ describe('ext_proc fast path limits', () => {
   });
 });
 
+/** An RRM with its own registry, on both ext_proc addresses, and the warnings it logged. */
+interface CappedRrm {
+  rrm: Rrm;
+  host: GrpcHost;
+  registry: ReturnType<typeof createRegistry>;
+  addresses: { grpc: string; fast: string };
+  logged: string[];
+}
+
+/** Starts a CappedRrm whose `rrm` settings are `limits` (over the shared list source). */
+async function startCapped(limits: Record<string, number>): Promise<CappedRrm> {
+  const logged: string[] = [];
+  const registry = createRegistry(false);
+  const rrm = new Rrm({
+    config: loadConfig({
+      env: {},
+      flags: {
+        logLevel: 'silent',
+        rrm: { defaultService: 'shop', extProcListen: '127.0.0.1:0', ...limits },
+      },
+    }),
+    logger: pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          logged.push(chunk.toString());
+          done();
+        },
+      }),
+    ),
+    registry,
+    lists: source,
+    monitoring: { setMonitoringInterval: async (_s, ids) => ids },
+  });
+  const host = new GrpcHost({ listen: '127.0.0.1:0' });
+  rrm.register(host);
+  const { port } = await host.start();
+  const addresses = {
+    grpc: `127.0.0.1:${port}`,
+    fast: formatHostPort((await rrm.listenExtProc())!),
+  };
+  return { rrm, host, registry, addresses, logged };
+}
+
+/** augur_rrm_ext_proc_streams_refused_total for one limit. */
+async function refusedFor(registry: CappedRrm['registry'], limit: string): Promise<number> {
+  const text = await registry.getSingleMetricAsString('augur_rrm_ext_proc_streams_refused_total');
+  const line = text.split('\n').find((l) => l.includes(`limit="${limit}"`));
+  return Number(/ (\d+)$/.exec(line ?? '')?.[1] ?? NaN);
+}
+
 describe('rrm.maxStreams', () => {
   /** A fresh RRM whose cap is 3, on both ext_proc addresses, and what it logged. */
-  let capped: Rrm;
-  let host: GrpcHost;
-  let cappedRegistry: ReturnType<typeof createRegistry>;
-  let addresses: { grpc: string; fast: string };
+  let capped: CappedRrm;
+  let addresses: CappedRrm['addresses'];
   let logged: string[];
   const clients: Array<ReturnType<typeof extProcClient>> = [];
   const sessions: http2.ClientHttp2Session[] = [];
 
   beforeEach(async () => {
-    logged = [];
-    const lines = logged;
-    cappedRegistry = createRegistry(false);
-    capped = new Rrm({
-      config: loadConfig({
-        env: {},
-        flags: {
-          logLevel: 'silent',
-          rrm: { defaultService: 'shop', extProcListen: '127.0.0.1:0', maxStreams: 3 },
-        },
-      }),
-      logger: pino(
-        { level: 'warn' },
-        new Writable({
-          write(chunk: Buffer, _enc, done) {
-            lines.push(chunk.toString());
-            done();
-          },
-        }),
-      ),
-      registry: cappedRegistry,
-      lists: source,
-      monitoring: { setMonitoringInterval: async (_s, ids) => ids },
-    });
-    host = new GrpcHost({ listen: '127.0.0.1:0' });
-    capped.register(host);
-    const { port } = await host.start();
-    addresses = {
-      grpc: `127.0.0.1:${port}`,
-      fast: formatHostPort((await capped.listenExtProc())!),
-    };
+    capped = await startCapped({ maxStreams: 3 });
+    ({ addresses, logged } = capped);
   });
 
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
     for (const s of sessions.splice(0)) s.destroy();
-    await capped.stop();
-    await host.stop();
+    await capped.rrm.stop();
+    await capped.host.stop();
   });
 
-  const open = () => capped.metrics.extProcStreams;
-  const refused = async (): Promise<number> => {
-    const text = await cappedRegistry.getSingleMetricAsString(
-      'augur_rrm_ext_proc_streams_refused_total',
-    );
-    const line = text.split('\n').find((l) => l.includes('limit="rrm.maxStreams"'));
-    return Number(/ (\d+)$/.exec(line ?? '')?.[1] ?? NaN);
-  };
+  const open = () => capped.rrm.metrics.extProcStreams;
+  const refused = () => refusedFor(capped.registry, 'rrm.maxStreams');
   const client = (address: string) => {
     const c = extProcClient(address);
     clients.push(c);
@@ -402,66 +416,24 @@ describe('rrm.maxStreams', () => {
 
 describe('rrm.maxStreamsPerClient', () => {
   /** A fresh RRM: 10 streams in all, 2 per client; 127.0.0.1 and 127.0.0.2 are two clients. */
-  let capped: Rrm;
-  let host: GrpcHost;
-  let cappedRegistry: ReturnType<typeof createRegistry>;
-  let addresses: { grpc: string; fast: string };
+  let capped: CappedRrm;
+  let addresses: CappedRrm['addresses'];
   let logged: string[];
   const sessions: http2.ClientHttp2Session[] = [];
 
   beforeEach(async () => {
-    logged = [];
-    const lines = logged;
-    cappedRegistry = createRegistry(false);
-    capped = new Rrm({
-      config: loadConfig({
-        env: {},
-        flags: {
-          logLevel: 'silent',
-          rrm: {
-            defaultService: 'shop',
-            extProcListen: '127.0.0.1:0',
-            maxStreams: 10,
-            maxStreamsPerClient: 2,
-          },
-        },
-      }),
-      logger: pino(
-        { level: 'warn' },
-        new Writable({
-          write(chunk: Buffer, _enc, done) {
-            lines.push(chunk.toString());
-            done();
-          },
-        }),
-      ),
-      registry: cappedRegistry,
-      lists: source,
-      monitoring: { setMonitoringInterval: async (_s, ids) => ids },
-    });
-    host = new GrpcHost({ listen: '127.0.0.1:0' });
-    capped.register(host);
-    const { port } = await host.start();
-    addresses = {
-      grpc: `127.0.0.1:${port}`,
-      fast: formatHostPort((await capped.listenExtProc())!),
-    };
+    capped = await startCapped({ maxStreams: 10, maxStreamsPerClient: 2 });
+    ({ addresses, logged } = capped);
   });
 
   afterEach(async () => {
     for (const s of sessions.splice(0)) s.destroy();
-    await capped.stop();
-    await host.stop();
+    await capped.rrm.stop();
+    await capped.host.stop();
   });
 
-  const open = () => capped.metrics.extProcStreams;
-  const refusedFor = async (limit: string): Promise<number> => {
-    const text = await cappedRegistry.getSingleMetricAsString(
-      'augur_rrm_ext_proc_streams_refused_total',
-    );
-    const line = text.split('\n').find((l) => l.includes(`limit="${limit}"`));
-    return Number(/ (\d+)$/.exec(line ?? '')?.[1] ?? NaN);
-  };
+  const open = () => capped.rrm.metrics.extProcStreams;
+  const refused = (limit: string) => refusedFor(capped.registry, limit);
   const session = async (address: string, from: string) => {
     const s = await connect(address, from);
     sessions.push(s);
@@ -495,8 +467,8 @@ describe('rrm.maxStreamsPerClient', () => {
       await waitFor(() => open() === 2, 5000, 'two streams open');
 
       expect(await ask(address, '127.0.0.1')).toMatchObject(refusal('127.0.0.1'));
-      expect(await refusedFor('rrm.maxStreamsPerClient')).toBe(1);
-      expect(await refusedFor('rrm.maxStreams')).toBe(0);
+      expect(await refused('rrm.maxStreamsPerClient')).toBe(1);
+      expect(await refused('rrm.maxStreams')).toBe(0);
       const warnings = logged.filter((l) => l.includes('rrm.maxStreamsPerClient'));
       expect(warnings).toHaveLength(1);
       expect(JSON.parse(warnings[0]!)).toMatchObject({
@@ -512,8 +484,8 @@ describe('rrm.maxStreamsPerClient', () => {
       await silent(address, '127.0.0.2');
       await waitFor(() => open() === 4, 5000, 'four streams open');
       expect(await ask(address, '127.0.0.2')).toMatchObject(refusal('127.0.0.2'));
-      expect(await refusedFor('rrm.maxStreamsPerClient')).toBe(2);
-      expect(capped.extProc.clientsOpen).toBe(2);
+      expect(await refused('rrm.maxStreamsPerClient')).toBe(2);
+      expect(capped.rrm.extProc.clientsOpen).toBe(2);
 
       // The first client's connection gone: its place comes back.
       first.close();
@@ -527,7 +499,7 @@ describe('rrm.maxStreamsPerClient', () => {
       second.close();
       for (const s of sessions.splice(0)) s.destroy();
       await waitFor(() => open() === 0, 5000, 'every stream let go');
-      expect(capped.extProc.clientsOpen).toBe(0);
+      expect(capped.rrm.extProc.clientsOpen).toBe(0);
     });
   }
 
@@ -538,7 +510,7 @@ describe('rrm.maxStreamsPerClient', () => {
     for (const address of [addresses.grpc, addresses.fast]) {
       expect(await ask(address, '127.0.0.1')).toMatchObject(refusal('127.0.0.1'));
     }
-    expect(await refusedFor('rrm.maxStreamsPerClient')).toBe(2);
+    expect(await refused('rrm.maxStreamsPerClient')).toBe(2);
   });
 });
 
