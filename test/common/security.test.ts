@@ -7,8 +7,6 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +19,7 @@ import { startControlPlane } from '../../src/serve/control-plane.js';
 import { TestCa, type CertFiles } from '../support/certs.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
 import { RawAgentStream } from '../support/raw-agent.js';
+import { captureLogger } from '../support/logs.js';
 
 /*
  * TLS and mutual TLS on augur serve, with certificates made at test time by openssl: who is
@@ -246,16 +245,7 @@ describe('plaintext off loopback', () => {
         startControlPlane({ config: loadConfig({ env: {}, flags: offLoopback }) }),
       ).rejects.toSatisfy((e) => e instanceof AugurError && e.code === 'PLAINTEXT_REFUSED');
 
-      const lines: string[] = [];
-      const logger = pino(
-        { level: 'info' },
-        new Writable({
-          write(chunk: Buffer, _enc, done) {
-            lines.push(chunk.toString());
-            done();
-          },
-        }),
-      );
+      const { logger, lines } = captureLogger('info');
       const plane = await startControlPlane({
         config: loadConfig({ env: {}, flags: { ...offLoopback, security: { insecure: true } } }),
         logger,

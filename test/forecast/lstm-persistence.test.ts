@@ -5,7 +5,8 @@ import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { LstmWorker } from '../../src/lps/forecast/lstm/client.js';
 import type { LstmSpec } from '../../src/lps/forecast/lstm/model.js';
 import { loadLstm, saveLstm } from '../../src/lps/forecast/lstm/persistence.js';
-import { captureLogger, engine, rows, spec } from './lstm-support.js';
+import { captureLogger } from '../support/logs.js';
+import { engine, rows, spec } from './lstm-support.js';
 
 const workers: LstmWorker[] = [];
 async function startWorker(s: LstmSpec = spec): Promise<LstmWorker> {

@@ -1,5 +1,3 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import type { LstmSpec } from '../../src/lps/forecast/lstm/model.js';
 
 // A tiny model: these tests check plumbing and guarantees, not accuracy (that is the benchmark's job).
@@ -21,16 +19,4 @@ export function rows(n: number, phase = 0): Float32Array {
   for (let i = 0; i < n; i++)
     r[i * 3] = 0.5 + 0.3 * Math.sin((i + phase) / 5) + ((i * 7919) % 11) / 200;
   return r;
-}
-
-/** A pino logger whose lines are kept for assertions. */
-export function captureLogger() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(chunk.toString());
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
 }

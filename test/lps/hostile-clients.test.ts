@@ -1,8 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   TelemetryClient,
@@ -10,6 +8,7 @@ import {
   type ControlMessage,
 } from '../../src/gen/augur/v1/telemetry.js';
 import { startTestPlane, waitFor, type TestPlane } from '../support/control-plane.js';
+import { captureLogger } from '../support/logs.js';
 
 /*
  * Two of issue 12's attacks on the Telemetry API, as regression tests on a real augur serve:
@@ -59,16 +58,7 @@ function hello(
 
 describe('a 1 MB endpoint id', () => {
   it('gets a short INVALID_ARGUMENT, stays out of the log, and the same connection goes on', async () => {
-    const lines: string[] = [];
-    const logger = pino(
-      { level: 'debug' },
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          lines.push(chunk.toString());
-          done();
-        },
-      }),
-    );
+    const { logger, lines } = captureLogger('debug');
     plane = await startTestPlane({}, undefined, logger);
     const client = new TelemetryClient(plane.grpcAddress, grpc.credentials.createInsecure());
     closers.push(() => client.close());

@@ -1,7 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
 import type http2 from 'node:http2';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { formatHostPort } from '../../src/common/address.js';
 import { GrpcHost } from '../../src/common/grpc-host.js';
@@ -20,6 +18,7 @@ import {
   responseHeadersMessage,
 } from './support/envoy-like-client.js';
 import { StaticListSource } from './support/static-list-source.js';
+import { captureLogger } from '../support/logs.js';
 
 /*
  * The ext_proc fast path's limits against a hostile client (issue 12): every frame header checked
@@ -228,7 +227,7 @@ interface CappedRrm {
 
 /** Starts a CappedRrm whose `rrm` settings are `limits` (over the shared list source). */
 async function startCapped(limits: Record<string, number>): Promise<CappedRrm> {
-  const logged: string[] = [];
+  const { logger, lines: logged } = captureLogger('warn');
   const registry = createRegistry(false);
   const rrm = new Rrm({
     config: loadConfig({
@@ -238,15 +237,7 @@ async function startCapped(limits: Record<string, number>): Promise<CappedRrm> {
         rrm: { defaultService: 'shop', extProcListen: '127.0.0.1:0', ...limits },
       },
     }),
-    logger: pino(
-      { level: 'warn' },
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          logged.push(chunk.toString());
-          done();
-        },
-      }),
-    ),
+    logger,
     registry,
     lists: source,
     monitoring: { setMonitoringInterval: async (_s, ids) => ids },

@@ -1,6 +1,4 @@
 import * as grpc from '@grpc/grpc-js';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/common/logger.js';
@@ -22,6 +20,7 @@ import {
 import { TypeUrl } from '../../src/xds/types.js';
 import { waitFor } from '../support/control-plane.js';
 import { connect as connectRaw } from '../support/raw-grpc.js';
+import { captureLogger } from '../support/logs.js';
 
 const protos = xdsRegistry();
 const options = {
@@ -177,19 +176,11 @@ describe('SotW ADS protocol over a raw stream', () => {
   });
 
   it('refuses streams past maxStreamsPerClient from one client when they start, counted and logged by limit, and takes one after another ends or its connection is reset', async () => {
-    const logged: string[] = [];
+    const { logger, lines: logged } = captureLogger('warn');
     sotw = new SotwServer({
       watcher: cache,
       groupOf: () => 'grpc',
-      logger: pino(
-        { level: 'warn' },
-        new Writable({
-          write(chunk: Buffer, _enc, done) {
-            logged.push(chunk.toString());
-            done();
-          },
-        }),
-      ),
+      logger,
       callbacks: metrics.protocol,
       maxStreams: 10,
       maxStreamsPerClient: 2,
