@@ -55,8 +55,8 @@ for (const config of configsOf(options)) {
     };
     if (!options.json) {
       const body = renderSection(result, options, machine);
-      if (options.write) writeBenchmarkSection(sectionTitle(result), command, body);
-      else process.stdout.write(`\n## ${sectionTitle(result)}\n\n${body}\n`);
+      if (options.write) writeBenchmarkSection(sectionTitle(result, options), command, body);
+      else process.stdout.write(`\n## ${sectionTitle(result, options)}\n\n${body}\n`);
     }
   } catch (err) {
     failed = true;

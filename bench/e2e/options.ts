@@ -62,6 +62,9 @@ export function configsOf(options: E2eOptions): E2eConfig[] {
   }));
 }
 
+/** Clients per arm unless --clients says otherwise. */
+export const DEFAULT_CLIENTS = 2;
+
 export const USAGE = `npm run bench:e2e -- [options]
 
   --configs STEP[/AGENT],...
@@ -80,7 +83,8 @@ export const USAGE = `npm run bench:e2e -- [options]
   --cpu-trace FILE         a CPU trace per backend instead (repeatable; .csv or .csv.gz)
   --cpu-column NAME        the column of --cpu-trace files (default: the last)
   --start STEP             first trace step (default 0)
-  --clients N              clients per arm (default 2)
+  --clients N              clients per arm (default ${DEFAULT_CLIENTS}); another count writes a section
+                           of its own
   --deadline S             per-request deadline; failures count at it (default 10)
   --prime S                round-robin traffic before the first repetition (default 60)
   --seed N                 (default 1)
@@ -108,7 +112,7 @@ export function parseOptions(argv: readonly string[]): E2eOptions {
       'cpu-trace': { type: 'string', multiple: true },
       'cpu-column': { type: 'string' },
       start: { type: 'string', default: '0' },
-      clients: { type: 'string', default: '2' },
+      clients: { type: 'string', default: String(DEFAULT_CLIENTS) },
       deadline: { type: 'string', default: '10' },
       prime: { type: 'string', default: '60' },
       seed: { type: 'string', default: '1' },

@@ -6,13 +6,15 @@
 import { markdownTable } from '../report.js';
 import { ARM_DESCRIPTIONS, type ArmName } from './arms.js';
 import type { ArmRun } from './figures.js';
-import type { E2eOptions } from './options.js';
+import { DEFAULT_CLIENTS, type E2eOptions } from './options.js';
 import type { ConfigResult } from './run.js';
 import { evaluateTargets, p99Ratios, spread, validRuns, type Spread } from './summary.js';
 
-export function sectionTitle(result: ConfigResult): string {
+/** The section's heading; a client count other than the default names a section of its own. */
+export function sectionTitle(result: ConfigResult, options: Pick<E2eOptions, 'clients'>): string {
   const c = result.config;
-  return `Real sockets (bench:e2e): ${c.stepSeconds} s trace steps, agents every ${c.reportInterval} s`;
+  const clients = options.clients === DEFAULT_CLIENTS ? '' : `, ${options.clients} clients per arm`;
+  return `Real sockets (bench:e2e): ${c.stepSeconds} s trace steps, agents every ${c.reportInterval} s${clients}`;
 }
 
 export interface MachineNote {
