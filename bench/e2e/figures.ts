@@ -46,6 +46,15 @@ export interface ArmRun {
   weightsBestLag: { steps: number; tvd: number } | null;
   /** p99 of the time successful requests spent in a backend (queue + service). */
   backendP99Ms: number;
+  /** p99 of successful requests' wait in a backend's queue, and of their service alone. */
+  queueP99Ms: number;
+  serviceP99Ms: number;
+  /**
+   * Of the slowest 1 % of successful requests (latency at or above its p99), the share of their
+   * time that was service, not queueing or anything outside the backend: near 1, the tail is
+   * requests served slowly where they went (a slowed backend), not requests that waited.
+   */
+  tailServiceShare: number;
   /** Latency outside the backend (network, client, proxy, timers): p50 and p99. */
   outsideP50Ms: number;
   outsideP99Ms: number;
@@ -111,6 +120,9 @@ export function armFigures(r: RunRecord): ArmRun {
   let failedFast = 0;
   const inBackend: number[] = [];
   const outside: number[] = [];
+  const queue: number[] = [];
+  const service: number[] = [];
+  const served: number[] = [];
   for (const i of measured) {
     const code = log.failures.get(i);
     if (code !== undefined) {
@@ -121,6 +133,20 @@ export function armFigures(r: RunRecord): ArmRun {
     const backendMs = log.queueMs[i] + log.serviceMs[i];
     inBackend.push(backendMs);
     outside.push(log.latencyMs[i] - backendMs);
+    queue.push(log.queueMs[i]);
+    service.push(log.serviceMs[i]);
+    served.push(i);
+  }
+  const tailFrom = quantile(
+    served.map((i) => log.latencyMs[i]),
+    0.99,
+  );
+  let tailService = 0;
+  let tailTotal = 0;
+  for (const i of served) {
+    if (!(log.latencyMs[i] >= tailFrom)) continue;
+    tailService += log.serviceMs[i];
+    tailTotal += log.latencyMs[i];
   }
   const late = measured.map((i) => log.lateMs[i]);
   const sendLateP99Ms = quantile(late, 0.99);
@@ -152,6 +178,9 @@ export function armFigures(r: RunRecord): ArmRun {
     weightsTvd: weights?.lag0 ?? null,
     weightsBestLag: weights?.best ?? null,
     backendP99Ms: quantile(inBackend, 0.99),
+    queueP99Ms: quantile(queue, 0.99),
+    serviceP99Ms: quantile(service, 0.99),
+    tailServiceShare: tailTotal > 0 ? tailService / tailTotal : Number.NaN,
     outsideP50Ms: quantile(outside, 0.5),
     outsideP99Ms: quantile(outside, 0.99),
     sendLateP99Ms,

@@ -73,8 +73,9 @@ export function renderSection(
     targetLines(result),
     '',
     ...readingLines(result),
-    '**Where the time goes** (medians over every run, invalid ones included): time in the backend (queue and service) against ' +
-      'time outside it (client, proxy, ext_proc, sockets, timers); how late the load generator sent; each ' +
+    '**Where the time goes** (medians over every run, invalid ones included): time in the backend (queue and service) and ' +
+      "each part apart, with the share of the slowest 1 % of requests' time that was service (near 1: the tail is requests " +
+      'served slowly where they went, not requests that waited); time outside it (client, proxy, ext_proc, sockets, timers); how late the load generator sent; each ' +
       "process's event-loop lag p99 and CPU (cores) — harness (load generator and clients) / augur serve / " +
       "fleet / data planes; how late the backends' completion timers fired; agent ticks that could not read the load " +
       '(skipped samples, out of all ticks); and, for the xDS arms, how far the published ' +
@@ -186,6 +187,7 @@ function timeTable(result: ConfigResult, arms: readonly ArmName[]): string {
     return [
       `\`${arm}\``,
       m((r) => r.backendP99Ms),
+      `${m((r) => r.queueP99Ms)} / ${m((r) => r.serviceP99Ms)} / ${m((r) => r.tailServiceShare, 2)}`,
       `${m((r) => r.outsideP50Ms, 1)} / ${m((r) => r.outsideP99Ms)}`,
       `${m((r) => r.sendLateP99Ms, 1)} / ${m((r) => r.sendLateMaxMs)}`,
       three((p) => p.lagP99Ms, 0),
@@ -201,6 +203,7 @@ function timeTable(result: ConfigResult, arms: readonly ArmName[]): string {
     [
       'arm',
       'in backend p99 ms',
+      'queue p99 / service p99 ms / tail service share',
       'outside p50 / p99 ms',
       'send late p99 / max ms',
       'loop lag p99 ms',

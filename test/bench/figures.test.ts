@@ -90,6 +90,22 @@ describe('armFigures', () => {
     expect(f.p50.failure).toBe(false);
   });
 
+  it('splits the time in the backends into queue and service, and says how much of the tail was service', () => {
+    const waited = armFigures(record());
+    expect(waited.queueP99Ms).toBe(10);
+    expect(waited.serviceP99Ms).toBe(80);
+    // The slowest requests (latency ~497 ms) spent 80 ms of it in service: the tail waited.
+    expect(waited.tailServiceShare).toBeGreaterThan(0.15);
+    expect(waited.tailServiceShare).toBeLessThan(0.17);
+
+    // The slowest requests were served slowly instead (a slowed backend): the tail is service.
+    const r = record();
+    for (let i = 390; i < 400; i++) r.log.serviceMs[i] = r.log.latencyMs[i]! - 20;
+    const slow = armFigures(r);
+    expect(slow.tailServiceShare).toBeGreaterThan(0.95);
+    expect(slow.serviceP99Ms).toBeGreaterThan(400);
+  });
+
   it('finds the lag at which published weights follow capacity', () => {
     const shares = (k: number) =>
       Float64Array.from([[0.75, 0.25, 0.75, 0.25][k]!, [0.25, 0.75, 0.25, 0.75][k]!]);
