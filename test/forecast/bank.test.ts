@@ -179,3 +179,49 @@ describe('BaselineBank is the ensemble of the baselines, bit for bit', () => {
     expectSame(e, bank, reused, 5);
   });
 });
+
+describe('BaselineBank.offerPairs', () => {
+  test('is offer from a packed buffer: the same state bit for bit, and nothing where a median is NaN', () => {
+    fc.assert(
+      fc.property(setup, series, fc.array(offer, { maxLength: 140 }), (s, values, offers) => {
+        const options = { ...s, external: ['lstm'], fallback: 'ewma' };
+        const byObjects = new BaselineBank(options);
+        const byPairs = new BaselineBank(options);
+        for (const bank of [byObjects, byPairs]) for (const k of [0, 1]) bank.open(k);
+        values.forEach((v, i) => {
+          for (const bank of [byObjects, byPairs]) {
+            bank.observe(1, v);
+            bank.observe(0, v / 2);
+          }
+          const o = offers[i];
+          if (o) {
+            // As the worker answers: Float32 (median, upper) pairs after another series' pairs.
+            const packed = new Float32Array(4 + 2 * o.length).fill(7);
+            o.forEach((f, h) => packed.set([f.median, f.upper], 4 + 2 * h));
+            const gap = i % 7 === 3 ? 0 : -1; // now and then a NaN median: no offer at all
+            if (gap >= 0) packed[4 + 2 * gap] = NaN;
+            const offered = byPairs.offerPairs(1, 'lstm', packed, 4, o.length);
+            expect(offered).toBe(gap < 0);
+            if (gap < 0) {
+              byObjects.offer(
+                1,
+                'lstm',
+                o.map((_, h) => ({ median: packed[4 + 2 * h]!, upper: packed[5 + 2 * h]! })),
+              );
+            }
+          }
+          for (let h = 1; h <= s.maxHorizon; h++) {
+            expect(byPairs.select(1, h)).toBe(byObjects.select(1, h));
+            expect(Object.is(byPairs.median, byObjects.median)).toBe(true);
+            expect(Object.is(byPairs.upper, byObjects.upper)).toBe(true);
+            expect(byPairs.forecaster).toBe(byObjects.forecaster);
+            for (let f = 0; f < byObjects.names.length; f++)
+              expect(Object.is(byPairs.maseOf(1, f, h), byObjects.maseOf(1, f, h))).toBe(true);
+          }
+          expect(byPairs.path(1, 1)).toEqual(byObjects.path(1, 1));
+        });
+      }),
+      { numRuns: 100 },
+    );
+  });
+});

@@ -320,26 +320,60 @@ export class BaselineBank {
 
   /** ForecastEnsemble.offer: an external forecaster's forecasts for 1..H from this step. */
   offer(slot: number, name: string, forecasts: readonly Forecast[]): void {
-    this.seek(slot);
-    const f = this.names.indexOf(name);
-    if (f < this.internal) return;
+    const at = this.offerSlot(slot, name);
+    if (at < 0) return;
     const r = this.r;
-    const o = this.o;
     const H = this.maxHorizon;
-    const step = r[o]!;
-    const x = f - this.internal;
-    const at = o + this.offerAt + x * (1 + 2 * H);
     const k = Math.min(forecasts.length, H);
     r[at] = k;
     for (let i = 0; i < k; i++) {
       r[at + 1 + i] = forecasts[i]!.median;
       r[at + 1 + H + i] = forecasts[i]!.upper;
     }
+    this.pendOffer(at, k);
+  }
+
+  /**
+   * `offer` from a packed buffer, as the LSTM's worker answers (no object per forecast): the
+   * forecasts for 1..count are (median, upper) pairs from `data[from]` on. Offers nothing and
+   * returns false when a median is not finite (the forecaster had nothing to say).
+   */
+  offerPairs(slot: number, name: string, data: Float32Array, from: number, count: number): boolean {
+    const k = Math.min(count, this.maxHorizon);
+    for (let i = 0; i < k; i++) if (!Number.isFinite(data[from + 2 * i]!)) return false;
+    const at = this.offerSlot(slot, name);
+    if (at < 0) return false;
+    const r = this.r;
+    const H = this.maxHorizon;
+    r[at] = k;
+    for (let i = 0; i < k; i++) {
+      r[at + 1 + i] = data[from + 2 * i]!;
+      r[at + 1 + H + i] = data[from + 2 * i + 1]!;
+    }
+    this.pendOffer(at, k);
+    return true;
+  }
+
+  /** Where an external forecaster's offer lives in `slot`'s row (-1: `name` is not external). */
+  private offerSlot(slot: number, name: string): number {
+    this.seek(slot);
+    const f = this.names.indexOf(name);
+    if (f < this.internal) return -1;
+    return this.o + this.offerAt + (f - this.internal) * (1 + 2 * this.maxHorizon);
+  }
+
+  /** Queues the `k` medians just offered at `at` to be scored when their actuals arrive. */
+  private pendOffer(at: number, k: number): void {
+    const r = this.r;
+    const o = this.o;
+    const H = this.maxHorizon;
+    const step = r[o]!;
+    const x = (at - o - this.offerAt) / (1 + 2 * H);
     // Scored when their actuals arrive; before the first value there is no step to score from.
     if (step < 0) return;
     const row =
       o + this.pendingAt + (step % (H + 1)) * this.pendingStride + 4 + (this.seasonal ? H : 0);
-    for (let i = 0; i < k; i++) r[row + x * H + i] = forecasts[i]!.median;
+    for (let i = 0; i < k; i++) r[row + x * H + i] = r[at + 1 + i]!;
   }
 
   /**

@@ -27,6 +27,7 @@ import { BASELINES } from './baselines.js';
 import { BaselineBank } from './bank.js';
 import type { ForecastConfig } from './config.js';
 import { timeOfDay } from './lstm/features.js';
+import { outIndex } from './lstm/model.js';
 import { LSTM_FEATURES, LSTM_TARGETS, type OnlineLstm } from './lstm/online.js';
 
 /** The metrics forecast per endpoint, in the LSTM's target order. */
@@ -72,15 +73,20 @@ function metricValue(s: StoredSample, m: ForecastMetric): number {
   return s[m];
 }
 
-/** The newest `k` samples of a record as LSTM rows (metrics, then time of day), oldest first. */
-function lstmRowsOf(r: EndpointRecord, k: number): Float32Array {
+/**
+ * The newest `k` samples of a record as LSTM rows (metrics, then time of day), oldest first;
+ * `sample` is scratch the ring reads into (no object per sample).
+ */
+function lstmRowsOf(r: EndpointRecord, k: number, sample: StoredSample): Float32Array {
   const rows = new Float32Array(k * LSTM_FEATURES);
   for (let back = k - 1, i = 0; back >= 0; back--, i++) {
-    const s = r.series.get(back);
-    FORECAST_METRICS.forEach((m, j) => (rows[i * LSTM_FEATURES + j] = metricValue(s, m)));
+    const s = r.series.read(back, sample);
+    const at = i * LSTM_FEATURES;
+    for (let j = 0; j < FORECAST_METRICS.length; j++)
+      rows[at + j] = metricValue(s, FORECAST_METRICS[j]!);
     const [sin, cos] = timeOfDay(s.timestamp);
-    rows[i * LSTM_FEATURES + LSTM_TARGETS] = sin;
-    rows[i * LSTM_FEATURES + LSTM_TARGETS + 1] = cos;
+    rows[at + LSTM_TARGETS] = sin;
+    rows[at + LSTM_TARGETS + 1] = cos;
   }
   return rows;
 }
@@ -333,21 +339,21 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       }
       // The LSTM gets the same new rows; on its first tick, everything the ring holds.
       const k = backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
-      if (lstm && k > 0) lstmRows.push({ id: r.id, rows: lstmRowsOf(r, k) });
+      if (lstm && k > 0) lstmRows.push({ id: r.id, rows: lstmRowsOf(r, k, this.sample) });
     }
 
     // 2. One batched LSTM inference for every endpoint with a new sample.
     if (lstm) {
       lstm.append(lstmRows);
-      const predicted = await lstm.predict(fresh);
-      for (const [id, perMetric] of predicted) {
-        const e = this.endpoints.get(id);
+      const { ids, raw, stride } = await lstm.predict(fresh);
+      const spec = lstm.spec;
+      for (let i = 0; i < ids.length; i++) {
+        const e = this.endpoints.get(ids[i]!);
         if (!e) continue;
-        FORECAST_METRICS.forEach((m, j) => {
-          const path = perMetric[j]!;
-          if (path.every((f) => Number.isFinite(f.median)))
-            this.banks[m].offer(e.slot, 'lstm', path);
-        });
+        for (let j = 0; j < FORECAST_METRICS.length; j++) {
+          const from = i * stride + outIndex(spec, j, 1, 0);
+          this.banks[FORECAST_METRICS[j]!].offerPairs(e.slot, 'lstm', raw, from, spec.horizon);
+        }
       }
       lstm.tick(this.lstmDrifting());
     }

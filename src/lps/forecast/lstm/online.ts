@@ -1,9 +1,8 @@
 import type { Logger } from '../../../common/logger.js';
 import type { LstmConfig } from '../config.js';
-import type { Forecast } from '../forecaster.js';
 import { LstmWorker } from './client.js';
 import type { FitResult } from './engine.js';
-import { outIndex, type LstmSpec } from './model.js';
+import type { LstmSpec } from './model.js';
 import { loadLstm, saveLstm } from './persistence.js';
 
 /**
@@ -55,6 +54,18 @@ export interface OnlineLstmOptions {
   logger: Logger;
   /** Rows of history the worker keeps per endpoint. */
   maxRows?: number;
+}
+
+/**
+ * Forecasts of many endpoints in one buffer, as the worker answers them: endpoint `ids[i]`'s
+ * forecast of target j, h steps ahead (1-based), quantile q (0 median, 1 upper) is
+ * `raw[i * stride + outIndex(spec, j, h, q)]`; for one target, its (median, upper) pairs for
+ * h = 1..H follow each other from `outIndex(spec, j, 1, 0)`. NaN where the LSTM has none.
+ */
+export interface LstmForecasts {
+  ids: readonly string[];
+  raw: Float32Array;
+  stride: number;
 }
 
 /**
@@ -151,18 +162,18 @@ export class OnlineLstm {
   }
 
   /**
-   * Forecasts of each endpoint's metrics (target order) for 1..H from its newest
-   * row; undefined for endpoints with too little history, and for all of them if
-   * the worker does not answer within `inferenceTimeoutMs`.
+   * Forecasts of each endpoint's metrics (target order) for 1..H from its newest row, in one
+   * buffer (LstmForecasts); the endpoints with too little history are left out, and all of them
+   * if the worker does not answer within `inferenceTimeoutMs`.
    */
-  async predict(ids: readonly string[]): Promise<Map<string, Forecast[][]>> {
-    const out = new Map<string, Forecast[][]>();
-    if (!this.fitted || ids.length === 0 || this.closed) return out;
+  async predict(ids: readonly string[]): Promise<LstmForecasts> {
+    const none: LstmForecasts = { ids: [], raw: new Float32Array(0), stride: 0 };
+    if (!this.fitted || ids.length === 0 || this.closed) return none;
     const want = ids.filter((id) => (this.rows.get(id) ?? 0) >= this.spec.window);
-    if (want.length === 0) return out;
+    if (want.length === 0) return none;
     // Backpressure: while an earlier tick's inference is still running (a slow or busy
     // host), this tick goes without the LSTM instead of queueing more work behind it.
-    if (this.inflight) return out;
+    if (this.inflight) return none;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), this.options.config.inferenceTimeoutMs);
@@ -178,23 +189,8 @@ export class OnlineLstm {
     });
     const raw = await Promise.race([request, timeout]).catch(() => undefined);
     clearTimeout(timer);
-    if (!raw) return out;
-    const { targets: T, horizon: H } = this.spec;
-    const per = T * H * 2;
-    want.forEach((id, i) => {
-      const metrics: Forecast[][] = [];
-      for (let j = 0; j < T; j++) {
-        const path: Forecast[] = [];
-        for (let h = 1; h <= H; h++) {
-          const median = raw[i * per + outIndex(this.spec, j, h, 0)]!;
-          const upper = raw[i * per + outIndex(this.spec, j, h, 1)]!;
-          path.push({ median, upper });
-        }
-        metrics.push(path);
-      }
-      out.set(id, metrics);
-    });
-    return out;
+    if (!raw) return none;
+    return { ids: want, raw, stride: this.spec.targets * this.spec.horizon * 2 };
   }
 
   /** One scoring tick passed; `drift` says the LSTM's rolling error is well above the best baseline's. */
