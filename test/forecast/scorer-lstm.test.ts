@@ -1,11 +1,12 @@
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, test } from 'vitest';
 import { forecastConfigSchema } from '../../src/lps/forecast/config.js';
-import { OnlineLstm } from '../../src/lps/forecast/lstm/online.js';
-import { ForecastScorer } from '../../src/lps/forecast/scorer.js';
+import { timeOfDay } from '../../src/lps/forecast/lstm/features.js';
+import { LSTM_FEATURES, LSTM_TARGETS, OnlineLstm } from '../../src/lps/forecast/lstm/online.js';
+import { FORECAST_METRICS, ForecastScorer } from '../../src/lps/forecast/scorer.js';
 import { ACTIVE, push, record } from './scorer-support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'augur-scorer-lstm-'));
@@ -55,6 +56,32 @@ describe('ForecastScorer with the LSTM', () => {
       );
       return scorer.assess(eps, states, now);
     };
+    /**
+     * What the worker holds (saved after each fit and on shutdown: each series' newest window +
+     * horizon rows) is the ring's newest samples, oldest first: metrics in FORECAST_METRICS order,
+     * then the time of day.
+     */
+    const expectRowsAsRing = (): void => {
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as {
+        series: Record<string, { rows: number; data: string }>;
+      };
+      for (const e of eps) {
+        const { rows, data } = saved.series[e.id]!;
+        const b = Buffer.from(data, 'base64');
+        const got = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+        expect(rows).toBe(config.lstm.window + config.maxHorizon);
+        for (let i = 0; i < rows; i++) {
+          const sample = e.series.get(rows - 1 - i);
+          const row = got.subarray(i * LSTM_FEATURES, (i + 1) * LSTM_FEATURES);
+          expect(row[FORECAST_METRICS.indexOf('cpu')]).toBe(Math.fround(sample.cpu));
+          const [sin, cos] = timeOfDay(sample.timestamp);
+          expect([row[LSTM_TARGETS], row[LSTM_TARGETS + 1]]).toEqual([
+            Math.fround(sin),
+            Math.fround(cos),
+          ]);
+        }
+      }
+    };
     try {
       for (let i = 0; i < 39; i++) await tick();
       expect(starts).toBe(0); // nothing to learn yet: no worker
@@ -65,6 +92,7 @@ describe('ForecastScorer with the LSTM', () => {
       await tick(); // backfill + first fit starts
       await lstm.settled();
       expect(lstm.ready).toBe(true);
+      expectRowsAsRing(); // the backfill: many rows per endpoint in one append
       expect(lstm.lastFitResult!.windows).toBeGreaterThan(2 * 30); // both endpoints' backfilled history
       for (let i = 0; i < 8; i++) await tick();
       const errors = scorer.forecastFor('a')!.metrics[0]!.errors;
@@ -76,5 +104,7 @@ describe('ForecastScorer with the LSTM', () => {
       await scorer.close();
     }
     expect(starts).toBe(1);
+
+    expectRowsAsRing();
   }, 60_000);
 });

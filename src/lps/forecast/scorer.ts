@@ -74,21 +74,25 @@ function metricValue(s: StoredSample, m: ForecastMetric): number {
 }
 
 /**
- * The newest `k` samples of a record as LSTM rows (metrics, then time of day), oldest first;
- * `sample` is scratch the ring reads into (no object per sample).
+ * The newest `k` samples of a record as LSTM rows (metrics, then time of day), oldest first,
+ * written into `rows` from float `at`; `sample` is scratch the ring reads into (no object per
+ * sample).
  */
-function lstmRowsOf(r: EndpointRecord, k: number, sample: StoredSample): Float32Array {
-  const rows = new Float32Array(k * LSTM_FEATURES);
-  for (let back = k - 1, i = 0; back >= 0; back--, i++) {
+function writeLstmRows(
+  r: EndpointRecord,
+  k: number,
+  sample: StoredSample,
+  rows: Float32Array,
+  at: number,
+): void {
+  for (let back = k - 1; back >= 0; back--, at += LSTM_FEATURES) {
     const s = r.series.read(back, sample);
-    const at = i * LSTM_FEATURES;
     for (let j = 0; j < FORECAST_METRICS.length; j++)
       rows[at + j] = metricValue(s, FORECAST_METRICS[j]!);
     const [sin, cos] = timeOfDay(s.timestamp);
     rows[at + LSTM_TARGETS] = sin;
     rows[at + LSTM_TARGETS + 1] = cos;
   }
-  return rows;
 }
 
 interface EndpointForecasts {
@@ -317,7 +321,12 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       this.config.lstm.window + this.config.maxHorizon,
     );
     const fresh: string[] = [];
-    const lstmRows: Array<{ id: string; rows: Float32Array }> = [];
+    // The LSTM's new rows, written straight into the one buffer the worker gets (no array per
+    // endpoint), in the same step as the banks' (the loop yields, and the ring moves on meanwhile).
+    const lstmIds: string[] = [];
+    const lstmEnds: number[] = [];
+    let lstmBuf = new Float32Array(lstm ? endpoints.length * LSTM_FEATURES : 0);
+    let lstmUsed = 0;
     let work = 0;
     for (const r of endpoints) {
       if (++work % YIELD_EVERY === 0) await yieldToEventLoop();
@@ -339,12 +348,24 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       }
       // The LSTM gets the same new rows; on its first tick, everything the ring holds.
       const k = backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
-      if (lstm && k > 0) lstmRows.push({ id: r.id, rows: lstmRowsOf(r, k, this.sample) });
+      if (lstm && k > 0) {
+        const need = lstmUsed + k * LSTM_FEATURES;
+        if (need > lstmBuf.length) {
+          const grown = new Float32Array(Math.max(need, 2 * lstmBuf.length));
+          grown.set(lstmBuf.subarray(0, lstmUsed));
+          lstmBuf = grown;
+        }
+        writeLstmRows(r, k, this.sample, lstmBuf, lstmUsed);
+        lstmUsed = need;
+        lstmIds.push(r.id);
+        lstmEnds.push(lstmUsed);
+      }
     }
 
     // 2. One batched LSTM inference for every endpoint with a new sample.
     if (lstm) {
-      lstm.append(lstmRows);
+      // The buffer's unused tail travels too; `ends` says where each endpoint's rows stop.
+      lstm.appendPacked({ ids: lstmIds, ends: Uint32Array.from(lstmEnds), rows: lstmBuf });
       const { ids, raw, stride } = await lstm.predict(fresh);
       const spec = lstm.spec;
       for (let i = 0; i < ids.length; i++) {

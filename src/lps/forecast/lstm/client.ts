@@ -91,15 +91,14 @@ export class LstmWorker {
    * typed array per series cost about 4 µs per series, most of a tick's LSTM work on this thread.
    */
   append(series: ReadonlyArray<{ id: string; rows: Float32Array }>): Promise<null> {
-    const ids = new Array<string>(series.length);
-    const ends = new Uint32Array(series.length);
-    let total = 0;
-    series.forEach((s, i) => {
-      ids[i] = s.id;
-      ends[i] = total += s.rows.length;
-    });
-    const rows = new Float32Array(total);
-    series.forEach((s, i) => rows.set(s.rows, i > 0 ? ends[i - 1]! : 0));
+    return this.appendPacked(packRows(series));
+  }
+
+  /**
+   * `append` of rows already packed (see PackedRows); its buffers are transferred to the worker,
+   * so the caller must not use them after.
+   */
+  appendPacked({ ids, ends, rows }: PackedRows): Promise<null> {
     return this.call('append', { ids, ends, rows }, [
       rows.buffer as ArrayBuffer,
       ends.buffer as ArrayBuffer,
@@ -133,4 +132,29 @@ export class LstmWorker {
     await this.worker.terminate();
     this.failAll(new Error('lstm worker closed'));
   }
+}
+
+/**
+ * Rows for many series in one buffer: series `ids[i]` gets `rows` from `ends[i - 1]` (0 for the
+ * first) to `ends[i]`, in floats; anything past the last end is unused (the worker's `append`
+ * message).
+ */
+export interface PackedRows {
+  ids: string[];
+  ends: Uint32Array;
+  rows: Float32Array;
+}
+
+/** Packs each series' rows into one PackedRows (copies them). */
+export function packRows(series: ReadonlyArray<{ id: string; rows: Float32Array }>): PackedRows {
+  const ids = new Array<string>(series.length);
+  const ends = new Uint32Array(series.length);
+  let total = 0;
+  series.forEach((s, i) => {
+    ids[i] = s.id;
+    ends[i] = total += s.rows.length;
+  });
+  const rows = new Float32Array(total);
+  series.forEach((s, i) => rows.set(s.rows, i > 0 ? ends[i - 1]! : 0));
+  return { ids, ends, rows };
 }

@@ -1,6 +1,6 @@
 import type { Logger } from '../../../common/logger.js';
 import type { LstmConfig } from '../config.js';
-import { LstmWorker } from './client.js';
+import { LstmWorker, packRows, type PackedRows } from './client.js';
 import type { FitResult } from './engine.js';
 import type { LstmSpec } from './model.js';
 import { loadLstm, saveLstm } from './persistence.js';
@@ -144,13 +144,21 @@ export class OnlineLstm {
     return this.lastFit;
   }
 
-  /** Appends rows (n × LSTM_FEATURES) per endpoint; transferred to the worker. */
+  /** Appends rows (n × LSTM_FEATURES) per endpoint; copied into one buffer for the worker. */
   append(batch: Array<{ id: string; rows: Float32Array }>): void {
-    if (batch.length === 0) return;
-    for (const b of batch)
-      this.rows.set(b.id, (this.rows.get(b.id) ?? 0) + b.rows.length / LSTM_FEATURES);
+    if (batch.length > 0) this.appendPacked(packRows(batch));
+  }
+
+  /** `append` of rows already packed; the buffers are transferred to the worker. */
+  appendPacked(packed: PackedRows): void {
+    const { ids, ends } = packed;
+    if (ids.length === 0) return;
+    for (let i = 0; i < ids.length; i++) {
+      const n = (ends[i]! - (i > 0 ? ends[i - 1]! : 0)) / LSTM_FEATURES;
+      this.rows.set(ids[i]!, (this.rows.get(ids[i]!) ?? 0) + n);
+    }
     this.appended = this.worker
-      .append(batch)
+      .appendPacked(packed)
       .then(() => undefined)
       .catch((err: Error) => this.options.logger.error({ err: err.message }, 'LSTM append failed'));
   }

@@ -13,7 +13,8 @@ export type WorkerRequest =
     }
   /**
    * Rows for many series in one buffer: series `ids[i]` gets `rows` from `ends[i - 1]` (0 for
-   * the first) to `ends[i]`, in floats. One transfer, not one per series.
+   * the first) to `ends[i]`, in floats (anything past the last end is unused). One transfer, not
+   * one per series.
    */
   | { id: number; op: 'append'; ids: string[]; ends: Uint32Array; rows: Float32Array }
   | { id: number; op: 'forget'; ids: string[] }
