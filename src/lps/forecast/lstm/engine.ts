@@ -4,7 +4,9 @@ import {
   compile,
   computeNormaliser,
   anchor,
+  LstmInference,
   outIndex,
+  readWeights,
   specKey,
   writeWindow,
   type LstmSpec,
@@ -65,14 +67,6 @@ function fromBase64(s: string): Float32Array {
 }
 
 /**
- * Series one inference batch holds at most. The WebAssembly memory that the model's intermediate
- * tensors take grows to the largest batch and is never given back: one batch of 20,000 endpoints
- * took it from 16 to 48 MB, batches of 4,096 to 23 MB (inference time within this machine's
- * noise: 200-265 ms against 219-242 ms).
- */
-const PREDICT_BATCH = 4096;
-
-/**
  * Rows each of `series` series keeps: maxRows, or an even share of maxTotalRows where that is
  * less, but at least 2 × (window + horizon) so that every series still offers windows to train on.
  */
@@ -99,6 +93,12 @@ export class LstmEngine {
   private readonly tf: Tf;
   private readonly options: EngineOptions;
   private model: LayersModel;
+  /**
+   * Inference over a copy of the model's weights, taken when a fit ends (and at start and on
+   * restore): forecasts asked during a fit come from the last finished model, not a half-trained
+   * one.
+   */
+  private inference: LstmInference;
   private readonly series = new Map<string, Series>();
   private fits = 0;
   private readonly random: () => number;
@@ -108,6 +108,7 @@ export class LstmEngine {
     this.spec = spec;
     this.options = options;
     this.model = buildModel(tf, spec);
+    this.inference = new LstmInference(readWeights(this.model, spec), spec);
     this.random = mulberry32(spec.seed);
   }
 
@@ -196,21 +197,16 @@ export class LstmEngine {
       if (s && end >= W - 1 && end < s.rows) ok.push(i);
     }
     if (ok.length === 0) return out;
-    const x = new Float32Array(ok.length * W * F);
+    // One window at a time through the model's forward pass in plain JS (LstmInference).
+    const x = new Float32Array(W * F);
+    const raw = new Float32Array(ok.length * per);
     ok.forEach((i, k) => {
       const s = this.series.get(items[i]!.id)!;
       const end = items[i]!.end ?? s.rows - 1;
       s.norm ??= computeNormaliser(s.data, end + 1, this.spec);
-      writeWindow(s.data, end, s.norm, this.spec, x, k * W * F);
+      writeWindow(s.data, end, s.norm, this.spec, x, 0);
+      this.inference.run(x, 0, raw, k * per);
     });
-    const tf = this.tf;
-    const input = tf.tensor3d(x, [ok.length, W, F]);
-    const pred = this.model.predict(input, {
-      batchSize: Math.min(ok.length, PREDICT_BATCH),
-    }) as ReturnType<Tf['tensor2d']>;
-    const raw = (await pred.data()) as Float32Array;
-    input.dispose();
-    pred.dispose();
     ok.forEach((i, k) => {
       const s = this.series.get(items[i]!.id)!;
       const end = items[i]!.end ?? s.rows - 1;
@@ -338,6 +334,7 @@ export class LstmEngine {
       loss = sum / batches;
     }
     tf.dispose([xs, ys]);
+    this.inference = new LstmInference(readWeights(this.model, this.spec), this.spec);
     this.fits++;
     return { loss, windows: n, epochs, ms: Date.now() - started };
   }
@@ -415,8 +412,10 @@ export class LstmEngine {
         throw new Error(`saved series ${id} has the wrong shape`);
       series.set(id, { data, rows: v.rows, norm: v.norm });
     }
+    const inference = new LstmInference(readWeights(model, this.spec), this.spec);
     this.model.dispose();
     this.model = model;
+    this.inference = inference;
     this.series.clear();
     for (const [id, v] of series) this.series.set(id, v);
     this.fits = s.fits ?? 1;

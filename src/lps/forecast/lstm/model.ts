@@ -160,3 +160,110 @@ export function anchor(data: Float32Array, end: number, j: number, spec: LstmSpe
   }
   return level;
 }
+
+/** The trained model's weights, copied out of TensorFlow.js for LstmInference. */
+export interface LstmWeights {
+  /** LSTM kernel, features × 4·units (gates i, f, c, o), row-major. */
+  kernel: Float32Array;
+  /** LSTM recurrent kernel, units × 4·units. */
+  recurrent: Float32Array;
+  /** LSTM bias, 4·units. */
+  bias: Float32Array;
+  /** Dense kernel, units × outputs. */
+  dense: Float32Array;
+  /** Dense bias, outputs. */
+  denseBias: Float32Array;
+}
+
+/** Copies the weights of a model buildModel made (or one restored from it), checking shapes. */
+export function readWeights(model: LayersModel, spec: LstmSpec): LstmWeights {
+  const { features: F, units: U } = spec;
+  const O = spec.targets * spec.horizon * 2;
+  const [lstm, dense] = model.layers;
+  const lw = lstm?.getWeights() ?? [];
+  const dw = dense?.getWeights() ?? [];
+  const want = [[F, 4 * U], [U, 4 * U], [4 * U], [U, O], [O]];
+  const all = [...lw, ...dw];
+  if (all.length !== want.length || all.some((t, i) => t.shape.join() !== want[i]!.join()))
+    throw new Error(
+      `LSTM model weights have shapes ${all.map((t) => `[${t.shape.join(',')}]`).join(' ')}, expected ${want.map((s) => `[${s.join(',')}]`).join(' ')}`,
+    );
+  const [kernel, recurrent, bias, denseKernel, denseBias] = all.map(
+    (t) => new Float32Array(t.dataSync() as Float32Array),
+  );
+  return {
+    kernel: kernel!,
+    recurrent: recurrent!,
+    bias: bias!,
+    dense: denseKernel!,
+    denseBias: denseBias!,
+  };
+}
+
+/** tfjs-layers' `hardSigmoid`, the LSTM's default recurrent activation. */
+function hardSigmoid(x: number): number {
+  const y = 0.2 * x + 0.5;
+  return y <= 0 ? 0 : y >= 1 ? 1 : y;
+}
+
+/**
+ * The model's forward pass in plain JavaScript, one window at a time: what `model.predict`
+ * computes (tfjs-layers' LSTM: gates i, f, c, o; hardSigmoid and tanh; zero initial state; then
+ * the dense layer), without TensorFlow.js's per-call overhead or the WebAssembly memory its
+ * tensors grow. For a model this small (8 units) that overhead was most of the inference time.
+ */
+export class LstmInference {
+  private readonly h: Float64Array;
+  private readonly c: Float64Array;
+  private readonly z: Float64Array;
+  private readonly outputs: number;
+
+  constructor(
+    private readonly weights: LstmWeights,
+    private readonly spec: LstmSpec,
+  ) {
+    this.h = new Float64Array(spec.units);
+    this.c = new Float64Array(spec.units);
+    this.z = new Float64Array(4 * spec.units);
+    this.outputs = spec.targets * spec.horizon * 2;
+  }
+
+  /** The outputs for the window at `x[xo..]` (window × features), written to `out[oo..]`. */
+  run(x: Float32Array, xo: number, out: Float32Array, oo: number): void {
+    const { window: W, features: F, units: U } = this.spec;
+    const G = 4 * U;
+    const { kernel, recurrent, bias, dense, denseBias } = this.weights;
+    const { h, c, z } = this;
+    h.fill(0);
+    c.fill(0);
+    for (let t = 0; t < W; t++) {
+      const at = xo + t * F;
+      for (let g = 0; g < G; g++) z[g] = bias[g]!;
+      for (let f = 0; f < F; f++) {
+        const v = x[at + f]!;
+        if (v === 0) continue;
+        const k = f * G;
+        for (let g = 0; g < G; g++) z[g]! += v * kernel[k + g]!;
+      }
+      for (let u = 0; u < U; u++) {
+        const v = h[u]!;
+        if (v === 0) continue;
+        const k = u * G;
+        for (let g = 0; g < G; g++) z[g]! += v * recurrent[k + g]!;
+      }
+      for (let u = 0; u < U; u++) {
+        const i = hardSigmoid(z[u]!);
+        const f = hardSigmoid(z[U + u]!);
+        const o = hardSigmoid(z[3 * U + u]!);
+        c[u] = f * c[u]! + i * Math.tanh(z[2 * U + u]!);
+        h[u] = o * Math.tanh(c[u]!);
+      }
+    }
+    const O = this.outputs;
+    for (let k = 0; k < O; k++) {
+      let a = denseBias[k]!;
+      for (let u = 0; u < U; u++) a += h[u]! * dense[u * O + k]!;
+      out[oo + k] = a;
+    }
+  }
+}
