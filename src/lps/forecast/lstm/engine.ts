@@ -3,7 +3,6 @@ import {
   buildModel,
   compile,
   computeNormaliser,
-  anchor,
   LstmInference,
   outIndex,
   readWeights,
@@ -197,30 +196,28 @@ export class LstmEngine {
       if (s && end >= W - 1 && end < s.rows) ok.push(i);
     }
     if (ok.length === 0) return out;
-    // One window at a time through the model's forward pass in plain JS (LstmInference).
+    // One window at a time through the model's forward pass in plain JS (LstmInference), its
+    // outputs relative to the window's anchors (centre) and scaled by the series' scale.
     const x = new Float32Array(W * F);
-    const raw = new Float32Array(ok.length * per);
-    ok.forEach((i, k) => {
+    const raw = new Float32Array(per);
+    const centre = new Float64Array(T);
+    for (const i of ok) {
       const s = this.series.get(items[i]!.id)!;
       const end = items[i]!.end ?? s.rows - 1;
       s.norm ??= computeNormaliser(s.data, end + 1, this.spec);
-      writeWindow(s.data, end, s.norm, this.spec, x, 0);
-      this.inference.run(x, 0, raw, k * per);
-    });
-    ok.forEach((i, k) => {
-      const s = this.series.get(items[i]!.id)!;
-      const end = items[i]!.end ?? s.rows - 1;
+      writeWindow(s.data, end, s.norm, this.spec, x, 0, centre);
+      this.inference.run(x, 0, raw, 0);
       for (let j = 0; j < T; j++) {
-        const last = anchor(s.data, end, j, this.spec);
-        const sd = s.norm!.std[j]!;
+        const last = centre[j]!;
+        const sd = s.norm.std[j]!;
         for (let h = 1; h <= H; h++) {
-          const med = last + sd * raw[k * per + outIndex(this.spec, j, h, 0)]!;
-          const up = last + sd * raw[k * per + outIndex(this.spec, j, h, 1)]!;
+          const med = last + sd * raw[outIndex(this.spec, j, h, 0)]!;
+          const up = last + sd * raw[outIndex(this.spec, j, h, 1)]!;
           out[i * per + outIndex(this.spec, j, h, 0)] = med;
           out[i * per + outIndex(this.spec, j, h, 1)] = Math.max(med, up);
         }
       }
-    });
+    }
     return out;
   }
 
@@ -297,10 +294,11 @@ export class LstmEngine {
     if (n === 0) return { loss: NaN, windows: 0, epochs: 0, ms: Date.now() - started };
     const x = new Float32Array(n * W * F);
     const y = new Float32Array(n * per);
+    const centre = new Float64Array(T);
     windows.forEach(([s, end], k) => {
-      writeWindow(s.data, end, s.norm!, this.spec, x, k * W * F);
+      writeWindow(s.data, end, s.norm!, this.spec, x, k * W * F, centre);
       for (let j = 0; j < T; j++) {
-        const last = anchor(s.data, end, j, this.spec);
+        const last = centre[j]!;
         for (let h = 1; h <= H; h++) {
           const v = s.data[(end + h) * F + j]!;
           const d = (v - last) / s.norm!.std[j]!;

@@ -114,7 +114,8 @@ const INPUT_CLIP = 10;
 /**
  * Writes the normalised window ending at row `end` (inclusive) into `out` at
  * `offset`: each target as (value - anchor) / scale, clipped; time of day as is.
- * Missing values become 0 (the anchor).
+ * Missing values become 0 (the anchor). Each target's anchor is left in `centre`
+ * (spec.targets long), which the outputs are relative to as well.
  */
 export function writeWindow(
   data: Float32Array,
@@ -123,11 +124,12 @@ export function writeWindow(
   spec: LstmSpec,
   out: Float32Array,
   offset: number,
+  centre: Float64Array,
 ): void {
   const F = spec.features;
   // Inputs are relative to the window's own anchor, not to the series mean: a level
   // that drifted far from the history it was normalised on would otherwise clip.
-  const centre = norm.mean.map((_, j) => anchor(data, end, j, spec));
+  for (let j = 0; j < spec.targets; j++) centre[j] = anchor(data, end, j, spec);
   for (let r = 0; r < spec.window; r++) {
     const src = (end - spec.window + 1 + r) * F;
     const dst = offset + r * F;
