@@ -48,6 +48,12 @@ export interface AgentOptions {
   random?: () => number;
   /** TLS (mutual TLS with a certificate) and bearer token towards the LPS; absent: plaintext. */
   security?: ClientSecurity | undefined;
+  /**
+   * Sample at whole multiples of the interval on the host clock (the Unix epoch's), so agents on
+   * hosts whose clocks agree (NTP) report together and the LPS scores right after their samples
+   * arrive (lps.scoreOnReports). false: every interval from the agent's start. Default true.
+   */
+  alignToClock?: boolean;
 }
 
 const ENDPOINT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -75,6 +81,8 @@ export class Agent {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private lastTickAt = 0;
+  /** The same moment on the wall clock (Date.now), which aligned ticks follow. */
+  private lastTickWallMs = 0;
   /** When the previous sample was taken: the span its rates and counts cover ends there. */
   private lastSampleAt = NaN;
   private stopped = false;
@@ -136,6 +144,7 @@ export class Agent {
         address: opts.address,
         lps: opts.lps,
         intervalSeconds: agent.reporter.intervalSeconds,
+        alignedToClock: opts.alignToClock !== false,
         probe: agent.probe.kind,
         ownCpu: opts.ownCpu?.kind ?? 'unknown',
         requests: opts.requests ? 'metrics' : opts.sampler ? 'load report' : 'unknown',
@@ -144,6 +153,7 @@ export class Agent {
       'agent started',
     );
     agent.lastTickAt = performance.now();
+    agent.lastTickWallMs = Date.now();
     agent.reporter.start();
     agent.reschedule();
     return agent;
@@ -178,16 +188,24 @@ export class Agent {
     this.logger.info({ ticks: this.ticks, failedTicks: this.failedTicks }, 'agent stopped');
   }
 
-  /** Next tick one interval after the last one started (at once if that is past). */
+  /**
+   * Next tick at the next whole multiple of the interval on the host clock (alignedDelay), or,
+   * unaligned, one interval after the last one started (at once if that is past).
+   */
   private reschedule(): void {
     if (this.stopped || this.inFlight) return; // a running tick schedules the next when it ends
     clearTimeout(this.timer);
-    const due = this.lastTickAt + this.reporter.intervalSeconds * 1000;
-    this.timer = setTimeout(() => this.tick(), Math.max(0, due - performance.now()));
+    const intervalMs = this.reporter.intervalSeconds * 1000;
+    const delay =
+      this.opts.alignToClock === false
+        ? this.lastTickAt + intervalMs - performance.now()
+        : alignedDelay(Date.now(), this.lastTickWallMs, intervalMs);
+    this.timer = setTimeout(() => this.tick(), Math.max(0, delay));
   }
 
   private tick(): void {
     this.lastTickAt = performance.now();
+    this.lastTickWallMs = Date.now();
     this.inFlight = this.sampleOnce().finally(() => {
       this.inFlight = undefined;
       this.reschedule();
@@ -290,4 +308,15 @@ function validate(opts: AgentOptions): void {
       `the replay buffer must hold at least 1 sample, got ${buffer}`,
     );
   }
+}
+
+/**
+ * Milliseconds from `nowMs` to the next tick of an agent aligned to the clock: the first whole
+ * multiple of `intervalMs` (counted from the Unix epoch) that is at least half an interval after
+ * the last tick (`lastTickMs`: a timer that fired a little early, or a new interval, never makes
+ * two ticks in a row) and not in the past (a tick that overran skips the multiples it missed).
+ */
+export function alignedDelay(nowMs: number, lastTickMs: number, intervalMs: number): number {
+  const earliest = Math.max(nowMs, lastTickMs + intervalMs / 2);
+  return Math.ceil(earliest / intervalMs) * intervalMs - nowMs;
 }

@@ -17,6 +17,8 @@ interface AgentFlags {
   healthTcp?: boolean;
   healthNone?: boolean;
   interval: string;
+  /** False with --no-align. */
+  align: boolean;
   healthTimeout: string;
   locality?: string;
   label: Record<string, string>;
@@ -114,6 +116,10 @@ export function registerAgentCommand(program: Command): void {
       exclusive('--health-none', 'healthNone', 'do not probe; response time is reported as 0'),
     )
     .option('--interval <seconds>', 'seconds between samples until the LPS sets another', '1')
+    .option(
+      '--no-align',
+      "sample every interval from the agent's start, not at whole multiples of the interval on the host clock",
+    )
     .option('--health-timeout <seconds>', 'seconds before a probe counts as failed', '1')
     .option('--locality <region/zone/subzone>', 'where the endpoint runs')
     .option('--label <key=value>', 'a label for the endpoint (repeatable)', collectLabel, {})
@@ -237,6 +243,7 @@ export function registerAgentCommand(program: Command): void {
         locality: flags.locality ? parseLocality(flags.locality) : undefined,
         labels: flags.label,
         intervalSeconds: parseDurationSeconds(flags.interval, '--interval'),
+        alignToClock: flags.align,
         probe: probeSpec(flags),
         healthTimeoutSeconds: parseDurationSeconds(flags.healthTimeout, '--health-timeout'),
         bufferSize: positiveInt(flags.buffer, '--buffer'),

@@ -90,8 +90,17 @@ export const lpsConfigSchema = z
       .int()
       .min(0)
       .default(64 << 20),
-    /** How often prioritized lists are recomputed, seconds. */
+    /** How often prioritized lists are recomputed, seconds (at the latest: see scoreOnReports). */
     scoreInterval: z.number().positive().default(1),
+    /**
+     * A tick comes early, as soon as this share of the connected endpoints that report once per
+     * tick (monitoring interval within ±25 % of scoreInterval) have sent a sample since the last
+     * one, but no sooner than half a scoreInterval after it: the lists then follow the newest
+     * samples within milliseconds instead of up to an interval later (agents sample at whole
+     * multiples of their interval on the host clock, so a fleet reports together). 0: ticks on the
+     * clock only.
+     */
+    scoreOnReports: z.number().min(0).max(1).default(0.95),
     /** Largest message an agent may send, bytes. */
     maxMessageBytes: z
       .number()

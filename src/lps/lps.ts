@@ -160,7 +160,7 @@ export class Lps {
       metrics: this.metrics,
       logger: this.options.logger.child({ part: 'state' }),
     });
-    this.prioritizer.start(this.options.config.scoreInterval);
+    this.prioritizer.start(this.options.config.scoreInterval, this.options.config.scoreOnReports);
     await this.prioritizer.recompute();
   }
 

@@ -9,6 +9,8 @@ export class LpsMetrics {
   readonly endpoints: Gauge<'state'>;
   readonly protocolErrors: Counter<'code'>;
   readonly scoringSeconds: Histogram;
+  readonly scoringTicks: Counter<'trigger'>;
+  readonly sampleAgeAtScoring: Gauge;
   readonly listVersions: Counter;
   readonly unresolvedEndpoints: Gauge;
   readonly dataDirFreeBytes: Gauge;
@@ -58,6 +60,17 @@ export class LpsMetrics {
       name: 'augur_lps_scoring_duration_seconds',
       help: 'Time to score every endpoint and rebuild the prioritized lists',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.scoringTicks = new Counter({
+      name: 'augur_lps_scoring_ticks_total',
+      help: 'Scoring ticks by what started them: the clock (lps.scoreInterval), the reports (lps.scoreOnReports: the samples of the interval were in) or a change of membership',
+      labelNames: ['trigger'],
+      registers,
+    });
+    this.sampleAgeAtScoring = new Gauge({
+      name: 'augur_lps_sample_age_at_scoring_seconds',
+      help: 'At the last tick, how long ago the newest sample of each connected endpoint that reports once per tick had arrived (mean): how stale the data of a decision is',
       registers,
     });
     this.listVersions = new Counter({

@@ -5,8 +5,11 @@ import { ListStore } from './list-store.js';
 import { EndpointStateLog } from './state-log.js';
 import type { LpsMetrics } from './metrics.js';
 import { fieldBytes, fitReply } from './reply-size.js';
-import type { EndpointStore } from './store.js';
+import { inStep, type EndpointStore } from './store.js';
 import { EndpointState, type EndpointRecord, type Scorer } from './types.js';
+
+/** What started a scoring tick (augur_lps_scoring_ticks_total's label). */
+export type TickTrigger = 'clock' | 'reports' | 'change';
 
 /** Scores and weights are compared at this precision when deciding if a list changed. */
 const PRECISION = 1e4;
@@ -15,7 +18,8 @@ const PRECISION = 1e4;
  * Keeps the prioritized endpoint list of every service: once per tick (and
  * soon after any membership change) it asks the Scorer to judge every
  * endpoint, sorts each service best first, normalises weights to shares, and
- * publishes a new version of each list whose content changed.
+ * publishes a new version of each list whose content changed. A tick comes
+ * once the interval's samples are in (lps.scoreOnReports), or on the clock.
  */
 export class Prioritizer extends ListStore {
   private readonly fingerprints = new Map<string, string>();
@@ -24,6 +28,13 @@ export class Prioritizer extends ListStore {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private rerun = false;
+  private rerunTrigger: TickTrigger = 'change';
+  private started = false;
+  private intervalMs = 1000;
+  private reportShare = 0;
+  /** When the newest tick began (wall clock, ms). */
+  private tickStartedMs = 0;
+  private readonly onReports = () => this.reportsIn();
   private soon: NodeJS.Immediate | undefined;
   private readonly stateLog: EndpointStateLog;
   /** Per service, the ids last left out for lps.maxReplyBytes (logged when they change). */
@@ -48,13 +59,21 @@ export class Prioritizer extends ListStore {
     this.scorer = scorer;
   }
 
-  start(intervalSeconds: number): void {
-    this.timer = setInterval(() => void this.recompute(), intervalSeconds * 1000);
-    this.timer.unref();
+  /**
+   * Ticks every `intervalSeconds` at the latest; with `reportShare` > 0 a tick comes early once
+   * that share of the endpoints reporting once per tick have sent a sample since the last one
+   * (EndpointStore.markRound), but no sooner than half an interval after it.
+   */
+  start(intervalSeconds: number, reportShare = 0): void {
+    this.intervalMs = intervalSeconds * 1000;
+    this.reportShare = reportShare;
+    this.started = true;
+    this.arm(Date.now() + this.intervalMs, 'clock');
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
+    this.started = false;
+    clearTimeout(this.timer);
     if (this.soon) clearImmediate(this.soon);
     await this.running;
   }
@@ -64,24 +83,30 @@ export class Prioritizer extends ListStore {
     if (this.soon) return;
     this.soon = setImmediate(() => {
       this.soon = undefined;
-      void this.recompute();
+      void this.recompute('change');
     });
   }
 
-  /** Recomputes every list now; concurrent calls share one run plus at most one more. */
-  async recompute(): Promise<void> {
+  /**
+   * Recomputes every list now; concurrent calls share one run plus at most one more.
+   * `trigger`: what asked, as counted in augur_lps_scoring_ticks_total.
+   */
+  async recompute(trigger: TickTrigger = 'change'): Promise<void> {
     if (this.running) {
       this.rerun = true;
+      this.rerunTrigger = trigger;
       return this.running;
     }
     this.running = (async () => {
+      let next = trigger;
       do {
         this.rerun = false;
         try {
-          await this.computeOnce(Date.now());
+          await this.computeOnce(Date.now(), next);
         } catch (err) {
           this.logger.error({ err }, 'scoring failed; keeping the previous lists');
         }
+        next = this.rerunTrigger;
       } while (this.rerun);
     })();
     try {
@@ -91,17 +116,45 @@ export class Prioritizer extends ListStore {
     }
   }
 
-  private async computeOnce(nowMs: number): Promise<void> {
+  /** The next tick at `atMs` (wall clock), replacing the one planned. */
+  private arm(atMs: number, trigger: TickTrigger): void {
+    if (!this.started) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.recompute(trigger), Math.max(0, atMs - Date.now()));
+    this.timer.unref();
+  }
+
+  /** The store says the round's reports are in: tick now, or once half an interval has passed. */
+  private reportsIn(): void {
+    this.arm(this.tickStartedMs + this.intervalMs / 2, 'reports');
+  }
+
+  private async computeOnce(nowMs: number, trigger: TickTrigger): Promise<void> {
     const stopTimer = this.metrics.scoringSeconds.startTimer();
+    this.metrics.scoringTicks.inc({ trigger });
+    // A new round: samples stored from here on are the next tick's news.
+    this.tickStartedMs = nowMs;
+    if (this.started) {
+      this.store.markRound(this.reportShare, this.onReports);
+      this.arm(nowMs + this.intervalMs, 'clock');
+    }
     this.store.forgetSilent(nowMs, (_record, reason) => this.metrics.forgotten.inc({ reason }));
     const records = this.store.all();
     const states = new Map<string, EndpointState>();
     const counts = new Map<EndpointState, number>();
+    const scoreInterval = this.store.config.scoreInterval;
+    let ageSum = 0;
+    let aged = 0;
     for (const r of records) {
       const s = this.store.stateOf(r, nowMs);
       states.set(r.id, s);
       counts.set(s, (counts.get(s) ?? 0) + 1);
+      if (r.connected && inStep(r.interval, scoreInterval)) {
+        ageSum += nowMs - r.lastSeenMs;
+        aged++;
+      }
     }
+    if (aged > 0) this.metrics.sampleAgeAtScoring.set(ageSum / aged / 1000);
     this.stateLog.observe(records, states, nowMs);
     for (const [state, label] of STATE_LABELS)
       this.metrics.endpoints.set({ state: label }, counts.get(state) ?? 0);

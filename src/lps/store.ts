@@ -49,6 +49,11 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
   readonly config: LpsConfig;
   /** Set once the state on disk has been restored; restoring must not write it again. */
   journal: StoreJournal | undefined;
+  /** The scoring round (markRound), the in-step endpoints that reported in it, and the goal. */
+  private round = 0;
+  private reported = 0;
+  private reportsWanted = Infinity;
+  private onReports: (() => void) | undefined;
 
   constructor(config: LpsConfig) {
     super();
@@ -133,6 +138,7 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
         lastSeenMs: nowMs,
         leftAtMs: 0,
         samplesStored: 0,
+        reportRound: -1,
         series: this.newRing(),
       };
       this.records.set(record.id, record);
@@ -188,7 +194,33 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
     record.lastSeenMs = nowMs;
     record.samplesStored++;
     this.journal?.sample(record.id, sample);
+    if (record.reportRound !== this.round) {
+      record.reportRound = this.round;
+      if (
+        inStep(record.interval, this.config.scoreInterval) &&
+        ++this.reported === this.reportsWanted
+      )
+        this.onReports?.();
+    }
     return true;
+  }
+
+  /**
+   * Starts a scoring round (the prioritizer, as a tick begins): from now on, once `share` of the
+   * connected endpoints that report once per tick (an interval within ±25 % of
+   * lps.scoreInterval: inStep) have stored a sample, `onReports` is called, once. Endpoints that
+   * report several times a tick, or once in several, never hold a tick back or bring it forward.
+   * `share` 0: never called. Returns how many endpoints the round waits for.
+   */
+  markRound(share: number, onReports: (() => void) | undefined): number {
+    this.round++;
+    this.reported = 0;
+    let expected = 0;
+    for (const r of this.records.values())
+      if (r.connected && inStep(r.interval, this.config.scoreInterval)) expected++;
+    this.reportsWanted = share > 0 && expected > 0 ? Math.ceil(share * expected) : Infinity;
+    this.onReports = onReports;
+    return this.reportsWanted === Infinity ? 0 : this.reportsWanted;
   }
 
   /**
@@ -364,3 +396,11 @@ function storedSampleOf(record: EndpointRecord, s: EndpointData, nowMs: number):
 }
 
 export type { Capacity, Locality };
+
+/**
+ * An endpoint whose monitoring interval is the scoring interval, within ±25 %: its newest sample
+ * is fresh at a tick only if the tick comes after it (see EndpointStore.markRound).
+ */
+export function inStep(intervalSeconds: number, scoreIntervalSeconds: number): boolean {
+  return Math.abs(intervalSeconds - scoreIntervalSeconds) <= 0.25 * scoreIntervalSeconds;
+}

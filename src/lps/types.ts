@@ -30,6 +30,11 @@ export interface EndpointRecord {
   /** LPS clock when its last stream ended, ms; 0 while one is open or none ended in this process. */
   leftAtMs: number;
   samplesStored: number;
+  /**
+   * The store's scoring round in which this endpoint last reported (EndpointStore.markRound);
+   * the store's own records start at -1, records made elsewhere may leave it out.
+   */
+  reportRound?: number;
   readonly series: SampleRing;
 }
 

@@ -149,6 +149,33 @@ describe('agents streaming to the LPS', () => {
     }
   });
 
+  it('samples at whole multiples of its interval on the host clock, or every interval from its start with alignToClock false', async () => {
+    const lps = await startLps();
+    const store = lps.lps.store;
+    const phaseOf = (ms: number) => ms % 500;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+    // Start half an interval off the clock's multiples of 0.5 s.
+    await new Promise((r) => setTimeout(r, (750 - phaseOf(Date.now())) % 500));
+    await startAgent(lps.grpcAddress, 'aligned', { intervalSeconds: 0.5 });
+    const free = await startAgent(lps.grpcAddress, 'free', {
+      intervalSeconds: 0.5,
+      alignToClock: false,
+    });
+    const startPhase = phaseOf(Date.now());
+    await waitFor(
+      '6 samples from each agent',
+      () => ['aligned', 'free'].every((id) => (store.get(id)?.samplesStored ?? 0) >= 6),
+      40,
+    );
+    expect(free.intervalSeconds).toBe(0.5);
+    const phases = (id: string) =>
+      Array.from(store.get(id)!.series.column('timestamp')).map(phaseOf);
+    // A timer fires a little late, never early by much: the phases sit just past 0.
+    expect(median(phases('aligned'))).toBeLessThan(100);
+    const drift = Math.abs(median(phases('free')) - startPhase);
+    expect(Math.min(drift, 500 - drift)).toBeLessThan(100);
+  });
+
   it('follows a monitoring interval set by the LPS within one tick', async () => {
     const lps = await startLps();
     const ids = ['iv-a', 'iv-b'];

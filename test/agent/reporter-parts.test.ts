@@ -4,7 +4,7 @@ import type { EndpointData } from '../../src/gen/augur/v1/telemetry.js';
 import { SampleBuffer } from '../../src/agent/sample-buffer.js';
 import { DEFAULT_BACKOFF, backoffDelaySeconds } from '../../src/agent/telemetry-client.js';
 import { parseLocality } from '../../src/agent/cli.js';
-import { Agent, type AgentOptions } from '../../src/agent/agent.js';
+import { Agent, alignedDelay, type AgentOptions } from '../../src/agent/agent.js';
 
 const sample = (sequence: number): EndpointData => ({
   endpointId: 'e',
@@ -58,6 +58,20 @@ describe('SampleBuffer', () => {
       [7],
     ]);
     expect(() => new SampleBuffer(0)).toThrow(RangeError);
+  });
+});
+
+describe('ticks aligned to the clock', () => {
+  it('waits for the next whole multiple of the interval, at least half an interval after the last tick', () => {
+    expect(alignedDelay(10_250, 10_000, 1000)).toBe(750);
+    // A timer that fired just before the multiple does not tick again just after it.
+    expect(alignedDelay(11_000.5, 10_999.5, 1000)).toBe(999.5);
+    // A tick that overran its interval skips the multiple it missed.
+    expect(alignedDelay(11_200, 10_000, 1000)).toBe(800);
+    // A longer interval: multiples of 5 s.
+    expect(alignedDelay(12_345, 10_000, 5000)).toBe(2655);
+    // Sub-second intervals.
+    expect(alignedDelay(1_000_030, 1_000_000, 100)).toBe(70);
   });
 });
 

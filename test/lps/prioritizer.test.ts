@@ -1,12 +1,14 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import type { Registry } from 'prom-client';
 import { createRegistry } from '../../src/common/http-host.js';
 import { ProbeHealth } from '../../src/gen/augur/v1/common.js';
 import type { ScoreParts } from '../../src/gen/augur/v1/load_prediction.js';
-import { hostNamesConfigSchema } from '../../src/lps/config.js';
+import { hostNamesConfigSchema, lpsConfigSchema } from '../../src/lps/config.js';
 import { HostNameResolver } from '../../src/lps/host-names.js';
 import { LpsMetrics } from '../../src/lps/metrics.js';
 import { Prioritizer } from '../../src/lps/prioritizer.js';
+import { EndpointStore } from '../../src/lps/store.js';
 import { EndpointState, type Assessment, type Scorer } from '../../src/lps/types.js';
 import { addEndpoint, makeStore } from '../dashboard/support.js';
 import { makeSample } from '../support/raw-agent.js';
@@ -75,4 +77,122 @@ describe('the prioritized list', () => {
       });
     await prioritizer.stop();
   });
+});
+
+/** One more sample of `id`, received now. */
+function report(store: EndpointStore, id: string): void {
+  const r = store.get(id)!;
+  store.append(r, makeSample({ sequence: r.lastSequence + 1 }), Date.now());
+}
+
+async function metricValue(registry: Registry, name: string, labels = ''): Promise<number> {
+  const text = await registry.metrics();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+  return line ? Number(line.split(' ')[1]) : NaN;
+}
+
+describe('ticks that follow the reports (lps.scoreOnReports)', () => {
+  it('counts, once per round, the connected endpoints that report once per tick', () => {
+    const store = new EndpointStore(lpsConfigSchema.parse({ scoreInterval: 1, ringSize: 64 }));
+    const now = Date.now();
+    for (const id of ['a', 'b', 'c', 'fast', 'slow', 'gone']) addEndpoint(store, id, now);
+    store.setInterval(['fast'], 0.2);
+    store.setInterval(['slow'], 5);
+    store.disconnect(store.get('gone')!, false);
+    let calls = 0;
+    // a, b and c are in step (0.2 s and 5 s are not, a disconnected one is not expected).
+    expect(store.markRound(0.6, () => calls++)).toBe(2);
+    report(store, 'fast');
+    report(store, 'slow');
+    report(store, 'a');
+    report(store, 'a');
+    expect(calls).toBe(0);
+    report(store, 'b');
+    expect(calls).toBe(1);
+    report(store, 'c');
+    expect(calls).toBe(1);
+    // A new round counts afresh.
+    expect(store.markRound(1, () => calls++)).toBe(3);
+    report(store, 'a');
+    report(store, 'b');
+    expect(calls).toBe(1);
+    report(store, 'c');
+    expect(calls).toBe(2);
+    // Share 0: the clock only.
+    expect(store.markRound(0, () => calls++)).toBe(0);
+    for (const id of ['a', 'b', 'c']) report(store, id);
+    expect(calls).toBe(2);
+  });
+
+  it('scores as soon as the samples are in, half an interval after the last tick at the soonest, and counts what started each tick', async () => {
+    // A 3 s interval: the clock would tick at 3 s; the reports at 1.5 s (the soonest) and at once.
+    const store = new EndpointStore(
+      lpsConfigSchema.parse({ scoreInterval: 3, defaultInterval: 3, ringSize: 64 }),
+    );
+    for (const id of ['a', 'b', 'c']) addEndpoint(store, id, Date.now());
+    const ticks: number[] = [];
+    const recording: Scorer = {
+      assess: (endpoints, _states, nowMs) => {
+        ticks.push(nowMs);
+        return saturated.assess(endpoints, _states, nowMs);
+      },
+    };
+    const registry = createRegistry(false);
+    const prioritizer = new Prioritizer(
+      store,
+      recording,
+      new LpsMetrics(registry),
+      pino({ level: 'silent' }),
+      new HostNameResolver({
+        ...hostNamesConfigSchema.parse({}),
+        logger: pino({ level: 'silent' }),
+        onChange: () => {},
+      }),
+    );
+    const until = async (n: number) => {
+      for (let waited = 0; ticks.length < n; waited += 10) {
+        if (waited > 10_000) throw new Error(`tick ${n} did not come within 10 s`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    try {
+      prioritizer.start(3, 1);
+      await prioritizer.recompute();
+      const t0 = ticks[0]!;
+      // Every endpoint reports right after the tick: the next waits for half an interval.
+      for (const id of ['a', 'b', 'c']) report(store, id);
+      await until(2);
+      expect(ticks[1]! - t0).toBeGreaterThanOrEqual(1490);
+      expect(ticks[1]! - t0).toBeLessThan(2700);
+      // Past half an interval, the last report starts the tick at once.
+      await new Promise((r) => setTimeout(r, 1700 - (Date.now() - ticks[1]!)));
+      report(store, 'a');
+      report(store, 'b');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(ticks).toHaveLength(2);
+      const sent = Date.now();
+      report(store, 'c');
+      await until(3);
+      expect(ticks[2]! - sent).toBeLessThan(600);
+      expect(ticks[2]! - ticks[1]!).toBeLessThan(2900);
+      expect(
+        await metricValue(registry, 'augur_lps_scoring_ticks_total', '{trigger="reports"}'),
+      ).toBe(2);
+      expect(
+        await metricValue(registry, 'augur_lps_scoring_ticks_total', '{trigger="change"}'),
+      ).toBe(1);
+      // The newest samples were at most ~0.2 s old at that tick.
+      expect(await metricValue(registry, 'augur_lps_sample_age_at_scoring_seconds')).toBeLessThan(
+        0.7,
+      );
+      // Without reports, the clock.
+      await until(4);
+      expect(ticks[3]! - ticks[2]!).toBeGreaterThanOrEqual(2990);
+      expect(
+        await metricValue(registry, 'augur_lps_scoring_ticks_total', '{trigger="clock"}'),
+      ).toBe(1);
+    } finally {
+      await prioritizer.stop();
+    }
+  }, 20_000);
 });
