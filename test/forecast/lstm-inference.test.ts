@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { mulberry32 } from '../../src/lps/forecast/random.js';
 import {
+  fastTanh,
   buildModel,
   LstmInference,
   readWeights,
@@ -58,5 +59,20 @@ describe('LstmInference', () => {
     const model = buildModel(tf, tiny);
     expect(() => readWeights(model, production)).toThrow(/weights have shapes .* expected/);
     model.dispose();
+  });
+});
+
+describe('fastTanh', () => {
+  test('is within 3e-8 of Math.tanh everywhere, and keeps NaN and the infinities', () => {
+    let worst = 0;
+    for (let x = -12; x <= 12; x += 1 / 4099)
+      worst = Math.max(worst, Math.abs(fastTanh(x) - Math.tanh(x)));
+    for (const x of [-9, -8.999, 0, 1e-9, -1e-9, 8.999, 9, 1e6, -1e6])
+      worst = Math.max(worst, Math.abs(fastTanh(x) - Math.tanh(x)));
+    expect(worst).toBeLessThan(3.1e-8);
+    expect(fastTanh(0)).toBe(0);
+    expect(fastTanh(Infinity)).toBe(1);
+    expect(fastTanh(-Infinity)).toBe(-1);
+    expect(fastTanh(NaN)).toBeNaN();
   });
 });
