@@ -157,6 +157,8 @@ if (profiler) {
 }
 const lag = monitorEventLoopDelay({ resolution: 1 });
 const cpuPerEndpointUs: number[] = [];
+/** The serving (main) thread's own share of each measured tick's CPU. */
+const mainCpuPerEndpointUs: number[] = [];
 let seq = config.ringSize;
 for (let t = 0; t < WARMUP + TICKS; t++) {
   // One sample per endpoint per tick, at 1 s, as agents at the default interval send them.
@@ -168,13 +170,18 @@ for (let t = 0; t < WARMUP + TICKS; t++) {
   if (t === WARMUP) lag.enable();
   if (profiler && t === WARMUP) await profiler.post('Profiler.start');
   const c0 = process.cpuUsage();
+  const m0 = mainThreadCpuUs();
   await scorer.assess(records, states, now);
   const c = process.cpuUsage(c0);
+  const m = mainThreadCpuUs() - m0;
   // The LSTM's first fit (started by the first tick) ends within the warm-up: a measured tick
   // then costs what a tick costs between fits (its inference included; the worker's CPU is the
   // process's).
   if (t < WARMUP) await (await scorer.lstmStarted())?.settled();
-  if (t >= WARMUP) cpuPerEndpointUs.push((c.user + c.system) / N);
+  if (t >= WARMUP) {
+    cpuPerEndpointUs.push((c.user + c.system) / N);
+    mainCpuPerEndpointUs.push(m / N);
+  }
   await new Promise((r) => setTimeout(r, Math.max(0, tickAt - Date.now())));
 }
 lag.disable();
@@ -195,12 +202,30 @@ process.stdout.write(
     heapKb: kb(scored.heapUsed, before.heapUsed),
     arrayBuffersKb: kb(scored.arrayBuffers, before.arrayBuffers),
     cpuPerEndpointUs,
+    mainCpuPerEndpointUs,
     lagP99Ms: lag.percentile(99) / 1e6,
     lagMaxMs: lag.max / 1e6,
   }) + '\n',
 );
 await scorer.close();
 process.exit(0);
+
+/**
+ * CPU time of this process's main thread alone, µs: utime + stime of /proc/self/task/<pid>/stat
+ * (the main thread's id is the process's), in clock ticks of 10 ms (USER_HZ 100, as on every
+ * Linux this runs on). process.cpuUsage counts every thread: the LSTM worker, V8's concurrent GC
+ * and libuv's pool too. NaN where /proc cannot be read.
+ */
+function mainThreadCpuUs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is the 3rd, utime the 14th.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10_000;
+  } catch {
+    return NaN;
+  }
+}
 
 interface ProfileNode {
   id: number;
