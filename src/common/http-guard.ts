@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Presented } from './auth.js';
 import { globRegExp, isLoopbackHost } from './security.js';
 import { quoted } from './text.js';
-import type { TlsMaterial } from './tls.js';
+import { verifiedPeerCertificate, type TlsMaterial } from './tls.js';
 
 /*
  * What guards the HTTP address (docs/security.md, "The HTTP address"):
@@ -180,8 +180,7 @@ export class HostGuard {
  */
 export function presentedByRequest(req: IncomingMessage): Presented {
   const socket = req.socket as Partial<TLSSocket>;
-  const certificate =
-    socket.encrypted && socket.authorized ? socket.getPeerCertificate?.() : undefined;
+  const certificate = socket.encrypted ? verifiedPeerCertificate(socket as TLSSocket) : undefined;
   let authorization = req.headers.authorization;
   const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization ?? '')?.[1];
   if (basic !== undefined) {
@@ -193,7 +192,7 @@ export function presentedByRequest(req: IncomingMessage): Presented {
     authorization = token ? `Bearer ${token}` : undefined;
   }
   return {
-    certificate: certificate && Object.keys(certificate).length > 0 ? certificate : undefined,
+    certificate,
     authorization,
   };
 }

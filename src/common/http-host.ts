@@ -9,7 +9,7 @@ import { formatHostPort, parseHostPort, type HostPort } from './address.js';
 import { HostGuard, presentedByRequest, SECURITY_HEADERS } from './http-guard.js';
 import type { Logger } from './logger.js';
 import { checkPlaintext, isLoopbackHost, type Role } from './security.js';
-import type { TlsMaterial } from './tls.js';
+import { refuseRenegotiation, type TlsMaterial } from './tls.js';
 
 export type HttpHandler = (
   req: IncomingMessage,
@@ -70,6 +70,7 @@ export class HttpHost {
     if (tls) {
       const server = createHttpsServer(tls.serverOptions(), handle);
       tls.on('change', (context) => server.setSecureContext(context));
+      refuseRenegotiation(server);
       this.server = server;
     } else this.server = createServer(handle);
     this.server.keepAliveTimeout = 5_000;

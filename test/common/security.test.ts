@@ -7,6 +7,8 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
+import http2 from 'node:http2';
+import { PROCESS_PATH } from '../../src/rrm/ext-proc/http2-listener.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -45,6 +47,7 @@ function serve(files: CertFiles): void {
 }
 
 const AGENT_WEB_1 = 'spiffe://augur.test/agent/web-1';
+const HEALTHZ = 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n';
 const principals = [
   { name: AGENT_WEB_1, roles: ['agent'], endpoints: 'web-1', services: 'web' },
   { name: 'spiffe://augur.test/rrm', roles: ['dataPlane'] },
@@ -79,6 +82,7 @@ describe('mutual TLS (client certificates optional, identities configured)', () 
   beforeAll(async () => {
     serve(ca.issue('server', { dns: ['augur'] }));
     plane = await startTestPlane({
+      rrm: { extProcListen: '127.0.0.1:0' },
       security: {
         tls: { ...served, ca: ca.cert, clientCert: 'optional', reloadInterval: 0.05 },
         principals,
@@ -181,6 +185,123 @@ describe('mutual TLS (client certificates optional, identities configured)', () 
       req.end();
     });
     expect(status).toBe(200);
+  });
+
+  it('judges each ext_proc stream by its connection’s certificate, read once per connection', async () => {
+    // One HTTP/2 connection with an agent's certificate (role agent, not dataPlane): every stream
+    // on it is refused, each one counted; one with the RRM's certificate is served.
+    const streams = async (files: CertFiles, n: number): Promise<string[]> => {
+      const session = http2.connect(`https://${plane.extProcAddress!}`, {
+        ca: readFileSync(ca.cert),
+        cert: readFileSync(files.cert),
+        key: readFileSync(files.key),
+        servername: 'localhost',
+      });
+      session.on('error', () => undefined);
+      try {
+        const codes: string[] = [];
+        for (let i = 0; i < n; i++)
+          codes.push(
+            await new Promise<string>((resolve, reject) => {
+              const stream = session.request(
+                {
+                  ':method': 'POST',
+                  ':path': PROCESS_PATH,
+                  'content-type': 'application/grpc',
+                  te: 'trailers',
+                },
+                { endStream: true },
+              );
+              let code = '';
+              stream.on('response', (h) => (code ||= String(h['grpc-status'] ?? '')));
+              stream.on('trailers', (h) => (code ||= String(h['grpc-status'] ?? '')));
+              stream.on('data', () => undefined);
+              stream.on('error', reject);
+              stream.on('close', () => resolve(code));
+            }),
+          );
+        return codes;
+      } finally {
+        session.close();
+      }
+    };
+    const refused = async (): Promise<number> =>
+      Number(
+        /augur_auth_refused_total\{surface="ext_proc",reason="role"\} (\d+)/.exec(
+          await plane.registry.metrics(),
+        )?.[1] ?? 0,
+      );
+    const before = await refused();
+    const agentCert = ca.issue('web-1-on-ext-proc', { uris: [AGENT_WEB_1] });
+    expect(await streams(agentCert, 3)).toEqual(
+      Array(3).fill(String(grpc.status.PERMISSION_DENIED)),
+    );
+    expect((await refused()) - before).toBe(3);
+    const rrm = ca.issue('rrm', { uris: ['spiffe://augur.test/rrm'] });
+    expect(await streams(rrm, 3)).toEqual(Array(3).fill(String(grpc.status.OK)));
+  });
+
+  it('ends a connection that tries TLS renegotiation, so it keeps the identity it proved', async () => {
+    // TLS 1.2 lets a client renegotiate and present another certificate on an open connection;
+    // augur reads a connection's certificate once, so its HTTPS and ext_proc addresses refuse
+    // renegotiation (HTTP/2 forbids it; Node's HTTP/1 server allows it unless told otherwise).
+    const web1 = ca.issue('web-1-renegotiating', { uris: [AGENT_WEB_1] });
+    /** Whether the renegotiation completed, and whether the request after it was answered. */
+    const renegotiate = (address: string, alpn: string, after: string) =>
+      new Promise<{ renegotiated: boolean; answered: boolean }>((resolve) => {
+        const url = new URL(address.includes('://') ? address : `https://${address}`);
+        const socket = connect({
+          host: url.hostname,
+          port: Number(url.port),
+          servername: 'localhost',
+          ca: readFileSync(ca.cert),
+          cert: readFileSync(web1.cert),
+          key: readFileSync(web1.key),
+          maxVersion: 'TLSv1.2',
+          ALPNProtocols: [alpn],
+        });
+        let renegotiated = false;
+        let answered = false;
+        const done = (): void => {
+          socket.destroy();
+          resolve({ renegotiated, answered });
+        };
+        socket.on('error', () => undefined);
+        // What a refused connection may get is Node's 400 for the failed handshake, not an answer.
+        socket.on('data', (d: Buffer) => (answered ||= d.toString().includes(' 200 ')));
+        socket.once('secureConnect', () => {
+          socket.renegotiate({ rejectUnauthorized: true }, (err) => {
+            if (!err) renegotiated = true;
+          });
+          // Asked right behind the renegotiation: served only if the connection lives on.
+          setTimeout(() => socket.write(after), 500);
+          setTimeout(done, 2_500);
+        });
+      });
+    // The control: a plain request on a connection that does not renegotiate is answered.
+    const plain = await new Promise<boolean>((resolve) => {
+      const url = new URL(plane.httpUrl);
+      const socket = connect({
+        host: url.hostname,
+        port: Number(url.port),
+        servername: 'localhost',
+        ca: readFileSync(ca.cert),
+        ALPNProtocols: ['http/1.1'],
+      });
+      socket.on('error', () => resolve(false));
+      socket.once('secureConnect', () => socket.write(HEALTHZ));
+      socket.once('data', () => {
+        socket.destroy();
+        resolve(true);
+      });
+    });
+    expect(plain).toBe(true);
+    expect(await renegotiate(plane.httpUrl, 'http/1.1', HEALTHZ)).toEqual({
+      renegotiated: false,
+      answered: false,
+    });
+    const h2 = await renegotiate(plane.extProcAddress!, 'h2', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    expect(h2.renegotiated).toBe(false);
   });
 
   it('picks up a rotated server certificate without a restart', async () => {

@@ -4,7 +4,11 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { isRefusal, type Authorizer } from '../../common/auth.js';
 import { checkPlaintext } from '../../common/security.js';
-import type { TlsMaterial } from '../../common/tls.js';
+import {
+  refuseRenegotiation,
+  verifiedPeerCertificate,
+  type TlsMaterial,
+} from '../../common/tls.js';
 import { AugurError } from '../../common/errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../../common/address.js';
 import { clientOfSocket } from '../../common/peer.js';
@@ -105,6 +109,9 @@ export class ExtProcListener {
       tls.on('change', (context) => server.setSecureContext(context));
       // A failed handshake (no or a foreign client certificate) is the client's problem.
       server.on('tlsClientError', () => undefined);
+      // The identity of a connection is read once (verifiedPeerCertificate): HTTP/2 forbids
+      // renegotiation and Node refuses it on h2 connections; this says so for any other.
+      refuseRenegotiation(server);
       this.server = server;
     } else this.server = http2.createServer(serverOptions);
     // Answers are small and latency is the point: no Nagle delay behind the response headers.
@@ -188,11 +195,10 @@ export class ExtProcListener {
     const authorizer = this.options.authorizer;
     if (authorizer?.enabled && path === PROCESS_PATH) {
       const socket = stream.session?.socket;
-      const verified = socket instanceof TLSSocket && socket.authorized;
       const verdict = authorizer.authorize(
         path,
         {
-          certificate: verified ? socket.getPeerCertificate() : undefined,
+          certificate: socket instanceof TLSSocket ? verifiedPeerCertificate(socket) : undefined,
           authorization:
             typeof headers.authorization === 'string' ? headers.authorization : undefined,
         },
