@@ -1,13 +1,20 @@
 /**
  * `npm run bench:security`: what mutual TLS (with authorisation on) costs against plaintext, in
- * one run, alternating the two per repetition:
+ * one run; each repetition starts a plaintext and an mTLS server side by side:
  *
  * - ingest: 8 agent streams (grpc-js, batches of 100 samples, the next batch once the last is
- *   acknowledged) into augur serve for 3 s: samples/s, and the process's CPU per 1,000 samples;
+ *   acknowledged) into augur serve for 3 s, one mode after the other (the order alternating per
+ *   repetition): samples/s, and the process's CPU per 1,000 samples;
  * - ext_proc: Envoy-like exchanges (request headers, answer, half-close; 16 in flight) on the fast
- *   path (`rrm.extProcListen`) for 2 s: the process's CPU per exchange;
- * - xDS push: a new 1,000-endpoint list to 20 ADS clients (a child process, node:http2), 30 pushes:
- *   p50 and p99 from the list's change to each client holding it.
+ *   path (`rrm.extProcListen`), 4 s per mode in alternating 250 ms slices: the process's CPU per
+ *   exchange;
+ * - xDS push: a new 1,000-endpoint list to 20 ADS clients (a child process per server,
+ *   node:http2), 60 pushes per mode, alternating: p50 and p99 from the list's change to each client
+ *   holding it.
+ *
+ * Interleaving ext_proc and xDS makes a change in the machine's load (it is shared) fall on both
+ * modes alike; run one after the other, 2 s each, they had differed by −15 % to +43 % between
+ * repetitions of the same code.
  *
  * The ingest and ext_proc clients run in the benchmark's process, so its CPU is the server's and
  * the clients' together (TLS costs both sides). Certificates come from scripts/demo-certs.sh.
@@ -62,10 +69,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STREAMS = 8;
 const BATCH = 100;
 const INGEST_MS = 3000;
-const EXT_PROC_MS = 2000;
+const EXT_PROC_MS = 4000;
+const EXT_PROC_SLICE_MS = 250;
 const EXT_PROC_IN_FLIGHT = 16;
 const XDS_CLIENTS = 20;
-const XDS_ROUNDS = 30;
+const XDS_ROUNDS = 60;
 const XDS_SIZE = 1000;
 const SERVICE = 'bench';
 
@@ -106,8 +114,8 @@ function sample(sequence: number): EndpointData {
   };
 }
 
-/** Ingest and ext_proc against augur serve in `mode`. */
-async function serveFigures(mode: Mode) {
+/** augur serve in `mode` (plaintext, or mTLS with authorisation on), on loopback. */
+async function startPlane(mode: Mode) {
   const dataDir = mkdtempSync(join(tmpdir(), 'augur-bench-sec-'));
   const secure = mode === 'mtls';
   const config = loadConfig({
@@ -126,121 +134,151 @@ async function serveFigures(mode: Mode) {
     },
   });
   const plane = await startControlPlane({ config, logger: silentLogger });
-  try {
-    const credentials = secure
-      ? grpc.credentials.createSsl(
-          readFileSync(file('ca.crt')),
-          readFileSync(file('agent-1.key')),
-          readFileSync(file('agent-1.crt')),
-        )
-      : grpc.credentials.createInsecure();
-    const clients: InstanceType<typeof TelemetryClient>[] = [];
-    let stop = false;
-    const streams = Array.from({ length: STREAMS }, async (_, i) => {
-      const client = new TelemetryClient(plane.grpcAddress, credentials, {
-        'grpc.ssl_target_name_override': 'localhost',
-      });
-      clients.push(client);
-      const call = client.report() as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
-      call.on('error', () => undefined);
-      let acked = 0;
-      let wake: (() => void) | undefined;
-      call.on('data', (m: ControlMessage) => {
-        if (m.ack) acked = m.ack.lastSequence;
-        wake?.();
-      });
-      call.write({
-        hello: {
-          endpointId: `bench-${i}`,
-          service: SERVICE,
-          address: '127.0.0.1',
-          port: 9000 + i,
-          labels: {},
-          agentVersion: 'bench',
-          capacity: { cpuCores: 2, memoryBytes: 1 << 30, networkBytesPerSecond: 1e9 },
-        },
-      });
-      let seq = 0;
-      while (!stop) {
-        const samples = Array.from({ length: BATCH }, () => sample(++seq));
-        call.write({ batch: { samples } });
-        while (acked < seq && !stop)
-          await new Promise<void>((r) => {
-            wake = r;
-            setTimeout(r, 200);
-          });
-      }
-      call.end();
-    });
-    await sleep(300); // connected and warm
-    const stored = () =>
-      plane.lps.store
-        .all()
-        .reduce((s, r) => s + (r.id.startsWith('bench-') ? r.samplesStored : 0), 0);
-    const n0 = stored();
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await sleep(INGEST_MS);
-    const samples = stored() - n0;
-    const seconds = (performance.now() - t0) / 1000;
-    const ingestCpu = cpuMs(cpu0);
-    stop = true;
-    await Promise.all(streams);
-    for (const c of clients) c.close();
+  return {
+    plane,
+    mode,
+    async stop() {
+      await plane.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+type Plane = Awaited<ReturnType<typeof startPlane>>;
 
-    // ext_proc, once the service has a list.
-    const start = Date.now();
-    while (!plane.lps.lists.get(SERVICE)?.endpoints.length) {
-      if (Date.now() - start > 10_000) throw new Error('no list for the bench service');
-      await sleep(50);
+/** Ingest: agent streams sending batches as fast as they are acknowledged. */
+async function ingestFigures({ plane, mode }: Plane) {
+  const secure = mode === 'mtls';
+  const credentials = secure
+    ? grpc.credentials.createSsl(
+        readFileSync(file('ca.crt')),
+        readFileSync(file('agent-1.key')),
+        readFileSync(file('agent-1.crt')),
+      )
+    : grpc.credentials.createInsecure();
+  const clients: InstanceType<typeof TelemetryClient>[] = [];
+  let stop = false;
+  const streams = Array.from({ length: STREAMS }, async (_, i) => {
+    const client = new TelemetryClient(plane.grpcAddress, credentials, {
+      'grpc.ssl_target_name_override': 'localhost',
+    });
+    clients.push(client);
+    const call = client.report() as grpc.ClientDuplexStream<AgentMessage, ControlMessage>;
+    call.on('error', () => undefined);
+    let acked = 0;
+    let wake: (() => void) | undefined;
+    call.on('data', (m: ControlMessage) => {
+      if (m.ack) acked = m.ack.lastSequence;
+      wake?.();
+    });
+    call.write({
+      hello: {
+        endpointId: `bench-${i}`,
+        service: SERVICE,
+        address: '127.0.0.1',
+        port: 9000 + i,
+        labels: {},
+        agentVersion: 'bench',
+        capacity: { cpuCores: 2, memoryBytes: 1 << 30, networkBytesPerSecond: 1e9 },
+      },
+    });
+    let seq = 0;
+    while (!stop) {
+      const samples = Array.from({ length: BATCH }, () => sample(++seq));
+      call.write({ batch: { samples } });
+      while (acked < seq && !stop)
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 200);
+        });
     }
-    const extProc = new ExtProcClient(
-      plane.extProcAddress!,
-      secure
-        ? {
-            ca: readFileSync(file('ca.crt')),
-            cert: readFileSync(file('envoy.crt')),
-            key: readFileSync(file('envoy.key')),
-            servername: 'localhost',
-          }
-        : undefined,
-    );
-    const request = {
-      headers: [
-        [':method', 'GET'],
-        [':path', '/'],
-        [':authority', 'bench'],
-      ] as Array<[string, string]>,
-      endOfStream: true,
-      clusterName: SERVICE,
-    };
-    const exchange = async () => {
-      const stream = await extProc.start(request, 2000);
-      stream.end();
-    };
-    for (let i = 0; i < 200; i++) await exchange(); // warm-up
-    let exchanges = 0;
-    const until = performance.now() + EXT_PROC_MS;
-    const cpu1 = process.cpuUsage();
+    call.end();
+  });
+  await sleep(300); // connected and warm
+  const stored = () =>
+    plane.lps.store
+      .all()
+      .reduce((s, r) => s + (r.id.startsWith('bench-') ? r.samplesStored : 0), 0);
+  const n0 = stored();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await sleep(INGEST_MS);
+  const samples = stored() - n0;
+  const seconds = (performance.now() - t0) / 1000;
+  const ingestCpu = cpuMs(cpu0);
+  stop = true;
+  await Promise.all(streams);
+  for (const c of clients) c.close();
+  return { samplesPerSecond: samples / seconds, cpuPer1000: (ingestCpu / samples) * 1000 };
+}
+
+/** An Envoy-like ext_proc client of `plane`'s fast path, once its service has a list. */
+async function extProcExchanger({ plane, mode }: Plane) {
+  const start = Date.now();
+  while (!plane.lps.lists.get(SERVICE)?.endpoints.length) {
+    if (Date.now() - start > 10_000) throw new Error('no list for the bench service');
+    await sleep(50);
+  }
+  const client = new ExtProcClient(
+    plane.extProcAddress!,
+    mode === 'mtls'
+      ? {
+          ca: readFileSync(file('ca.crt')),
+          cert: readFileSync(file('envoy.crt')),
+          key: readFileSync(file('envoy.key')),
+          servername: 'localhost',
+        }
+      : undefined,
+  );
+  const request = {
+    headers: [
+      [':method', 'GET'],
+      [':path', '/'],
+      [':authority', 'bench'],
+    ] as Array<[string, string]>,
+    endOfStream: true,
+    clusterName: SERVICE,
+  };
+  const exchange = async () => {
+    const stream = await client.start(request, 2000);
+    stream.end();
+  };
+  for (let i = 0; i < 200; i++) await exchange(); // warm-up
+  return { client, exchange };
+}
+
+/**
+ * ext_proc CPU per exchange on both planes, measured in alternating slices of EXT_PROC_SLICE_MS
+ * (EXT_PROC_MS per mode in all), so that a change in the machine's load falls on both alike.
+ */
+async function extProcFigures(planes: Record<Mode, Plane>): Promise<Record<Mode, number>> {
+  const ex = {
+    plaintext: await extProcExchanger(planes.plaintext),
+    mtls: await extProcExchanger(planes.mtls),
+  };
+  const cpu: Record<Mode, number> = { plaintext: 0, mtls: 0 };
+  const count: Record<Mode, number> = { plaintext: 0, mtls: 0 };
+  const slices = Math.round(EXT_PROC_MS / EXT_PROC_SLICE_MS);
+  for (let i = 0; i < 2 * slices; i++) {
+    const mode: Mode = i % 2 === 0 ? 'plaintext' : 'mtls';
+    const { exchange } = ex[mode];
+    const until = performance.now() + EXT_PROC_SLICE_MS;
+    const cpu0 = process.cpuUsage();
     await Promise.all(
       Array.from({ length: EXT_PROC_IN_FLIGHT }, async () => {
         while (performance.now() < until) {
           await exchange();
-          exchanges++;
+          count[mode]++;
         }
       }),
     );
-    const extProcCpu = cpuMs(cpu1);
-    extProc.close();
-    return {
-      samplesPerSecond: samples / seconds,
-      cpuPer1000: (ingestCpu / samples) * 1000,
-      extProcCpuUs: (extProcCpu / exchanges) * 1000,
-    };
-  } finally {
-    await plane.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    cpu[mode] += cpuMs(cpu0);
   }
+  ex.plaintext.client.close();
+  ex.mtls.client.close();
+  return {
+    plaintext: (cpu.plaintext / count.plaintext) * 1000,
+    mtls: (cpu.mtls / count.mtls) * 1000,
+  };
 }
 
 class Board implements PrioritizedListSource {
@@ -282,7 +320,8 @@ function randomList(n: number): PrioritizedEndpointList {
 }
 
 /** xDS push latency to XDS_CLIENTS clients in `mode`: p50 and p99, ms. */
-async function xdsFigures(mode: Mode) {
+/** An xDS server in `mode` with XDS_CLIENTS ADS clients (a child process); `push` times one push. */
+async function startXds(mode: Mode) {
   const secure = mode === 'mtls';
   const board = new Board();
   const xds = new Xds({
@@ -340,31 +379,52 @@ async function xdsFigures(mode: Mode) {
       if (heard.size >= XDS_CLIENTS) waiting();
     });
   const now = () => performance.timeOrigin + performance.now();
-  try {
-    await allArrive();
-    const latencies: number[] = [];
-    for (let round = -5; round < XDS_ROUNDS; round++) {
-      await sleep(50);
+  await allArrive();
+  return {
+    /** One new list: each client's latency from the change to holding it, in ms. */
+    async push(): Promise<number[]> {
       arrivals = [];
       heard.clear();
       const t0 = now();
       board.put(randomList(XDS_SIZE));
       await allArrive();
-      if (round < 0) continue; // warm-up
       const expected = xds.cache.getSnapshot('grpc')!.version(TypeUrl.ClusterLoadAssignment);
-      for (const a of arrivals) if (a.version === expected) latencies.push(a.at - t0);
-    }
-    return { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+      return arrivals.filter((a) => a.version === expected).map((a) => a.at - t0);
+    },
+    async stop(): Promise<void> {
+      child.send({ stop: true });
+      await new Promise((r) => child.once('exit', r));
+      xds.stop();
+      server.forceShutdown();
+      material?.close();
+    },
+  };
+}
+
+/**
+ * xDS push latency on both servers, their pushes alternating (both up), so that a change in the
+ * machine's load falls on both alike.
+ */
+async function xdsFigures(): Promise<Record<Mode, { p50: number; p99: number }>> {
+  const servers = { plaintext: await startXds('plaintext'), mtls: await startXds('mtls') };
+  try {
+    const latencies: Record<Mode, number[]> = { plaintext: [], mtls: [] };
+    for (let round = -5; round < XDS_ROUNDS; round++)
+      for (const mode of ['plaintext', 'mtls'] as const) {
+        await sleep(50);
+        const l = await servers[mode].push();
+        if (round >= 0) latencies[mode].push(...l); // the first five are a warm-up
+      }
+    const figures = (l: number[]) => ({ p50: quantile(l, 0.5), p99: quantile(l, 0.99) });
+    return { plaintext: figures(latencies.plaintext), mtls: figures(latencies.mtls) };
   } finally {
-    child.send({ stop: true });
-    await new Promise((r) => child.once('exit', r));
-    xds.stop();
-    server.forceShutdown();
-    material?.close();
+    await servers.plaintext.stop();
+    await servers.mtls.stop();
   }
 }
 
-type Figures = Awaited<ReturnType<typeof serveFigures>> & Awaited<ReturnType<typeof xdsFigures>>;
+type Figures = Awaited<ReturnType<typeof ingestFigures>> &
+  Awaited<ReturnType<typeof xdsFigures>>[Mode] & { extProcCpuUs: number };
 
 interface ChildMemory {
   rss: number;
@@ -768,8 +828,22 @@ async function tlsMain(): Promise<void> {
   const runs: Record<Mode, Figures[]> = { plaintext: [], mtls: [] };
   for (let rep = 0; rep < REPS; rep++) {
     const order: Mode[] = rep % 2 === 0 ? ['plaintext', 'mtls'] : ['mtls', 'plaintext'];
+    const planes = { plaintext: await startPlane('plaintext'), mtls: await startPlane('mtls') };
+    const ingest = { plaintext: {}, mtls: {} } as Record<
+      Mode,
+      Awaited<ReturnType<typeof ingestFigures>>
+    >;
+    let extProc: Record<Mode, number>;
+    try {
+      for (const mode of order) ingest[mode] = await ingestFigures(planes[mode]);
+      extProc = await extProcFigures(planes);
+    } finally {
+      await planes.plaintext.stop();
+      await planes.mtls.stop();
+    }
+    const xds = await xdsFigures();
     for (const mode of order) {
-      const f = { ...(await serveFigures(mode)), ...(await xdsFigures(mode)) };
+      const f = { ...ingest[mode], extProcCpuUs: extProc[mode], ...xds[mode] };
       runs[mode].push(f);
       console.log(
         `rep ${rep + 1} ${mode}: ${f.samplesPerSecond.toFixed(0)} samples/s, ${f.cpuPer1000.toFixed(1)} ms CPU/1000 samples, ext_proc ${f.extProcCpuUs.toFixed(0)} us CPU/exchange, xDS push p50 ${f.p50.toFixed(1)} ms p99 ${f.p99.toFixed(1)} ms`,
@@ -799,12 +873,14 @@ async function tlsMain(): Promise<void> {
     ];
   });
   const body = [
-    `mTLS (client certificates required, authorisation on) against plaintext, alternating per`,
-    `repetition; ${REPS} repetitions, median (range); the change is the ratio within each`,
-    `repetition. Ingest: ${STREAMS} agent streams, batches of ${BATCH}, ${INGEST_MS / 1000} s. ext_proc:`,
-    `the fast path, ${EXT_PROC_IN_FLIGHT} exchanges in flight, ${EXT_PROC_MS / 1000} s. The ingest and ext_proc clients run`,
+    `mTLS (client certificates required, authorisation on) against plaintext, both servers up in`,
+    `each repetition; ${REPS} repetitions, median (range); the change is the ratio within each`,
+    `repetition. Ingest: ${STREAMS} agent streams, batches of ${BATCH}, ${INGEST_MS / 1000} s per mode, the order alternating. ext_proc:`,
+    `the fast path, ${EXT_PROC_IN_FLIGHT} exchanges in flight, ${EXT_PROC_MS / 1000} s per mode in alternating slices of`,
+    `${EXT_PROC_SLICE_MS} ms (both servers up), so the machine's load falls on both alike. The ingest and ext_proc clients run`,
     `in the benchmark's process, so its CPU is server and clients together. xDS: ${XDS_CLIENTS} ADS clients`,
-    `(one child process), ${XDS_ROUNDS} pushes of a ${XDS_SIZE}-endpoint list per repetition. Load average at the`,
+    `per server (a child process each), ${XDS_ROUNDS} pushes of a ${XDS_SIZE}-endpoint list per mode and repetition, the`,
+    `two servers' pushes alternating. Load average at the`,
     `start: ${load}. Target: under 15 % on each.`,
     '',
     markdownTable(['metric', 'plaintext', 'mTLS', 'mTLS vs plaintext'], rows),
