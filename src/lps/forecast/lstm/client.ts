@@ -110,8 +110,17 @@ export class LstmWorker {
   }
 
   /** See LstmEngine.predict for the layout of the result. */
-  predict(items: Array<{ id: string; end?: number }>): Promise<Float32Array> {
-    return this.call('predict', { items });
+  predict(items: ReadonlyArray<{ id: string; end?: number }>): Promise<Float32Array> {
+    if (!items.some((it) => it.end !== undefined)) return this.predictIds(items.map((it) => it.id));
+    const ends = Float64Array.from(items, (it) => it.end ?? NaN);
+    return this.call('predict', { ids: items.map((it) => it.id), ends }, [
+      ends.buffer as ArrayBuffer,
+    ]);
+  }
+
+  /** `predict` of each series' newest window: the message carries the ids alone. */
+  predictIds(ids: string[]): Promise<Float32Array> {
+    return this.call('predict', { ids });
   }
 
   fit(epochs: number, reset = false): Promise<FitResult> {

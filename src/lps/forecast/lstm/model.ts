@@ -114,7 +114,7 @@ const INPUT_CLIP = 10;
 /**
  * Writes the normalised window ending at row `end` (inclusive) into `out` at
  * `offset`: each target as (value - anchor) / scale, clipped; time of day as is.
- * Missing values become 0 (the anchor). Each target's anchor is left in `centre`
+ * Missing values become 0 (the anchor). Each target's anchor is left in `centre` from `centreAt`
  * (spec.targets long), which the outputs are relative to as well.
  */
 export function writeWindow(
@@ -125,17 +125,18 @@ export function writeWindow(
   out: Float32Array,
   offset: number,
   centre: Float64Array,
+  centreAt = 0,
 ): void {
   const F = spec.features;
   // Inputs are relative to the window's own anchor, not to the series mean: a level
   // that drifted far from the history it was normalised on would otherwise clip.
-  for (let j = 0; j < spec.targets; j++) centre[j] = anchor(data, end, j, spec);
+  for (let j = 0; j < spec.targets; j++) centre[centreAt + j] = anchor(data, end, j, spec);
   for (let r = 0; r < spec.window; r++) {
     const src = (end - spec.window + 1 + r) * F;
     const dst = offset + r * F;
     for (let j = 0; j < F; j++) {
       const v = data[src + j]!;
-      const z = j < spec.targets ? (v - centre[j]!) / norm.std[j]! : v;
+      const z = j < spec.targets ? (v - centre[centreAt + j]!) / norm.std[j]! : v;
       out[dst + j] = Number.isFinite(z) ? Math.max(-INPUT_CLIP, Math.min(INPUT_CLIP, z)) : 0;
     }
   }
@@ -203,8 +204,8 @@ export function readWeights(model: LayersModel, spec: LstmSpec): LstmWeights {
 }
 
 /** tanh is tabulated on [-TANH_RANGE, TANH_RANGE] every 1/TANH_STEPS; past it, ±1 (off by 3e-8). */
-const TANH_RANGE = 9;
-const TANH_STEPS = 32;
+export const TANH_RANGE = 9;
+export const TANH_STEPS = 32;
 /** Pairs: tanh at each point, and its derivative (1 − tanh²) times the step. */
 const TANH_TABLE = new Float64Array(2 * (2 * TANH_RANGE * TANH_STEPS + 2));
 for (let i = 0; 2 * i < TANH_TABLE.length; i++) {

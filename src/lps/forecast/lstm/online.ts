@@ -186,7 +186,7 @@ export class OnlineLstm {
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), this.options.config.inferenceTimeoutMs);
     });
-    const request = this.worker.predict(want.map((id) => ({ id })));
+    const request = this.worker.predictIds(want);
     const settled = request.then(
       () => undefined,
       () => undefined,

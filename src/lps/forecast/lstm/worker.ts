@@ -51,7 +51,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       for (const id of req.ids) engine.forget(id);
       return null;
     case 'predict':
-      return engine.predict(req.items);
+      return engine.predictIds(req.ids, req.ends);
     case 'fit':
       return engine.fit(req.epochs, req.reset);
     case 'export':
