@@ -2,9 +2,9 @@
  * `npm run bench:security`: what mutual TLS (with authorisation on) costs against plaintext, in
  * one run; each repetition starts a plaintext and an mTLS server side by side:
  *
- * - ingest: 8 agent streams (grpc-js, batches of 100 samples, the next batch once the last is
- *   acknowledged) into augur serve for 3 s, one mode after the other (the order alternating per
- *   repetition): samples/s, and the process's CPU per 1,000 samples;
+ * - ingest: 8 agent streams per server (grpc-js, batches of 100 samples, the next batch once the
+ *   last is acknowledged), 3 s per mode in alternating 600 ms slices, only the active mode's
+ *   streams sending: samples/s, and the process's CPU per 1,000 samples;
  * - ext_proc: Envoy-like exchanges (request headers, answer, half-close; 16 in flight) on the fast
  *   path (`rrm.extProcListen`), 4 s per mode in alternating 250 ms slices: the process's CPU per
  *   exchange;
@@ -12,9 +12,9 @@
  *   node:http2), 60 pushes per mode, alternating: p50 and p99 from the list's change to each client
  *   holding it.
  *
- * Interleaving ext_proc and xDS makes a change in the machine's load (it is shared) fall on both
- * modes alike; run one after the other, 2 s each, they had differed by −15 % to +43 % between
- * repetitions of the same code.
+ * Interleaving makes a change in the machine's load (it is shared) fall on both modes alike; run
+ * one after the other, the same code had given −15 % to +43 % for ext_proc between repetitions,
+ * and −2.5 % to −23 % for ingest between runs.
  *
  * The ingest and ext_proc clients run in the benchmark's process, so its CPU is the server's and
  * the clients' together (TLS costs both sides). Certificates come from scripts/demo-certs.sh.
@@ -69,6 +69,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STREAMS = 8;
 const BATCH = 100;
 const INGEST_MS = 3000;
+const INGEST_SLICE_MS = 600;
 const EXT_PROC_MS = 4000;
 const EXT_PROC_SLICE_MS = 250;
 const EXT_PROC_IN_FLIGHT = 16;
@@ -145,8 +146,11 @@ async function startPlane(mode: Mode) {
 }
 type Plane = Awaited<ReturnType<typeof startPlane>>;
 
-/** Ingest: agent streams sending batches as fast as they are acknowledged. */
-async function ingestFigures({ plane, mode }: Plane) {
+/**
+ * Agent streams into `plane` that send batches as fast as they are acknowledged while `sending()`
+ * says so, and otherwise wait.
+ */
+async function ingestStreams({ plane, mode }: Plane, sending: () => boolean) {
   const secure = mode === 'mtls';
   const credentials = secure
     ? grpc.credentials.createSsl(
@@ -183,6 +187,10 @@ async function ingestFigures({ plane, mode }: Plane) {
     });
     let seq = 0;
     while (!stop) {
+      if (!sending()) {
+        await sleep(5);
+        continue;
+      }
       const samples = Array.from({ length: BATCH }, () => sample(++seq));
       call.write({ batch: { samples } });
       while (acked < seq && !stop)
@@ -193,22 +201,65 @@ async function ingestFigures({ plane, mode }: Plane) {
     }
     call.end();
   });
-  await sleep(300); // connected and warm
   const stored = () =>
     plane.lps.store
       .all()
       .reduce((s, r) => s + (r.id.startsWith('bench-') ? r.samplesStored : 0), 0);
-  const n0 = stored();
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await sleep(INGEST_MS);
-  const samples = stored() - n0;
-  const seconds = (performance.now() - t0) / 1000;
-  const ingestCpu = cpuMs(cpu0);
-  stop = true;
-  await Promise.all(streams);
-  for (const c of clients) c.close();
-  return { samplesPerSecond: samples / seconds, cpuPer1000: (ingestCpu / samples) * 1000 };
+  return {
+    stored,
+    async close() {
+      stop = true;
+      await Promise.all(streams);
+      for (const c of clients) c.close();
+    },
+  };
+}
+
+/**
+ * Ingest on both planes, in alternating slices of INGEST_SLICE_MS (INGEST_MS per mode in all):
+ * only the active mode's streams send; the first 100 ms of a slice, while the other mode's last
+ * batches may still be in its server, are not counted.
+ */
+async function ingestFigures(
+  planes: Record<Mode, Plane>,
+  first: Mode,
+): Promise<Record<Mode, { samplesPerSecond: number; cpuPer1000: number }>> {
+  let active: Mode | undefined = undefined;
+  const streams = {
+    plaintext: await ingestStreams(planes.plaintext, () => active === 'plaintext'),
+    mtls: await ingestStreams(planes.mtls, () => active === 'mtls'),
+  };
+  const totals = {
+    plaintext: { samples: 0, cpu: 0, ms: 0 },
+    mtls: { samples: 0, cpu: 0, ms: 0 },
+  };
+  // Connected and warm: each mode sends for a slice before anything is counted.
+  for (const mode of ['plaintext', 'mtls'] as const) {
+    active = mode;
+    await sleep(INGEST_SLICE_MS);
+  }
+  const other: Mode = first === 'plaintext' ? 'mtls' : 'plaintext';
+  const slices = Math.round(INGEST_MS / (INGEST_SLICE_MS - 100));
+  for (let i = 0; i < 2 * slices; i++) {
+    const mode: Mode = i % 2 === 0 ? first : other;
+    active = mode;
+    await sleep(100);
+    const n0 = streams[mode].stored();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await sleep(INGEST_SLICE_MS - 100);
+    totals[mode].samples += streams[mode].stored() - n0;
+    totals[mode].cpu += cpuMs(cpu0);
+    totals[mode].ms += performance.now() - t0;
+  }
+  active = undefined;
+  await streams.plaintext.close();
+  await streams.mtls.close();
+  const figures = (t: { samples: number; cpu: number; ms: number }) => ({
+    samplesPerSecond: t.samples / (t.ms / 1000),
+    cpuPer1000: (t.cpu / t.samples) * 1000,
+  });
+  return { plaintext: figures(totals.plaintext), mtls: figures(totals.mtls) };
 }
 
 /** An Envoy-like ext_proc client of `plane`'s fast path, once its service has a list. */
@@ -423,7 +474,7 @@ async function xdsFigures(): Promise<Record<Mode, { p50: number; p99: number }>>
   }
 }
 
-type Figures = Awaited<ReturnType<typeof ingestFigures>> &
+type Figures = Awaited<ReturnType<typeof ingestFigures>>[Mode] &
   Awaited<ReturnType<typeof xdsFigures>>[Mode] & { extProcCpuUs: number };
 
 interface ChildMemory {
@@ -829,13 +880,10 @@ async function tlsMain(): Promise<void> {
   for (let rep = 0; rep < REPS; rep++) {
     const order: Mode[] = rep % 2 === 0 ? ['plaintext', 'mtls'] : ['mtls', 'plaintext'];
     const planes = { plaintext: await startPlane('plaintext'), mtls: await startPlane('mtls') };
-    const ingest = { plaintext: {}, mtls: {} } as Record<
-      Mode,
-      Awaited<ReturnType<typeof ingestFigures>>
-    >;
+    let ingest: Awaited<ReturnType<typeof ingestFigures>>;
     let extProc: Record<Mode, number>;
     try {
-      for (const mode of order) ingest[mode] = await ingestFigures(planes[mode]);
+      ingest = await ingestFigures(planes, order[0]!);
       extProc = await extProcFigures(planes);
     } finally {
       await planes.plaintext.stop();
@@ -875,7 +923,8 @@ async function tlsMain(): Promise<void> {
   const body = [
     `mTLS (client certificates required, authorisation on) against plaintext, both servers up in`,
     `each repetition; ${REPS} repetitions, median (range); the change is the ratio within each`,
-    `repetition. Ingest: ${STREAMS} agent streams, batches of ${BATCH}, ${INGEST_MS / 1000} s per mode, the order alternating. ext_proc:`,
+    `repetition. Ingest: ${STREAMS} agent streams per server, batches of ${BATCH}, ${INGEST_MS / 1000} s per mode in alternating slices of`,
+    `${INGEST_SLICE_MS} ms (the first 100 ms of each not counted), the first mode alternating per repetition. ext_proc:`,
     `the fast path, ${EXT_PROC_IN_FLIGHT} exchanges in flight, ${EXT_PROC_MS / 1000} s per mode in alternating slices of`,
     `${EXT_PROC_SLICE_MS} ms (both servers up), so the machine's load falls on both alike. The ingest and ext_proc clients run`,
     `in the benchmark's process, so its CPU is server and clients together. xDS: ${XDS_CLIENTS} ADS clients`,
