@@ -254,7 +254,7 @@ export class LstmEngine {
         }
       }
     };
-    const window = (i: number): { s: Series; end: number } => {
+    const windowOf = (i: number): { s: Series; end: number } => {
       const s = this.series.get(ids[i]!)!;
       const end = endOf(i, s);
       s.norm ??= computeNormaliser(s.data, end + 1, this.spec);
@@ -266,7 +266,7 @@ export class LstmEngine {
       for (let from = 0; from < ok.length; from += KERNEL_BATCH) {
         const n = Math.min(KERNEL_BATCH, ok.length - from);
         for (let b = 0; b < n; b++) {
-          const { s, end } = window(ok[from + b]!);
+          const { s, end } = windowOf(ok[from + b]!);
           norms[b] = s.norm!;
           writeWindow(s.data, end, s.norm!, this.spec, kernel.input, b * W * F, centre, b * T);
         }
@@ -279,7 +279,7 @@ export class LstmEngine {
     const x = new Float32Array(W * F);
     const raw = new Float32Array(per);
     for (const i of ok) {
-      const { s, end } = window(i);
+      const { s, end } = windowOf(i);
       writeWindow(s.data, end, s.norm!, this.spec, x, 0, centre, 0);
       js.run(x, 0, raw, 0);
       emit(i, s.norm!, 0, raw, 0);
