@@ -20,7 +20,8 @@ export interface StoreEvents {
  * them in its log). Called synchronously, after the change is made in memory.
  */
 export interface StoreJournal {
-  hello(hello: AgentHello, atMs: number): void;
+  /** `owner`: the identity that holds the id ('' where authorisation is off). */
+  hello(hello: AgentHello, atMs: number, owner: string): void;
   sample(endpointId: string, sample: StoredSample): void;
   interval(endpointIds: readonly string[], seconds: number): void;
   goodbye(endpointId: string, atMs: number): void;
@@ -68,11 +69,6 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
     return this.records.has(id) ? this.owners.get(id) : undefined;
   }
 
-  /** Records `owner` as the holder of `id` (the Telemetry service checks ownerOf first). */
-  claim(id: string, owner: string): void {
-    this.owners.set(id, owner);
-  }
-
   get(id: string): EndpointRecord | undefined {
     return this.records.get(id);
   }
@@ -115,8 +111,12 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
     return undefined;
   }
 
-  /** Creates or updates the endpoint named by a hello, marks it connected, returns it. */
-  upsertFromHello(hello: AgentHello, nowMs: number): EndpointRecord {
+  /**
+   * Creates or updates the endpoint named by a hello, marks it connected, returns it. `owner`:
+   * the identity that said it, which then holds the id (the Telemetry service checks ownerOf
+   * first); undefined leaves the holder as it was.
+   */
+  upsertFromHello(hello: AgentHello, nowMs: number, owner?: string): EndpointRecord {
     const requested = hello.requestedInterval
       ? Number(hello.requestedInterval.seconds) + hello.requestedInterval.nanos / 1e9
       : 0;
@@ -160,7 +160,8 @@ export class EndpointStore extends EventEmitter<StoreEvents> {
       record.lastSeenMs = nowMs;
       record.leftAtMs = 0;
     }
-    this.journal?.hello(hello, nowMs);
+    if (owner !== undefined) this.owners.set(record.id, owner);
+    this.journal?.hello(hello, nowMs, this.owners.get(record.id) ?? '');
     this.emit('membership', record);
     return record;
   }

@@ -344,8 +344,7 @@ export class TelemetryServiceImpl {
       }
       const full = this.store.admits(msg.hello);
       if (full) return this.refuse(stream.call, full.limit, full.message);
-      const record = this.store.upsertFromHello(msg.hello, now);
-      if (owner !== undefined) this.store.claim(id, owner);
+      const record = this.store.upsertFromHello(msg.hello, now, owner);
       stream.record = record;
       this.live.set(id, stream);
       this.tap?.hello(msg.hello);

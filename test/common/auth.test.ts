@@ -149,6 +149,23 @@ describe('what an agent identity may say', () => {
     expect(await helloOutcome(T.agentA, 'a-own', 'web', '10.0.0.1')).toBe('open');
   });
 
+  it('keeps the id with its owner across a restart', async () => {
+    expect(await helloOutcome(T.agentA, 'a-kept', 'web', '10.0.0.2')).toBe('open');
+    await waitFor(() => plane.lps.store.get('a-kept')?.connected === false, 10_000, 'disconnect');
+    const dataDir = plane.dataDir;
+    api.close();
+    await plane.stop();
+    plane = await startTestPlane(flags, dataDir);
+    api = new LoadPredictionClient(plane.grpcAddress, grpc.credentials.createInsecure());
+    // The record came back from the data dir with its holder.
+    expect(plane.lps.store.ownerOf('a-kept')).toBe('agent-a');
+    expect(await helloOutcome(T.agentAny, 'a-kept', 'web', '10.6.6.6')).toBe(
+      grpc.status.PERMISSION_DENIED,
+    );
+    expect(plane.lps.store.get('a-kept')?.address).toBe('10.0.0.2');
+    expect(await helloOutcome(T.agentA, 'a-kept', 'web', '10.0.0.2')).toBe('open');
+  });
+
   it('keeps a poisoned sequence (2^53 − 1) from locking the owner out, across a restart', async () => {
     const s = agent(T.agentA);
     try {

@@ -120,6 +120,7 @@ function endpoint(h: AgentHello, lastSequence: number): StateRecord {
         lastSeenMs: at,
         samplesStored: lastSequence,
       },
+      owner: '',
     },
   };
 }
@@ -278,7 +279,9 @@ describe('LPS state across restarts', () => {
       Buffer.concat(
         [
           header(LOG_FORMAT, 3),
-          { endpoint: { hello: hello('a'), atMs: Date.now() - 1000, state: undefined } },
+          {
+            endpoint: { hello: hello('a'), atMs: Date.now() - 1000, state: undefined, owner: '' },
+          },
           samples('a', rows(4)),
         ].map(frame),
       ),

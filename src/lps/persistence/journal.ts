@@ -122,9 +122,9 @@ export class StateJournal implements StoreJournal, AckGate {
     }
   }
 
-  hello(hello: AgentHello, atMs: number): void {
+  hello(hello: AgentHello, atMs: number, owner: string): void {
     this.seal();
-    this.log?.append({ endpoint: { hello, atMs, state: undefined } });
+    this.log?.append({ endpoint: { hello, atMs, state: undefined, owner } });
   }
 
   sample(endpointId: string, sample: StoredSample): void {

@@ -16,6 +16,9 @@ import { SNAPSHOT_FILE, SNAPSHOT_TMP, listSegments, segmentPath } from './files.
 import { readFrames } from './frames.js';
 import { LOG_FORMAT, SNAPSHOT_FORMAT } from './snapshot.js';
 
+/** The longest identity name a restored endpoint may be held by (a SAN or a principal's name). */
+const MAX_OWNER_CHARS = 4096;
+
 /** What a restart found in the data dir. */
 export interface Recovered {
   /** The segment new log records go to: one past every segment on disk. */
@@ -91,6 +94,12 @@ class Restorer {
     if (bad) return this.refuse(where, hello.endpointId, `${bad.field}: ${bad.message}`);
     if (!Number.isFinite(e.atMs) || e.atMs <= 0)
       return this.refuse(where, hello.endpointId, `at_ms ${e.atMs} is not a time`);
+    if (e.owner.length > MAX_OWNER_CHARS)
+      return this.refuse(
+        where,
+        hello.endpointId,
+        `owner of ${e.owner.length} characters is not an identity (at most ${MAX_OWNER_CHARS})`,
+      );
     const s = e.state;
     if (snapshot && !s) return this.refuse(where, hello.endpointId, 'no state in a snapshot');
     if (s) {
@@ -106,7 +115,7 @@ class Restorer {
                 : undefined;
       if (problem) return this.refuse(where, hello.endpointId, problem);
     }
-    const record = this.store.upsertFromHello(hello, e.atMs);
+    const record = this.store.upsertFromHello(hello, e.atMs, e.owner || undefined);
     record.connected = false;
     if (s) {
       record.interval = this.store.clampInterval(s.intervalSeconds);

@@ -22,8 +22,11 @@ export function header(format: string, segment: number): StateRecord {
   };
 }
 
-/** An endpoint as a state record: what its agent said, and the LPS's state of it. */
-function endpointRecord(r: EndpointRecord): StateRecord {
+/**
+ * An endpoint as a state record: what its agent said, the LPS's state of it, and the identity
+ * that holds it ('' where none does).
+ */
+function endpointRecord(r: EndpointRecord, owner: string): StateRecord {
   return {
     endpoint: {
       hello: {
@@ -46,6 +49,7 @@ function endpointRecord(r: EndpointRecord): StateRecord {
         lastSeenMs: r.lastSeenMs,
         samplesStored: r.samplesStored,
       },
+      owner,
     },
   };
 }
@@ -77,7 +81,7 @@ export async function writeSnapshot(
   const frames: Buffer[] = [frame(header(SNAPSHOT_FORMAT, replayFrom))];
   const endpoints = store.all();
   for (const r of endpoints) {
-    frames.push(frame(endpointRecord(r)));
+    frames.push(frame(endpointRecord(r, store.ownerOf(r.id) ?? '')));
     const samples = samplesRecord(r, keep);
     if (samples) frames.push(frame(samples));
   }

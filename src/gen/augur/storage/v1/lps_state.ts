@@ -48,7 +48,15 @@ export interface Endpoint {
   /** LPS clock of the hello, ms since the epoch. */
   atMs: number;
   /** Snapshots only. */
-  state?: EndpointSnapshot | undefined;
+  state?:
+    | EndpointSnapshot
+    | undefined;
+  /**
+   * The identity that holds the endpoint id (security.principals: a certificate's SAN or a
+   * token's principal); empty where authorisation is off. Restored with the record, so another
+   * identity cannot take the id over after a restart either.
+   */
+  owner: string;
 }
 
 export interface EndpointSnapshot {
@@ -355,7 +363,7 @@ export const Header: MessageFns<Header> = {
 };
 
 function createBaseEndpoint(): Endpoint {
-  return { hello: undefined, atMs: 0, state: undefined };
+  return { hello: undefined, atMs: 0, state: undefined, owner: "" };
 }
 
 export const Endpoint: MessageFns<Endpoint> = {
@@ -368,6 +376,9 @@ export const Endpoint: MessageFns<Endpoint> = {
     }
     if (message.state !== undefined) {
       EndpointSnapshot.encode(message.state, writer.uint32(26).fork()).join();
+    }
+    if (message.owner !== "") {
+      writer.uint32(34).string(message.owner);
     }
     return writer;
   },
@@ -409,6 +420,14 @@ export const Endpoint: MessageFns<Endpoint> = {
             message.state = EndpointSnapshot.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.owner = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -430,6 +449,7 @@ export const Endpoint: MessageFns<Endpoint> = {
         ? globalThis.Number(object.at_ms)
         : 0,
       state: isSet(object.state) ? EndpointSnapshot.fromJSON(object.state) : undefined,
+      owner: isSet(object.owner) ? globalThis.String(object.owner) : "",
     };
   },
 
@@ -443,6 +463,9 @@ export const Endpoint: MessageFns<Endpoint> = {
     }
     if (message.state !== undefined) {
       obj.state = EndpointSnapshot.toJSON(message.state);
+    }
+    if (message.owner !== "") {
+      obj.owner = message.owner;
     }
     return obj;
   },
@@ -459,6 +482,7 @@ export const Endpoint: MessageFns<Endpoint> = {
     message.state = (object.state !== undefined && object.state !== null)
       ? EndpointSnapshot.fromPartial(object.state)
       : undefined;
+    message.owner = object.owner ?? "";
     return message;
   },
 };
