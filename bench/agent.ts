@@ -24,24 +24,16 @@
  * rewrite BENCHMARKS.md).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { ProbeHealth } from '../src/gen/augur/v1/common.js';
 import { LoadPredictionClient, type EndpointInfo } from '../src/gen/augur/v1/load_prediction.js';
 import { loadConfig } from '../src/serve/config.js';
 import { startControlPlane } from '../src/serve/control-plane.js';
+import { buildBase, buildTree, DIST, ROOT } from './compile.js';
 import { formatSummary, summarizeProfile } from './cpu-profile-top.js';
 import { markdownTable, writeBenchmarkSection } from './report.js';
 
@@ -70,8 +62,6 @@ const PROFILE = args.has('profile');
  */
 const WARMUP_SECONDS = Number(args.get('warmup') ?? 40);
 const TRAFFIC_PER_SECOND = 20;
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const DIST = join(ROOT, 'dist');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 /** CPU seconds (user + system, plus reaped children) of a process and its live descendants. */
@@ -129,38 +119,6 @@ function rssBytes(pid: number): number {
   };
   visit(pid);
   return kb * 1024;
-}
-
-/** `npm run build` (what `prepare` runs): the agent measured is the one users install. */
-function build(): void {
-  if (args.has('no-build')) {
-    if (!existsSync(join(DIST, 'src/cli/main.js')))
-      throw new Error(`--no-build: nothing compiled in ${DIST} (run npm run build)`);
-    return;
-  }
-  process.stdout.write('npm run build ...\n');
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-}
-
-/** The base commit's src/ compiled in a temporary folder; returns that folder. */
-function buildBase(commit: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'augur-bench-agent-base-'));
-  const tar = execFileSync('git', ['archive', commit, 'src', 'package.json', 'tsconfig.json'], {
-    cwd: ROOT,
-    maxBuffer: 1 << 30,
-  });
-  execFileSync('tar', ['-x', '-C', dir], { input: tar });
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  symlinkSync(join(ROOT, 'proto'), join(dir, 'proto'));
-  process.stdout.write(`compiling ${commit} in ${dir} ...\n`);
-  try {
-    execFileSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', dir], { stdio: 'ignore' });
-  } catch {
-    // Type errors elsewhere still emit JavaScript; what matters is that the entry exists.
-  }
-  if (!existsSync(join(dir, 'dist/src/cli/main.js')))
-    throw new Error(`${commit}: tsc produced no dist/src/cli/main.js`);
-  return dir;
 }
 
 /** Reads stdout until `pattern` matches; rejects if the child exits first. */
@@ -249,8 +207,9 @@ function signalsOf(info: EndpointInfo | undefined): string {
 async function main(): Promise<void> {
   if (DURATION < 60)
     process.stdout.write(`note: --duration=${DURATION} is below the 60 s the issue asks for\n`);
-  build();
-  const baseDir = BASE ? buildBase(BASE) : undefined;
+  // The agent measured is the one users install: compiled, plain node.
+  buildTree(args.has('no-build'));
+  const baseDir = BASE ? buildBase(BASE, 'src/cli/main.js') : undefined;
   // --profile=DIR keeps the profile there; a bare --profile uses a temporary folder.
   const keptProfileDir =
     PROFILE && args.get('profile') !== 'true' ? args.get('profile') : undefined;

@@ -4,21 +4,23 @@
  * state once scored), the scoring CPU per endpoint per tick at 1 s, and the event loop's lag
  * meanwhile; at 5,000 and 20,000 endpoints, for this tree and for a base commit (before the
  * compact ring) in the same run. Each measurement is a process of its own
- * (bench/footprint-child.ts); the base tree is `git archive`d into a temporary folder.
+ * (bench/footprint-child.ts), compiled (`npm run build`'s dist/, plain node, as the Docker image
+ * runs augur); the base tree is `git archive`d into a temporary folder and compiled there.
  *
  *   --endpoints=5000,20000  --ticks=7  --base=<commit>|none  --ring-sizes=720,256  --no-lstm
+ *   --no-build: reuse this checkout's dist/ as it is
  *   --account: each child of this tree also prints where the bytes and the microseconds go
  *   (heap snapshot by constructor, CPU profile of the scoring ticks by function) to stderr.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { buildBase, buildTree, DIST, ROOT } from './compile.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CHILD = fileURLToPath(new URL('./footprint-child.ts', import.meta.url));
+/** The child, compiled: its path under a tree's dist/. */
+const CHILD = 'bench/footprint-child.js';
 /** The last commit with one Float64Array per column and per error-tracker row. */
 const DEFAULT_BASE = '4cf6061';
 
@@ -39,7 +41,7 @@ interface Measured {
 
 function run(cwd: string, script: string, args: string[]) {
   return new Promise<Measured>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', script, ...args], {
+    const child = spawn(process.execPath, ['--expose-gc', script, ...args], {
       cwd,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -55,27 +57,16 @@ function run(cwd: string, script: string, args: string[]) {
   });
 }
 
-/** The base commit's src/ in a temporary folder, with this checkout's node_modules and the child. */
-function baseTree(commit: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'augur-footprint-'));
-  const tar = execFileSync('git', ['archive', commit, 'src', 'package.json', 'tsconfig.json'], {
-    cwd: ROOT,
-    maxBuffer: 1 << 30,
-  });
-  execFileSync('tar', ['-x', '-C', dir], { input: tar });
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  mkdirSync(join(dir, 'bench'));
-  cpSync(CHILD, join(dir, 'bench', 'footprint-child.ts'));
-  return dir;
-}
-
 export async function runFootprint(argv: readonly string[]): Promise<void> {
   const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=') as [string, string]));
   const sizes = (args.get('endpoints') ?? '5000,20000').split(',').map(Number);
   const ticks = args.get('ticks') ?? '7';
   const base = args.get('base') ?? DEFAULT_BASE;
   const rings = (args.get('ring-sizes') ?? '720,256').split(',').map(Number);
-  const baseDir = base === 'none' ? undefined : baseTree(base);
+  buildTree(args.has('no-build'), CHILD);
+  // The base predates the child: this tree's child is compiled with it.
+  const baseDir =
+    base === 'none' ? undefined : buildBase(base, CHILD, [CHILD.replace(/\.js$/, '.ts')]);
   const baseLabel = `base ${base}`;
   const rows: Array<{ tree: string; m: Measured }> = [];
   try {
@@ -83,18 +74,27 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       const common = [`--endpoints=${n}`, `--ticks=${ticks}`];
       const account = args.has('account') ? ['--account'] : [];
       if (baseDir) {
-        const m = await run(baseDir, join(baseDir, 'bench', 'footprint-child.ts'), common);
+        const m = await run(baseDir, join(baseDir, 'dist', CHILD), common);
         console.log(baseLabel, m);
         rows.push({ tree: baseLabel, m });
       }
       for (const ring of rings) {
-        const m = await run(ROOT, CHILD, [...common, ...account, `--ring-size=${ring}`]);
+        const m = await run(ROOT, join(DIST, CHILD), [
+          ...common,
+          ...account,
+          `--ring-size=${ring}`,
+        ]);
         console.log('this tree', m);
         rows.push({ tree: 'this tree', m });
       }
       // As `augur serve` runs by default: the LSTM on (its worker, its rows, its first fit).
       if (!args.has('no-lstm')) {
-        const m = await run(ROOT, CHILD, [...common, ...account, '--ring-size=720', '--lstm']);
+        const m = await run(ROOT, join(DIST, CHILD), [
+          ...common,
+          ...account,
+          '--ring-size=720',
+          '--lstm',
+        ]);
         console.log('this tree, LSTM on', m);
         rows.push({ tree: 'this tree', m });
       }
@@ -162,11 +162,24 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     })
     .filter(Boolean)
     .join('; ');
+  // What the LSTM costs the process as a whole (on minus off, same ring): its worker thread,
+  // TensorFlow.js, its training rows (capped in total) and what a fit leaves resident.
+  const lstmCost = sizes
+    .map((n) => {
+      const on = rows.find((r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.lstm)?.m;
+      const off = rows.find(
+        (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.ringSize === 720 && !r.m.lstm,
+      )?.m;
+      if (!on || !off) return '';
+      return `${(((on.rssKb - off.rssKb) * n) / 1024).toFixed(0)} MB at ${n} endpoints`;
+    })
+    .filter(Boolean)
+    .join(', ');
   const load = loadavg()
     .map((l) => l.toFixed(1))
     .join(', ');
   const body = [
-    `Each row is a process of its own (\`bench/footprint-child.ts\`): it opens N endpoints with an agent's hello (labels, locality, capacity), fills each ring (\`lps.ringSize\`) through the store with samples carrying every signal the agent sends (host and own CPU, memory, network, probe response time and health, requests completed, latency sum, span), then scores once a second with the ForecastScorer (the baselines and the weight) while one new sample per endpoint arrives before each tick. LSTM off: the baselines alone. LSTM on, as \`augur serve\` runs by default: its worker thread (TensorFlow.js on WebAssembly) is started, each endpoint's training rows are filled to the worker's cap (\`forecast.lstm.trainingRows\`, as after ringSize intervals), the first fit runs and ends within the warm-up, and each measured tick includes the LSTM's inference; the worker is in the same process, so its memory and CPU are in the figures. RSS per endpoint is the growth of the process's resident memory from before the first endpoint, after a full GC, divided by N: "samples only" once the rings are full, "scored" after the ticks (forecaster state, cost and weight state added). Scoring CPU is the process's CPU over one \`assess\` divided by N: median and range over ${ticks} ticks after 2 unmeasured ones (the first feeds each endpoint its recent history); "of which the serving thread" is the main thread's own part of it (/proc/self/task/<pid>/stat, in 10 ms clock ticks), the rest being the LSTM's worker thread and V8's and libuv's helper threads (concurrent marking of the GC). Lag is \`monitorEventLoopDelay\` (1 ms resolution) over the measured ticks. The base tree is commit \`${base}\` (\`git archive\`, run with this checkout's node_modules) in the same run.`,
+    `Each row is a process of its own (\`bench/footprint-child.ts\`, compiled by \`npm run build\` and run by plain \`node\`, as the Docker image runs augur: no TypeScript loader in any thread): it opens N endpoints with an agent's hello (labels, locality, capacity), fills each ring (\`lps.ringSize\`) through the store with samples carrying every signal the agent sends (host and own CPU, memory, network, probe response time and health, requests completed, latency sum, span), then scores once a second with the ForecastScorer (the baselines and the weight) while one new sample per endpoint arrives before each tick. LSTM off: the baselines alone. LSTM on, as \`augur serve\` runs by default: its worker thread (TensorFlow.js on WebAssembly) is started, each endpoint's training rows are filled to the worker's cap (\`forecast.lstm.trainingRows\`, as after ringSize intervals), the first fit runs and ends within the warm-up, and each measured tick includes the LSTM's inference; the worker is in the same process, so its memory and CPU are in the figures. RSS per endpoint is the growth of the process's resident memory from before the first endpoint, after a full GC, divided by N: "samples only" once the rings are full, "scored" after the ticks (forecaster state, cost and weight state added). Scoring CPU is the process's CPU over one \`assess\` divided by N: median and range over ${ticks} ticks after 2 unmeasured ones (the first feeds each endpoint its recent history); "of which the serving thread" is the main thread's own part of it (/proc/self/task/<pid>/stat, in 10 ms clock ticks), the rest being the LSTM's worker thread and V8's and libuv's helper threads (concurrent marking of the GC). Lag is \`monitorEventLoopDelay\` (1 ms resolution) over the measured ticks. The base tree is commit \`${base}\` (\`git archive\`, compiled the same way with this checkout's node_modules) in the same run.`,
     '',
     table,
     '',
@@ -174,6 +187,9 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     '',
     marginal
       ? `**RSS per endpoint added** from ${sizes[0]} to ${sizes[sizes.length - 1]} endpoints (the growth of the scored process over the endpoints added, so fixed costs cancel): ${marginal}.`
+      : '',
+    lstmCost
+      ? `**What the LSTM adds to the process** (RSS scored, on minus off, ring 720): ${lstmCost}; nearly the same at every size, so a fixed cost rather than one per endpoint.`
       : '',
     '',
     `Targets (issue 13): ≤ 20 KB per endpoint at the default history (720 samples), ≤ 25 µs of scoring CPU per endpoint per tick, event-loop lag p99 < 50 ms. Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), shared with other work; load average at the end of the run: ${load}.`,

@@ -34,14 +34,18 @@ export class LstmWorker {
     { niceness = 10 }: { niceness?: number } = {},
   ): Promise<LstmWorker> {
     const self = import.meta.url;
+    // A young generation of 8 MB rather than V8's default (up to 48 MB for a 64-bit thread):
+    // a fit's short-lived tensors filled the default one, and a thread keeps those pages
+    // resident after; measured, 20-40 MB less RSS after a fit, no slower (BENCHMARKS.md).
+    const options = { resourceLimits: { maxYoungGenerationSizeMb: 8 } };
     const worker = self.endsWith('.ts')
       ? // Development (tsx, vitest): load the .ts worker through tsx's loader inside the thread;
         // `execArgv: ['--import', 'tsx']` does not reach worker threads on Node 20.
         new Worker(
           `import('tsx/esm/api').then((m) => m.tsImport(${JSON.stringify(new URL('./worker.ts', self).href)}, ${JSON.stringify(self)}))`,
-          { eval: true },
+          { eval: true, ...options },
         )
-      : new Worker(new URL('./worker.js', self));
+      : new Worker(new URL('./worker.js', self), options);
     const client = new LstmWorker(worker, '');
     worker.on('message', (reply: WorkerReply) => client.settle(reply));
     worker.on('error', (err) => client.failAll(err));

@@ -173,7 +173,10 @@ export class LstmEngine {
     const needed = s.rows + n;
     if (needed * F > s.data.length || s.data.length > max * F) {
       if (needed <= max) {
-        const grown = new Float32Array(Math.min(max, Math.max(2 * needed, 64)) * F);
+        // An eighth more than needed: a backfill of a whole history (at its cap, as every
+        // endpoint's first rows are) takes no more than it holds, and rows arriving one a tick
+        // still grow the buffer geometrically.
+        const grown = new Float32Array(Math.min(max, Math.max(needed + (needed >> 3), 64)) * F);
         grown.set(s.data.subarray(0, s.rows * F));
         s.data = grown;
       } else {
@@ -195,6 +198,13 @@ export class LstmEngine {
 
   rowsOf(id: string): number {
     return this.series.get(id)?.rows ?? 0;
+  }
+
+  /** Bytes the series' histories hold, their buffers' whole length (rows and room to grow). */
+  historyBytes(): number {
+    let bytes = 0;
+    for (const s of this.series.values()) bytes += s.data.byteLength;
+    return bytes;
   }
 
   /** Recomputes every series' normaliser from its history (done at each fit). */
