@@ -5,6 +5,7 @@ import {
   HoltForecaster,
   LastValueForecaster,
   SeasonalForecaster,
+  seasonalLag,
 } from '../../src/lps/forecast/baselines.js';
 import { ForecastEnsemble } from '../../src/lps/forecast/ensemble.js';
 import { ErrorTracker } from '../../src/lps/forecast/error-tracker.js';
@@ -62,6 +63,47 @@ describe('baselines on known series', () => {
   test('missing values are skipped', () => {
     const f = feed(new EwmaForecaster(), [0.5, NaN, Infinity]);
     expect(f.forecast(1)!.median).toBe(0.5);
+  });
+});
+
+describe('seasonalLag', () => {
+  /** The definition, one lag at a time. */
+  function reference(d: Float64Array, n: number, minP: number, maxP: number, minC: number): number {
+    let energy = 0;
+    for (let i = 0; i < n; i++) energy += d[i]! * d[i]!;
+    if (energy <= 0) return 0;
+    let best = 0;
+    let bestR = minC;
+    for (let lag = minP; lag <= Math.min(maxP, n >> 1); lag++) {
+      let s = 0;
+      for (let i = 0; i + lag < n; i++) s += d[i]! * d[i + lag]!;
+      const r = s / (n - lag) / (energy / n);
+      if (r > bestR) [bestR, best] = [r, lag];
+    }
+    return best;
+  }
+
+  test('finds the lag the definition finds, for every length and range of lags (four lags a pass)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 8, max: 360 }),
+        fc.integer({ min: 2, max: 12 }),
+        fc.integer({ min: 0, max: 60 }),
+        fc.integer({ min: 2, max: 40 }),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        (n, minP, span, period, seed) => {
+          let x = seed;
+          const noise = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.3;
+          const d = Float64Array.from(
+            { length: n },
+            (_, i) => Math.sin((2 * Math.PI * i) / period) + noise(),
+          );
+          const want = reference(d, n, minP, minP + span, 0.3);
+          expect(seasonalLag(d, n, minP, minP + span, 0.3)).toBe(want);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 

@@ -1,4 +1,4 @@
-import { dampTable } from './baselines.js';
+import { dampTable, seasonalLag } from './baselines.js';
 import type { Forecast } from './forecaster.js';
 
 /** z of the 90th percentile times the mean absolute deviation's ratio to σ (forecaster.ts). */
@@ -207,21 +207,7 @@ export class BaselineBank {
     if (n < 2 * SEASONAL_MIN_PERIOD) return 0;
     const d = this.scratch;
     for (let i = 0; i < n; i++) d[i] = this.seasonalAt(count, i) - this.seasonalAt(count, i + 1);
-    let energy = 0;
-    for (let i = 0; i < n; i++) energy += d[i]! * d[i]!;
-    if (energy <= 0) return 0;
-    let best = 0;
-    let bestR = SEASONAL_MIN_CORRELATION;
-    for (let lag = SEASONAL_MIN_PERIOD; lag <= Math.min(SEASONAL_MAX_PERIOD, n >> 1); lag++) {
-      let s = 0;
-      for (let i = 0; i + lag < n; i++) s += d[i]! * d[i + lag]!;
-      const r = s / (n - lag) / (energy / n);
-      if (r > bestR) {
-        bestR = r;
-        best = lag;
-      }
-    }
-    return best;
+    return seasonalLag(d, n, SEASONAL_MIN_PERIOD, SEASONAL_MAX_PERIOD, SEASONAL_MIN_CORRELATION);
   }
 
   /** ForecastEnsemble.observe: scores what was forecast for this step, then feeds every baseline. */

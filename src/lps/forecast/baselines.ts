@@ -159,6 +159,75 @@ export interface SeasonalOptions {
 }
 
 /**
+ * The lag in [minPeriod, maxPeriod] (and at most n / 2) with the highest autocorrelation of the
+ * first n one-step changes `d`, or 0 where none reaches `minCorrelation`. Four lags share a pass
+ * over `d`, their four right-hand values held in locals as i advances (one load per step, four
+ * independent sums): a third of the time of one lag per pass (20 against 60 µs at n = 360 here),
+ * which at two seasonal series per endpoint, every 30 ticks, was about 4 µs of a scoring tick's
+ * CPU per endpoint. Shared by SeasonalForecaster and the BaselineBank, so the two stay bit for
+ * bit the same.
+ */
+export function seasonalLag(
+  d: Float64Array,
+  n: number,
+  minPeriod: number,
+  maxPeriod: number,
+  minCorrelation: number,
+): number {
+  let energy = 0;
+  for (let i = 0; i < n; i++) energy += d[i]! * d[i]!;
+  if (energy <= 0) return 0;
+  const scale = energy / n;
+  const top = Math.min(maxPeriod, n >> 1);
+  let best = 0;
+  let bestR = minCorrelation;
+  // Normalised by the overlap, so that long lags are not penalised for having fewer pairs.
+  const consider = (lag: number, sum: number): void => {
+    const r = sum / (n - lag) / scale;
+    if (r > bestR) {
+      bestR = r;
+      best = lag;
+    }
+  };
+  let lag = minPeriod;
+  for (; lag + 3 <= top; lag += 4) {
+    // Steps all four lags have; the shorter lags' last pairs are added after.
+    const m = n - lag - 3;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let y0 = d[lag]!;
+    let y1 = d[lag + 1]!;
+    let y2 = d[lag + 2]!;
+    for (let i = 0; i < m; i++) {
+      const x = d[i]!;
+      const y3 = d[i + lag + 3]!;
+      s0 += x * y0;
+      s1 += x * y1;
+      s2 += x * y2;
+      s3 += x * y3;
+      y0 = y1;
+      y1 = y2;
+      y2 = y3;
+    }
+    for (let i = m; i < n - lag; i++) s0 += d[i]! * d[i + lag]!;
+    for (let i = m; i < n - lag - 1; i++) s1 += d[i]! * d[i + lag + 1]!;
+    for (let i = m; i < n - lag - 2; i++) s2 += d[i]! * d[i + lag + 2]!;
+    consider(lag, s0);
+    consider(lag + 1, s1);
+    consider(lag + 2, s2);
+    consider(lag + 3, s3);
+  }
+  for (; lag <= top; lag++) {
+    let s = 0;
+    for (let i = 0; i + lag < n; i++) s += d[i]! * d[i + lag]!;
+    consider(lag, s);
+  }
+  return best;
+}
+
+/**
  * Seasonal changes: where the series' one-step changes repeat with a period P
  * (a cron job, a periodic batch: the load jumps at the same phase every cycle),
  * the forecast is the last value plus the change seen over the same steps in the
@@ -213,22 +282,7 @@ export class SeasonalForecaster implements Forecaster {
     if (n < 2 * this.minPeriod) return 0;
     const d = new Float64Array(n);
     for (let i = 0; i < n; i++) d[i] = this.at(i) - this.at(i + 1);
-    let energy = 0;
-    for (let i = 0; i < n; i++) energy += d[i]! * d[i]!;
-    if (energy <= 0) return 0;
-    let best = 0;
-    let bestR = this.minCorrelation;
-    for (let lag = this.minPeriod; lag <= Math.min(this.maxPeriod, n >> 1); lag++) {
-      let s = 0;
-      for (let i = 0; i + lag < n; i++) s += d[i]! * d[i + lag]!;
-      // Normalised by the overlap, so that long lags are not penalised for having fewer pairs.
-      const r = s / (n - lag) / (energy / n);
-      if (r > bestR) {
-        bestR = r;
-        best = lag;
-      }
-    }
-    return best;
+    return seasonalLag(d, n, this.minPeriod, this.maxPeriod, this.minCorrelation);
   }
 
   forecast(h: number): Forecast | undefined {
