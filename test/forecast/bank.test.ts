@@ -155,6 +155,22 @@ describe('BaselineBank is the ensemble of the baselines, bit for bit', () => {
     compare({ seasonal: false, lstm: false, maxHorizon: 5, window: 100, minCount: 10 }, values);
   });
 
+  test('with periods shorter than the horizon, found, changed and wrapped around the history', () => {
+    // Period 4, then 7, then 5, with noise: the seasonal forecasts stop at h = P, and the history
+    // (361 values) wraps several times.
+    let x = 7;
+    const noise = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.02;
+    const values = Array.from({ length: 1400 }, (_, i) => {
+      const P = i < 500 ? 4 : i < 1000 ? 7 : 5;
+      return 0.4 + 0.25 * ((i % P) / P) + noise();
+    });
+    const selected = compare(
+      { seasonal: true, lstm: false, maxHorizon: 12, window: 100, minCount: 10 },
+      values,
+    );
+    expect(selected.has('seasonal')).toBe(true);
+  });
+
   test('a slot opened again starts afresh; the bank grows and keeps the other slots', () => {
     const s: Setup = { seasonal: true, lstm: false, maxHorizon: 5, window: 100, minCount: 10 };
     const bank = new BaselineBank({ ...s, fallback: 'ewma' });

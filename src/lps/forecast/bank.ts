@@ -185,6 +185,41 @@ export class BaselineBank {
   }
 
   /** SeasonalForecaster.median. */
+  /**
+   * seasonalMedian(h) for h = 1..H into r[at + h - 1], in one pass over the cycles: each cycle's
+   * anchor read once, the positions stepped rather than each taken modulo the history. Each
+   * horizon's sum adds the same terms in the same order as seasonalMedian, so bit for bit the same.
+   */
+  private seasonalRow(at: number): void {
+    const r = this.r;
+    const H = this.maxHorizon;
+    const s = this.o + this.stateAt + 11;
+    const P = r[s + 1]!;
+    const count = r[s]!;
+    const stored = Math.min(count, SEASONAL_HISTORY);
+    const top = P === 0 || P >= stored ? 0 : Math.min(H, P);
+    r.fill(NaN, at + top, at + H);
+    if (top === 0) return;
+    const n = SEASONAL_HISTORY;
+    const hist = this.hist;
+    const ho = this.ho;
+    const sums = this.scratch;
+    sums.fill(0, 0, top);
+    let cycles = 0;
+    for (let k = 1; k * P < stored; k++) {
+      // Position of x(t − kP); x(t − kP + h) follows it, wrapping at the history's end.
+      let p = (((count - 1 - k * P) % n) + n) % n;
+      const anchor = hist[ho + p]!;
+      for (let h = 0; h < top; h++) {
+        p = p + 1 === n ? 0 : p + 1;
+        sums[h] = sums[h]! + (hist[ho + p]! - anchor);
+      }
+      cycles++;
+    }
+    const newest = this.seasonalAt(count, 0);
+    for (let h = 0; h < top; h++) r[at + h] = newest + sums[h]! / cycles;
+  }
+
   private seasonalMedian(h: number): number {
     const s = this.o + this.stateAt + 11;
     const P = this.r[s + 1]!;
@@ -288,7 +323,7 @@ export class BaselineBank {
     r[row + 1] = r[s + 3]!;
     r[row + 2] = r[s + 8]! === 0 ? NaN : r[s + 6]!;
     r[row + 3] = r[s + 7]!;
-    if (this.seasonal) for (let h = 1; h <= H; h++) r[row + 3 + h] = this.seasonalMedian(h);
+    if (this.seasonal) this.seasonalRow(row + 4);
     // External forecasts are offered anew for each step.
     for (let x = 0; x < this.external; x++) r[o + this.offerAt + x * (1 + 2 * H)] = 0;
   }
