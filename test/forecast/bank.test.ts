@@ -16,11 +16,12 @@ interface Setup {
 }
 
 /** The ensemble the scorer built per endpoint and metric before the bank. */
-function ensembleOf(s: Setup): ForecastEnsemble {
+function ensembleOf(s: Setup, slot: number): ForecastEnsemble {
   return new ForecastEnsemble({
     forecasters: [
       ...Object.values(BASELINES).map((f) => f()),
-      ...(s.seasonal ? [new SeasonalForecaster()] : []),
+      // The bank searches each slot's period at the slot's own phase.
+      ...(s.seasonal ? [new SeasonalForecaster({ detectPhase: slot })] : []),
     ],
     external: s.lstm ? ['lstm'] : [],
     maxHorizon: s.maxHorizon,
@@ -68,7 +69,7 @@ function compare(
   offers?: ReadonlyArray<Forecast[] | null>,
 ): Set<string> {
   const selected = new Set<string>();
-  const e = ensembleOf(s);
+  const e = ensembleOf(s, 1);
   const bank = new BaselineBank({ ...s, external: s.lstm ? ['lstm'] : [], fallback: 'ewma' });
   // Neighbours in the same bank must not disturb the slot under test.
   const [before, slot, after] = [0, 1, 2];
@@ -175,7 +176,7 @@ describe('BaselineBank is the ensemble of the baselines, bit for bit', () => {
     const s: Setup = { seasonal: true, lstm: false, maxHorizon: 5, window: 100, minCount: 10 };
     const bank = new BaselineBank({ ...s, fallback: 'ewma' });
     const slots = Array.from({ length: 100 }, (_, i) => i);
-    const kept = ensembleOf(s);
+    const kept = ensembleOf(s, 99);
     for (const slot of slots) bank.open(slot);
     for (let i = 0; i < 200; i++) {
       for (const slot of slots) bank.observe(slot, (i % 7) / 7);
@@ -186,7 +187,7 @@ describe('BaselineBank is the ensemble of the baselines, bit for bit', () => {
     const reused = 42;
     bank.open(reused);
     expect(() => bank.open(-1)).toThrow(/bank slot must be a non-negative integer, got -1/);
-    const e = ensembleOf(s);
+    const e = ensembleOf(s, reused);
     for (let i = 0; i < 100; i++) {
       const v = 0.3 + 0.1 * Math.sin(i);
       e.observe(v);

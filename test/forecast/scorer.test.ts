@@ -133,6 +133,13 @@ describe('ForecastScorer (baselines)', () => {
     expect(selected.reduce((a, b) => a + b, 0)).toBe(20);
     expect(text).not.toMatch(/e1[0-9]/); // no endpoint label
     const maseLines = text.split('\n').filter((l) => l.startsWith('augur_forecast_mase{'));
-    expect(maseLines.length).toBe(4 * 3 * config.maxHorizon);
+    // One line per metric, forecaster and horizon: the three baselines on four metrics (the
+    // background needs the endpoint's own CPU, which these samples lack), and the seasonal
+    // forecaster on the CPU, whose 7-step cycle the endpoints whose search phase (their bank
+    // slot) fell within the 20 ticks have found.
+    expect(maseLines.filter((l) => l.includes('forecaster="seasonal"'))).toHaveLength(
+      config.maxHorizon,
+    );
+    expect(maseLines.length).toBe((4 * 3 + 1) * config.maxHorizon);
   });
 });

@@ -316,7 +316,9 @@ export class BaselineBank {
         const count = r[q]!;
         this.hist[this.ho + (count % SEASONAL_HISTORY)] = value;
         r[q] = count + 1;
-        if ((count + 1) % SEASONAL_DETECT_EVERY === 0) r[q + 1] = this.detect(count + 1);
+        // Each slot at its own phase (SeasonalForecaster's detectPhase = the slot): 1/30 of the
+        // series search at each tick, not all of them at every 30th.
+        if ((count + 1 + slot) % SEASONAL_DETECT_EVERY === 0) r[q + 1] = this.detect(count + 1);
       }
     }
     r[row] = r[s]!;

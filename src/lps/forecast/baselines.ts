@@ -156,6 +156,12 @@ export interface SeasonalOptions {
   minCorrelation?: number;
   /** The period is looked for again every this many values. */
   detectEvery?: number;
+  /**
+   * Where in that cycle: at the values whose count plus detectPhase is a multiple of
+   * detectEvery. Series given different phases (the bank gives each its slot) spread the search
+   * over the ticks instead of all searching at the same tick.
+   */
+  detectPhase?: number;
 }
 
 /**
@@ -244,6 +250,7 @@ export class SeasonalForecaster implements Forecaster {
   private readonly minPeriod: number;
   private readonly minCorrelation: number;
   private readonly detectEvery: number;
+  private readonly detectPhase: number;
   private readonly history: Float32Array;
   private count = 0;
   private period = 0;
@@ -254,11 +261,13 @@ export class SeasonalForecaster implements Forecaster {
     minPeriod = 4,
     minCorrelation = 0.3,
     detectEvery = 30,
+    detectPhase = 0,
   }: SeasonalOptions = {}) {
     this.maxPeriod = maxPeriod;
     this.minPeriod = minPeriod;
     this.minCorrelation = minCorrelation;
     this.detectEvery = detectEvery;
+    this.detectPhase = detectPhase;
     this.history = new Float32Array(2 * maxPeriod + 1);
   }
 
@@ -273,7 +282,7 @@ export class SeasonalForecaster implements Forecaster {
     if (this.period > 0) this.residuals.update(this.median(1), value);
     this.history[this.count % this.history.length] = value;
     this.count++;
-    if (this.count % this.detectEvery === 0) this.period = this.detect();
+    if ((this.count + this.detectPhase) % this.detectEvery === 0) this.period = this.detect();
   }
 
   /** The lag with the highest autocorrelation of one-step changes, or 0 below `minCorrelation`. */
