@@ -4,7 +4,7 @@
  * scored by the ForecastScorer (baselines; the LSTM is off) once a second. Prints one JSON line.
  * Imports only what the LPS had before the compact ring, so it runs against an older tree too.
  *
- * node --expose-gc --import tsx bench/footprint-child.ts --endpoints=5000 --ticks=7 [--ring-size=720]
+ * node --expose-gc dist/bench/footprint-child.js --endpoints=5000 --ticks=11 [--ring-size=720]
  *   [--lstm]: the LSTM on, as `augur serve` runs it by default (see LSTM below).
  *   [--account]: also where the bytes and the microseconds go, to stderr: the heap (a snapshot's
  *   self sizes by constructor, per endpoint; typed arrays' contents apart) and a CPU profile of
@@ -27,7 +27,7 @@ const args = new Map(
   process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]),
 );
 const N = Number(args.get('endpoints') ?? 5000);
-const TICKS = Number(args.get('ticks') ?? 7);
+const TICKS = Number(args.get('ticks') ?? 11);
 /** Ticks not measured: the first feeds every endpoint its recent history at once. */
 const WARMUP = 2;
 

@@ -7,7 +7,7 @@
  * (bench/footprint-child.ts), compiled (`npm run build`'s dist/, plain node, as the Docker image
  * runs augur); the base tree is `git archive`d into a temporary folder and compiled there.
  *
- *   --endpoints=5000,20000  --ticks=7  --base=<commit>|none  --ring-sizes=720,256  --no-lstm
+ *   --endpoints=5000,20000  --ticks=11  --base=<commit>|none  --ring-sizes=720,256  --no-lstm
  *   --no-build: reuse this checkout's dist/ as it is
  *   --account: each child of this tree also prints where the bytes and the microseconds go
  *   (heap snapshot by constructor, CPU profile of the scoring ticks by function) to stderr.
@@ -60,7 +60,7 @@ function run(cwd: string, script: string, args: string[]) {
 export async function runFootprint(argv: readonly string[]): Promise<void> {
   const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=') as [string, string]));
   const sizes = (args.get('endpoints') ?? '5000,20000').split(',').map(Number);
-  const ticks = args.get('ticks') ?? '7';
+  const ticks = args.get('ticks') ?? '11';
   const base = args.get('base') ?? DEFAULT_BASE;
   const rings = (args.get('ring-sizes') ?? '720,256').split(',').map(Number);
   buildTree(args.has('no-build'), CHILD);
