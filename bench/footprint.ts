@@ -163,18 +163,28 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     .filter(Boolean)
     .join('; ');
   // What the LSTM costs the process as a whole (on minus off, same ring): its worker thread,
-  // TensorFlow.js, its training rows (capped in total) and what a fit leaves resident.
-  const lstmCost = sizes
-    .map((n) => {
-      const on = rows.find((r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.lstm)?.m;
-      const off = rows.find(
-        (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.ringSize === 720 && !r.m.lstm,
-      )?.m;
-      if (!on || !off) return '';
-      return `${(((on.rssKb - off.rssKb) * n) / 1024).toFixed(0)} MB at ${n} endpoints`;
-    })
-    .filter(Boolean)
-    .join(', ');
+  // TensorFlow.js, its training rows (capped in total), what a fit leaves resident, and per
+  // endpoint its state in the worker and its forecaster's columns in the banks.
+  const lstmCost = sizes.map((n) => {
+    const on = rows.find((r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.lstm)?.m;
+    const off = rows.find(
+      (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.ringSize === 720 && !r.m.lstm,
+    )?.m;
+    return on && off ? { n, kb: (on.rssKb - off.rssKb) * n } : undefined;
+  });
+  const [c1, c2] = [lstmCost[0], lstmCost[lstmCost.length - 1]];
+  const lstmLine =
+    c1 && c2 && c2.n > c1.n
+      ? (() => {
+          const perEndpoint = (c2.kb - c1.kb) / (c2.n - c1.n);
+          const fixed = c1.kb - perEndpoint * c1.n;
+          return (
+            `**What the LSTM adds to the process** (RSS scored, on minus off, ring 720): ` +
+            `${(c1.kb / 1024).toFixed(0)} MB at ${c1.n} endpoints, ${(c2.kb / 1024).toFixed(0)} MB at ${c2.n}: ` +
+            `about ${(fixed / 1024).toFixed(0)} MB whatever the fleet, and ${perEndpoint.toFixed(1)} KB per endpoint.`
+          );
+        })()
+      : '';
   const load = loadavg()
     .map((l) => l.toFixed(1))
     .join(', ');
@@ -188,9 +198,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     marginal
       ? `**RSS per endpoint added** from ${sizes[0]} to ${sizes[sizes.length - 1]} endpoints (the growth of the scored process over the endpoints added, so fixed costs cancel): ${marginal}.`
       : '',
-    lstmCost
-      ? `**What the LSTM adds to the process** (RSS scored, on minus off, ring 720): ${lstmCost}; nearly the same at every size, so a fixed cost rather than one per endpoint.`
-      : '',
+    lstmLine,
     '',
     `Targets (issue 13): ≤ 20 KB per endpoint at the default history (720 samples), ≤ 25 µs of scoring CPU per endpoint per tick, event-loop lag p99 < 50 ms. Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), shared with other work; load average at the end of the run: ${load}.`,
   ].join('\n');
