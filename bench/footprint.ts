@@ -9,6 +9,9 @@
  *
  *   --endpoints=5000,20000  --ticks=11  --base=<commit>|none  --ring-sizes=720,256  --no-lstm
  *   --no-build: reuse this checkout's dist/ as it is
+ *   --repeat=N: each row is N runs of the child (CPU: median and range over the ticks of every
+ *   run; RSS and lag p99: the median run's; lag max: the largest); --lstm-only: only the LSTM-on
+ *   rows (no base, no LSTM-off rows), into a section of their own
  *   --account: each child of this tree also prints where the bytes and the microseconds go
  *   (heap snapshot by constructor, CPU profile of the scoring ticks by function) to stderr.
  */
@@ -57,12 +60,34 @@ function run(cwd: string, script: string, args: string[]) {
   });
 }
 
+/** `run` `times` times, one after the other, merged as --repeat says. */
+async function measure(cwd: string, script: string, args: string[], times: number) {
+  const runs: Measured[] = [];
+  for (let i = 0; i < times; i++) runs.push(await run(cwd, script, args));
+  const median = (f: (m: Measured) => number) => quantile(runs.map(f), 0.5);
+  return {
+    ...runs[0]!,
+    rssStoreKb: median((m) => m.rssStoreKb),
+    rssKb: median((m) => m.rssKb),
+    heapKb: median((m) => m.heapKb),
+    arrayBuffersKb: median((m) => m.arrayBuffersKb),
+    cpuPerEndpointUs: runs.flatMap((m) => m.cpuPerEndpointUs),
+    mainCpuPerEndpointUs: runs.every((m) => m.mainCpuPerEndpointUs)
+      ? runs.flatMap((m) => m.mainCpuPerEndpointUs!)
+      : undefined,
+    lagP99Ms: median((m) => m.lagP99Ms),
+    lagMaxMs: Math.max(...runs.map((m) => m.lagMaxMs)),
+  } satisfies Measured;
+}
+
 export async function runFootprint(argv: readonly string[]): Promise<void> {
   const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=') as [string, string]));
   const sizes = (args.get('endpoints') ?? '5000,20000').split(',').map(Number);
   const ticks = args.get('ticks') ?? '11';
-  const base = args.get('base') ?? DEFAULT_BASE;
-  const rings = (args.get('ring-sizes') ?? '720,256').split(',').map(Number);
+  const lstmOnly = args.has('lstm-only');
+  const repeat = Math.max(1, Number(args.get('repeat') ?? 1));
+  const base = lstmOnly ? 'none' : (args.get('base') ?? DEFAULT_BASE);
+  const rings = lstmOnly ? [] : (args.get('ring-sizes') ?? '720,256').split(',').map(Number);
   buildTree(args.has('no-build'), CHILD);
   // The base predates the child: this tree's child is compiled with it.
   const baseDir =
@@ -74,27 +99,28 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       const common = [`--endpoints=${n}`, `--ticks=${ticks}`];
       const account = args.has('account') ? ['--account'] : [];
       if (baseDir) {
-        const m = await run(baseDir, join(baseDir, 'dist', CHILD), common);
+        const m = await measure(baseDir, join(baseDir, 'dist', CHILD), common, repeat);
         console.log(baseLabel, m);
         rows.push({ tree: baseLabel, m });
       }
       for (const ring of rings) {
-        const m = await run(ROOT, join(DIST, CHILD), [
-          ...common,
-          ...account,
-          `--ring-size=${ring}`,
-        ]);
+        const m = await measure(
+          ROOT,
+          join(DIST, CHILD),
+          [...common, ...account, `--ring-size=${ring}`],
+          repeat,
+        );
         console.log('this tree', m);
         rows.push({ tree: 'this tree', m });
       }
       // As `augur serve` runs by default: the LSTM on (its worker, its rows, its first fit).
       if (!args.has('no-lstm')) {
-        const m = await run(ROOT, join(DIST, CHILD), [
-          ...common,
-          ...account,
-          '--ring-size=720',
-          '--lstm',
-        ]);
+        const m = await measure(
+          ROOT,
+          join(DIST, CHILD),
+          [...common, ...account, '--ring-size=720', '--lstm'],
+          repeat,
+        );
         console.log('this tree, LSTM on', m);
         rows.push({ tree: 'this tree', m });
       }
@@ -202,9 +228,17 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     '',
     `Targets (issue 13): ≤ 20 KB per endpoint at the default history (720 samples), ≤ 25 µs of scoring CPU per endpoint per tick, event-loop lag p99 < 50 ms. Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), shared with other work; load average at the end of the run: ${load}.`,
   ].join('\n');
+  const runs =
+    repeat > 1
+      ? `Each row is ${repeat} runs of the child, one after the other: scoring CPU is the median and range over the measured ticks of every run, RSS and lag p99 the median of the runs, lag max the largest. `
+      : '';
   writeBenchmarkSection(
-    'Memory and scoring per endpoint (LPS)',
-    'npm run bench:ingest -- --only=footprint',
-    body,
+    lstmOnly
+      ? `Memory and scoring per endpoint (LPS), LSTM on, ${repeat} runs`
+      : 'Memory and scoring per endpoint (LPS)',
+    `npm run bench:ingest -- ${argv.join(' ')}`,
+    lstmOnly
+      ? `${runs}The rows of the section above with the LSTM on, as \`augur serve\` runs by default, repeated; how each run is made is written there.\n\n${table}\n\n**RSS per endpoint added** from ${sizes[0]} to ${sizes[sizes.length - 1]} endpoints: ${marginal || '—'}.\n\nTargets (issue 13): ≤ 25 µs of scoring CPU per endpoint per tick, ≤ 20 KB per endpoint. Machine: ${cpus().length} cores, shared with other work; load average at the end of the run: ${load}.`
+      : runs + body,
   );
 }
