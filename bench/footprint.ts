@@ -224,6 +224,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     marginal
       ? `**RSS per endpoint added** from ${sizes[0]} to ${sizes[sizes.length - 1]} endpoints (the growth of the scored process over the endpoints added, so fixed costs cancel): ${marginal}.`
       : '',
+    '',
     lstmLine,
     '',
     `Targets (issue 13): ≤ 20 KB per endpoint at the default history (720 samples), ≤ 25 µs of scoring CPU per endpoint per tick, event-loop lag p99 < 50 ms. Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), shared with other work; load average at the end of the run: ${load}.`,
