@@ -184,7 +184,6 @@ export class BaselineBank {
     return this.hist[this.ho + ((((count - 1 - back) % n) + n) % n)]!;
   }
 
-  /** SeasonalForecaster.median. */
   /**
    * seasonalMedian(h) for h = 1..H into r[at + h - 1], in one pass over the cycles: each cycle's
    * anchor read once, the positions stepped rather than each taken modulo the history. Each
@@ -220,6 +219,7 @@ export class BaselineBank {
     for (let h = 0; h < top; h++) r[at + h] = newest + sums[h]! / cycles;
   }
 
+  /** SeasonalForecaster.median. */
   private seasonalMedian(h: number): number {
     const s = this.o + this.stateAt + 11;
     const P = this.r[s + 1]!;

@@ -173,8 +173,8 @@ export class LstmEngine {
     const needed = s.rows + n;
     if (needed * F > s.data.length || s.data.length > max * F) {
       if (needed <= max) {
-        // An eighth more than needed: a backfill of a whole history (at its cap, as every
-        // endpoint's first rows are) takes no more than it holds, and rows arriving one a tick
+        // An eighth more than needed, not twice: a whole history arriving at once (each
+        // endpoint's backfill) takes little more than it holds, and rows arriving one a tick
         // still grow the buffer geometrically.
         const grown = new Float32Array(Math.min(max, Math.max(needed + (needed >> 3), 64)) * F);
         grown.set(s.data.subarray(0, s.rows * F));
