@@ -160,6 +160,9 @@ const lag = monitorEventLoopDelay({ resolution: 1 });
 const cpuPerEndpointUs: number[] = [];
 /** The serving (main) thread's own share of each measured tick's CPU. */
 const mainCpuPerEndpointUs: number[] = [];
+/** The LSTM worker thread's share (its OS thread id from the worker; NaN where unknown). */
+const workerCpuPerEndpointUs: number[] = [];
+const workerTid = (await scorer.lstmStarted())?.workerTid;
 let seq = config.ringSize;
 for (let t = 0; t < WARMUP + TICKS; t++) {
   // One sample per endpoint per tick, at 1 s, as agents at the default interval send them.
@@ -172,9 +175,11 @@ for (let t = 0; t < WARMUP + TICKS; t++) {
   if (profiler && t === WARMUP) await profiler.post('Profiler.start');
   const c0 = process.cpuUsage();
   const m0 = mainThreadCpuUs();
+  const w0 = threadCpuUs(workerTid);
   await scorer.assess(records, states, now);
   const c = process.cpuUsage(c0);
   const m = mainThreadCpuUs() - m0;
+  const w = threadCpuUs(workerTid) - w0;
   // The LSTM's first fit (started by the first tick) ends within the warm-up: a measured tick
   // then costs what a tick costs between fits (its inference included; the worker's CPU is the
   // process's).
@@ -182,6 +187,7 @@ for (let t = 0; t < WARMUP + TICKS; t++) {
   if (t >= WARMUP) {
     cpuPerEndpointUs.push((c.user + c.system) / N);
     mainCpuPerEndpointUs.push(m / N);
+    workerCpuPerEndpointUs.push(w / N);
   }
   await new Promise((r) => setTimeout(r, Math.max(0, tickAt - Date.now())));
 }
@@ -204,6 +210,7 @@ process.stdout.write(
     arrayBuffersKb: kb(scored.arrayBuffers, before.arrayBuffers),
     cpuPerEndpointUs,
     mainCpuPerEndpointUs,
+    ...(LSTM ? { workerCpuPerEndpointUs } : {}),
     lagP99Ms: lag.percentile(99) / 1e6,
     lagMaxMs: lag.max / 1e6,
   }) + '\n',
@@ -218,8 +225,14 @@ process.exit(0);
  * and libuv's pool too. NaN where /proc cannot be read.
  */
 function mainThreadCpuUs(): number {
+  return threadCpuUs(process.pid);
+}
+
+/** threadCpuUs of any thread of this process by its OS id; NaN where unknown. */
+function threadCpuUs(tid: number | undefined): number {
+  if (tid === undefined) return NaN;
   try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces): state is the 3rd, utime the 14th.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) * 10_000;

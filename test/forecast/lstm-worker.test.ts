@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -52,6 +53,22 @@ describe('LSTM worker', () => {
       await host.stop();
     }
   }, 60_000);
+
+  test('tells its OS thread id: a thread of this process, not the serving one, whose CPU grows as it fits', async () => {
+    const w = await LstmWorker.start(spec, engine, { niceness: 0 });
+    workers.push(w);
+    expect(w.tid).toBeDefined();
+    expect(w.tid).not.toBe(process.pid);
+    const cpu = () => {
+      const stat = readFileSync(`/proc/self/task/${w.tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(f[11]) + Number(f[12]);
+    };
+    const before = cpu();
+    await w.append([{ id: 's', rows: rows(400) }]);
+    await w.fit(3);
+    expect(cpu()).toBeGreaterThan(before);
+  });
 
   test('the rows kept to train on are shared out: an even share of maxTotalRows, within its bounds', async () => {
     // spec: window 6, horizon 3, so a series keeps at least 2 × (6 + 3) = 18 rows.

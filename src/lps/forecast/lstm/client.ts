@@ -14,6 +14,8 @@ type Body<O extends Op> = Omit<Extract<WorkerRequest, { op: O }>, 'id' | 'op'>;
  */
 export class LstmWorker {
   readonly backend: string;
+  /** The worker's thread id in the OS, where it can tell (Linux): its CPU is /proc/self/task/<tid>. */
+  readonly tid: number | undefined;
   private readonly worker: Worker;
   private readonly pending = new Map<
     number,
@@ -25,6 +27,7 @@ export class LstmWorker {
   private constructor(worker: Worker, backend: string) {
     this.worker = worker;
     this.backend = backend;
+    this.tid = undefined;
   }
 
   /** Spawns the worker (the .ts source through tsx in development, the .js file when built). */
@@ -52,8 +55,9 @@ export class LstmWorker {
     worker.on('error', (err) => client.failAll(err));
     worker.on('exit', (code) => client.failAll(new Error(`lstm worker exited with code ${code}`)));
     try {
-      const { backend } = await client.call('init', { spec, engine, niceness });
+      const { backend, tid } = await client.call('init', { spec, engine, niceness });
       (client as { backend: string }).backend = backend;
+      (client as { tid: number | undefined }).tid = tid;
     } catch (err) {
       await worker.terminate();
       throw new AugurError(

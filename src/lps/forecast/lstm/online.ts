@@ -131,6 +131,11 @@ export class OnlineLstm {
     return this.worker.backend;
   }
 
+  /** The worker's thread id in the OS (Linux), for accounting its CPU apart; else undefined. */
+  get workerTid(): number | undefined {
+    return this.worker.tid;
+  }
+
   /** True once a model has been fitted or restored: before that its forecasts are not offered. */
   get ready(): boolean {
     return this.fitted;

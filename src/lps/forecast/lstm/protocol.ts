@@ -25,7 +25,8 @@ export type WorkerRequest =
   | { id: number; op: 'import'; state: unknown };
 
 export interface ResultOf {
-  init: { backend: string };
+  /** `tid`: the worker's thread id in the OS (Linux), for per-thread CPU accounting. */
+  init: { backend: string; tid?: number };
   append: null;
   forget: null;
   predict: Float32Array;

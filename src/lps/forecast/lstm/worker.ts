@@ -15,16 +15,24 @@ if (!port) throw new Error('lstm worker must run in a worker thread');
 
 let engine: LstmEngine | undefined;
 
-/**
- * Lowers this thread's CPU priority (Linux: a thread has its own nice value, and
- * /proc/thread-self names its id), so on a busy host the serving thread wins the
- * CPU over training. Elsewhere it is a no-op and training simply shares the CPU.
- */
-function lowerPriority(niceness: number): boolean {
-  if (niceness <= 0) return false;
+/** This thread's id in the OS (Linux: /proc/thread-self names it); undefined elsewhere. */
+function threadId(): number | undefined {
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid)) return false;
+    return Number.isInteger(tid) ? tid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Lowers this thread's CPU priority (Linux: a thread has its own nice value), so on a busy
+ * host the serving thread wins the CPU over training. Elsewhere it is a no-op and training
+ * simply shares the CPU.
+ */
+function lowerPriority(tid: number | undefined, niceness: number): boolean {
+  if (niceness <= 0 || tid === undefined) return false;
+  try {
     setPriority(tid, niceness);
     return true;
   } catch {
@@ -35,10 +43,11 @@ const yieldToMessages = () => new Promise<void>((resolve) => setImmediate(resolv
 
 async function handle(req: WorkerRequest): Promise<unknown> {
   if (req.op === 'init') {
-    const niced = lowerPriority(req.niceness);
+    const tid = threadId();
+    const niced = lowerPriority(tid, req.niceness);
     const { tf, backend } = await loadTf();
     engine = new LstmEngine(tf, req.spec, { ...req.engine, yieldEvery: yieldToMessages });
-    return { backend: niced ? `${backend} (nice ${req.niceness})` : backend };
+    return { backend: niced ? `${backend} (nice ${req.niceness})` : backend, tid };
   }
   if (!engine) throw new Error('worker not initialised');
   switch (req.op) {
