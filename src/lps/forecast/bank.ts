@@ -185,9 +185,10 @@ export class BaselineBank {
   }
 
   /**
-   * seasonalMedian(h) for h = 1..H into r[at + h - 1], in one pass over the cycles: each cycle's
-   * anchor read once, the positions stepped rather than each taken modulo the history. Each
-   * horizon's sum adds the same terms in the same order as seasonalMedian, so bit for bit the same.
+   * SeasonalForecaster.median(h) for h = 1..H into r[at + h - 1], in one pass over the cycles:
+   * each cycle's anchor read once, the positions stepped rather than each taken modulo the
+   * history. Each horizon's sum adds the same terms in the same order as SeasonalForecaster, so
+   * bit for bit the same; the step's forecasts are read back from here (seasonalMedian).
    */
   private seasonalRow(at: number): void {
     const r = this.r;
@@ -219,21 +220,14 @@ export class BaselineBank {
     for (let h = 0; h < top; h++) r[at + h] = newest + sums[h]! / cycles;
   }
 
-  /** SeasonalForecaster.median. */
-  private seasonalMedian(h: number): number {
-    const s = this.o + this.stateAt + 11;
-    const P = this.r[s + 1]!;
-    if (P === 0 || h > P) return NaN;
-    const count = this.r[s]!;
-    const stored = Math.min(count, SEASONAL_HISTORY);
-    let change = 0;
-    let cycles = 0;
-    for (let k = 1; k * P < stored; k++) {
-      change += this.seasonalAt(count, k * P - h) - this.seasonalAt(count, k * P);
-      cycles++;
-    }
-    if (cycles === 0) return NaN;
-    return this.seasonalAt(count, 0) + change / cycles;
+  /**
+   * SeasonalForecaster.median(h) as it stood at the end of `step`: what seasonalRow wrote into
+   * that step's pending row (NaN where it had none, and before the first step).
+   */
+  private seasonalMedian(step: number, h: number): number {
+    if (step < 0) return NaN;
+    const row = this.o + this.pendingAt + (step % (this.maxHorizon + 1)) * this.pendingStride;
+    return this.r[row + 3 + h]!;
   }
 
   /** SeasonalForecaster.detect. */
@@ -312,7 +306,9 @@ export class BaselineBank {
       // seasonal
       if (this.seasonal) {
         const q = s + 11;
-        if (r[q + 1]! > 0) this.residual(q + 2, this.seasonalMedian(1), value);
+        // The one-step median from before this value: the last step's row (nothing has changed
+        // the period or the history since it was written).
+        if (r[q + 1]! > 0) this.residual(q + 2, this.seasonalMedian(step - 1, 1), value);
         const count = r[q]!;
         this.hist[this.ho + (count % SEASONAL_HISTORY)] = value;
         r[q] = count + 1;
@@ -418,7 +414,7 @@ export class BaselineBank {
       median = r[s + 6]! + this.damp[h]! * r[s + 7]!;
       madAt = s + 9;
     } else if (f === SEASONAL && this.seasonal) {
-      median = this.seasonalMedian(h);
+      median = this.seasonalMedian(r[o]!, h);
       if (Number.isNaN(median)) return false;
       madAt = s + 13;
     } else {
