@@ -84,6 +84,10 @@ function compare(
     if (offer) {
       e.offer('lstm', offer);
       bank.offer(slot, 'lstm', offer);
+      // The neighbours' offers, other numbers, before and after in the same chunk.
+      const other = offer.map((f) => ({ median: f.upper, upper: f.upper + 1 }));
+      bank.offer(before, 'lstm', other);
+      bank.offer(after, 'lstm', other.slice(1));
     }
     // The paths (GetForecast) at every fifth step: they read what `select` reads.
     expectSame(e, bank, slot, s.maxHorizon, selected, i % 5 === 0);
@@ -117,11 +121,12 @@ const series = fc
     return v;
   });
 
+/** LSTM offers: Float32 numbers, as its worker answers (the bank holds external ones so). */
 const offer = fc.option(
   fc.array(
     fc.record({
-      median: fc.double({ min: 0, max: 1, noNaN: true }),
-      upper: fc.double({ min: 0, max: 1.2, noNaN: true }),
+      median: fc.float({ min: 0, max: 1, noNaN: true }),
+      upper: fc.float({ min: 0, max: Math.fround(1.2), noNaN: true }),
     }),
     { minLength: 1, maxLength: 9 },
   ),
@@ -194,6 +199,37 @@ describe('BaselineBank is the ensemble of the baselines, bit for bit', () => {
       bank.observe(reused, v);
     }
     expectSame(e, bank, reused, 5);
+  });
+});
+
+describe('BaselineBank external forecasts', () => {
+  test('are held at Float32 precision, a row of their own per slot', () => {
+    const H = 3;
+    const options = { seasonal: true, maxHorizon: H, window: 10, minCount: 1, fallback: 'ewma' };
+    const without = new BaselineBank(options);
+    const withLstm = new BaselineBank({ ...options, external: ['lstm'] });
+    // The Float64 row gains the forecaster's error and count per horizon and the horizons it
+    // offered; the H + 1 pending steps' medians and the step's offer (H medians, H uppers) are
+    // Float32.
+    const float64 = 2 * H + 1;
+    const float32 = (H + 1) * H + 2 * H;
+    expect(withLstm.bytesPerSeries - without.bytesPerSeries).toBe(8 * float64 + 4 * float32);
+    withLstm.open(0);
+    // Values alternate 0.2, 0.6 and the LSTM offers the next one exactly, as a Float64: neither
+    // is a Float32, so its error is not 0 but the rounding's, and its forecast reads back rounded.
+    const lstm = withLstm.names.indexOf('lstm');
+    const at = (i: number) => (i % 2 === 0 ? 0.2 : 0.6);
+    for (let i = 0; i < 6; i++) {
+      withLstm.observe(0, at(i));
+      withLstm.offer(0, 'lstm', [{ median: at(i + 1), upper: at(i + 1) + 0.1 }]);
+    }
+    expect(withLstm.count(0, lstm, 1)).toBe(5);
+    expect(withLstm.maeOf(0, lstm, 1)).toBeGreaterThan(0);
+    expect(withLstm.maeOf(0, lstm, 1)).toBeLessThan(1e-7);
+    expect(withLstm.select(0, 1)).toBe(true);
+    expect(withLstm.names[withLstm.forecaster]).toBe('lstm');
+    expect(withLstm.median).toBe(Math.fround(at(6)));
+    expect(withLstm.upper).toBe(Math.fround(at(6) + 0.1));
   });
 });
 

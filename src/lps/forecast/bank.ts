@@ -54,10 +54,16 @@ export interface BankOptions {
  * [step, last actual, naive MAE, naive count]
  * [rolling MAE: F·H][scored counts: F·H]
  * [pending, per step of the last H+1: last's value, ewma's level, holt's level and trend,
- *   seasonal's H medians, each external's H medians]
+ *   seasonal's H medians]
  * [last: value, mad, n][ewma: level, mad, n][holt: level, trend, seen, mad, n]
  * [seasonal: count, period, mad, n]
- * [each external's offer of this step: horizons offered, H medians, H uppers]
+ * [each external's offer of this step: horizons offered]
+ *
+ * The external forecasters' numbers are Float32, in a row of their own per slot (what the
+ * LSTM's worker answers is Float32 already, so nothing is lost; an `offer` of other numbers is
+ * held at Float32 precision):
+ * [pending, per step of the last H+1: each external's H medians]
+ * [each external's offer of this step: H medians, H uppers]
  */
 export class BaselineBank {
   readonly names: readonly string[];
@@ -76,15 +82,21 @@ export class BaselineBank {
   private readonly pendingStride: number;
   private readonly stateAt: number;
   private readonly offerAt: number;
+  /** The external forecasters' Float32 row: its length, and where its offers begin. */
+  private readonly extStride: number;
+  private readonly extOfferAt: number;
   /** Rows in chunks of CHUNK slots, never moved: growing copies nothing and frees nothing. */
   private readonly chunks: Float64Array[] = [];
   private readonly historyChunks: Float32Array[] = [];
+  private readonly extChunks: Float32Array[] = [];
   private readonly scratch = new Float64Array(SEASONAL_HISTORY);
   /** The slot being read or written: its chunk, its row's offset, its seasonal history's. */
   private r: Float64Array = new Float64Array(0);
   private o = 0;
   private hist: Float32Array = new Float32Array(0);
   private ho = 0;
+  private e: Float32Array = new Float32Array(0);
+  private eo = 0;
 
   /** Set by `select`: the forecaster chosen and its forecast. */
   forecaster = -1;
@@ -107,15 +119,17 @@ export class BaselineBank {
     this.maeAt = 4;
     this.countAt = this.maeAt + F * H;
     this.pendingAt = this.countAt + F * H;
-    this.pendingStride = 4 + (options.seasonal ? H : 0) + this.external * H;
+    this.pendingStride = 4 + (options.seasonal ? H : 0);
     this.stateAt = this.pendingAt + (H + 1) * this.pendingStride;
     this.offerAt = this.stateAt + 11 + (options.seasonal ? 4 : 0);
-    this.stride = this.offerAt + this.external * (1 + 2 * H);
+    this.stride = this.offerAt + this.external;
+    this.extOfferAt = (H + 1) * this.external * H;
+    this.extStride = this.extOfferAt + this.external * 2 * H;
   }
 
-  /** Bytes held per series (its row, and its seasonal history). */
+  /** Bytes held per series (its row, its external forecasters' row, its seasonal history). */
   get bytesPerSeries(): number {
-    return this.stride * 8 + (this.seasonal ? SEASONAL_HISTORY * 4 : 0);
+    return this.stride * 8 + this.extStride * 4 + (this.seasonal ? SEASONAL_HISTORY * 4 : 0);
   }
 
   /**
@@ -128,6 +142,7 @@ export class BaselineBank {
     while (this.chunks.length <= slot >>> CHUNK_BITS) {
       this.chunks.push(new Float64Array(CHUNK * this.stride));
       if (this.seasonal) this.historyChunks.push(new Float32Array(CHUNK * SEASONAL_HISTORY));
+      if (this.external > 0) this.extChunks.push(new Float32Array(CHUNK * this.extStride));
     }
     this.seek(slot);
     this.reset();
@@ -140,6 +155,10 @@ export class BaselineBank {
     if (this.seasonal) {
       this.hist = this.historyChunks[chunk]!;
       this.ho = (slot & (CHUNK - 1)) * SEASONAL_HISTORY;
+    }
+    if (this.external > 0) {
+      this.e = this.extChunks[chunk]!;
+      this.eo = (slot & (CHUNK - 1)) * this.extStride;
     }
   }
 
@@ -160,6 +179,7 @@ export class BaselineBank {
     r[s + 9] = NaN;
     if (this.seasonal) r[s + 13] = NaN;
     if (this.seasonal) this.hist.fill(0, this.ho, this.ho + SEASONAL_HISTORY);
+    if (this.external > 0) this.e.fill(NaN, this.eo, this.eo + this.extStride);
   }
 
   /** ResidualScale.update of the scale at `at` (mad, then n). */
@@ -261,9 +281,10 @@ export class BaselineBank {
       r[o + 1] = value;
       for (let h = 1; h <= H; h++) {
         if (step - h < 0) break;
-        const row = pending + ((step - h) % (H + 1)) * P;
+        const at = (step - h) % (H + 1);
+        const row = pending + at * P;
         for (let f = 0; f < F; f++) {
-          const predicted = this.pendingOf(row, f, h);
+          const predicted = this.pendingOf(row, at, f, h);
           if (!Number.isFinite(predicted)) continue;
           const e = Math.abs(value - predicted);
           const k = f * H + h - 1;
@@ -276,6 +297,10 @@ export class BaselineBank {
     }
     const row = pending + (step % (H + 1)) * P;
     r.fill(NaN, row, row + P);
+    if (this.external > 0) {
+      const ext = this.eo + (step % (H + 1)) * this.external * H;
+      this.e.fill(NaN, ext, ext + this.external * H);
+    }
 
     // The baselines, then what each forecasts from here (its pending state).
     const s = o + this.stateAt;
@@ -323,33 +348,38 @@ export class BaselineBank {
     r[row + 3] = r[s + 7]!;
     if (this.seasonal) this.seasonalRow(row + 4);
     // External forecasts are offered anew for each step.
-    for (let x = 0; x < this.external; x++) r[o + this.offerAt + x * (1 + 2 * H)] = 0;
+    r.fill(0, o + this.offerAt, o + this.offerAt + this.external);
   }
 
-  /** What forecaster `f` forecast `h` steps ahead at the step of pending row `row`. */
-  private pendingOf(row: number, f: number, h: number): number {
+  /**
+   * What forecaster `f` forecast `h` steps ahead at the step of pending row `row` (the
+   * `at`-th of the H + 1 kept).
+   */
+  private pendingOf(row: number, at: number, f: number, h: number): number {
     const r = this.r;
     if (f === LAST) return r[row]!;
     if (f === EWMA) return r[row + 1]!;
     if (f === HOLT) return r[row + 2]! + this.damp[h]! * r[row + 3]!;
     const x = f - this.internal; // an external one
     if (x < 0) return r[row + 3 + h]!; // seasonal
-    return r[row + 4 + (this.seasonal ? this.maxHorizon : 0) + x * this.maxHorizon + h - 1]!;
+    const H = this.maxHorizon;
+    return this.e[this.eo + (at * this.external + x) * H + h - 1]!;
   }
 
   /** ForecastEnsemble.offer: an external forecaster's forecasts for 1..H from this step. */
   offer(slot: number, name: string, forecasts: readonly Forecast[]): void {
-    const at = this.offerSlot(slot, name);
-    if (at < 0) return;
-    const r = this.r;
+    const x = this.offerSlot(slot, name);
+    if (x < 0) return;
+    const e = this.e;
     const H = this.maxHorizon;
     const k = Math.min(forecasts.length, H);
-    r[at] = k;
+    const at = this.eo + this.extOfferAt + x * 2 * H;
+    this.r[this.o + this.offerAt + x] = k;
     for (let i = 0; i < k; i++) {
-      r[at + 1 + i] = forecasts[i]!.median;
-      r[at + 1 + H + i] = forecasts[i]!.upper;
+      e[at + i] = forecasts[i]!.median;
+      e[at + H + i] = forecasts[i]!.upper;
     }
-    this.pendOffer(at, k);
+    this.pendOffer(x, k);
   }
 
   /**
@@ -360,39 +390,37 @@ export class BaselineBank {
   offerPairs(slot: number, name: string, data: Float32Array, from: number, count: number): boolean {
     const k = Math.min(count, this.maxHorizon);
     for (let i = 0; i < k; i++) if (!Number.isFinite(data[from + 2 * i]!)) return false;
-    const at = this.offerSlot(slot, name);
-    if (at < 0) return false;
-    const r = this.r;
+    const x = this.offerSlot(slot, name);
+    if (x < 0) return false;
+    const e = this.e;
     const H = this.maxHorizon;
-    r[at] = k;
+    const at = this.eo + this.extOfferAt + x * 2 * H;
+    this.r[this.o + this.offerAt + x] = k;
     for (let i = 0; i < k; i++) {
-      r[at + 1 + i] = data[from + 2 * i]!;
-      r[at + 1 + H + i] = data[from + 2 * i + 1]!;
+      e[at + i] = data[from + 2 * i]!;
+      e[at + H + i] = data[from + 2 * i + 1]!;
     }
-    this.pendOffer(at, k);
+    this.pendOffer(x, k);
     return true;
   }
 
-  /** Where an external forecaster's offer lives in `slot`'s row (-1: `name` is not external). */
+  /** Which external forecaster `name` is, seeking `slot` (-1: `name` is not external). */
   private offerSlot(slot: number, name: string): number {
     this.seek(slot);
     const f = this.names.indexOf(name);
-    if (f < this.internal) return -1;
-    return this.o + this.offerAt + (f - this.internal) * (1 + 2 * this.maxHorizon);
+    return f < this.internal ? -1 : f - this.internal;
   }
 
-  /** Queues the `k` medians just offered at `at` to be scored when their actuals arrive. */
-  private pendOffer(at: number, k: number): void {
-    const r = this.r;
-    const o = this.o;
-    const H = this.maxHorizon;
-    const step = r[o]!;
-    const x = (at - o - this.offerAt) / (1 + 2 * H);
+  /** Queues the `k` medians external `x` just offered to be scored when their actuals arrive. */
+  private pendOffer(x: number, k: number): void {
+    const step = this.r[this.o]!;
     // Scored when their actuals arrive; before the first value there is no step to score from.
     if (step < 0) return;
-    const row =
-      o + this.pendingAt + (step % (H + 1)) * this.pendingStride + 4 + (this.seasonal ? H : 0);
-    for (let i = 0; i < k; i++) r[row + x * H + i] = r[at + 1 + i]!;
+    const e = this.e;
+    const H = this.maxHorizon;
+    const offered = this.eo + this.extOfferAt + x * 2 * H;
+    const row = this.eo + ((step % (H + 1)) * this.external + x) * H;
+    e.copyWithin(row, offered, offered + k);
   }
 
   /**
@@ -418,10 +446,12 @@ export class BaselineBank {
       if (Number.isNaN(median)) return false;
       madAt = s + 13;
     } else {
-      const at = o + this.offerAt + (f - this.internal) * (1 + 2 * this.maxHorizon);
-      if (h > r[at]!) return false;
-      this.median = r[at + h]!;
-      this.upper = r[at + this.maxHorizon + h]!;
+      const x = f - this.internal;
+      if (h > r[o + this.offerAt + x]!) return false;
+      const H = this.maxHorizon;
+      const at = this.eo + this.extOfferAt + x * 2 * H;
+      this.median = this.e[at + h - 1]!;
+      this.upper = this.e[at + H + h - 1]!;
       return true;
     }
     this.median = median;
