@@ -48,12 +48,15 @@ describe('ForecastScorer with the LSTM', () => {
     const eps = [record('a'), record('b')];
     const states = new Map(eps.map((e) => [e.id, ACTIVE]));
     let now = 1_700_000_000_000;
-    const tick = async () => {
-      now += 1000;
-      const t = now / 1000;
-      eps.forEach((e, i) =>
-        push(e, now, { cpu: 0.4 + 0.2 * Math.sin(t / 4 + i) + ((t * 7) % 5) / 100 }),
-      );
+    /** `samples` new samples per endpoint (an agent that sent a batch), then one scoring pass. */
+    const tick = async (samples = 1) => {
+      for (let k = 0; k < samples; k++) {
+        now += 1000;
+        const t = now / 1000;
+        eps.forEach((e, i) =>
+          push(e, now, { cpu: 0.4 + 0.2 * Math.sin(t / 4 + i) + ((t * 7) % 5) / 100 }),
+        );
+      }
       return scorer.assess(eps, states, now);
     };
     /**
@@ -94,7 +97,8 @@ describe('ForecastScorer with the LSTM', () => {
       expect(lstm.ready).toBe(true);
       expectRowsAsRing(); // the backfill: many rows per endpoint in one append
       expect(lstm.lastFitResult!.windows).toBeGreaterThan(2 * 30); // both endpoints' backfilled history
-      for (let i = 0; i < 8; i++) await tick();
+      // Now and then three samples at once: each reaches the LSTM, in order.
+      for (let i = 0; i < 8; i++) await tick(i % 3 === 1 ? 3 : 1);
       const errors = scorer.forecastFor('a')!.metrics[0]!.errors;
       const lstmErr = errors.find((e) => e.forecaster === 'lstm' && e.horizon === 1);
       expect(lstmErr?.count).toBeGreaterThan(0);

@@ -73,10 +73,18 @@ function metricValue(s: StoredSample, m: ForecastMetric): number {
   return s[m];
 }
 
+/** A sample as an LSTM row (metrics, then time of day), written into `rows` from float `at`. */
+function writeLstmRow(s: StoredSample, rows: Float32Array, at: number): void {
+  for (let j = 0; j < FORECAST_METRICS.length; j++)
+    rows[at + j] = metricValue(s, FORECAST_METRICS[j]!);
+  const [sin, cos] = timeOfDay(s.timestamp);
+  rows[at + LSTM_TARGETS] = sin;
+  rows[at + LSTM_TARGETS + 1] = cos;
+}
+
 /**
- * The newest `k` samples of a record as LSTM rows (metrics, then time of day), oldest first,
- * written into `rows` from float `at`; `sample` is scratch the ring reads into (no object per
- * sample).
+ * The newest `k` samples of a record as LSTM rows, oldest first, written into `rows` from float
+ * `at`; `sample` is scratch the ring reads into (no object per sample).
  */
 function writeLstmRows(
   r: EndpointRecord,
@@ -85,14 +93,8 @@ function writeLstmRows(
   rows: Float32Array,
   at: number,
 ): void {
-  for (let back = k - 1; back >= 0; back--, at += LSTM_FEATURES) {
-    const s = r.series.read(back, sample);
-    for (let j = 0; j < FORECAST_METRICS.length; j++)
-      rows[at + j] = metricValue(s, FORECAST_METRICS[j]!);
-    const [sin, cos] = timeOfDay(s.timestamp);
-    rows[at + LSTM_TARGETS] = sin;
-    rows[at + LSTM_TARGETS + 1] = cos;
-  }
+  for (let back = k - 1; back >= 0; back--, at += LSTM_FEATURES)
+    writeLstmRow(r.series.read(back, sample), rows, at);
 }
 
 interface EndpointForecasts {
@@ -334,8 +336,21 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       const n = Math.min(r.samplesStored - e.fed, r.series.size);
       e.fed = r.samplesStored;
       if (n > 0) fresh.push(r.id);
+      // The LSTM gets the same new rows; on its first tick, everything the ring holds.
+      const k = !lstm ? 0 : backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
+      if (k > 0) {
+        const need = lstmUsed + k * LSTM_FEATURES;
+        if (need > lstmBuf.length) {
+          const grown = new Float32Array(Math.max(need, 2 * lstmBuf.length));
+          grown.set(lstmBuf.subarray(0, lstmUsed));
+          lstmBuf = grown;
+        }
+        if (backfill) writeLstmRows(r, k, this.sample, lstmBuf, lstmUsed);
+      }
       for (let back = n - 1; back >= 0; back--) {
         const s = r.series.read(back, this.sample);
+        // Past the backfill, the LSTM's rows are the samples the banks get, read once.
+        if (k > 0 && !backfill) writeLstmRow(s, lstmBuf, lstmUsed + (n - 1 - back) * LSTM_FEATURES);
         for (const m of FORECAST_METRICS) this.banks[m].observe(e.slot, metricValue(s, m));
         const c = this.costSample;
         c.hostCpu = s.cpu;
@@ -346,17 +361,8 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
         if (s.timestamp > e.skipCostTo) e.cost.learn(c);
         e.learntTo = s.timestamp;
       }
-      // The LSTM gets the same new rows; on its first tick, everything the ring holds.
-      const k = backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
-      if (lstm && k > 0) {
-        const need = lstmUsed + k * LSTM_FEATURES;
-        if (need > lstmBuf.length) {
-          const grown = new Float32Array(Math.max(need, 2 * lstmBuf.length));
-          grown.set(lstmBuf.subarray(0, lstmUsed));
-          lstmBuf = grown;
-        }
-        writeLstmRows(r, k, this.sample, lstmBuf, lstmUsed);
-        lstmUsed = need;
+      if (k > 0) {
+        lstmUsed += k * LSTM_FEATURES;
         lstmIds.push(r.id);
         lstmEnds.push(lstmUsed);
       }
