@@ -8,8 +8,10 @@
  * node --expose-gc dist/bench/footprint-child.js --endpoints=5000 --ticks=11 [--ring-size=720]
  *   [--lstm]: the LSTM on, as `augur serve` runs it by default (see LSTM below).
  *   [--account]: also where the bytes and the microseconds go, to stderr: the heap (a snapshot's
- *   self sizes by constructor, per endpoint; typed arrays' contents apart) and a CPU profile of
- *   the measured ticks (self time by function, per endpoint per tick).
+ *   self sizes by constructor, per endpoint; typed arrays' contents apart), a CPU profile of
+ *   the measured ticks (self time by function, per endpoint per tick) and what they allocate
+ *   (V8's sampling heap profiler, collected objects included: bytes by function, per endpoint
+ *   per tick; the samples' arrival through the store included, as in the ticks' GC).
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -155,6 +157,7 @@ if (profiler) {
   profiler.connect();
   await profiler.post('Profiler.enable');
   await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+  await profiler.post('HeapProfiler.enable');
 }
 const lag = monitorEventLoopDelay({ resolution: 1 });
 const cpuPerEndpointUs: number[] = [];
@@ -172,7 +175,14 @@ for (let t = 0; t < WARMUP + TICKS; t++) {
   for (let i = 0; i < N; i++) store.append(records[i]!, data(records[i]!.id, i, seq, now), now);
   const states = new Map<string, EndpointState>(records.map((r) => [r.id, store.stateOf(r, now)]));
   if (t === WARMUP) lag.enable();
-  if (profiler && t === WARMUP) await profiler.post('Profiler.start');
+  if (profiler && t === WARMUP) {
+    await profiler.post('Profiler.start');
+    await profiler.post('HeapProfiler.startSampling', {
+      samplingInterval: 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  }
   const c0 = process.cpuUsage();
   const m0 = mainThreadCpuUs();
   const w0 = threadCpuUs(workerTid);
@@ -195,8 +205,11 @@ lag.disable();
 // A fit the ticks started (the LSTM's first) ends before the memory is read.
 await (await scorer.lstmStarted())?.settled();
 const profile = profiler ? (await profiler.post('Profiler.stop')).profile : undefined;
+const allocations = profiler
+  ? (await profiler.post('HeapProfiler.stopSampling')).profile
+  : undefined;
 const scored = settle();
-if (ACCOUNT) account(profile!);
+if (ACCOUNT) account(profile!, allocations!);
 const kb = (a: number, b: number) => (a - b) / N / 1024;
 process.stdout.write(
   JSON.stringify({
@@ -247,8 +260,25 @@ interface ProfileNode {
   hitCount?: number;
 }
 
-/** Heap self sizes by constructor and scoring self time by function, per endpoint, to stderr. */
-function account(profile: { nodes: ProfileNode[]; startTime: number; endTime: number }): void {
+interface AllocationNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: AllocationNode[];
+}
+
+/** A profile node's function, named as `account` prints it. */
+function where(f: { functionName: string; url: string; lineNumber: number }): string {
+  return `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(src|bench|node_modules)\//, '$1/')}:${f.lineNumber + 1}`;
+}
+
+/**
+ * Heap self sizes by constructor, scoring self time by function and bytes allocated by function,
+ * per endpoint, to stderr.
+ */
+function account(
+  profile: { nodes: ProfileNode[]; startTime: number; endTime: number },
+  allocations: { head: AllocationNode },
+): void {
   const h = getHeapStatistics();
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MB`;
   process.stderr.write(
@@ -280,8 +310,7 @@ function account(profile: { nodes: ProfileNode[]; startTime: number; endTime: nu
   const hits = new Map<string, number>();
   let total = 0;
   for (const n of profile.nodes) {
-    const f = n.callFrame;
-    const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(src|bench|node_modules)\//, '$1/')}:${f.lineNumber + 1}`;
+    const key = where(n.callFrame);
     hits.set(key, (hits.get(key) ?? 0) + (n.hitCount ?? 0));
     total += n.hitCount ?? 0;
   }
@@ -291,4 +320,18 @@ function account(profile: { nodes: ProfileNode[]; startTime: number; endTime: nu
   );
   for (const [k, h] of [...hits].sort((a, b) => b[1] - a[1]).slice(0, 30))
     process.stderr.write(`  ${((h * usPerHit) / N / TICKS).toFixed(2).padStart(7)} us  ${k}\n`);
+  const allocated = new Map<string, number>();
+  let allBytes = 0;
+  const walk = (n: AllocationNode): void => {
+    const key = where(n.callFrame);
+    allocated.set(key, (allocated.get(key) ?? 0) + n.selfSize);
+    allBytes += n.selfSize;
+    n.children.forEach(walk);
+  };
+  walk(allocations.head);
+  process.stderr.write(
+    `allocated per endpoint per tick (${TICKS} ticks): ${(allBytes / N / TICKS).toFixed(0)} B, top 30:\n`,
+  );
+  for (const [k, b] of [...allocated].sort((a, b) => b[1] - a[1]).slice(0, 30))
+    process.stderr.write(`  ${(b / N / TICKS).toFixed(0).padStart(7)} B  ${k}\n`);
 }

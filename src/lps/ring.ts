@@ -20,6 +20,17 @@ export type SampleColumn = (typeof SAMPLE_COLUMNS)[number];
 export type StoredSample = Record<SampleColumn, number>;
 
 /**
+ * A sample with every column NaN, to read samples into (SampleRing.read). Built field by field,
+ * not as an object literal: V8's sampling heap profiler shows `read`'s stores into a literal's
+ * fields boxing every number (130 bytes a read), and into these none.
+ */
+export function emptySample(): StoredSample {
+  const s = {} as StoredSample;
+  for (const c of SAMPLE_COLUMNS) s[c] = NaN;
+  return s;
+}
+
+/**
  * How a column is held past the newest HOT samples:
  * - `residual`: Float32 residual against the first value of its block of BLOCK slots (a Float64
  *   anchor): exact for integers (ms timestamps, sequences) while a block spans less than 2^24,
@@ -94,6 +105,8 @@ const OFFSET_NAN = OFFSET_STEPS + 1;
 export const FLOAT_PRECISION = 2 ** -24;
 
 const NCOL = SAMPLE_COLUMNS.length;
+/** SampleRing.read's scratch row. */
+const ROW = new Float64Array(NCOL);
 const COLUMN_INDEX = Object.fromEntries(SAMPLE_COLUMNS.map((c, i) => [c, i])) as Record<
   SampleColumn,
   number
@@ -308,6 +321,21 @@ class Tier {
     return Number.isFinite(anchor) ? anchor + r : r;
   }
 
+  /**
+   * Every column of the `back`-th newest sample held (0 = newest; within `count`; a tier that
+   * keeps every column) into `out`: written, not returned one by one, since a number returned from
+   * a call that is not inlined is boxed on the heap (SampleRing.read, for every endpoint's tick).
+   */
+  readRow(back: number, out: Float64Array): void {
+    if (back < this.hot) {
+      const at = this.e + ((this.pushed - 1 - back) % this.hot) * NCOL;
+      for (let c = 0; c < NCOL; c++) out[c] = this.exact[at + c]!;
+      return;
+    }
+    const slot = (this.head - 1 - back + this.capacity) % this.capacity;
+    for (let c = 0; c < NCOL; c++) out[c] = this.stored(c, slot);
+  }
+
   /** Column `c` of the `back`-th newest sample held (0 = newest; within `count`; a kept column). */
   value(c: number, back: number): number {
     if (back < this.hot)
@@ -334,6 +362,8 @@ export class SampleRing {
   private readonly history: Tier | undefined;
   /** Bytes of the one ArrayBuffer both tiers live in. */
   readonly bytes: number;
+  /** One sample's columns as `read` gathers them (shared by every ring: reads are synchronous). */
+  private readonly row = ROW;
 
   constructor(capacity: number, detail = Math.min(capacity, DEFAULT_DETAIL)) {
     if (!Number.isInteger(capacity) || capacity < 1)
@@ -426,16 +456,35 @@ export class SampleRing {
 
   /** The i-th newest sample (0 = newest), as a new object; NaN in every column past `size`. */
   get(back: number): StoredSample {
-    return this.read(back, {} as StoredSample);
+    return this.read(back, emptySample());
   }
 
-  /** `get` into an object the caller keeps (a scoring tick reads thousands without allocating). */
+  /**
+   * `get` into an object the caller keeps (a scoring tick reads thousands without allocating).
+   * The columns go through a Float64Array and into `out` by name: a store by a computed name
+   * boxes each number on the heap.
+   */
   read(back: number, out: StoredSample): StoredSample {
     if (back < 0 || back >= this.size) {
       for (const c of SAMPLE_COLUMNS) out[c] = NaN;
       return out;
     }
-    for (let c = 0; c < NCOL; c++) out[SAMPLE_COLUMNS[c]!] = this.value(c, back);
+    const v = this.row;
+    this.recent.readRow(back, v);
+    out.timestamp = v[0]!;
+    out.receivedAt = v[1]!;
+    out.sequence = v[2]!;
+    out.cpu = v[3]!;
+    out.memory = v[4]!;
+    out.network = v[5]!;
+    out.networkCapacity = v[6]!;
+    out.responseTime = v[7]!;
+    out.healthy = v[8]!;
+    out.requestRate = v[9]!;
+    out.processCpu = v[10]!;
+    out.completed = v[11]!;
+    out.latencySum = v[12]!;
+    out.span = v[13]!;
     return out;
   }
 

@@ -6,7 +6,7 @@ import {
   type GetForecastResponse,
   type MetricForecast,
 } from '../../gen/augur/v1/load_prediction.js';
-import type { StoredSample } from '../ring.js';
+import { emptySample, type StoredSample } from '../ring.js';
 import {
   EndpointCost,
   pooledCost,
@@ -26,7 +26,7 @@ import {
 import { BASELINES } from './baselines.js';
 import { BaselineBank } from './bank.js';
 import type { ForecastConfig } from './config.js';
-import { timeOfDay } from './lstm/features.js';
+import { writeTimeOfDay } from './lstm/features.js';
 import { outIndex } from './lstm/model.js';
 import { LSTM_FEATURES, LSTM_TARGETS, type OnlineLstm } from './lstm/online.js';
 
@@ -67,19 +67,27 @@ function requestsOf(s: StoredSample, interval: number): number {
   return s.requestRate > 0 ? s.requestRate * spanOf(s, interval) : NaN;
 }
 
+/** Named reads, not s[m]: a read by a computed name boxes the number on the heap. */
 function metricValue(s: StoredSample, m: ForecastMetric): number {
-  if (m === 'network') return s.networkCapacity > 0 ? s.network / s.networkCapacity : NaN;
-  if (m === 'background') return backgroundOf(s);
-  return s[m];
+  switch (m) {
+    case 'cpu':
+      return s.cpu;
+    case 'memory':
+      return s.memory;
+    case 'network':
+      return s.networkCapacity > 0 ? s.network / s.networkCapacity : NaN;
+    case 'responseTime':
+      return s.responseTime;
+    case 'background':
+      return backgroundOf(s);
+  }
 }
 
 /** A sample as an LSTM row (metrics, then time of day), written into `rows` from float `at`. */
 function writeLstmRow(s: StoredSample, rows: Float32Array, at: number): void {
   for (let j = 0; j < FORECAST_METRICS.length; j++)
     rows[at + j] = metricValue(s, FORECAST_METRICS[j]!);
-  const [sin, cos] = timeOfDay(s.timestamp);
-  rows[at + LSTM_TARGETS] = sin;
-  rows[at + LSTM_TARGETS + 1] = cos;
+  writeTimeOfDay(s.timestamp, rows, at + LSTM_TARGETS);
 }
 
 /**
@@ -183,7 +191,7 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
   private readonly names: string[];
   private readonly costParams: CostParams;
   /** Reused for every sample read and learnt from in a tick. */
-  private readonly sample = {} as StoredSample;
+  private readonly sample = emptySample();
   private readonly costSample: CostSample = {
     hostCpu: 0,
     ownCpu: 0,
