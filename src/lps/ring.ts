@@ -471,6 +471,8 @@ export class SampleRing {
     }
     const v = this.row;
     this.recent.readRow(back, v);
+    // One store per column, in SAMPLE_COLUMNS' order (test/lps/ring.test.ts compares every
+    // column of `get` with `at`, which reads by the column's index).
     out.timestamp = v[0]!;
     out.receivedAt = v[1]!;
     out.sequence = v[2]!;
