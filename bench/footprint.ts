@@ -13,7 +13,8 @@
  *   run; RSS and lag p99: the median run's; lag max: the largest); --lstm-only: only the LSTM-on
  *   rows (no base, no LSTM-off rows), into a section of their own
  *   --account: each child of this tree also prints where the bytes and the microseconds go
- *   (heap snapshot by constructor, CPU profile of the scoring ticks by function) to stderr.
+ *   (heap snapshot by constructor, CPU profile of the scoring ticks by function, what the ticks
+ *   allocate by function) to stderr.
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
