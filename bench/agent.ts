@@ -35,6 +35,7 @@ import { loadConfig } from '../src/serve/config.js';
 import { startControlPlane } from '../src/serve/control-plane.js';
 import { buildBase, buildTree, DIST, ROOT } from './compile.js';
 import { formatSummary, summarizeProfile } from './cpu-profile-top.js';
+import { statCpuTicks } from './proc-stat.js';
 import { markdownTable, writeBenchmarkSection } from './report.js';
 
 /** `--key=value`, `--key value` or a bare `--flag` (value 'true'). */
@@ -68,15 +69,9 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) |
 function cpuSeconds(pid: number): number {
   let ticks = 0;
   const visit = (p: number) => {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${p}/stat`, 'latin1');
-    } catch {
-      return; // exited
-    }
-    // Fields after the parenthesised command name: utime is field 14, cstime field 17.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    const own = statCpuTicks(`/proc/${p}/stat`, true);
+    if (Number.isNaN(own)) return; // exited
+    ticks += own;
     for (const child of children(p)) visit(child);
   };
   visit(pid);

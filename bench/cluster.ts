@@ -20,7 +20,6 @@
  * child process per replica (bench/xds-clients.ts: raw HTTP/2, resources hashed, not decoded).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
@@ -32,6 +31,7 @@ import { RedisServer } from '../test/support/redis-server.js';
 import { ServeProcess } from '../test/support/serve-process.js';
 import type { AgentCounts, AgentsStart } from './cluster-agents.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
+import { statCpuTicks } from './proc-stat.js';
 
 export interface ClusterBenchOptions {
   endpoints: number;
@@ -90,13 +90,7 @@ const SLACK_MS = 50;
 
 /** CPU seconds of a process so far (Linux /proc; NaN elsewhere or once it has gone). */
 function procCpu(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
+  return statCpuTicks(`/proc/${pid}/stat`) / CLK_TCK;
 }
 
 async function metrics(r: ServeProcess): Promise<string> {

@@ -25,6 +25,7 @@ import { forecastConfigSchema } from '../src/lps/forecast/config.js';
 import { ForecastScorer } from '../src/lps/forecast/scorer.js';
 import { EndpointStore } from '../src/lps/store.js';
 import type { EndpointState } from '../src/lps/types.js';
+import { statCpuTicks } from './proc-stat.js';
 
 const args = new Map(
   process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]),
@@ -244,14 +245,7 @@ function mainThreadCpuUs(): number {
 /** threadCpuUs of any thread of this process by its OS id; NaN where unknown. */
 function threadCpuUs(tid: number | undefined): number {
   if (tid === undefined) return NaN;
-  try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces): state is the 3rd, utime the 14th.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10_000;
-  } catch {
-    return NaN;
-  }
+  return statCpuTicks(`/proc/self/task/${tid}/stat`) * 10_000;
 }
 
 interface ProfileNode {

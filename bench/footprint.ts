@@ -95,9 +95,12 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
   const base = lstmOnly ? 'none' : (args.get('base') ?? DEFAULT_BASE);
   const rings = lstmOnly ? [] : (args.get('ring-sizes') ?? '720,256').split(',').map(Number);
   buildTree(args.has('no-build'), CHILD);
-  // The base predates the child: this tree's child is compiled with it.
+  // The base predates the child: this tree's child (and what it imports from bench/) is compiled
+  // with it.
   const baseDir =
-    base === 'none' ? undefined : buildBase(base, CHILD, [CHILD.replace(/\.js$/, '.ts')]);
+    base === 'none'
+      ? undefined
+      : buildBase(base, CHILD, [CHILD.replace(/\.js$/, '.ts'), 'bench/proc-stat.ts']);
   const baseLabel = `base ${base}`;
   const rows: Array<{ tree: string; m: Measured }> = [];
   try {
