@@ -105,7 +105,10 @@ const OFFSET_NAN = OFFSET_STEPS + 1;
 export const FLOAT_PRECISION = 2 ** -24;
 
 const NCOL = SAMPLE_COLUMNS.length;
-/** SampleRing.read's scratch row. */
+/**
+ * One sample's columns as SampleRing's `read` gathers them and `push` stores them: one for every
+ * ring, as both are synchronous.
+ */
 const ROW = new Float64Array(NCOL);
 const COLUMN_INDEX = Object.fromEntries(SAMPLE_COLUMNS.map((c, i) => [c, i])) as Record<
   SampleColumn,
@@ -368,11 +371,6 @@ export class SampleRing {
   private readonly history: Tier | undefined;
   /** Bytes of the one ArrayBuffer both tiers live in. */
   readonly bytes: number;
-  /**
-   * One sample's columns as `read` gathers them and `push` stores them (shared by every ring:
-   * both are synchronous).
-   */
-  private readonly row = ROW;
 
   constructor(capacity: number, detail = Math.min(capacity, DEFAULT_DETAIL)) {
     if (!Number.isInteger(capacity) || capacity < 1)
@@ -433,7 +431,7 @@ export class SampleRing {
    */
   push(sample: StoredSample): void {
     const recent = this.recent;
-    const v = this.row;
+    const v = ROW;
     // The oldest detailed sample is about to be overwritten: its history columns move on.
     if (this.history && recent.count === recent.capacity) {
       const oldest = recent.count - 1;
@@ -498,7 +496,7 @@ export class SampleRing {
       for (const c of SAMPLE_COLUMNS) out[c] = NaN;
       return out;
     }
-    const v = this.row;
+    const v = ROW;
     this.recent.readRow(back, v);
     // One store per column, in SAMPLE_COLUMNS' order (test/lps/ring.test.ts compares every
     // column of `get` with `at`, which reads by the column's index).
