@@ -95,16 +95,20 @@ describe('LSTM worker', () => {
       { id: 'b', rows: rows(10) },
       { id: 'c', rows: rows(10) },
     ]);
-    // Three series: 40 rows each; `a` is cut to its share when its next row arrives.
-    expect(await held('a')).toBe(100);
+    // Three series: 40 rows each; `a` is cut to its share as the others arrive.
+    expect(await held('a')).toBe(40);
     await w.append([{ id: 'a', rows: rows(1, 150) }]);
     expect(await held('a')).toBe(40);
     // Thirteen series: the share (9) is below the floor, so each keeps 18.
     await w.append(Array.from({ length: 10 }, (_, i) => ({ id: `x${i}`, rows: rows(5) })));
-    await w.append([{ id: 'a', rows: rows(1, 151) }]);
     expect(await held('a')).toBe(18);
+    // Two series again: the share grows back to 60; `a` keeps its 18 rows and has room for more.
+    await w.forget(['c', ...Array.from({ length: 10 }, (_, i) => `x${i}`)]);
+    expect(await held('a')).toBe(18);
+    await w.append([{ id: 'a', rows: rows(50, 152) }]);
+    expect(await held('a')).toBe(60);
     await w.append([{ id: 'b', rows: rows(30) }]);
-    expect(await held('b')).toBe(18);
+    expect(await held('b')).toBe(40);
   });
 
   test('a forecast is the same whether its series is asked alone or among 5,000', async () => {

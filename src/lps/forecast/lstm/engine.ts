@@ -1,4 +1,5 @@
 import type { LayersModel, io } from '@tensorflow/tfjs';
+import { SeriesHistory } from './history.js';
 import {
   buildModel,
   compile,
@@ -73,12 +74,6 @@ export interface SavedLstm {
   series: Record<string, { norm: Normaliser; rows: number; data: string }>;
 }
 
-interface Series {
-  data: Float32Array;
-  rows: number;
-  norm?: Normaliser;
-}
-
 const toBase64 = (a: Float32Array): string =>
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 function fromBase64(s: string): Float32Array {
@@ -121,7 +116,7 @@ export class LstmEngine {
    * one.
    */
   private inference: Forward;
-  private readonly series = new Map<string, Series>();
+  private history: SeriesHistory;
   private fits = 0;
   private readonly random: () => number;
 
@@ -132,6 +127,17 @@ export class LstmEngine {
     this.model = buildModel(tf, spec);
     this.inference = forward(readWeights(this.model, spec), spec, options.kernel ?? true);
     this.random = mulberry32(spec.seed);
+    this.history = this.emptyHistory();
+  }
+
+  private emptyHistory(): SeriesHistory {
+    const { spec, options } = this;
+    return new SeriesHistory(
+      spec.features,
+      spec.targets,
+      (n) => rowShare(options, spec, n),
+      options.maxTotalRows,
+    );
   }
 
   get fitted(): boolean {
@@ -143,7 +149,7 @@ export class LstmEngine {
   }
 
   seriesCount(): number {
-    return this.series.size;
+    return this.history.count;
   }
 
   /**
@@ -151,65 +157,47 @@ export class LstmEngine {
    * least 2 × (window + horizon), so every series still offers windows to train on).
    */
   rowCap(): number {
-    return rowShare(this.options, this.spec, this.series.size);
+    return rowShare(this.options, this.spec, this.history.count);
+  }
+
+  /** Appends rows (n × features, row-major) to a series' history: `appendMany` of one series. */
+  append(id: string, batch: Float32Array): void {
+    this.appendMany([id], [batch.length], batch);
   }
 
   /**
-   * Appends rows (n × features, row-major) to a series' history, the newest rowCap() of them
-   * at most. A series holding more than its cap (more series arrived since) is cut to it here,
-   * so memory follows the cap within a tick of rows.
+   * Appends rows to many series: series `ids[i]` gets `rows` from `ends[i - 1]` (0 for the
+   * first) to `ends[i]` (floats; n × features, row-major, oldest first), and keeps its newest
+   * rowCap() rows. Series not held yet are added first, all together, so the history is laid
+   * out again at most once (every series' share shrinks when series arrive, and is cut here).
    */
-  append(id: string, batch: Float32Array): void {
-    const F = this.spec.features;
-    let s = this.series.get(id);
-    if (!s) {
-      s = { data: new Float32Array(0), rows: 0 };
-      this.series.set(id, s);
-    }
-    const max = this.rowCap();
-    // More rows than the series may keep: only the newest count.
-    const rows = batch.length > max * F ? batch.subarray(batch.length - max * F) : batch;
-    const n = rows.length / F;
-    const needed = s.rows + n;
-    if (needed * F > s.data.length || s.data.length > max * F) {
-      if (needed <= max) {
-        // An eighth more than needed, not twice: a whole history arriving at once (each
-        // endpoint's backfill) takes little more than it holds, and rows arriving one a tick
-        // still grow the buffer geometrically.
-        const grown = new Float32Array(Math.min(max, Math.max(needed + (needed >> 3), 64)) * F);
-        grown.set(s.data.subarray(0, s.rows * F));
-        s.data = grown;
-      } else {
-        // Full: keep the newest rows that leave room for the new ones.
-        const keep = max - n;
-        const target = s.data.length === max * F ? s.data : new Float32Array(max * F);
-        target.set(s.data.subarray((s.rows - keep) * F, s.rows * F), 0);
-        s.data = target;
-        s.rows = keep;
-      }
-    }
-    s.data.set(rows, s.rows * F);
-    s.rows += n;
+  appendMany(ids: readonly string[], ends: ArrayLike<number>, rows: Float32Array): void {
+    const h = this.history;
+    h.add(ids);
+    for (let i = 0; i < ids.length; i++)
+      h.append(h.slotOf(ids[i]!)!, rows.subarray(i > 0 ? ends[i - 1]! : 0, ends[i]!));
   }
 
-  forget(id: string): void {
-    this.series.delete(id);
+  /** Drops the series of `ids`; the others' share grows at once. */
+  forget(ids: readonly string[]): void {
+    this.history.remove(ids);
   }
 
   rowsOf(id: string): number {
-    return this.series.get(id)?.rows ?? 0;
+    const slot = this.history.slotOf(id);
+    return slot === undefined ? 0 : this.history.rows[slot]!;
   }
 
-  /** Bytes the series' histories hold, their buffers' whole length (rows and room to grow). */
+  /** Bytes the series' history holds: one buffer, its rows and room for more series. */
   historyBytes(): number {
-    let bytes = 0;
-    for (const s of this.series.values()) bytes += s.data.byteLength;
-    return bytes;
+    return this.history.bytes;
   }
 
   /** Recomputes every series' normaliser from its history (done at each fit). */
   private refreshNormalisers(): void {
-    for (const s of this.series.values()) s.norm = computeNormaliser(s.data, s.rows, this.spec);
+    const h = this.history;
+    for (const [, slot] of h.entries())
+      computeNormaliser(h.data, h.base(slot), h.rows[slot]!, this.spec, h.norms, h.normAt(slot));
   }
 
   /**
@@ -236,77 +224,81 @@ export class LstmEngine {
     const { window: W, features: F, targets: T, horizon: H } = this.spec;
     const per = T * H * 2;
     const out = new Float32Array(ids.length * per).fill(NaN);
-    const endOf = (i: number, s: Series): number => {
-      const e = ends?.[i];
-      return e === undefined || Number.isNaN(e) ? s.rows - 1 : e;
-    };
-    const ok: number[] = [];
+    const h = this.history;
+    // The items that can be forecast: their index in `ids`, slot and end row.
+    const items: number[] = [];
+    const slots: number[] = [];
+    const endRows: number[] = [];
     for (let i = 0; i < ids.length; i++) {
-      const s = this.series.get(ids[i]!);
-      if (!s) continue;
-      const end = endOf(i, s);
-      if (end >= W - 1 && end < s.rows) ok.push(i);
+      const slot = h.slotOf(ids[i]!);
+      if (slot === undefined) continue;
+      const held = h.rows[slot]!;
+      const e = ends?.[i];
+      const end = e === undefined || Number.isNaN(e) ? held - 1 : e;
+      if (end < W - 1 || end >= held) continue;
+      items.push(i);
+      slots.push(slot);
+      endRows.push(end);
     }
-    if (ok.length === 0) return out;
+    if (items.length === 0) return out;
     // The model's forward pass outside TensorFlow.js: batches of windows through the WebAssembly
     // kernel, or one window at a time in plain JS (LstmInference) where it cannot run. Outputs
     // are relative to each window's anchors (centre) and scaled by the series' scale.
     const centre = new Float64Array(KERNEL_BATCH * T);
-    const emit = (i: number, norm: Normaliser, c: number, raw: Float32Array, r: number): void => {
+    const { data, norms } = h;
+    const emit = (k: number, c: number, raw: Float32Array, r: number): void => {
+      const i = items[k]!;
+      const scaleAt = h.normAt(slots[k]!) + T;
       for (let j = 0; j < T; j++) {
         const last = centre[c + j]!;
-        const sd = norm.std[j]!;
-        for (let h = 1; h <= H; h++) {
-          const med = last + sd * raw[r + outIndex(this.spec, j, h, 0)]!;
-          const up = last + sd * raw[r + outIndex(this.spec, j, h, 1)]!;
-          out[i * per + outIndex(this.spec, j, h, 0)] = med;
-          out[i * per + outIndex(this.spec, j, h, 1)] = Math.max(med, up);
+        const sd = norms[scaleAt + j]!;
+        for (let hz = 1; hz <= H; hz++) {
+          const med = last + sd * raw[r + outIndex(this.spec, j, hz, 0)]!;
+          const up = last + sd * raw[r + outIndex(this.spec, j, hz, 1)]!;
+          out[i * per + outIndex(this.spec, j, hz, 0)] = med;
+          out[i * per + outIndex(this.spec, j, hz, 1)] = Math.max(med, up);
         }
       }
     };
-    const windowOf = (i: number): { s: Series; end: number } => {
-      const s = this.series.get(ids[i]!)!;
-      const end = endOf(i, s);
-      s.norm ??= computeNormaliser(s.data, end + 1, this.spec);
-      return { s, end };
+    /** Writes item k's window; a series without a normaliser gets one from its rows to the end row. */
+    const windowOf = (k: number, x: Float32Array, offset: number, c: number): void => {
+      const slot = slots[k]!;
+      const end = endRows[k]!;
+      const at = h.normAt(slot);
+      if (!h.hasNorm(slot)) computeNormaliser(data, h.base(slot), end + 1, this.spec, norms, at);
+      writeWindow(data, h.base(slot), end, norms, at + T, this.spec, x, offset, centre, c);
     };
     const { kernel, js } = this.inference;
     if (kernel) {
-      const norms: Normaliser[] = [];
-      for (let from = 0; from < ok.length; from += KERNEL_BATCH) {
-        const n = Math.min(KERNEL_BATCH, ok.length - from);
-        for (let b = 0; b < n; b++) {
-          const { s, end } = windowOf(ok[from + b]!);
-          norms[b] = s.norm!;
-          writeWindow(s.data, end, s.norm!, this.spec, kernel.input, b * W * F, centre, b * T);
-        }
+      for (let from = 0; from < items.length; from += KERNEL_BATCH) {
+        const n = Math.min(KERNEL_BATCH, items.length - from);
+        for (let b = 0; b < n; b++) windowOf(from + b, kernel.input, b * W * F, b * T);
         kernel.run(n);
-        for (let b = 0; b < n; b++)
-          emit(ok[from + b]!, norms[b]!, b * T, kernel.output, b * kernel.stride);
+        for (let b = 0; b < n; b++) emit(from + b, b * T, kernel.output, b * kernel.stride);
       }
       return out;
     }
     const x = new Float32Array(W * F);
     const raw = new Float32Array(per);
-    for (const i of ok) {
-      const { s, end } = windowOf(i);
-      writeWindow(s.data, end, s.norm!, this.spec, x, 0, centre, 0);
+    for (let k = 0; k < items.length; k++) {
+      windowOf(k, x, 0, 0);
       js.run(x, 0, raw, 0);
-      emit(i, s.norm!, 0, raw, 0);
+      emit(k, 0, raw, 0);
     }
     return out;
   }
 
   /** Training windows (end rows) per series: every end with a full window and all H targets known. */
-  private sampleWindows(): Array<[Series, number]> {
+  private sampleWindows(): Array<[number, number]> {
     const { window: W, horizon: H } = this.spec;
-    const list = [...this.series.values()];
+    const held = this.history.rows;
+    const list = Array.from(this.history.entries(), ([, slot]) => slot);
     // Windows of a series: every end row with a full window and all H targets known.
-    const counts = list.map((s) => Math.max(0, s.rows - H - (W - 1)));
+    const counts = list.map((s) => Math.max(0, held[s]! - H - (W - 1)));
     const total = counts.reduce((a, b) => a + b, 0);
     const max = this.options.maxTrainWindows;
     if (total <= max) {
-      const all: Array<[Series, number]> = [];
+      const all: Array<[number, number]> = [];
       list.forEach((s, i) => {
         for (let k = 0; k < counts[i]!; k++) all.push([s, W - 1 + k]);
       });
@@ -317,10 +309,10 @@ export class LstmEngine {
     // never materialising every window, which at 10,000 endpoints would be millions.
     const half = Math.floor(max / 2);
     const perSeries = Math.max(1, Math.ceil(half / list.length));
-    const recent: Array<[Series, number]> = [];
+    const recent: Array<[number, number]> = [];
     list.forEach((s, i) => {
       for (let k = 0; k < Math.min(perSeries, counts[i]!); k++)
-        recent.push([s, s.rows - H - 1 - k]);
+        recent.push([s, held[s]! - H - 1 - k]);
     });
     const chosen = this.pick(recent, half);
     const prefix = new Float64Array(list.length);
@@ -371,13 +363,16 @@ export class LstmEngine {
     const x = new Float32Array(n * W * F);
     const y = new Float32Array(n * per);
     const centre = new Float64Array(T);
-    windows.forEach(([s, end], k) => {
-      writeWindow(s.data, end, s.norm!, this.spec, x, k * W * F, centre);
+    const { data, norms } = this.history;
+    windows.forEach(([slot, end], k) => {
+      const base = this.history.base(slot);
+      const scaleAt = this.history.normAt(slot) + T;
+      writeWindow(data, base, end, norms, scaleAt, this.spec, x, k * W * F, centre);
       for (let j = 0; j < T; j++) {
         const last = centre[j]!;
         for (let h = 1; h <= H; h++) {
-          const v = s.data[(end + h) * F + j]!;
-          const d = (v - last) / s.norm!.std[j]!;
+          const v = data[base + (end + h) * F + j]!;
+          const d = (v - last) / norms[scaleAt + j]!;
           const target = Number.isFinite(d) ? d : 0;
           y[k * per + outIndex(this.spec, j, h, 0)] = target;
           y[k * per + outIndex(this.spec, j, h, 1)] = target;
@@ -437,14 +432,21 @@ export class LstmEngine {
       off += b.byteLength;
     }
     const series: SavedLstm['series'] = {};
-    const F = this.spec.features;
-    for (const [id, s] of this.series) {
-      if (!s.norm) continue;
-      const keep = Math.min(s.rows, this.spec.window + this.spec.horizon);
+    const { features: F, targets: T } = this.spec;
+    const h = this.history;
+    for (const [id, slot] of h.entries()) {
+      if (!h.hasNorm(slot)) continue;
+      const held = h.rows[slot]!;
+      const keep = Math.min(held, this.spec.window + this.spec.horizon);
+      const at = h.normAt(slot);
+      const base = h.base(slot);
       series[id] = {
-        norm: s.norm,
+        norm: {
+          mean: Array.from(h.norms.subarray(at, at + T)),
+          std: Array.from(h.norms.subarray(at + T, at + 2 * T)),
+        },
         rows: keep,
-        data: toBase64(s.data.slice((s.rows - keep) * F, s.rows * F)),
+        data: toBase64(h.data.slice(base + (held - keep) * F, base + held * F)),
       };
     }
     return {
@@ -483,12 +485,18 @@ export class LstmEngine {
       }),
     );
     compile(tf, model, this.spec);
-    const series = new Map<string, Series>();
-    for (const [id, v] of Object.entries(s.series ?? {})) {
+    const { features: F, targets: T } = this.spec;
+    const entries = Object.entries(s.series ?? {});
+    const history = this.emptyHistory();
+    history.add(entries.map(([id]) => id));
+    for (const [id, v] of entries) {
       const data = fromBase64(v.data);
-      if (data.length !== v.rows * this.spec.features || v.norm.std.length !== this.spec.targets)
+      if (data.length !== v.rows * F || v.norm.std.length !== T || v.norm.mean.length !== T)
         throw new Error(`saved series ${id} has the wrong shape`);
-      series.set(id, { data, rows: v.rows, norm: v.norm });
+      const slot = history.slotOf(id)!;
+      history.append(slot, data);
+      history.norms.set(v.norm.mean, history.normAt(slot));
+      history.norms.set(v.norm.std, history.normAt(slot) + T);
     }
     const inference = forward(
       readWeights(model, this.spec),
@@ -498,8 +506,7 @@ export class LstmEngine {
     this.model.dispose();
     this.model = model;
     this.inference = inference;
-    this.series.clear();
-    for (const [id, v] of series) this.series.set(id, v);
+    this.history = history;
     this.fits = s.fits ?? 1;
   }
 }

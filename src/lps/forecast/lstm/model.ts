@@ -74,23 +74,30 @@ export interface Normaliser {
 }
 
 /**
- * Per target column: the mean, and as the scale the mean absolute one-step
- * change (the MASE scale) rather than the standard deviation: on series with
- * rare large spikes the standard deviation is dominated by the spikes, and
- * corrections learnt on other series, multiplied by it, become far too large.
- * NaN are skipped; the scale has a floor so a flat series does not divide by 0.
+ * Per target column of the `rows` rows at `base` in `data`: the mean, and as the scale the mean
+ * absolute one-step change (the MASE scale) rather than the standard deviation: on series with
+ * rare large spikes the standard deviation is dominated by the spikes, and corrections learnt
+ * on other series, multiplied by it, become far too large. NaN are skipped; the scale has a
+ * floor so a flat series does not divide by 0. Written to `out` from `at`: the targets' means,
+ * then their scales.
  */
-export function computeNormaliser(data: Float32Array, rows: number, spec: LstmSpec): Normaliser {
-  const mean: number[] = [];
-  const std: number[] = [];
-  for (let j = 0; j < spec.targets; j++) {
+export function computeNormaliser(
+  data: Float32Array,
+  base: number,
+  rows: number,
+  spec: LstmSpec,
+  out: Float64Array,
+  at: number,
+): void {
+  const T = spec.targets;
+  for (let j = 0; j < T; j++) {
     let n = 0;
     let sum = 0;
     let diffs = 0;
     let diffSum = 0;
     let prev = NaN;
     for (let r = 0; r < rows; r++) {
-      const v = data[r * spec.features + j]!;
+      const v = data[base + r * spec.features + j]!;
       if (!Number.isFinite(v)) continue;
       n++;
       sum += v;
@@ -102,25 +109,27 @@ export function computeNormaliser(data: Float32Array, rows: number, spec: LstmSp
     }
     const m = n ? sum / n : 0;
     const scale = diffs ? diffSum / diffs : 0;
-    mean.push(m);
-    std.push(Math.max(scale, 1e-3 * Math.abs(m), 1e-6));
+    out[at + j] = m;
+    out[at + T + j] = Math.max(scale, 1e-3 * Math.abs(m), 1e-6);
   }
-  return { mean, std };
 }
 
 /** Inputs beyond this many scales from the mean are clipped (spikes would saturate the cell). */
 const INPUT_CLIP = 10;
 
 /**
- * Writes the normalised window ending at row `end` (inclusive) into `out` at
- * `offset`: each target as (value - anchor) / scale, clipped; time of day as is.
- * Missing values become 0 (the anchor). Each target's anchor is left in `centre` from `centreAt`
- * (spec.targets long), which the outputs are relative to as well.
+ * Writes the normalised window ending at row `end` (inclusive) of the rows at `base` in `data`
+ * into `out` at `offset`: each target as (value - anchor) / scale, clipped; time of day as is.
+ * Target j's scale is `scales[scaleAt + j]`. Missing values become 0 (the anchor). Each
+ * target's anchor is left in `centre` from `centreAt` (spec.targets long), which the outputs
+ * are relative to as well.
  */
 export function writeWindow(
   data: Float32Array,
+  base: number,
   end: number,
-  norm: Normaliser,
+  scales: Float64Array,
+  scaleAt: number,
   spec: LstmSpec,
   out: Float32Array,
   offset: number,
@@ -130,13 +139,13 @@ export function writeWindow(
   const F = spec.features;
   // Inputs are relative to the window's own anchor, not to the series mean: a level
   // that drifted far from the history it was normalised on would otherwise clip.
-  for (let j = 0; j < spec.targets; j++) centre[centreAt + j] = anchor(data, end, j, spec);
+  for (let j = 0; j < spec.targets; j++) centre[centreAt + j] = anchor(data, base, end, j, spec);
   for (let r = 0; r < spec.window; r++) {
-    const src = (end - spec.window + 1 + r) * F;
+    const src = base + (end - spec.window + 1 + r) * F;
     const dst = offset + r * F;
     for (let j = 0; j < F; j++) {
       const v = data[src + j]!;
-      const z = j < spec.targets ? (v - centre[centreAt + j]!) / norm.std[j]! : v;
+      const z = j < spec.targets ? (v - centre[centreAt + j]!) / scales[scaleAt + j]! : v;
       out[dst + j] = Number.isFinite(z) ? Math.max(-INPUT_CLIP, Math.min(INPUT_CLIP, z)) : 0;
     }
   }
@@ -147,17 +156,23 @@ export const ANCHOR_ALPHA = 0.4;
 
 /**
  * The level the model's outputs are relative to: an EWMA of target j over the
- * window ending at row `end` (missing values skipped). With the output layer
- * initialised to zero the untrained model *is* the EWMA forecast, and training
+ * window ending at row `end` of the rows at `base` (missing values skipped). With the output
+ * layer initialised to zero the untrained model *is* the EWMA forecast, and training
  * learns corrections to it: the exponential-smoothing + RNN hybrid of Smyl's
  * ES-RNN (M4 winner), which on noisy server load starts from the baseline that
  * is hardest to beat instead of from the last value.
  */
-export function anchor(data: Float32Array, end: number, j: number, spec: LstmSpec): number {
+export function anchor(
+  data: Float32Array,
+  base: number,
+  end: number,
+  j: number,
+  spec: LstmSpec,
+): number {
   let level = NaN;
   for (let r = end - spec.window + 1; r <= end; r++) {
     if (r < 0) continue;
-    const v = data[r * spec.features + j]!;
+    const v = data[base + r * spec.features + j]!;
     if (!Number.isFinite(v)) continue;
     level = Number.isNaN(level) ? v : level + ANCHOR_ALPHA * (v - level);
   }

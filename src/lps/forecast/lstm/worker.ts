@@ -52,12 +52,10 @@ async function handle(req: WorkerRequest): Promise<unknown> {
   if (!engine) throw new Error('worker not initialised');
   switch (req.op) {
     case 'append':
-      req.ids.forEach((id, i) =>
-        engine!.append(id, req.rows.subarray(i > 0 ? req.ends[i - 1]! : 0, req.ends[i]!)),
-      );
+      engine.appendMany(req.ids, req.ends, req.rows);
       return null;
     case 'forget':
-      for (const id of req.ids) engine.forget(id);
+      engine.forget(req.ids);
       return null;
     case 'predict':
       return engine.predictIds(req.ids, req.ends);
