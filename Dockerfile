@@ -28,6 +28,10 @@ RUN npm run build
 # ---- runtime: production dependencies, the compiled code and the protos ----
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
+# glibc's mmap threshold fixed at its default (128 KiB) instead of rising to the largest block
+# freed so far: with the LSTM on, the rising threshold left about 80 MB of freed memory resident
+# at 20,000 endpoints (BENCHMARKS.md, `bench:ingest -- --only=footprint --image-malloc`).
+ENV MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
 COPY package.json package-lock.json ./
 # No dev tools and no optional native TensorFlow binding: the LSTM runs on the

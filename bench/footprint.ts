@@ -12,6 +12,8 @@
  *   --repeat=N: each row is N runs of the child (CPU: median and range over the ticks of every
  *   run; RSS and lag p99: the median run's; lag max: the largest); --lstm-only: only the LSTM-on
  *   rows (no base, no LSTM-off rows), into a section of their own
+ *   --image-malloc: the LSTM-on rows also once more with glibc's malloc set as the Docker image
+ *   sets it (MALLOC_MMAP_THRESHOLD_, see IMAGE_MALLOC)
  *   --account: each child of this tree also prints where the bytes and the microseconds go
  *   (heap snapshot by constructor, CPU profile of the scoring ticks by function, what the ticks
  *   allocate by function) to stderr.
@@ -28,7 +30,15 @@ const CHILD = 'bench/footprint-child.js';
 /** The last commit with one Float64Array per column and per error-tracker row. */
 const DEFAULT_BASE = '4cf6061';
 
+/**
+ * The environment the Docker image runs augur with (Dockerfile, ENV): glibc's mmap threshold fixed
+ * at its default, 128 KiB, instead of rising to the largest block freed so far (up to 32 MiB).
+ */
+const IMAGE_MALLOC = { MALLOC_MMAP_THRESHOLD_: '131072' };
+
 interface Measured {
+  /** Set by this parent: the malloc settings the child ran with, where not glibc's defaults. */
+  malloc?: string;
   endpoints: number;
   ringSize: number;
   lstm?: boolean;
@@ -45,11 +55,12 @@ interface Measured {
   lagMaxMs: number;
 }
 
-function run(cwd: string, script: string, args: string[]) {
+function run(cwd: string, script: string, args: string[], env: Record<string, string>) {
   return new Promise<Measured>((resolve, reject) => {
     const child = spawn(process.execPath, ['--expose-gc', script, ...args], {
       cwd,
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...env },
     });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -64,12 +75,22 @@ function run(cwd: string, script: string, args: string[]) {
 }
 
 /** `run` `times` times, one after the other, merged as --repeat says. */
-async function measure(cwd: string, script: string, args: string[], times: number) {
+async function measure(
+  cwd: string,
+  script: string,
+  args: string[],
+  times: number,
+  env: Record<string, string> = {},
+) {
   const runs: Measured[] = [];
-  for (let i = 0; i < times; i++) runs.push(await run(cwd, script, args));
+  for (let i = 0; i < times; i++) runs.push(await run(cwd, script, args, env));
   const median = (f: (m: Measured) => number) => quantile(runs.map(f), 0.5);
+  const malloc = Object.entries(env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   return {
     ...runs[0]!,
+    ...(malloc ? { malloc } : {}),
     rssStoreKb: median((m) => m.rssStoreKb),
     rssKb: median((m) => m.rssKb),
     heapKb: median((m) => m.heapKb),
@@ -132,6 +153,17 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
         );
         console.log('this tree, LSTM on', m);
         rows.push({ tree: 'this tree', m });
+        if (args.has('image-malloc')) {
+          const mi = await measure(
+            ROOT,
+            join(DIST, CHILD),
+            [...common, ...account, '--ring-size=720', '--lstm'],
+            repeat,
+            IMAGE_MALLOC,
+          );
+          console.log('this tree, LSTM on, malloc as the image sets it', mi);
+          rows.push({ tree: 'this tree', m: mi });
+        }
       }
     }
   } finally {
@@ -158,7 +190,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       tree,
       m.endpoints,
       m.ringSize,
-      m.lstm ? 'on' : 'off',
+      m.lstm ? (m.malloc ? `on, ${m.malloc}` : 'on') : 'off',
       `${m.rssStoreKb.toFixed(1)} KB`,
       `${m.rssKb.toFixed(1)} KB`,
       `${m.arrayBuffersKb.toFixed(1)} KB`,
@@ -187,7 +219,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
   // What one more endpoint costs, without the process's fixed costs (V8's young generation grows
   // to its limit while the rings fill, and at 5,000 endpoints that is several KB per endpoint).
   const keyOf = (r: { tree: string; m: Measured }) =>
-    `${r.tree}|${r.m.ringSize}|${r.m.lstm ? 'on' : 'off'}`;
+    `${r.tree}|${r.m.ringSize}|${r.m.lstm ? 'on' : 'off'}${r.m.malloc ? `, ${r.m.malloc}` : ''}`;
   const marginal = [...new Set(rows.map(keyOf))]
     .map((key) => {
       const same = rows.filter((r) => keyOf(r) === key).map((r) => r.m);
@@ -203,7 +235,9 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
   // TensorFlow.js, its training rows (capped in total), what a fit leaves resident, and per
   // endpoint its state in the worker and its forecaster's columns in the banks.
   const lstmCost = sizes.map((n) => {
-    const on = rows.find((r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.lstm)?.m;
+    const on = rows.find(
+      (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.lstm && !r.m.malloc,
+    )?.m;
     const off = rows.find(
       (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.ringSize === 720 && !r.m.lstm,
     )?.m;
