@@ -32,7 +32,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 );
 
 describe('SeriesHistory', () => {
-  test('every series keeps its newest rows and its normaliser through every re-layout, within the budget', () => {
+  test('every series keeps its newest rows and its normaliser through every re-layout, in one buffer of the budget', () => {
     fc.assert(
       fc.property(
         fc.record({
@@ -48,6 +48,9 @@ describe('SeriesHistory', () => {
           const given = new Map<string, number[]>();
           const norms = new Map<string, number[]>();
           let next = 1;
+          // The first rows' buffer, and whether the floor of the share has bound so far.
+          let first: ArrayBufferLike | undefined;
+          let floorBound = false;
           for (const s of steps) {
             if (s.op === 'remove') {
               const ids = s.ids.map((i) => `s${i}`);
@@ -92,13 +95,24 @@ describe('SeriesHistory', () => {
             expect(Array.from(h.entries(), ([, slot]) => slot)).toEqual(
               Array.from({ length: given.size }, (_, i) => i),
             );
-            // The rows' buffer: within the budget where every series keeps its share of it
-            // (at least 16 slots), and half as much again as needed at most otherwise.
+            // The rows' buffer: with a budget, the budget, allocated once and kept while every
+            // series keeps its share of it; where the floor of the share binds, and without a
+            // budget, half as much again as needed (at least 16 slots), twice that at most.
             const rowsRoom = h.bytes / 4 / F;
             const floorBinds = given.size * stride > (options.maxTotalRows ?? Infinity);
-            if (options.maxTotalRows !== undefined && !floorBinds)
-              expect(rowsRoom).toBeLessThanOrEqual(options.maxTotalRows);
-            expect(rowsRoom).toBeLessThanOrEqual(2 * Math.max(16, 1.5 * given.size) * stride);
+            floorBound ||= floorBinds;
+            if (h.bytes === 0) {
+              // Nothing allocated before the first series.
+              expect(given.size).toBe(0);
+              expect(first).toBeUndefined();
+            } else if (options.maxTotalRows !== undefined && !floorBinds) {
+              expect(rowsRoom).toBe(options.maxTotalRows);
+              if (!floorBound && given.size > 0)
+                expect(h.data.buffer).toBe((first ??= h.data.buffer));
+            } else {
+              expect(rowsRoom).toBeGreaterThanOrEqual(given.size * stride);
+              expect(rowsRoom).toBeLessThanOrEqual(2 * Math.max(16, 1.5 * given.size) * stride);
+            }
           }
         },
       ),
@@ -106,7 +120,7 @@ describe('SeriesHistory', () => {
     );
   });
 
-  test('a share that shrinks is laid out in place, without a new buffer', () => {
+  test('a share that shrinks or grows is laid out in place, in the one buffer of the budget', () => {
     const options = { maxRows: 100, maxTotalRows: 1000 };
     const h = new SeriesHistory(F, T, (n) => rowShare(options, spec, n), options.maxTotalRows);
     h.add(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']);
@@ -116,5 +130,15 @@ describe('SeriesHistory', () => {
     expect(h.stride).toBe(83);
     expect(h.data.buffer).toBe(buffer);
     expect(h.bytes).toBe(1000 * F * 4);
+    // Series leave: the share grows back, in the same buffer, rows kept.
+    h.append(
+      h.slotOf('l')!,
+      Float32Array.from({ length: 83 * F }, (_, i) => i),
+    );
+    h.remove(['a', 'b', 'c', 'd', 'e', 'f']);
+    expect(h.stride).toBe(100);
+    expect(h.data.buffer).toBe(buffer);
+    const base = h.base(h.slotOf('l')!);
+    expect(h.data[base + 83 * F - 1]).toBe(83 * F - 1);
   });
 });
