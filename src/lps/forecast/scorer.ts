@@ -155,6 +155,8 @@ export interface ForecastScorerOptions {
    */
   startLstm?: () => Promise<OnlineLstm>;
   startLstmEagerly?: boolean;
+  /** Floats in one message of the LSTM's backfill (default 1 MiB of them); for tests. */
+  backfillChunk?: number;
 }
 
 /**
@@ -170,6 +172,7 @@ export interface ForecastScorerOptions {
  */
 export class ForecastScorer implements Scorer, CheckpointableScorer {
   private readonly config: ForecastConfig;
+  private readonly backfillChunk: number;
   private readonly logger: Logger;
   private readonly options: ForecastScorerOptions;
   private lstmState: 'off' | 'waiting' | 'starting' | 'ready' | 'failed';
@@ -203,6 +206,7 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
   constructor(options: ForecastScorerOptions) {
     this.options = options;
     this.config = options.config;
+    this.backfillChunk = options.backfillChunk ?? BACKFILL_CHUNK;
     this.logger = options.logger;
     this.lstmState = options.startLstm ? 'waiting' : 'off';
     this.names = [...Object.keys(BASELINES), 'seasonal', ...(options.startLstm ? ['lstm'] : [])];
@@ -325,7 +329,7 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
     const lstm = this.lstmInstance;
     const backfill = lstm !== undefined && !this.lstmBackfilled;
     this.lstmBackfilled ||= backfill;
-    // Enough rows for the first fit, and no more: the backfill is one message to the worker.
+    // Enough rows for the first fit, and no more.
     const backfillRows = Math.max(
       this.config.lstm.minHistory,
       this.config.lstm.window + this.config.maxHorizon,
@@ -333,10 +337,20 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
     const fresh: string[] = [];
     // The LSTM's new rows, written straight into the one buffer the worker gets (no array per
     // endpoint), in the same step as the banks' (the loop yields, and the ring moves on meanwhile).
-    const lstmIds: string[] = [];
-    const lstmEnds: number[] = [];
-    let lstmBuf = new Float32Array(lstm ? endpoints.length * LSTM_FEATURES : 0);
+    let lstmIds: string[] = [];
+    let lstmEnds: number[] = [];
+    let lstmBuf = new Float32Array(
+      !lstm ? 0 : backfill ? this.backfillChunk : endpoints.length * LSTM_FEATURES,
+    );
     let lstmUsed = 0;
+    if (lstm && backfill) {
+      // The backfill goes in messages of at most backfillChunk floats, each buffer freed once
+      // the worker has it: freeing one of tens of MiB would raise glibc's mmap threshold to its
+      // size for good (see SeriesHistory.relayout). The series are registered first, all
+      // together, so that the worker lays its history out once, not once a message.
+      const ids = endpoints.filter((r) => r.series.size > 0).map((r) => r.id);
+      lstm.appendPacked({ ids, ends: new Uint32Array(ids.length), rows: new Float32Array(0) });
+    }
     let work = 0;
     for (const r of endpoints) {
       if (++work % YIELD_EVERY === 0) await yieldToEventLoop();
@@ -348,7 +362,13 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       const k = !lstm ? 0 : backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
       if (k > 0) {
         const need = lstmUsed + k * LSTM_FEATURES;
-        if (need > lstmBuf.length) {
+        if (need > lstmBuf.length && backfill && lstmUsed > 0) {
+          lstm.appendPacked({ ids: lstmIds, ends: Uint32Array.from(lstmEnds), rows: lstmBuf });
+          lstmIds = [];
+          lstmEnds = [];
+          lstmUsed = 0;
+          lstmBuf = new Float32Array(Math.max(this.backfillChunk, k * LSTM_FEATURES));
+        } else if (need > lstmBuf.length) {
           const grown = new Float32Array(Math.max(need, 2 * lstmBuf.length));
           grown.set(lstmBuf.subarray(0, lstmUsed));
           lstmBuf = grown;
@@ -721,6 +741,8 @@ function coresOf(r: EndpointRecord): number {
  * once per tick, and its new samples are fed on the next).
  */
 const YIELD_EVERY = 200;
+/** Floats in one message of the LSTM's backfill by default (1 MiB). */
+const BACKFILL_CHUNK = 1 << 18;
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
