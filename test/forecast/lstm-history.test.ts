@@ -141,4 +141,22 @@ describe('SeriesHistory', () => {
     const base = h.base(h.slotOf('l')!);
     expect(h.data[base + 83 * F - 1]).toBe(83 * F - 1);
   });
+  test('where the floor of the share binds, the buffer outgrows the budget, is kept while it has room, and comes back to the budget', () => {
+    // Floor: 2 × (window + horizon) = 10 rows; a budget of 100 rows holds 10 series at it.
+    const options = { maxRows: 50, maxTotalRows: 100 };
+    const h = new SeriesHistory(F, T, (n) => rowShare(options, spec, n), options.maxTotalRows);
+    const ids = (from: number, to: number): string[] =>
+      Array.from({ length: to - from }, (_, i) => `s${from + i}`);
+    h.add(ids(0, 12));
+    expect(h.stride).toBe(10);
+    expect(h.bytes / 4 / F).toBeGreaterThan(100);
+    const grown = h.data.buffer;
+    h.add(ids(12, 13));
+    h.remove(['s12']); // laid out again, still at the floor: the same buffer
+    expect(h.stride).toBe(10);
+    expect(h.data.buffer).toBe(grown);
+    h.remove(ids(4, 13));
+    expect(h.stride).toBe(25);
+    expect(h.bytes / 4 / F).toBe(100);
+  });
 });

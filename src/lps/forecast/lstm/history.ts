@@ -140,12 +140,12 @@ export class SeriesHistory {
     const order = Int32Array.from(this.slots.values()).sort();
     const needed = capacity * stride * F;
     const budget = this.budget === undefined ? undefined : this.budget * F;
+    const length = this.data.length;
+    // A buffer more than twice what is needed is given back, except the budget's own; one over
+    // the budget, once the budget is enough again.
     const keepBuffer =
-      needed <= this.data.length &&
-      (budget !== undefined
-        ? this.data.length === Math.max(budget, needed)
-        : // A buffer more than twice what is needed is given back.
-          this.data.length <= 2 * needed);
+      needed <= length &&
+      (length === budget || (length <= 2 * needed && (budget === undefined || needed > budget)));
     const data = keepBuffer ? this.data : new Float32Array(Math.max(budget ?? 0, needed));
     const room = Math.floor(data.length / (stride * F));
     // Rows and normalisers for every slot the buffer has room for at the floor of the share,
