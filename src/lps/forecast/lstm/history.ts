@@ -129,8 +129,9 @@ export class SeriesHistory {
    * share need more than the budget. An untouched page of it costs no memory (the allocation is
    * mmapped and zero-filled by the kernel on first touch), and one that is never freed keeps
    * glibc from raising its mmap threshold: freeing a block of tens of MiB raises the threshold,
-   * and twice it the size of free memory each malloc arena keeps instead of giving it back,
-   * which was 45 MB of RSS at 5,000 endpoints and 80 MB at 20,000 (bench:ingest's footprint).
+   * and twice it the size of free memory each malloc arena keeps instead of giving it back.
+   * This buffer, replaced at each re-layout, and the scorer's first backfill were what raised
+   * it: 45 MB of RSS at 5,000 endpoints (bench:ingest's footprint, LSTM on), 9–22 MB after.
    * Without a budget the buffer fits the series, half as many again, and is replaced as they grow.
    */
   private relayout(count: number, stride: number): void {
