@@ -29,7 +29,7 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 # glibc's mmap threshold fixed at its default (128 KiB) instead of rising to the largest block
-# freed so far: with the LSTM on, the rising threshold left 61-68 MB more resident at 20,000
+# freed so far: with the LSTM on, the process was 61-68 MB larger without it at 20,000
 # endpoints (BENCHMARKS.md, `bench:ingest -- --only=footprint --lstm-only --image-malloc`).
 ENV MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
