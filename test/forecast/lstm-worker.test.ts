@@ -127,6 +127,28 @@ describe('LSTM worker', () => {
     }
   });
 
+  test('forecasts are written into a buffer handed back where it has room, and into a new one where not', async () => {
+    const w = await LstmWorker.start(spec, engine, { niceness: 0 });
+    workers.push(w);
+    const ids = ['a', 'b', 'c'];
+    await w.append(ids.map((id, i) => ({ id, rows: rows(12, i) })));
+    const fresh = Array.from(await w.predictIds(ids));
+    const per = fresh.length / ids.length;
+    expect(fresh.every(Number.isFinite)).toBe(true);
+    // Room for all three: written into it, a view of its start; the buffer comes back whole.
+    const given = new Float32Array(10 * per).fill(7);
+    const again = await w.predictIds(ids.slice(0, 2), given);
+    expect(given.length).toBe(0); // transferred to the worker
+    expect(again.length).toBe(2 * per);
+    expect(again.byteOffset).toBe(0);
+    expect(again.buffer.byteLength).toBe(10 * per * 4);
+    expect(Array.from(again)).toEqual(fresh.slice(0, 2 * per));
+    // Too small: a new buffer, of the result's size.
+    const bigger = await w.predictIds(ids, new Float32Array(per));
+    expect(bigger.buffer.byteLength).toBe(3 * per * 4);
+    expect(Array.from(bigger)).toEqual(fresh);
+  });
+
   test('walk-forward LSTM never looks ahead: changing the future leaves earlier forecasts unchanged', async () => {
     const n = 300;
     const k = 250;

@@ -127,9 +127,15 @@ export class LstmWorker {
     ]);
   }
 
-  /** `predict` of each series' newest window: the message carries the ids alone. */
-  predictIds(ids: string[]): Promise<Float32Array> {
-    return this.call('predict', { ids });
+  /**
+   * `predict` of each series' newest window: the message carries the ids alone. The result is
+   * written into `into` where it has room (a view of its start; `into` is transferred to the
+   * worker and comes back as the result's buffer).
+   */
+  predictIds(ids: string[], into?: Float32Array): Promise<Float32Array> {
+    return into
+      ? this.call('predict', { ids, into }, [into.buffer as ArrayBuffer])
+      : this.call('predict', { ids });
   }
 
   fit(epochs: number, reset = false): Promise<FitResult> {

@@ -84,6 +84,13 @@ export class OnlineLstm {
   private readonly rows = new Map<string, number>();
   private fitting: Promise<void> | undefined;
   private inflight: Promise<void> | undefined;
+  /**
+   * The last forecasts' buffer, handed back to the worker with the next `predict` to be written
+   * again: a tick's forecasts are 200 bytes an endpoint (4 MB at 20,000), and a buffer that size
+   * freed every tick would hold glibc's mmap threshold, and with it the memory each malloc arena
+   * keeps, at its size. Freed only when the fleet outgrows it, or a result comes too late.
+   */
+  private spare: Float32Array | undefined;
   private saving: Promise<void> = Promise.resolve();
   /** The newest append's answer from the worker. */
   private appended: Promise<void> = Promise.resolve();
@@ -177,7 +184,8 @@ export class OnlineLstm {
   /**
    * Forecasts of each endpoint's metrics (target order) for 1..H from its newest row, in one
    * buffer (LstmForecasts); the endpoints with too little history are left out, and all of them
-   * if the worker does not answer within `inferenceTimeoutMs`.
+   * if the worker does not answer within `inferenceTimeoutMs`. The result's `raw` is valid until
+   * the next call, which hands its buffer back to the worker.
    */
   async predict(ids: readonly string[]): Promise<LstmForecasts> {
     const none: LstmForecasts = { ids: [], raw: new Float32Array(0), stride: 0 };
@@ -191,7 +199,8 @@ export class OnlineLstm {
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), this.options.config.inferenceTimeoutMs);
     });
-    const request = this.worker.predictIds(want);
+    const request = this.worker.predictIds(want, this.spare);
+    this.spare = undefined;
     const settled = request.then(
       () => undefined,
       () => undefined,
@@ -203,6 +212,7 @@ export class OnlineLstm {
     const raw = await Promise.race([request, timeout]).catch(() => undefined);
     clearTimeout(timer);
     if (!raw) return none;
+    this.spare = new Float32Array(raw.buffer as ArrayBuffer);
     return { ids: want, raw, stride: this.spec.targets * this.spec.horizon * 2 };
   }
 

@@ -19,7 +19,7 @@ export type WorkerRequest =
   | { id: number; op: 'append'; ids: string[]; ends: Uint32Array; rows: Float32Array }
   | { id: number; op: 'forget'; ids: string[] }
   /** Forecasts of series `ids`, each from its row `ends[i]` (NaN, or no `ends`: its newest). */
-  | { id: number; op: 'predict'; ids: string[]; ends?: Float64Array }
+  | { id: number; op: 'predict'; ids: string[]; ends?: Float64Array; into?: Float32Array }
   | { id: number; op: 'fit'; epochs: number; reset: boolean }
   | { id: number; op: 'export' }
   | { id: number; op: 'import'; state: unknown };

@@ -58,7 +58,7 @@ async function handle(req: WorkerRequest): Promise<unknown> {
       engine.forget(req.ids);
       return null;
     case 'predict':
-      return engine.predictIds(req.ids, req.ends);
+      return engine.predictIds(req.ids, req.ends, req.into);
     case 'fit':
       return engine.fit(req.epochs, req.reset);
     case 'export':
