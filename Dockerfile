@@ -29,8 +29,9 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 # glibc's mmap threshold fixed at its default (128 KiB) instead of rising to the largest block
-# freed so far: with the LSTM on, the process was 61-68 MB larger without it at 20,000
-# endpoints (BENCHMARKS.md, `bench:ingest -- --only=footprint --lstm-only --image-malloc`).
+# freed so far. With the LSTM on it saved 45-80 MB while augur still freed large buffers as it
+# ran; now 9-22 MB at 5,000 endpoints, and it guards against large blocks freed by code augur
+# does not control (BENCHMARKS.md, `bench:ingest -- --only=footprint --lstm-only --image-malloc`).
 ENV MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -130,8 +130,8 @@ export class SeriesHistory {
    * mmapped and zero-filled by the kernel on first touch), and one that is never freed keeps
    * glibc from raising its mmap threshold: freeing a block of tens of MiB raises the threshold,
    * and twice it the size of free memory each malloc arena keeps instead of giving it back.
-   * This buffer, replaced at each re-layout, and the scorer's first backfill were what raised
-   * it: 45 MB of RSS at 5,000 endpoints (bench:ingest's footprint, LSTM on), 9–22 MB after.
+   * This buffer, replaced at each re-layout, was the largest block that raised it (see
+   * BENCHMARKS.md, "LSTM on, 5 runs").
    * Without a budget the buffer fits the series, half as many again, and is replaced as they grow.
    */
   private relayout(count: number, stride: number): void {
