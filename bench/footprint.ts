@@ -143,27 +143,19 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
         console.log('this tree', m);
         rows.push({ tree: 'this tree', m });
       }
-      // As `augur serve` runs by default: the LSTM on (its worker, its rows, its first fit).
-      if (!args.has('no-lstm')) {
+      // As `augur serve` runs by default: the LSTM on (its worker, its rows, its first fit); with
+      // --image-malloc, once more with glibc's malloc as the Docker image sets it.
+      const mallocs = args.has('image-malloc') ? [{}, IMAGE_MALLOC] : [{}];
+      for (const env of args.has('no-lstm') ? [] : mallocs) {
         const m = await measure(
           ROOT,
           join(DIST, CHILD),
           [...common, ...account, '--ring-size=720', '--lstm'],
           repeat,
+          env,
         );
-        console.log('this tree, LSTM on', m);
+        console.log(`this tree, LSTM on${m.malloc ? `, ${m.malloc}` : ''}`, m);
         rows.push({ tree: 'this tree', m });
-        if (args.has('image-malloc')) {
-          const mi = await measure(
-            ROOT,
-            join(DIST, CHILD),
-            [...common, ...account, '--ring-size=720', '--lstm'],
-            repeat,
-            IMAGE_MALLOC,
-          );
-          console.log('this tree, LSTM on, malloc as the image sets it', mi);
-          rows.push({ tree: 'this tree', m: mi });
-        }
       }
     }
   } finally {
