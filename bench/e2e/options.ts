@@ -11,7 +11,13 @@ import type { WorkloadShape } from './workload.js';
 /** The world's shape (see WorkloadShape); the step and the arrival trace are set per run. */
 type WorldOptions = Pick<
   WorkloadShape,
-  'backends' | 'workers' | 'serviceTime' | 'utilisation' | 'peakUtilisation' | 'maxBackground'
+  | 'backends'
+  | 'workers'
+  | 'serviceTime'
+  | 'work'
+  | 'utilisation'
+  | 'peakUtilisation'
+  | 'maxBackground'
 >;
 
 export interface E2eOptions extends WorldOptions {
@@ -77,6 +83,8 @@ export const USAGE = `npm run bench:e2e -- [options]
   --arms a,b,...           ${ARMS.join(', ')} (default all)
   --backends N             (default 6)       --workers N     per backend (default 4)
   --service-ms MS          mean work of a request at full speed (default 100)
+  --work exponential|fixed each request's work: exponential about the mean, or the mean itself
+                           (default exponential; fixed writes a section of its own)
   --utilisation U          mean fleet utilisation of the load (default 0.7)
   --load trace|constant    arrivals follow NAB's ELB request count, or are constant (default trace)
   --traces nab|bitbrains   background CPU traces (default nab; bitbrains from ../shared)
@@ -106,6 +114,7 @@ export function parseOptions(argv: readonly string[]): E2eOptions {
       backends: { type: 'string', default: '6' },
       workers: { type: 'string', default: '4' },
       'service-ms': { type: 'string', default: '100' },
+      work: { type: 'string', default: 'exponential' },
       utilisation: { type: 'string', default: '0.7' },
       load: { type: 'string', default: 'trace' },
       traces: { type: 'string', default: 'nab' },
@@ -150,6 +159,9 @@ export function parseOptions(argv: readonly string[]): E2eOptions {
   if (values.load !== 'trace' && values.load !== 'constant') {
     throw new Error(`--load must be trace or constant, got "${values.load}"`);
   }
+  if (values.work !== 'exponential' && values.work !== 'fixed') {
+    throw new Error(`--work must be exponential or fixed, got "${values.work}"`);
+  }
   if (values.traces !== 'nab' && values.traces !== 'bitbrains') {
     throw new Error(`--traces must be nab or bitbrains, got "${values.traces}"`);
   }
@@ -173,6 +185,7 @@ export function parseOptions(argv: readonly string[]): E2eOptions {
     backends,
     workers: num('workers', values.workers, 1, 64, true),
     serviceTime,
+    work: values.work,
     utilisation: num('utilisation', values.utilisation, 0.01, 2),
     peakUtilisation: 0.95,
     maxBackground: 0.95,

@@ -10,11 +10,15 @@ import { DEFAULT_CLIENTS, type E2eOptions } from './options.js';
 import type { ConfigResult } from './run.js';
 import { evaluateTargets, p99Ratios, spread, validRuns, type Spread } from './summary.js';
 
-/** The section's heading; a client count other than the default names a section of its own. */
-export function sectionTitle(result: ConfigResult, options: Pick<E2eOptions, 'clients'>): string {
+/** The section's heading; a client count or work other than the default names a section of its own. */
+export function sectionTitle(
+  result: Pick<ConfigResult, 'config'>,
+  options: Pick<E2eOptions, 'clients' | 'work'>,
+): string {
   const c = result.config;
   const clients = options.clients === DEFAULT_CLIENTS ? '' : `, ${options.clients} clients per arm`;
-  return `Real sockets (bench:e2e): ${c.stepSeconds} s trace steps, agents every ${c.reportInterval} s${clients}`;
+  const work = options.work === 'exponential' ? '' : `, ${options.work} work`;
+  return `Real sockets (bench:e2e): ${c.stepSeconds} s trace steps, agents every ${c.reportInterval} s${clients}${work}`;
 }
 
 export interface MachineNote {
@@ -39,7 +43,11 @@ export function renderSection(
       `Latencies are wall time on real sockets: on a shared machine they are provisional.`,
     '',
     `Setup: ${options.backends} gRPC backends on loopback, each a FIFO queue with ${options.workers} ` +
-      `workers; a request's work is exponential (mean ${options.serviceTime * 1000} ms at full speed) and ` +
+      `workers; a request's work is ${
+        options.work === 'fixed'
+          ? `${options.serviceTime * 1000} ms at full speed for every request (\`--work fixed\`)`
+          : `exponential (mean ${options.serviceTime * 1000} ms at full speed)`
+      } and ` +
       `takes work / speed, speed = 1 − the background CPU of a real trace (${traces}; capped at ` +
       `${options.maxBackground}), simulated with timers. One trace step every ${c.stepSeconds} s. Open-loop ` +
       `Poisson arrivals ${options.load === 'trace' ? `following ${options.arrivalTrace.name}` : 'at a constant rate'}, ` +

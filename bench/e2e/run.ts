@@ -224,6 +224,7 @@ function workloadShape(options: E2eOptions, config: E2eConfig): WorkloadShape {
     backends: options.backends,
     workers: options.workers,
     serviceTime: options.serviceTime,
+    work: options.work,
     utilisation: options.utilisation,
     peakUtilisation: options.peakUtilisation,
     maxBackground: options.maxBackground,
@@ -239,6 +240,7 @@ function arrivalsOf(options: E2eOptions, segment: Segment, rep: number): Arrival
     options.serviceTime,
     options.clients,
     options.seed * 1009 + rep + 1,
+    options.work,
   );
 }
 

@@ -9,12 +9,20 @@ import { Rng } from '../../src/sim/rng.js';
 import { scaleArrivals } from '../../src/sim/scenarios.js';
 import { toBackgroundFraction, type Trace } from '../../src/sim/traces.js';
 
+export type WorkDistribution = 'exponential' | 'fixed';
+
 export interface WorkloadShape {
   backends: number;
   /** Workers per backend (a FIFO queue served by this many). */
   workers: number;
-  /** Mean work of a request, seconds at full speed (exponentially distributed). */
+  /** Mean work of a request, seconds at full speed. */
   serviceTime: number;
+  /**
+   * How the work of a request is distributed: exponential about the mean (its p99 is 4.6× the
+   * mean, so the service time is most of every balancer's tail), or the mean for every request
+   * (the tail is then where requests waited and how slow the backend they went to was).
+   */
+  work: WorkDistribution;
   /** Mean fleet utilisation over the segment the arrival rate is scaled to. */
   utilisation: number;
   /** The arrival rate never exceeds this utilisation of a step's fleet capacity. */
@@ -88,6 +96,7 @@ export function poissonArrivals(
   serviceTime: number,
   clients: number,
   seed: number,
+  distribution: WorkDistribution,
 ): Arrivals {
   const rng = new Rng(seed);
   const gaps = rng.fork();
@@ -106,7 +115,9 @@ export function poissonArrivals(
   }
   return {
     atMs: Float64Array.from(at),
-    work: Float64Array.from(at, () => work.exp(serviceTime)),
+    work: Float64Array.from(at, () =>
+      distribution === 'fixed' ? serviceTime : work.exp(serviceTime),
+    ),
     client: Uint8Array.from(at, () => pick.int(clients)),
   };
 }

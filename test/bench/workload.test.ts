@@ -12,6 +12,7 @@ function shape(overrides: Partial<WorkloadShape> = {}): WorkloadShape {
     backends: 3,
     workers: 4,
     serviceTime: 0.1,
+    work: 'exponential',
     utilisation: 0.7,
     peakUtilisation: 0.95,
     maxBackground: 0.95,
@@ -59,7 +60,7 @@ describe('poissonArrivals', () => {
       0,
       100,
     );
-    const a = poissonArrivals(s, 0.1, 2, 7);
+    const a = poissonArrivals(s, 0.1, 2, 7, 'exponential');
     // 84/s over 100 s: a Poisson count of mean 8,400, sd ≈ 92; 5 sd either side.
     expect(Math.abs(a.atMs.length - 8400)).toBeLessThan(5 * Math.sqrt(8400));
     for (let i = 1; i < a.atMs.length; i++)
@@ -72,6 +73,21 @@ describe('poissonArrivals', () => {
       5 * Math.sqrt(0.25 / a.client.length),
     );
     // The same seed gives the same arrivals (every arm of a repetition replays them).
-    expect(poissonArrivals(s, 0.1, 2, 7).atMs).toEqual(a.atMs);
+    expect(poissonArrivals(s, 0.1, 2, 7, 'exponential').atMs).toEqual(a.atMs);
+  });
+
+  it('gives every request the mean work when the work is fixed, at the same instants', () => {
+    const s = buildSegment(
+      shape({ arrivalTrace: undefined, cpuTraces: [trace('flat', [0])] }),
+      0,
+      20,
+    );
+    const fixed = poissonArrivals(s, 0.1, 2, 7, 'fixed');
+    expect(fixed.work.length).toBeGreaterThan(1000);
+    expect(new Set(fixed.work)).toEqual(new Set([0.1]));
+    // Only the work differs: the arrivals and their clients are those of exponential work.
+    const exponential = poissonArrivals(s, 0.1, 2, 7, 'exponential');
+    expect(fixed.atMs).toEqual(exponential.atMs);
+    expect(fixed.client).toEqual(exponential.client);
   });
 });
