@@ -6,21 +6,17 @@ import { parseArgs } from 'node:util';
 import type { Trace } from '../../src/sim/traces.js';
 import { ARMS, type ArmName } from './arms.js';
 import { cpuTraces, defaultArrivalTrace, readTraceFile, type TraceSet } from './traces.js';
-import type { WorkloadShape } from './workload.js';
+import type { WorkDistribution, WorkloadShape } from './workload.js';
 
 /** The world's shape (see WorkloadShape); the step and the arrival trace are set per run. */
 type WorldOptions = Pick<
   WorkloadShape,
-  | 'backends'
-  | 'workers'
-  | 'serviceTime'
-  | 'work'
-  | 'utilisation'
-  | 'peakUtilisation'
-  | 'maxBackground'
+  'backends' | 'workers' | 'serviceTime' | 'utilisation' | 'peakUtilisation' | 'maxBackground'
 >;
 
 export interface E2eOptions extends WorldOptions {
+  /** Each request's work: exponential about `serviceTime`, or `serviceTime` itself. */
+  work: WorkDistribution;
   /** The configurations to run, each a trace step and the agents' interval, seconds. */
   configs: Array<{ stepSeconds: number; reportInterval: number }>;
   reps: number;

@@ -224,7 +224,6 @@ function workloadShape(options: E2eOptions, config: E2eConfig): WorkloadShape {
     backends: options.backends,
     workers: options.workers,
     serviceTime: options.serviceTime,
-    work: options.work,
     utilisation: options.utilisation,
     peakUtilisation: options.peakUtilisation,
     maxBackground: options.maxBackground,

@@ -9,6 +9,11 @@ import { Rng } from '../../src/sim/rng.js';
 import { scaleArrivals } from '../../src/sim/scenarios.js';
 import { toBackgroundFraction, type Trace } from '../../src/sim/traces.js';
 
+/**
+ * How the work of a request is distributed: exponential about the mean (its p99 is 4.6× the
+ * mean, so the service time is most of every balancer's tail), or the mean for every request
+ * (the tail is then where requests waited and how slow the backend they went to was).
+ */
 export type WorkDistribution = 'exponential' | 'fixed';
 
 export interface WorkloadShape {
@@ -17,12 +22,6 @@ export interface WorkloadShape {
   workers: number;
   /** Mean work of a request, seconds at full speed. */
   serviceTime: number;
-  /**
-   * How the work of a request is distributed: exponential about the mean (its p99 is 4.6× the
-   * mean, so the service time is most of every balancer's tail), or the mean for every request
-   * (the tail is then where requests waited and how slow the backend they went to was).
-   */
-  work: WorkDistribution;
   /** Mean fleet utilisation over the segment the arrival rate is scaled to. */
   utilisation: number;
   /** The arrival rate never exceeds this utilisation of a step's fleet capacity. */

@@ -12,7 +12,6 @@ function shape(overrides: Partial<WorkloadShape> = {}): WorkloadShape {
     backends: 3,
     workers: 4,
     serviceTime: 0.1,
-    work: 'exponential',
     utilisation: 0.7,
     peakUtilisation: 0.95,
     maxBackground: 0.95,
