@@ -271,3 +271,53 @@ Latency percentiles are of completed requests; drops are counted apart.`;
     limits,
   ].join('\n\n');
 }
+
+/**
+ * The reading of the reference ratios (no targets): how far the RRM's per-request rule is from
+ * the same rule with perfect information, and whether perfect information would reach the
+ * bench:e2e target `augur-rrm` ≤ 0.8× `augur-xds` (there the xDS arm runs augur's own per-call
+ * policy, `augur-grpc` here). Every figure is derived from the run it is printed with.
+ */
+export function referenceReading(results: readonly ScenarioSummary[]): string {
+  const median = (s: ScenarioSummary, policy: string, versus: string): number =>
+    s.references.find((x) => x.policy === policy && x.versus === versus)?.value.median ?? NaN;
+  const rows = results.filter((s) =>
+    Number.isFinite(median(s, 'augur-envoy-rrm', 'omniscient-sed')),
+  );
+  if (rows.length === 0) return '';
+  const f = (v: number) => v.toFixed(2);
+  const toBound = rows.map((s) => median(s, 'augur-envoy-rrm', 'omniscient-sed'));
+  const near = rows.filter((_, i) => toBound[i]! <= 1.1).map((s) => s.scenario);
+  const far = rows.filter((_, i) => toBound[i]! > 1.1);
+  const boundVsGrpc = rows
+    .map((s) => ({ s: s.scenario, v: median(s, 'omniscient-sed', 'augur-grpc') }))
+    .filter((x) => Number.isFinite(x.v));
+  const reach = boundVsGrpc.filter((x) => x.v <= 0.8).map((x) => x.s);
+  const rrmVsGrpc = rows
+    .map((s) => median(s, 'augur-envoy-rrm', 'augur-grpc'))
+    .filter(Number.isFinite);
+  const lines = [
+    `Reading: the shipped RRM's p99 is ${f(Math.min(...toBound))}–${f(Math.max(...toBound))}× ` +
+      "`omniscient-sed`'s (the same kind of rule given every endpoint's true speed and true queue), " +
+      `within 10 % of it on ${near.length} of ${rows.length} scenarios` +
+      (far.length
+        ? ` (further on ${far.map((s) => `${s.scenario}, ${f(median(s, 'augur-envoy-rrm', 'omniscient-sed'))}×`).join('; ')})`
+        : '') +
+      ': better signals or a better estimate would buy the RRM ' +
+      (near.length === rows.length ? 'at most that much' : 'little on most scenarios') +
+      '.',
+  ];
+  if (boundVsGrpc.length > 0) {
+    lines.push(
+      '',
+      `Against the shipped gRPC policy (\`augur-grpc\`: the same rule in each client, on its own calls), the RRM's ` +
+        `p99 is ${f(Math.min(...rrmVsGrpc))}–${f(Math.max(...rrmVsGrpc))}×, and perfect information ` +
+        `${f(Math.min(...boundVsGrpc.map((x) => x.v)))}–${f(Math.max(...boundVsGrpc.map((x) => x.v)))}×: ` +
+        `0.8× or below on ${reach.length} of ${boundVsGrpc.length} scenarios (${reach.length ? reach.join(', ') : 'none'}). ` +
+        "bench:e2e's target `augur-rrm` ≤ 0.8× `augur-xds` compares the RRM with that gRPC policy; " +
+        'where even perfect information stays above 0.8×, no per-request rule of this kind meets it, ' +
+        'and the gap left is the one between one picker seeing every request and clients each seeing their own.',
+    );
+  }
+  return lines.join('\n');
+}

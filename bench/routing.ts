@@ -1,10 +1,15 @@
 import { cpus, loadavg } from 'node:os';
 import { Command } from 'commander';
 import { markdownTable, writeBenchmarkSection } from './report.js';
-import { routingReading } from './routing-reading.js';
+import { referenceReading, routingReading } from './routing-reading.js';
 import { addRoutingBenchOptions } from '../src/sim/cli.js';
 import { ENVOY_LEAST_REQUEST_DEFAULTS } from '../src/sim/policies/pickers.js';
-import { renderPolicyList, renderTables, renderTargetSummary } from '../src/sim/report.js';
+import {
+  renderPolicyList,
+  renderReferenceSummary,
+  renderTables,
+  renderTargetSummary,
+} from '../src/sim/report.js';
 import { runRoutingBenchFromFlags } from '../src/sim/run.js';
 import { SCENARIO_DEFAULTS } from '../src/sim/scenarios.js';
 import { SCENARIOS } from '../src/sim/spec.js';
@@ -123,6 +128,12 @@ if (!full) {
       routingReading(out.summaries, {
         envoyActiveRequestBias: ENVOY_LEAST_REQUEST_DEFAULTS.activeRequestBias,
       }),
+      '',
+      '### The per-request picker against perfect information (median over seeds, range; no targets)',
+      '',
+      renderReferenceSummary(out.summaries, markdownTable),
+      '',
+      referenceReading(out.summaries),
       '',
       '### What the fallbacks cost (the same code with fewer agent signals: `--signals`)',
       '',

@@ -194,7 +194,27 @@ export interface ScenarioSummary {
   slo: number;
   policies: PolicySummary[];
   targets: TargetCheck[];
+  /** Ratios reported for reading, with no target (REFERENCES). */
+  references: ReferenceRatio[];
 }
+
+/** A p99 ratio reported beside the targets to explain them: seed by seed, summarised. */
+export interface ReferenceRatio {
+  policy: string;
+  versus: string;
+  value: Spread;
+}
+
+/**
+ * The ratios that say how far the shipped per-request pickers are from the same rule with
+ * perfect information (`omniscient-sed`), and how far that rule is from the shipped gRPC policy
+ * (what bench:e2e's augur-rrm / augur-xds target asks of the RRM).
+ */
+const REFERENCES: ReadonlyArray<{ policy: string; versus: string }> = [
+  { policy: 'augur-envoy-rrm', versus: 'omniscient-sed' },
+  { policy: 'augur-envoy-rrm', versus: 'augur-grpc' },
+  { policy: 'omniscient-sed', versus: 'augur-grpc' },
+];
 
 /** The targets of issue 11 (those whose policies ran). */
 const TARGETS: ReadonlyArray<{
@@ -265,6 +285,14 @@ export function summarise(
       const value = spread(values);
       targets.push({ ...t, value, met: value.median <= t.limit });
     }
+    const p99Of = (r: RunResult, policy: string): number =>
+      r.figures.find((f) => f.policy === policy)?.p99 ?? NaN;
+    const references: ReferenceRatio[] = REFERENCES.filter(
+      (x) => policyNames.includes(x.policy) && policyNames.includes(x.versus),
+    ).map((x) => ({
+      ...x,
+      value: spread(mine.map((r) => p99Of(r, x.policy) / p99Of(r, x.versus))),
+    }));
     return {
       scenario: name,
       interval: mine[0]!.interval,
@@ -274,6 +302,7 @@ export function summarise(
       slo: sloFactor * SCENARIO_DEFAULTS.serviceTime,
       policies: summaries,
       targets,
+      references,
     };
   });
 }

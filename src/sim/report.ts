@@ -1,4 +1,4 @@
-import type { ScenarioSummary, Spread, TargetCheck } from './bench.js';
+import type { ReferenceRatio, ScenarioSummary, Spread, TargetCheck } from './bench.js';
 import { POLICIES } from './policies/catalog.js';
 
 type Table = (header: string[], rows: Array<Array<string | number>>) => string;
@@ -95,8 +95,36 @@ export function renderTables(results: readonly ScenarioSummary[], table: Table):
           '\n',
       );
     }
+    if (r.references.length > 0) {
+      parts.push(
+        r.references
+          .map((x) => `- ${referenceLabel(x)}: ${ranged(x.value, (v) => num(v))} (no target)`)
+          .join('\n') + '\n',
+      );
+    }
   }
   return parts.join('\n');
+}
+
+/** How a reference ratio reads: "augur-envoy-rrm p99 / omniscient-sed p99". */
+export function referenceLabel(x: Pick<ReferenceRatio, 'policy' | 'versus'>): string {
+  return `${x.policy} p99 / ${x.versus} p99`;
+}
+
+/** One row per scenario, one column per reference ratio: the median over seeds (range). */
+export function renderReferenceSummary(results: readonly ScenarioSummary[], table: Table): string {
+  const labels = [...new Set(results.flatMap((r) => r.references.map(referenceLabel)))];
+  if (labels.length === 0) return '';
+  return table(
+    ['scenario', ...labels],
+    results.map((r) => [
+      `${r.scenario}${r.tuning ? '' : ' *'}`,
+      ...labels.map((l) => {
+        const x = r.references.find((y) => referenceLabel(y) === l);
+        return x ? ranged(x.value, (v) => num(v)) : '';
+      }),
+    ]),
+  );
 }
 
 /** One row per scenario, one column per target: the median over seeds (range) and whether it is met. */

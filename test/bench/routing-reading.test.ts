@@ -4,7 +4,7 @@
  * where augur is behind its bounds. Hand-made summaries, so each claim can be turned over.
  */
 import { describe, expect, it } from 'vitest';
-import { routingReading } from '../../bench/routing-reading.js';
+import { referenceReading, routingReading } from '../../bench/routing-reading.js';
 import type { PolicySummary, ScenarioSummary, Spread, TargetCheck } from '../../src/sim/bench.js';
 
 const at = (v: number): Spread => ({ median: v, min: v, max: v, n: 1 });
@@ -44,6 +44,7 @@ function scenario(name: string, tuning: boolean, p99s: Record<string, number>): 
     windows: [{ seed: 1, start: 0, rows: 90 }],
     slo: 0.08,
     policies,
+    references: [],
     targets: [
       target('augur-envoy-eds', 'p2c', 0.85),
       target('augur-grpc', 'a58-wrr', 0.6),
@@ -129,5 +130,29 @@ describe('routingReading', () => {
   it('prints the published active_request_bias in the EDF rule', () => {
     const text = routingReading([scenario('nab', true, base)], { envoyActiveRequestBias: 2 });
     expect(text).toContain('(active requests + 1)^2');
+  });
+});
+
+describe('referenceReading', () => {
+  const withRefs = (name: string, rrmToBound: number, boundToGrpc: number): ScenarioSummary => ({
+    ...scenario(name, true, base),
+    references: [
+      { policy: 'augur-envoy-rrm', versus: 'omniscient-sed', value: at(rrmToBound) },
+      { policy: 'augur-envoy-rrm', versus: 'augur-grpc', value: at(rrmToBound * boundToGrpc) },
+      { policy: 'omniscient-sed', versus: 'augur-grpc', value: at(boundToGrpc) },
+    ],
+  });
+
+  it('quotes the range against perfect information and names the scenarios far from it', () => {
+    const text = referenceReading([withRefs('nab', 1.04, 0.85), withRefs('diurnal', 1.2, 0.75)]);
+    expect(text).toContain('1.04–1.20×');
+    expect(text).toContain('within 10 % of it on 1 of 2 scenarios (further on diurnal, 1.20×)');
+    expect(text).toMatch(
+      /perfect information 0\.75–0\.85×: 0\.8× or below on 1 of 2 scenarios \(diurnal\)/,
+    );
+  });
+
+  it('says nothing when the reference did not run', () => {
+    expect(referenceReading([scenario('nab', true, base)])).toBe('');
   });
 });

@@ -9,6 +9,7 @@ import {
 } from '../../src/sim/policies/pickers.js';
 import { AugurGrpcPolicy } from '../../src/sim/policies/augur-grpc.js';
 import { WeightedPolicy } from '../../src/sim/policies/weighted.js';
+import { OmniscientSedPolicy } from '../../src/sim/policies/omniscient.js';
 import { hotColdIndex, PrequalPolicy } from '../../src/sim/policies/prequal.js';
 import { A58Weights, TrueCapacityWeights } from '../../src/sim/policies/weights.js';
 import { Rng } from '../../src/sim/rng.js';
@@ -236,6 +237,40 @@ describe('prequal', () => {
     for (let i = 0; i < 2000; i++) counts[policy.pick(0)]!++;
     expect(counts[0]! / 2000).toBeLessThan(0.02);
     expect(Math.min(...counts.slice(1))).toBeGreaterThan(100);
+  });
+});
+
+describe('omniscient-sed (the perfect-information reference)', () => {
+  it("waits on a fast endpoint's queue rather than start on a slow idle one, until the queue costs more", () => {
+    // 4 workers each; endpoint 0 at full speed, endpoint 1 at 0.4 (a request takes 2.5× as long).
+    const view = fakeView(2);
+    const policy = new OmniscientSedPolicy('omniscient-sed', [
+      Float64Array.of(1, 0.2),
+      Float64Array.of(0.4, 1),
+    ]);
+    policy.init(view, new Rng(1));
+    view.server = [3, 0]; // a worker free on the fast one: 1 against 2.5
+    expect(policy.pick(0)).toBe(0);
+    view.server = [8, 0]; // wait for 5 of 4 workers' requests: (1 + 5/4) = 2.25 < 2.5
+    expect(policy.pick(0)).toBe(0);
+    view.server = [10, 0]; // (1 + 7/4) = 2.75 > 2.5
+    expect(policy.pick(0)).toBe(1);
+  });
+
+  it('reads the speed of the interval it is in, from every proxy alike', () => {
+    const view = fakeView(2, 3);
+    let now = 0;
+    view.now = () => now;
+    const policy = new OmniscientSedPolicy('omniscient-sed', [
+      Float64Array.of(1, 0.2),
+      Float64Array.of(0.4, 1),
+    ]);
+    policy.init(view, new Rng(1));
+    expect([0, 1, 2].map((p) => policy.pick(p))).toEqual([0, 0, 0]);
+    now = 1.5; // the second interval: endpoint 0 at 0.2, endpoint 1 at full speed
+    expect([0, 1, 2].map((p) => policy.pick(p))).toEqual([1, 1, 1]);
+    now = 99; // past the series: its last step holds
+    expect(policy.pick(0)).toBe(1);
   });
 });
 

@@ -180,6 +180,31 @@ describe('benchmark', () => {
     expect(labels).toEqual(expect.arrayContaining(['churn:a58-wrr', 'cuts:']));
   });
 
+  it('reports the reference ratios seed by seed, with no verdict, only where both policies ran', async () => {
+    const names = ['augur-envoy-rrm', 'omniscient-sed', 'augur-grpc'];
+    const runs = await runRoutingBench({
+      ...small,
+      scenarios: small.scenarios.slice(0, 1),
+      policies: POLICIES.filter((p) => names.includes(p.name)),
+      seeds: [1, 2],
+    });
+    const [nab] = summarise(runs);
+    expect(nab!.references.map((x) => `${x.policy}/${x.versus}`)).toEqual([
+      'augur-envoy-rrm/omniscient-sed',
+      'augur-envoy-rrm/augur-grpc',
+      'omniscient-sed/augur-grpc',
+    ]);
+    const p99 = (r: (typeof runs)[number], policy: string) =>
+      r.figures.find((f) => f.policy === policy)!.p99;
+    expect(nab!.references[0]!.value).toEqual(
+      spread(runs.map((r) => p99(r, 'augur-envoy-rrm') / p99(r, 'omniscient-sed'))),
+    );
+    // perfect information helps: the reference is no slower than the shipped RRM at the tail
+    expect(nab!.references[0]!.value.median).toBeGreaterThanOrEqual(1);
+    const [withoutBound] = summarise(runs.map((r) => ({ ...r, figures: r.figures.slice(0, 1) })));
+    expect(withoutBound!.references).toEqual([]);
+  });
+
   it('spread: median of an even count is the mean of the middle two; NaN are left out', () => {
     expect(spread([4, 1, 3, 2])).toEqual({ median: 2.5, min: 1, max: 4, n: 4 });
     expect(spread([NaN, 2])).toEqual({ median: 2, min: 2, max: 2, n: 1 });

@@ -8,6 +8,7 @@ import {
 } from './pickers.js';
 import { AugurGrpcPolicy } from './augur-grpc.js';
 import { AugurEnvoyRrmPolicy } from './augur-rrm.js';
+import { OmniscientSedPolicy } from './omniscient.js';
 import { PrequalPolicy } from './prequal.js';
 import { UnweightedPolicy, WeightedPolicy } from './weighted.js';
 import { A58Weights, TrueCapacityWeights } from './weights.js';
@@ -129,6 +130,14 @@ export const POLICIES: readonly PolicyEntry[] = [
         topology: 'shared',
         weights: () => new TrueCapacityWeights(speed, 1),
       }),
+  },
+  {
+    name: 'omniscient-sed',
+    group: 'bound',
+    dataPlane: 'envoy-rrm',
+    description:
+      "per request, the shortest expected delay computed from every endpoint's true speed at that instant and true queue (every proxy's requests): what the RRM's kind of rule gives with perfect information (greedy, so a reference rather than a proof of optimality)",
+    make: (speed) => new OmniscientSedPolicy('omniscient-sed', speed),
   },
   {
     name: 'perfect-reactive-envoy-eds',
