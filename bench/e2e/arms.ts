@@ -13,6 +13,10 @@
  *   `grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config`): one process talks to two ADS
  *   servers, and each arm run starts with an xDS client of its own instead of sharing the
  *   process-wide one that GRPC_XDS_BOOTSTRAP would give.
+ * - augur-xds-locality: the same channels on `augur serve`'s ADS in the data-plane process, which
+ *   does not register augur's policy, so they use the `wrr_locality` fallback augur publishes
+ *   (weighted random between localities by augur's weights): what the weights alone are worth.
+ *   HTTP/1.1 to a gateway there (xds-gateway.ts), one local hop like the RRM arm's proxy.
  * - augur-rrm: HTTP/1.1 requests through the demo data plane (src/rrm/dataplane.ts), which asks
  *   augur's RRM over ext_proc for every request, as Envoy does, and forwards the request to the
  *   endpoint it names. The data plane is a proxy in a process of its own, like Envoy
@@ -25,11 +29,12 @@ import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'node:http';
 import { registerAugurBalancer } from '../../src/grpc-lb/index.js';
 import { boundService, type BoundKind } from './bounds.js';
-import type { DataPlaneOpen, DataPlaneOpened } from './dataplane-host.js';
+import type { DataPlaneOpen, DataPlaneOpened, GatewayOpen } from './dataplane-host.js';
 import type { IpcClient } from './ipc.js';
 import { cacheGrpcOrcaProto } from './orca-cache.js';
 import {
   BACKEND_HEADER,
+  ERROR_HEADER,
   QUEUE_HEADER,
   SERVICE_HEADER,
   WORK_HEADER,
@@ -43,6 +48,7 @@ export const ARMS = [
   'round-robin',
   'wrr-orca',
   'augur-xds',
+  'augur-xds-locality',
   'augur-rrm',
   'perfect-reactive',
   'oracle',
@@ -54,6 +60,8 @@ export const ARM_DESCRIPTIONS: Record<ArmName, string> = {
   'wrr-orca': 'grpc-js `weighted_round_robin`, per-call ORCA (gRFC A58 defaults)',
   'augur-xds':
     "augur's xDS weights, `xds:///` through @grpc/grpc-js-xds with augur's `augur_expected_delay` policy registered",
+  'augur-xds-locality':
+    "augur's xDS weights alone: @grpc/grpc-js-xds without augur's policy (the `wrr_locality` fallback augur publishes: weighted random between localities), behind an HTTP gateway in the data-plane process",
   'augur-rrm': "augur's RRM: the demo data plane asks ext_proc per request, as Envoy does",
   'perfect-reactive': 'bound: xDS weights ∝ the true capacity of the step just ended',
   oracle: 'bound: xDS weights ∝ the true capacity of the step ahead',
@@ -122,6 +130,8 @@ export async function openArmClient(
         name,
         readyWithinMs,
       );
+    case 'augur-xds-locality':
+      return DataPlaneArmClient.openGateway(targets, name, deadlineMs, readyWithinMs);
     case 'augur-rrm':
       return DataPlaneArmClient.open(targets, deadlineMs);
   }
@@ -236,6 +246,33 @@ class DataPlaneArmClient implements ArmClient {
       fallbackHosts: targets.backends.map((b) => b.address),
       upstreamTimeoutMs: deadlineMs,
     } satisfies DataPlaneOpen);
+    return DataPlaneArmClient.at(targets, opened);
+  }
+
+  /** A gateway to grpc-js-xds channels without augur's policy (xds-gateway.ts). */
+  static async openGateway(
+    targets: ArmTargets,
+    name: string,
+    deadlineMs: number,
+    readyWithinMs: number,
+  ): Promise<DataPlaneArmClient> {
+    const opened = await targets.dataPlanes.call<DataPlaneOpened>(
+      'open',
+      {
+        gateway: {
+          ads: targets.augur,
+          service: targets.service,
+          node: name,
+          deadlineMs,
+          readyWithinMs,
+        },
+      } satisfies GatewayOpen,
+      readyWithinMs + 5_000,
+    );
+    return DataPlaneArmClient.at(targets, opened);
+  }
+
+  private static at(targets: ArmTargets, opened: DataPlaneOpened): DataPlaneArmClient {
     const { hostname, port } = new URL(opened.url);
     return new DataPlaneArmClient(targets.dataPlanes, opened.id, hostname, Number(port));
   }
@@ -262,7 +299,9 @@ class DataPlaneArmClient implements ArmClient {
         res.once('end', () => {
           const backend = Number(res.headers[BACKEND_HEADER]);
           if (res.statusCode !== 200 || !Number.isInteger(backend)) {
-            finish(failed(`HTTP_${res.statusCode}`));
+            // A gateway names the gRPC status; a data plane answers its HTTP status alone.
+            const why = res.headers[ERROR_HEADER];
+            finish(failed(typeof why === 'string' && why ? why : `HTTP_${res.statusCode}`));
             return;
           }
           finish({

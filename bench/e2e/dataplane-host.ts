@@ -6,15 +6,19 @@
  * request per request) delayed the load generator's sends and put the harness into the arm's
  * figures.
  *
- * Driven over IPC: `open` starts data planes and answers their URLs, `close` stops them and
- * answers the requests each could not route through the RRM (by reason), `probe` and
- * `probe-reset` report this process's event-loop lag and CPU. Stops on SIGTERM, SIGINT, and when
+ * It also hosts the augur-xds-locality arm's gateways (xds-gateway.ts): grpc-js-xds channels in a
+ * process that never registers augur's per-call policy.
+ *
+ * Driven over IPC: `open` starts a data plane (or, with `gateway`, a gateway) and answers its
+ * URL, `close` stops it and answers the requests a data plane could not route through the RRM
+ * (by reason), `probe` and `probe-reset` report this process's event-loop lag and CPU. Stops on SIGTERM, SIGINT, and when
  * the harness goes away.
  */
 import { pino } from 'pino';
 import { DataPlane } from '../../src/rrm/dataplane.js';
 import { answerIpc } from './ipc.js';
 import { createProbe } from './process-probe.js';
+import { XdsGateway, type XdsGatewayOptions } from './xds-gateway.js';
 
 export interface DataPlaneOpen {
   /** The RRM's ext_proc address. */
@@ -27,13 +31,18 @@ export interface DataPlaneOpen {
   upstreamTimeoutMs: number;
 }
 
+/** Opens an xds-gateway.ts gateway instead of a data plane. */
+export interface GatewayOpen {
+  gateway: XdsGatewayOptions;
+}
+
 export interface DataPlaneOpened {
   id: number;
   url: string;
 }
 
 const probe = createProbe();
-const open = new Map<number, { plane: DataPlane; detours: Record<string, number> }>();
+const open = new Map<number, { plane: Pick<DataPlane, 'stop'>; detours: Record<string, number> }>();
 let nextId = 1;
 
 async function start(options: DataPlaneOpen): Promise<DataPlaneOpened> {
@@ -65,6 +74,14 @@ async function start(options: DataPlaneOpen): Promise<DataPlaneOpened> {
   return { id, url: plane.url };
 }
 
+async function startGateway(options: XdsGatewayOptions): Promise<DataPlaneOpened> {
+  const gateway = new XdsGateway(options);
+  const url = await gateway.start();
+  const id = nextId++;
+  open.set(id, { plane: gateway, detours: {} });
+  return { id, url };
+}
+
 async function close(id: number): Promise<Record<string, number>> {
   const entry = open.get(id);
   if (!entry) throw new Error(`no data plane ${id}`);
@@ -77,7 +94,10 @@ async function stopAll(): Promise<void> {
   await Promise.allSettled([...open.keys()].map((id) => close(id)));
 }
 
-answerIpc('open', (body) => start(body as DataPlaneOpen));
+answerIpc('open', (body) => {
+  const b = body as DataPlaneOpen | GatewayOpen;
+  return 'gateway' in b ? startGateway(b.gateway) : start(b);
+});
 answerIpc('close', (body) => close((body as { id: number }).id));
 answerIpc('probe', () => probe.read());
 answerIpc('probe-reset', () => probe.reset());

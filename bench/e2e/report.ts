@@ -8,7 +8,14 @@ import { ARM_DESCRIPTIONS, type ArmName } from './arms.js';
 import type { ArmRun } from './figures.js';
 import { DEFAULT_CLIENTS, type E2eOptions } from './options.js';
 import type { ConfigResult } from './run.js';
-import { evaluateTargets, p99Ratios, spread, validRuns, type Spread } from './summary.js';
+import {
+  evaluateTargets,
+  p99Ratios,
+  spread,
+  targetsFor,
+  validRuns,
+  type Spread,
+} from './summary.js';
 
 /** The section's heading; a client count or work other than the default names a section of its own. */
 export function sectionTitle(
@@ -148,27 +155,42 @@ function armTable(result: ConfigResult, arms: readonly ArmName[], deadlineMs: nu
   );
 }
 
+/** The ratios that carry a target at some trace step (the others are there to be read). */
+const targetsAtSomeStep = new Set(
+  [1, 5].flatMap((step) =>
+    targetsFor(step)
+      .filter((t) => t.atMost !== undefined)
+      .map((t) => t.name),
+  ),
+);
+
 function targetLines(result: ConfigResult): string {
-  const rows = evaluateTargets(result).map((t) => [
-    `${t.name} (\`${t.numerator}\` / \`${t.denominator}\`)`,
-    // Three decimals where two would round onto the target and hide which side it is on.
-    fmt(
-      t.spread,
-      t.atMost !== undefined &&
-        t.spread !== undefined &&
-        t.spread.median.toFixed(2) === t.atMost.toFixed(2)
-        ? 3
-        : 2,
-    ),
-    t.atMost === undefined ? 'none at this step' : `≤ ${t.atMost.toFixed(2)}`,
-    t.met === undefined
-      ? '—'
-      : t.met
-        ? t.metEveryRep
-          ? 'met (every repetition)'
-          : 'met (median)'
-        : '**missed**',
-  ]);
+  const rows = evaluateTargets(result)
+    .filter((t) => t.spread !== undefined || t.atMost !== undefined)
+    .map((t) => [
+      `${t.name} (\`${t.numerator}\` / \`${t.denominator}\`)`,
+      // Three decimals where two would round onto the target and hide which side it is on.
+      fmt(
+        t.spread,
+        t.atMost !== undefined &&
+          t.spread !== undefined &&
+          t.spread.median.toFixed(2) === t.atMost.toFixed(2)
+          ? 3
+          : 2,
+      ),
+      t.atMost !== undefined
+        ? `≤ ${t.atMost.toFixed(2)}`
+        : targetsAtSomeStep.has(t.name)
+          ? 'none at this step'
+          : 'none (for reading)',
+      t.met === undefined
+        ? '—'
+        : t.met
+          ? t.metEveryRep
+            ? 'met (every repetition)'
+            : 'met (median)'
+          : '**missed**',
+    ]);
   return [
     '**Targets** (issue 11), p99 ratios taken within each repetition, then the median [range]:',
     '',
@@ -345,6 +367,22 @@ function readingLines(result: ConfigResult): string[] {
             `back to round robin, as Envoy with failure_mode_allow does), with the data-plane ` +
             `process's event loop ${planeLag?.toFixed(0) ?? '—'} ms late at p99.`
           : '.'),
+    );
+  }
+  const alone = p99('augur-xds-locality');
+  if (alone !== undefined) {
+    const vs = (a: ArmName, b: ArmName, what: string) =>
+      ratio(a, b) ? `${ratio(a, b)} ${what}` : undefined;
+    const parts = [
+      vs('augur-xds-locality', 'wrr-orca', "WRR+ORCA's"),
+      vs('augur-xds-locality', 'augur-xds', "the xDS arm's with augur's policy"),
+    ].filter(Boolean);
+    const rrmVs = ratio('augur-rrm', 'augur-xds-locality');
+    out.push(
+      `augur's weights alone (grpc-js-xds without augur's policy, weighted random between localities, ` +
+        `through a gateway hop) gave p99 ${alone.toFixed(0)} ms` +
+        (parts.length ? ` (${parts.join(', ')})` : '') +
+        (rrmVs ? `; the RRM's p99 was ${rrmVs} theirs.` : '.'),
     );
   }
   const invalid = result.runs.filter((r) => r.invalid).length;

@@ -305,13 +305,13 @@ async function runArm(
         (a, b) => a + (arm === 'augur-rrm' ? b.httpWorkConnections : b.grpcConnections),
         0,
       );
-    const watcher = arm === 'augur-xds' ? plane.augurWatcher : plane.boundsWatcher;
-    const xdsService =
-      arm === 'augur-xds'
-        ? SERVICE
-        : arm === 'perfect-reactive' || arm === 'oracle'
-          ? boundService(SERVICE, arm)
-          : undefined;
+    const augurXds = arm === 'augur-xds' || arm === 'augur-xds-locality';
+    const watcher = augurXds ? plane.augurWatcher : plane.boundsWatcher;
+    const xdsService = augurXds
+      ? SERVICE
+      : arm === 'perfect-reactive' || arm === 'oracle'
+        ? boundService(SERVICE, arm)
+        : undefined;
     return armFigures({
       arm,
       rep,

@@ -52,6 +52,21 @@ export function targetsFor(stepSeconds: number): Target[] {
       denominator: 'augur-xds',
       atMost: 0.8,
     },
+    // No targets: what the weights alone are worth (a gRPC client without augur's policy), and
+    // the RRM against them, the comparison the RRM target was written for (before the xDS arm's
+    // clients ran augur's per-call picker).
+    {
+      name: 'augur xDS weights alone (no augur policy) vs grpc-js WRR+ORCA',
+      numerator: 'augur-xds-locality',
+      denominator: 'wrr-orca',
+      atMost: undefined,
+    },
+    {
+      name: 'augur RRM vs augur xDS weights alone',
+      numerator: 'augur-rrm',
+      denominator: 'augur-xds-locality',
+      atMost: undefined,
+    },
   ];
 }
 

@@ -12,6 +12,8 @@ export const WORK_HEADER = 'x-work-seconds';
 export const BACKEND_HEADER = 'x-backend';
 export const QUEUE_HEADER = 'x-queue-ms';
 export const SERVICE_HEADER = 'x-service-ms';
+/** On a gateway's failed answer: why (the gRPC status name). */
+export const ERROR_HEADER = 'x-error';
 
 export interface WorkDone {
   backend: number;

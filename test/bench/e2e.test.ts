@@ -1,7 +1,8 @@
 /**
  * The real-socket benchmark's harness, run small: a real `augur serve`, three backends with real
- * agents, and two of the arms (augur's xDS weights through grpc-js-xds, augur's RRM through the
- * demo data plane, in a process of its own) over one short repetition. It checks that the harness measures what it says
+ * agents, and three of the arms (augur's xDS weights through grpc-js-xds; the same weights through
+ * grpc-js-xds without augur's policy, behind a gateway in the data-plane process; augur's RRM
+ * through the demo data plane, in that process too) over one short repetition. It checks that the harness measures what it says
  * (every planned request accounted for, traffic counted per backend, pushes observed) and stops
  * every process it started; it asserts no latency figure (those belong to `npm run bench:e2e`).
  */
@@ -19,7 +20,7 @@ function running(pid: number): boolean {
 }
 
 describe('bench:e2e harness', () => {
-  it('runs two arms end to end over real sockets and stops everything it started', async () => {
+  it('runs three arms end to end over real sockets and stops everything it started', async () => {
     const options = parseOptions([
       '--configs',
       '0.5',
@@ -38,7 +39,7 @@ describe('bench:e2e harness', () => {
       '--utilisation',
       '0.4',
       '--arms',
-      'augur-xds,augur-rrm',
+      'augur-xds,augur-xds-locality,augur-rrm',
       '--no-write',
     ]);
     const lines: string[] = [];
@@ -49,7 +50,11 @@ describe('bench:e2e harness', () => {
       new AbortController().signal,
     );
 
-    expect(result.runs.map((r) => r.arm).sort()).toEqual(['augur-rrm', 'augur-xds']);
+    expect(result.runs.map((r) => r.arm).sort()).toEqual([
+      'augur-rrm',
+      'augur-xds',
+      'augur-xds-locality',
+    ]);
     for (const run of result.runs) {
       // 3 backends × 4 workers / 100 ms × mean speed ≥ 0.5, at 0.4 utilisation over 2 s: about
       // 50 requests or more are planned in the measured window whatever the trace does.
@@ -67,10 +72,13 @@ describe('bench:e2e harness', () => {
       expect(run.trafficTvdFloor).toBeGreaterThan(0);
       expect(run.processes.serve.pid).not.toBe(run.processes.fleet.pid);
     }
-    const xds = result.runs.find((r) => r.arm === 'augur-xds')!;
-    // The observer saw augur's assignment (the one in force, or pushes during the window).
-    expect(xds.pushes).not.toBeNull();
-    expect(xds.weightsTvd).not.toBeNull();
+    // The observer saw augur's assignment (the one in force, or pushes during the window), for
+    // both arms that read it.
+    for (const arm of ['augur-xds', 'augur-xds-locality']) {
+      const xds = result.runs.find((r) => r.arm === arm)!;
+      expect(xds.pushes, arm).not.toBeNull();
+      expect(xds.weightsTvd, arm).not.toBeNull();
+    }
     const rrm = result.runs.find((r) => r.arm === 'augur-rrm')!;
     expect(rrm.pushes).toBeNull();
 
