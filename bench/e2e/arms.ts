@@ -32,6 +32,7 @@ import { boundService, type BoundKind } from './bounds.js';
 import type { DataPlaneOpen, DataPlaneOpened, GatewayOpen } from './dataplane-host.js';
 import type { IpcClient } from './ipc.js';
 import { cacheGrpcOrcaProto } from './orca-cache.js';
+import { whenReady, xdsClient } from './xds-channel.js';
 import {
   BACKEND_HEADER,
   ERROR_HEADER,
@@ -173,30 +174,11 @@ class GrpcArmClient implements ArmClient {
       (await import('@grpc/grpc-js-xds')).register();
       xdsRegistered = true;
     }
-    const bootstrap = {
-      xds_servers: [
-        { server_uri: ads, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] },
-      ],
-      node: { id: name, locality: {} },
-    };
-    return GrpcArmClient.ready(
-      new grpc.Client(`xds:///${service}`, grpc.credentials.createInsecure(), {
-        'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap),
-        'grpc.use_local_subchannel_pool': 1,
-      }),
-      readyWithinMs,
-    );
+    return GrpcArmClient.ready(xdsClient(ads, service, name), readyWithinMs);
   }
 
   private static async ready(client: grpc.Client, withinMs: number): Promise<GrpcArmClient> {
-    try {
-      await new Promise<void>((resolve, reject) =>
-        client.waitForReady(Date.now() + withinMs, (err) => (err ? reject(err) : resolve())),
-      );
-    } catch (err) {
-      client.close();
-      throw new Error(`${client.getChannel().getTarget()} not ready: ${(err as Error).message}`);
-    }
+    await whenReady(client, withinMs);
     return new GrpcArmClient(client);
   }
 

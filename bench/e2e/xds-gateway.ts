@@ -14,6 +14,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { whenReady, xdsClient } from './xds-channel.js';
 import {
   BACKEND_HEADER,
   ERROR_HEADER,
@@ -61,24 +62,8 @@ export class XdsGateway {
       xdsRegistered = true;
     }
     const { ads, service, node, readyWithinMs } = this.options;
-    const bootstrap = {
-      xds_servers: [
-        { server_uri: ads, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] },
-      ],
-      node: { id: node, locality: {} },
-    };
-    const client = new grpc.Client(`xds:///${service}`, grpc.credentials.createInsecure(), {
-      'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap),
-      'grpc.use_local_subchannel_pool': 1,
-    });
-    try {
-      await new Promise<void>((resolve, reject) =>
-        client.waitForReady(Date.now() + readyWithinMs, (err) => (err ? reject(err) : resolve())),
-      );
-    } catch (err) {
-      client.close();
-      throw new Error(`xds:///${service} not ready: ${(err as Error).message}`);
-    }
+    const client = xdsClient(ads, service, node);
+    await whenReady(client, readyWithinMs);
     this.client = client;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
