@@ -11,8 +11,8 @@
  *
  * Driven over IPC: `open` starts a data plane (or, with `gateway`, a gateway) and answers its
  * URL, `close` stops it and answers the requests a data plane could not route through the RRM
- * (by reason), `probe` and `probe-reset` report this process's event-loop lag and CPU. Stops on SIGTERM, SIGINT, and when
- * the harness goes away.
+ * (by reason), `probe` and `probe-reset` report this process's event-loop lag and CPU. Stops on
+ * SIGTERM, SIGINT, and when the harness goes away.
  */
 import { pino } from 'pino';
 import { DataPlane } from '../../src/rrm/dataplane.js';

@@ -2,10 +2,10 @@ import type { Rng } from '../rng.js';
 import type { FleetView, RoutingPolicy } from '../types.js';
 
 /**
- * `omniscient-sed`: a reference no data plane can run. For each
- * request it knows what no data plane knows: every endpoint's true speed at this instant and its
- * true queue (the requests of every proxy, in service and waiting). It sends the request where
- * its expected completion is soonest: on an endpoint with `c` workers at speed `s` holding `r`
+ * `omniscient-sed`: a reference no data plane can run. For each request it knows what no data
+ * plane knows: every endpoint's true speed at this instant and its true queue (the requests of
+ * every proxy, in service and waiting). It sends the request where its expected completion is
+ * soonest: on an endpoint with `c` workers at speed `s` holding `r`
  * requests, a worker is free when r < c, else the request waits for r − c + 1 of the c workers
  * to finish, so
  *
