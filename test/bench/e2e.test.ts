@@ -2,9 +2,10 @@
  * The real-socket benchmark's harness, run small: a real `augur serve`, three backends with real
  * agents, and three of the arms (augur's xDS weights through grpc-js-xds; the same weights through
  * grpc-js-xds without augur's policy, behind a gateway in the data-plane process; augur's RRM
- * through the demo data plane, in that process too) over one short repetition. It checks that the harness measures what it says
- * (every planned request accounted for, traffic counted per backend, pushes observed) and stops
- * every process it started; it asserts no latency figure (those belong to `npm run bench:e2e`).
+ * through the demo data plane, in that process too) over one short repetition. It checks that
+ * the harness measures what it says (every planned request accounted for, traffic counted per
+ * backend, pushes observed) and stops every process it started; it asserts no latency figure
+ * (those belong to `npm run bench:e2e`).
  */
 import { describe, expect, it } from 'vitest';
 import { configsOf, parseOptions } from '../../bench/e2e/options.js';
