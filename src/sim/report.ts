@@ -111,35 +111,50 @@ export function referenceLabel(x: Pick<ReferenceRatio, 'policy' | 'versus'>): st
   return `${x.policy} p99 / ${x.versus} p99`;
 }
 
-/** One row per scenario, one column per reference ratio: the median over seeds (range). */
-export function renderReferenceSummary(results: readonly ScenarioSummary[], table: Table): string {
-  const labels = [...new Set(results.flatMap((r) => r.references.map(referenceLabel)))];
+/**
+ * One row per scenario (* = not tuned on), one column per label of `items` (a cell is empty where
+ * a scenario has no item of that label).
+ */
+function perScenario<T>(
+  results: readonly ScenarioSummary[],
+  table: Table,
+  items: (r: ScenarioSummary) => readonly T[],
+  label: (item: T) => string,
+  cell: (item: T) => string,
+): string {
+  const labels = [...new Set(results.flatMap((r) => items(r).map(label)))];
   if (labels.length === 0) return '';
   return table(
     ['scenario', ...labels],
     results.map((r) => [
       `${r.scenario}${r.tuning ? '' : ' *'}`,
       ...labels.map((l) => {
-        const x = r.references.find((y) => referenceLabel(y) === l);
-        return x ? ranged(x.value, (v) => num(v)) : '';
+        const item = items(r).find((x) => label(x) === l);
+        return item === undefined ? '' : cell(item);
       }),
     ]),
   );
 }
 
+/** One row per scenario, one column per reference ratio: the median over seeds (range). */
+export function renderReferenceSummary(results: readonly ScenarioSummary[], table: Table): string {
+  return perScenario(
+    results,
+    table,
+    (r) => r.references,
+    referenceLabel,
+    (x) => ranged(x.value, (v) => num(v)),
+  );
+}
+
 /** One row per scenario, one column per target: the median over seeds (range) and whether it is met. */
 export function renderTargetSummary(results: readonly ScenarioSummary[], table: Table): string {
-  const labels = [...new Set(results.flatMap((r) => r.targets.map(targetLabel)))];
-  if (labels.length === 0) return '';
-  return table(
-    ['scenario', ...labels],
-    results.map((r) => [
-      `${r.scenario}${r.tuning ? '' : ' *'}`,
-      ...labels.map((l) => {
-        const t = r.targets.find((x) => targetLabel(x) === l);
-        return t ? `${targetValue(t)} ${t.met ? '✓' : '✗'}` : '';
-      }),
-    ]),
+  return perScenario(
+    results,
+    table,
+    (r) => r.targets,
+    targetLabel,
+    (t) => `${targetValue(t)} ${t.met ? '✓' : '✗'}`,
   );
 }
 
