@@ -39,10 +39,8 @@ import {
   QUEUE_HEADER,
   SERVICE_HEADER,
   WORK_HEADER,
-  WORK_METHOD,
   WORK_PATH,
-  decodeDone,
-  encodeWork,
+  callWork,
 } from './wire.js';
 
 export const ARMS = [
@@ -101,8 +99,6 @@ export interface ArmTargets {
   /** The data-plane process (dataplane-host.ts). */
   dataPlanes: IpcClient;
 }
-
-const passThrough = (b: Buffer): Buffer => b;
 
 let xdsRegistered = false;
 
@@ -187,19 +183,8 @@ class GrpcArmClient implements ArmClient {
       done(failed('CLIENT_CLOSED'));
       return;
     }
-    this.client.makeUnaryRequest(
-      WORK_METHOD,
-      passThrough,
-      passThrough,
-      encodeWork(work),
-      { deadline: Date.now() + deadlineMs },
-      (err, value) => {
-        if (err || !value) {
-          done(failed(err ? (grpc.status[err.code] ?? String(err.code)) : 'EMPTY'));
-          return;
-        }
-        done({ ok: true, code: 'OK', ...decodeDone(value) });
-      },
+    callWork(this.client, work, deadlineMs, (result) =>
+      done(typeof result === 'string' ? failed(result) : { ok: true, code: 'OK', ...result }),
     );
   }
 

@@ -17,13 +17,11 @@ import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { nowMs } from './clock.js';
 import { LoadMeter, type SpeedSchedule } from './load-meter.js';
 import {
-  BACKEND_HEADER,
-  QUEUE_HEADER,
-  SERVICE_HEADER,
   WORK_HEADER,
   WORK_PATH,
   checkWork,
   decodeWork,
+  doneHeaders,
   encodeDone,
   workService,
   type WorkDone,
@@ -227,9 +225,7 @@ export class TraceBackend {
     const job = this.enqueue(work, (done) => {
       res.writeHead(200, {
         'content-type': 'text/plain',
-        [BACKEND_HEADER]: String(done.backend),
-        [QUEUE_HEADER]: done.queueMs.toFixed(3),
-        [SERVICE_HEADER]: done.serviceMs.toFixed(3),
+        ...doneHeaders(done),
       });
       res.end('ok\n');
     });

@@ -4,7 +4,7 @@
  * the answer names the backend and how long the request queued and was served there, so the
  * harness can tell the time spent in backends from the time spent getting there.
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 
 export const WORK_METHOD = '/augur.bench.e2e.Backend/Work';
 export const WORK_PATH = '/work';
@@ -66,4 +66,36 @@ export function encodeDone(done: WorkDone): Buffer {
 export function decodeDone(b: Buffer): WorkDone {
   if (b.length !== 9) throw new Error(`a work answer is 9 bytes, got ${b.length}`);
   return { backend: b.readUInt8(0), queueMs: b.readFloatLE(1), serviceMs: b.readFloatLE(5) };
+}
+
+/** An answer's headers on HTTP (the backend's and the gateway's): where it was served, and how long. */
+export function doneHeaders(done: WorkDone): Record<string, string> {
+  return {
+    [BACKEND_HEADER]: String(done.backend),
+    [QUEUE_HEADER]: done.queueMs.toFixed(3),
+    [SERVICE_HEADER]: done.serviceMs.toFixed(3),
+  };
+}
+
+/**
+ * One `Work` call on `client` with a deadline: `done` gets the answer, or the gRPC status name
+ * (`EMPTY` for an answer without a body) when it failed.
+ */
+export function callWork(
+  client: grpc.Client,
+  work: number,
+  deadlineMs: number,
+  done: (result: WorkDone | string) => void,
+): void {
+  client.makeUnaryRequest(
+    WORK_METHOD,
+    passThrough,
+    passThrough,
+    encodeWork(work),
+    { deadline: Date.now() + deadlineMs },
+    (err, value) => {
+      if (err || !value) done(err ? (grpc.status[err.code] ?? String(err.code)) : 'EMPTY');
+      else done(decodeDone(value));
+    },
+  );
 }

@@ -15,18 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { whenReady, xdsClient } from './xds-channel.js';
-import {
-  BACKEND_HEADER,
-  ERROR_HEADER,
-  QUEUE_HEADER,
-  SERVICE_HEADER,
-  WORK_HEADER,
-  WORK_METHOD,
-  WORK_PATH,
-  checkWork,
-  decodeDone,
-  encodeWork,
-} from './wire.js';
+import { ERROR_HEADER, WORK_HEADER, WORK_PATH, callWork, checkWork, doneHeaders } from './wire.js';
 
 export interface XdsGatewayOptions {
   /** `augur serve`'s ADS address. */
@@ -39,8 +28,6 @@ export interface XdsGatewayOptions {
   /** How long the channel may take to get its configuration and connect, ms. */
   readyWithinMs: number;
 }
-
-const passThrough = (b: Buffer): Buffer => b;
 
 let xdsRegistered = false;
 
@@ -92,28 +79,10 @@ export class XdsGateway {
       fail(503, 'CLIENT_CLOSED');
       return;
     }
-    client.makeUnaryRequest(
-      WORK_METHOD,
-      passThrough,
-      passThrough,
-      encodeWork(work),
-      { deadline: Date.now() + this.options.deadlineMs },
-      (err, value) => {
-        if (err || !value) {
-          fail(503, err ? (grpc.status[err.code] ?? String(err.code)) : 'EMPTY');
-          return;
-        }
-        const done = decodeDone(value);
-        res
-          .writeHead(200, {
-            [BACKEND_HEADER]: String(done.backend),
-            [QUEUE_HEADER]: String(done.queueMs),
-            [SERVICE_HEADER]: String(done.serviceMs),
-            'content-length': 0,
-          })
-          .end();
-      },
-    );
+    callWork(client, work, this.options.deadlineMs, (result) => {
+      if (typeof result === 'string') fail(503, result);
+      else res.writeHead(200, { ...doneHeaders(result), 'content-length': 0 }).end();
+    });
   }
 
   /** Stops listening, drops the harness's connections and closes the channel. */
