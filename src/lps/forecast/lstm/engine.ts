@@ -1,4 +1,5 @@
-import type { LayersModel, io } from '@tensorflow/tfjs';
+import type { io } from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { SeriesHistory } from './history.js';
 import {
   buildModel,

@@ -1,4 +1,5 @@
-import type { LayersModel, Tensor } from '@tensorflow/tfjs';
+import type { Tensor } from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { Tf } from './tf.js';
 
 /**
