@@ -7,6 +7,12 @@ import { dirname, join } from 'node:path';
  * load the converter, the data API and the CPU and WebGL backends, for nothing the LSTM runs:
  * measured in a worker with the wasm backend ready, its V8 heap 41.0 MB (29.3 MB used) with
  * the umbrella against 28.6 MB (21.4 MB used) with these two.
+ *
+ * What the umbrella did besides: it registered every op's gradient and the tensors' chaining
+ * methods (`tensor.flatten()`). tfjs-layers registers the gradients itself (the same 101 kernels
+ * have one either way, counted with `getGradient` over tfjs-core's kernel names); the chaining
+ * methods are not registered here, and the only tfjs-layers code that calls one is the
+ * orthogonal initializer, which the model does not use (model.ts names its initializers).
  */
 export type Tf = typeof import('@tensorflow/tfjs-core') &
   Pick<
