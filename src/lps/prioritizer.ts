@@ -187,11 +187,13 @@ export class Prioritizer extends ListStore {
           state,
           locality: r.locality,
           // The proto documents utilisations in [0,1]; an upper-quantile forecast can pass 1.
+          // A copy: a scorer may write its assessments again at the next tick.
           parts: a?.parts && {
             ...a.parts,
             predictedUtilization: clamp01(a.parts.predictedUtilization),
             predictedMemory: clamp01(a.parts.predictedMemory),
             predictedNetwork: clamp01(a.parts.predictedNetwork),
+            weightParts: a.parts.weightParts && { ...a.parts.weightParts },
           },
           ip,
         };

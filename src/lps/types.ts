@@ -57,6 +57,10 @@ export interface Assessment {
  * them score 0 and weight 0.
  */
 export interface Scorer {
+  /**
+   * The map and its assessments may be the scorer's own, written again by the next call (no new
+   * objects per endpoint each tick): read or copy what must outlive the tick before calling again.
+   */
   assess(
     endpoints: readonly EndpointRecord[],
     states: ReadonlyMap<string, EndpointState>,

@@ -83,7 +83,8 @@ export async function closedLoop(
     const assessed = await scorer.assess(records, states, now);
     trace.shares.push(shares);
     trace.utilization.push(utilization);
-    trace.assessed.push(assessed);
+    // A copy: the scorer writes its assessments again at the next tick.
+    trace.assessed.push(structuredClone(assessed));
     trace.capacity.push(capacity);
     const w = records.map((r) => assessed.get(r.id)!.weight);
     const sum = w.reduce((a, b) => a + b, 0);

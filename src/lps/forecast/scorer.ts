@@ -1,10 +1,12 @@
 import { secondsToDuration } from '../../common/duration.js';
+import type { Duration } from '../../gen/google/protobuf/duration.js';
 import type { Logger } from '../../common/logger.js';
 import {
   Metric,
   type ForecasterError,
   type GetForecastResponse,
   type MetricForecast,
+  type ScoreParts,
 } from '../../gen/augur/v1/load_prediction.js';
 import { emptySample, type StoredSample } from '../ring.js';
 import {
@@ -14,7 +16,7 @@ import {
   type CostSample,
   type CostSource,
 } from '../score/cost.js';
-import { loadScore } from '../score/load-score.js';
+import { loadScore, type LoadScore } from '../score/load-score.js';
 import { plannedBackground, PublishedWeight, WeightBasis, weightHorizon } from '../score/weight.js';
 import {
   EndpointState,
@@ -122,6 +124,18 @@ interface EndpointForecasts {
    * has them already (cluster mode's takeover replays history the old owner learnt from).
    */
   skipCostTo: number;
+  /**
+   * Its assessment, written again in place each tick (returned in `assess`'s map): at 20,000
+   * endpoints new objects each tick were 15 MB that survived into V8's old generation, whose
+   * collection is most of the GC work of a tick.
+   */
+  assessment: Assessment;
+  /** The number of the last tick it was part of (the others are gone). */
+  seenTick: number;
+  /** A new sample arrived since the last tick: the published weight may move. */
+  fresh: boolean;
+  /** Active and with samples this tick: it gets a score and a weight. */
+  available: boolean;
 }
 
 /** A checkpoint's entry for an endpoint this scorer does not hold yet, applied when it arrives. */
@@ -135,13 +149,28 @@ interface PendingRestore {
 /** A pending restore whose endpoint did not arrive within this long is dropped. */
 const PENDING_RESTORE_MS = 120_000;
 
-/** What the weight of one endpoint is made of, before the service's costs are known. */
-interface WeightInputs {
-  record: EndpointRecord;
-  state: EndpointForecasts;
-  available: boolean;
-  /** A new sample arrived since the last tick: the published weight may move. */
-  fresh: boolean;
+/** An assessment before its first tick: score and weight 0, every part empty. */
+function emptyAssessment(): Assessment {
+  const parts: ScoreParts = {
+    predictedUtilization: 0,
+    predictedResponseTime: 0,
+    stalenessSeconds: 0,
+    forecaster: '',
+    utilizationFactor: 0,
+    latencyFactor: 0,
+    horizon: undefined,
+    predictedMemory: 0,
+    predictedNetwork: 0,
+    estimatedCapacity: 0,
+    weightParts: {
+      basis: WeightBasis.WEIGHT_BASIS_UNSPECIFIED,
+      plannedBackground: 0,
+      costPerRequest: 0,
+      horizonIntervals: 0,
+      target: 0,
+    },
+  };
+  return { score: 0, weight: 0, parts };
 }
 
 export interface ForecastScorerOptions {
@@ -182,6 +211,16 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
   private lstmBackfilled = false;
   private closed = false;
   private readonly endpoints = new Map<string, EndpointForecasts>();
+  /** What `assess` returns: every endpoint's assessment, the same objects each tick. */
+  private readonly assessments = new Map<string, Assessment>();
+  /** Scoring ticks so far (what `seenTick` counts). */
+  private tick = 0;
+  /** Each service's records in the tick being scored; the arrays are reused. */
+  private readonly services = new Map<string, EndpointRecord[]>();
+  /** Reused for every endpoint's Load Score. */
+  private readonly scored: LoadScore = { score: 0, utilizationFactor: 0, latencyFactor: 0 };
+  /** The score horizon as a Duration, per monitoring interval (shared, never written). */
+  private readonly horizons = new Map<number, Duration>();
   /** Restored checkpoint entries waiting for their endpoint's first tick (`restore`). */
   private readonly pendingRestores = new Map<string, PendingRestore>();
   /**
@@ -294,6 +333,10 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
         weight: new PublishedWeight(this.config.weight),
         learntTo: -Infinity,
         skipCostTo: -Infinity,
+        assessment: emptyAssessment(),
+        seenTick: 0,
+        fresh: false,
+        available: false,
       };
       const pending = this.pendingRestores.get(r.id);
       if (pending) {
@@ -303,7 +346,9 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
         e.learntTo = e.skipCostTo = pending.learntTo;
       }
       this.endpoints.set(r.id, e);
+      this.assessments.set(r.id, e.assessment);
     }
+    e.seenTick = this.tick;
     e.service = r.service;
     e.interval = r.interval;
     return e;
@@ -314,13 +359,7 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
     states: ReadonlyMap<string, EndpointState>,
     nowMs: number,
   ): Promise<Map<string, Assessment>> {
-    const present = new Set(endpoints.map((r) => r.id));
-    const gone = [...this.endpoints.keys()].filter((id) => !present.has(id));
-    for (const id of gone) {
-      this.freeSlots.push(this.endpoints.get(id)!.slot);
-      this.endpoints.delete(id);
-    }
-    this.lstmInstance?.forget(gone);
+    const tick = ++this.tick;
     for (const [id, p] of this.pendingRestores)
       if (nowMs - p.queuedAtMs > PENDING_RESTORE_MS) this.pendingRestores.delete(id);
 
@@ -357,7 +396,8 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       const e = this.stateFor(r);
       const n = Math.min(r.samplesStored - e.fed, r.series.size);
       e.fed = r.samplesStored;
-      if (n > 0) fresh.push(r.id);
+      e.fresh = n > 0;
+      if (n > 0 && lstm) fresh.push(r.id);
       // The LSTM gets the same new rows; on its first tick, everything the ring holds.
       const k = !lstm ? 0 : backfill ? Math.min(r.series.size, backfillRows) : Math.max(0, n);
       if (k > 0) {
@@ -396,6 +436,17 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       }
     }
 
+    // Endpoints not passed in are gone: their slots are free for the next tick's new ones.
+    const gone: string[] = [];
+    for (const [id, e] of this.endpoints) {
+      if (e.seenTick === tick) continue;
+      gone.push(id);
+      this.freeSlots.push(e.slot);
+      this.endpoints.delete(id);
+      this.assessments.delete(id);
+    }
+    if (gone.length > 0) this.lstmInstance?.forget(gone);
+
     // 2. One batched LSTM inference for every endpoint with a new sample.
     if (lstm) {
       // The buffer's unused tail travels too; `ends` says where each endpoint's rows stop.
@@ -415,15 +466,16 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
 
     // 3. Score each endpoint from the selected forecasts; weights per service.
     const H = this.config.scoreHorizon;
-    const out = new Map<string, Assessment>();
-    const byService = new Map<string, WeightInputs[]>();
+    const services = this.services;
+    for (const list of services.values()) list.length = 0;
     const computedAt = new Date(nowMs);
-    const freshIds = new Set(fresh);
+    const scored = this.scored;
     for (const r of endpoints) {
       if (++work % YIELD_EVERY === 0) await yieldToEventLoop();
       const e = this.endpoints.get(r.id)!;
       const available =
         states.get(r.id) === EndpointState.ENDPOINT_STATE_ACTIVE && r.series.size > 0;
+      e.available = available;
       const b = this.banks;
       // The selected forecasts' upper bounds at the score horizon; NaN where none.
       const hasMemory = b.memory.select(e.slot, H);
@@ -435,33 +487,41 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       const hasCpu = b.cpu.select(e.slot, H);
       const cpu = hasCpu ? b.cpu.upper : NaN;
       e.computedAt = computedAt;
-      const score = loadScore(
-        { cpu, memory, network, responseTime: rt, available },
-        this.config.score,
-      );
-      const list = byService.get(r.service) ?? [];
-      list.push({ record: r, state: e, available, fresh: freshIds.has(r.id) });
-      byService.set(r.service, list);
-      out.set(r.id, {
-        score: score.score,
-        weight: 0,
-        parts: {
-          // Forecasts of fractions can overshoot [0,1] (a trend, an upper bound): users see fractions.
-          predictedUtilization: clamp01(hasCpu ? cpu : 0),
-          predictedResponseTime: Math.max(0, hasRt ? rt : 0),
-          stalenessSeconds: Math.max(0, (nowMs - r.lastSeenMs) / 1000),
-          forecaster: hasCpu ? b.cpu.names[b.cpu.forecaster]! : '',
-          utilizationFactor: score.utilizationFactor,
-          latencyFactor: score.latencyFactor,
-          horizon: secondsToDuration(H * r.interval),
-          predictedMemory: clamp01(hasMemory ? memory : 0),
-          predictedNetwork: clamp01(hasNetwork ? network : 0),
-          estimatedCapacity: 0,
-        },
-      });
+      loadScore({ cpu, memory, network, responseTime: rt, available }, this.config.score, scored);
+      let list = services.get(r.service);
+      if (!list) services.set(r.service, (list = []));
+      list.push(r);
+      const a = e.assessment;
+      a.score = scored.score;
+      a.weight = 0;
+      const parts = a.parts;
+      // Forecasts of fractions can overshoot [0,1] (a trend, an upper bound): users see fractions.
+      parts.predictedUtilization = clamp01(hasCpu ? cpu : 0);
+      parts.predictedResponseTime = Math.max(0, hasRt ? rt : 0);
+      parts.stalenessSeconds = Math.max(0, (nowMs - r.lastSeenMs) / 1000);
+      parts.forecaster = hasCpu ? b.cpu.names[b.cpu.forecaster]! : '';
+      parts.utilizationFactor = scored.utilizationFactor;
+      parts.latencyFactor = scored.latencyFactor;
+      parts.horizon = this.horizonOf(H * r.interval);
+      parts.predictedMemory = clamp01(hasMemory ? memory : 0);
+      parts.predictedNetwork = clamp01(hasNetwork ? network : 0);
+      parts.estimatedCapacity = 0;
     }
-    for (const inputs of byService.values()) this.weigh(inputs, out, nowMs);
-    return out;
+    for (const [service, list] of services) {
+      if (list.length === 0) services.delete(service);
+      else this.weigh(list, nowMs);
+    }
+    return this.assessments;
+  }
+
+  /** `seconds` as a Duration, one object per value (few: one per monitoring interval in use). */
+  private horizonOf(seconds: number): Duration {
+    let d = this.horizons.get(seconds);
+    if (!d) {
+      if (this.horizons.size >= 64) this.horizons.clear();
+      this.horizons.set(seconds, (d = Object.freeze(secondsToDuration(seconds))));
+    }
+    return d;
   }
 
   /**
@@ -469,29 +529,25 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
    * in free cores from the planned background and the learnt costs, published
    * through each endpoint's hysteresis.
    */
-  private weigh(
-    inputs: readonly WeightInputs[],
-    out: Map<string, Assessment>,
-    nowMs: number,
-  ): void {
+  private weigh(records: readonly EndpointRecord[], nowMs: number): void {
     const w = this.config.weight;
-    const costs = inputs.map((i) => i.state.cost);
+    const costs = records.map((r) => this.endpoints.get(r.id)!.cost);
     const pooled: Record<CostSource, number | undefined> = {
       own: pooledCost(costs, 'own'),
       host: pooledCost(costs, 'host'),
     };
-    for (const { record: r, state: e, available, fresh } of inputs) {
-      const a = out.get(r.id)!;
-      if (!available) {
+    for (const r of records) {
+      const e = this.endpoints.get(r.id)!;
+      const a = e.assessment;
+      const parts = a.parts.weightParts!;
+      if (!e.available) {
         // Gone or failing: it starts again from its target when it comes back.
-        e.weight = new PublishedWeight(w);
-        a.parts.weightParts = {
-          basis: WeightBasis.WEIGHT_BASIS_UNSPECIFIED,
-          plannedBackground: 0,
-          costPerRequest: 0,
-          horizonIntervals: 0,
-          target: 0,
-        };
+        if (e.weight.current !== undefined) e.weight = new PublishedWeight(w);
+        parts.basis = WeightBasis.WEIGHT_BASIS_UNSPECIFIED;
+        parts.plannedBackground = 0;
+        parts.costPerRequest = 0;
+        parts.horizonIntervals = 0;
+        parts.target = 0;
         continue;
       }
       const latest = r.series.read(0, this.sample);
@@ -543,16 +599,14 @@ export class ForecastScorer implements Scorer, CheckpointableScorer {
       const relative = prior !== undefined && cost !== undefined ? prior / cost : 1;
       const target = cores * (1 - background) * relative;
       const published =
-        fresh || e.weight.current === undefined ? e.weight.update(target) : e.weight.current;
+        e.fresh || e.weight.current === undefined ? e.weight.update(target) : e.weight.current;
       a.weight = published;
       a.parts.estimatedCapacity = cost !== undefined ? (cores * (1 - background)) / cost : 0;
-      a.parts.weightParts = {
-        basis,
-        plannedBackground: background,
-        costPerRequest: cost ?? 0,
-        horizonIntervals: horizon,
-        target,
-      };
+      parts.basis = basis;
+      parts.plannedBackground = background;
+      parts.costPerRequest = cost ?? 0;
+      parts.horizonIntervals = horizon;
+      parts.target = target;
     }
   }
 

@@ -59,9 +59,11 @@ function resourceFactor(u: number, exponent: number): number {
   return 1 - clamp01(u) ** exponent;
 }
 
+/** The Load Score of `inputs`, written into `into` when given (no object per call) and returned. */
 export function loadScore(
   inputs: LoadScoreInputs,
   params: LoadScoreParams = DEFAULT_LOAD_SCORE_PARAMS,
+  into?: LoadScore,
 ): LoadScore {
   const utilizationFactor =
     resourceFactor(inputs.cpu, params.cpuExponent) *
@@ -70,6 +72,9 @@ export function loadScore(
   const rt = inputs.responseTime;
   const r0 = params.responseTimeReference;
   const latencyFactor = Number.isNaN(rt) ? 1 : rt === Infinity ? 0 : r0 / (r0 + Math.max(0, rt));
-  if (!inputs.available) return { score: 0, utilizationFactor, latencyFactor };
-  return { score: clamp01(utilizationFactor * latencyFactor), utilizationFactor, latencyFactor };
+  const out = into ?? { score: 0, utilizationFactor: 0, latencyFactor: 0 };
+  out.score = inputs.available ? clamp01(utilizationFactor * latencyFactor) : 0;
+  out.utilizationFactor = utilizationFactor;
+  out.latencyFactor = latencyFactor;
+  return out;
 }
