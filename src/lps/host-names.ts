@@ -68,6 +68,7 @@ export class HostNameResolver {
 
   /** Stops looking up names no endpoint has any more. */
   retain(addresses: Iterable<string>): void {
+    if (this.entries.size === 0) return;
     const keep = new Set(addresses);
     for (const [host, e] of this.entries) {
       if (keep.has(host)) continue;

@@ -22,7 +22,11 @@ const PRECISION = 1e4;
  * once the interval's samples are in (lps.scoreOnReports), or on the clock.
  */
 export class Prioritizer extends ListStore {
-  private readonly fingerprints = new Map<string, string>();
+  /**
+   * Per service, the endpoints last published (an empty list too, until the service is dropped):
+   * what a new list is compared with, field by field, to decide whether it changed.
+   */
+  private readonly lastPublished = new Map<string, readonly ScoredEndpoint[]>();
   /** Survives a service's removal, so a service that comes back never reuses a version. */
   private readonly versions = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -212,10 +216,10 @@ export class Prioritizer extends ListStore {
       );
       if (this.publishIfChanged(service, fitted, computedAt) && dropped > 0)
         this.metrics.replyDropped.inc({ reply: 'list' }, dropped);
-      if (members.length === 0) this.fingerprints.delete(service);
+      if (members.length === 0) this.lastPublished.delete(service);
     }
     this.metrics.unresolvedEndpoints.set(unresolved);
-    this.hostNames.retain(records.map((r) => r.address));
+    this.hostNames.retain(addressesOf(records));
     stopTimer();
   }
 
@@ -279,14 +283,9 @@ export class Prioritizer extends ListStore {
     endpoints: ScoredEndpoint[],
     computedAt: Date,
   ): boolean {
-    const fingerprint = endpoints
-      .map(
-        (e) =>
-          `${e.endpointId}@${e.address}=${e.ip}:${e.port}/${e.state}/${Math.round(e.score * PRECISION)}/${Math.round(e.weight * PRECISION)}`,
-      )
-      .join(',');
-    if (this.fingerprints.get(service) === fingerprint) return false;
-    this.fingerprints.set(service, fingerprint);
+    const last = this.lastPublished.get(service);
+    if (last && sameList(last, endpoints)) return false;
+    this.lastPublished.set(service, endpoints);
     const version = (this.versions.get(service) ?? 0) + 1;
     this.versions.set(service, version);
     this.metrics.listVersions.inc();
@@ -301,6 +300,31 @@ const STATE_LABELS: Array<[EndpointState, string]> = [
   [EndpointState.ENDPOINT_STATE_FAILING, 'failing'],
   [EndpointState.ENDPOINT_STATE_DRAINING, 'draining'],
 ];
+
+/** The same endpoints in the same order, with the same scores and weights at PRECISION. */
+function sameList(a: readonly ScoredEndpoint[], b: readonly ScoredEndpoint[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (
+      x.endpointId !== y.endpointId ||
+      x.address !== y.address ||
+      x.ip !== y.ip ||
+      x.port !== y.port ||
+      x.state !== y.state ||
+      Math.round(x.score * PRECISION) !== Math.round(y.score * PRECISION) ||
+      Math.round(x.weight * PRECISION) !== Math.round(y.weight * PRECISION)
+    )
+      return false;
+  }
+  return true;
+}
+
+/** The records' addresses, read only if iterated. */
+function* addressesOf(records: readonly EndpointRecord[]): Generator<string> {
+  for (const r of records) yield r.address;
+}
 
 function clamp01(x: number): number {
   return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0;

@@ -77,6 +77,79 @@ describe('the prioritized list', () => {
       });
     await prioritizer.stop();
   });
+
+  it('publishes a new version only when the list changed, and what it published stays as it was when the scorer writes its assessments again', async () => {
+    const store = makeStore(1);
+    const now = Date.now();
+    for (const id of ['a', 'b']) addEndpoint(store, id, now);
+    // Like the ForecastScorer: one map and one assessment per endpoint, written again each tick.
+    const assessments = new Map<string, Assessment>();
+    let script = { a: [0.5, 2], b: [0.4, 1] };
+    const inPlace: Scorer = {
+      assess: (endpoints) => {
+        for (const r of endpoints) {
+          const [score, weight] = script[r.id as 'a' | 'b'];
+          let a = assessments.get(r.id);
+          if (!a) {
+            a = { score: 0, weight: 0, parts: { ...parts(0.5), weightParts: undefined } };
+            assessments.set(r.id, a);
+          }
+          a.score = score!;
+          a.weight = weight!;
+          a.parts.weightParts = a.parts.weightParts ?? {
+            basis: 0,
+            plannedBackground: 0,
+            costPerRequest: 0,
+            horizonIntervals: 0,
+            target: 0,
+          };
+          a.parts.weightParts.target = weight!;
+        }
+        return assessments;
+      },
+    };
+    const prioritizer = new Prioritizer(
+      store,
+      inPlace,
+      new LpsMetrics(createRegistry(false)),
+      pino({ level: 'silent' }),
+      new HostNameResolver({
+        ...hostNamesConfigSchema.parse({}),
+        logger: pino({ level: 'silent' }),
+        onChange: () => {},
+      }),
+    );
+    const published: number[] = [];
+    prioritizer.subscribe((l) => published.push(l.version));
+    await prioritizer.recompute();
+    const first = prioritizer.get('svc')!;
+    expect(first.version).toBe(1);
+    expect(first.endpoints.map((e) => [e.endpointId, e.weight])).toEqual([
+      ['a', 2 / 3],
+      ['b', 1 / 3],
+    ]);
+    // Below the precision of 1e-4 in score and share: the same list, no new version.
+    script = { a: [0.50001, 2], b: [0.4, 1.00001] };
+    await prioritizer.recompute();
+    expect(published).toEqual([1]);
+    // The order changes: a new version.
+    script = { a: [0.3, 2], b: [0.4, 1] };
+    await prioritizer.recompute();
+    expect(prioritizer.get('svc')!.endpoints.map((e) => e.endpointId)).toEqual(['b', 'a']);
+    // A share moves by more than 1e-4: a new version; then the same again: none.
+    script = { a: [0.3, 3], b: [0.4, 1] };
+    await prioritizer.recompute();
+    await prioritizer.recompute();
+    expect(published).toEqual([1, 2, 3]);
+    // The first list is as it was published, though the scorer wrote its objects three times since.
+    expect(
+      first.endpoints.map((e) => [e.endpointId, e.score, e.parts!.weightParts!.target]),
+    ).toEqual([
+      ['a', 0.5, 2],
+      ['b', 0.4, 1],
+    ]);
+    await prioritizer.stop();
+  });
 });
 
 /** One more sample of `id`, received now. */
