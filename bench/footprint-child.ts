@@ -20,11 +20,15 @@ import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'no
 import { pino } from 'pino';
 import { ProbeHealth } from '../src/gen/augur/v1/common.js';
 import type { EndpointData } from '../src/gen/augur/v1/telemetry.js';
-import { lpsConfigSchema } from '../src/lps/config.js';
+import { createRegistry } from '../src/common/http-host.js';
+import { hostNamesConfigSchema, lpsConfigSchema } from '../src/lps/config.js';
 import { forecastConfigSchema } from '../src/lps/forecast/config.js';
 import { ForecastScorer } from '../src/lps/forecast/scorer.js';
+import { HostNameResolver } from '../src/lps/host-names.js';
+import { LpsMetrics } from '../src/lps/metrics.js';
+import { Prioritizer } from '../src/lps/prioritizer.js';
 import { EndpointStore } from '../src/lps/store.js';
-import type { EndpointState } from '../src/lps/types.js';
+import { EndpointState } from '../src/lps/types.js';
 import { statCpuTicks } from './proc-stat.js';
 
 const args = new Map(
@@ -211,6 +215,47 @@ const allocations = profiler
   : undefined;
 const scored = settle();
 if (ACCOUNT) account(profile!, allocations!);
+
+/**
+ * The whole tick as `augur serve` runs it, after the memory is read (so the lists it keeps are
+ * not in the RSS figures): the prioritizer (src/lps/prioritizer.ts) asks the same scorer, then
+ * builds, sorts and publishes each service's list. It reads the wall clock, so these samples
+ * arrive on it (the ones before lag it by the set-up's time). One unmeasured tick first.
+ */
+const tickCpuPerEndpointUs: number[] = [];
+{
+  const silent = pino({ level: 'silent' });
+  const prioritizer = new Prioritizer(
+    store,
+    scorer,
+    new LpsMetrics(createRegistry(false)),
+    silent,
+    new HostNameResolver({
+      ...hostNamesConfigSchema.parse({}),
+      logger: silent,
+      onChange: () => {},
+    }),
+  );
+  for (let t = 0; t < 1 + TICKS; t++) {
+    const tickAt = Date.now() + 1000;
+    const at = Date.now();
+    seq++;
+    for (let i = 0; i < N; i++) store.append(records[i]!, data(records[i]!.id, i, seq, at), at);
+    const c0 = process.cpuUsage();
+    await prioritizer.recompute('clock');
+    const c = process.cpuUsage(c0);
+    if (t >= 1) tickCpuPerEndpointUs.push((c.user + c.system) / N);
+    await new Promise((r) => setTimeout(r, Math.max(0, tickAt - Date.now())));
+  }
+  // Measured on the path a serving LPS takes: every endpoint active, with a weight.
+  const list = prioritizer.get('svc-0');
+  if (
+    !list ||
+    list.endpoints.some((e) => e.state !== EndpointState.ENDPOINT_STATE_ACTIVE || !(e.weight > 0))
+  )
+    throw new Error('the prioritizer did not see every endpoint active with a weight');
+  await prioritizer.stop();
+}
 const kb = (a: number, b: number) => (a - b) / N / 1024;
 process.stdout.write(
   JSON.stringify({
@@ -225,6 +270,7 @@ process.stdout.write(
     cpuPerEndpointUs,
     mainCpuPerEndpointUs,
     ...(LSTM ? { workerCpuPerEndpointUs } : {}),
+    tickCpuPerEndpointUs,
     lagP99Ms: lag.percentile(99) / 1e6,
     lagMaxMs: lag.max / 1e6,
   }) + '\n',

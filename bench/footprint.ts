@@ -51,6 +51,8 @@ interface Measured {
   mainCpuPerEndpointUs?: number[];
   /** The LSTM worker thread's share; LSTM on only. */
   workerCpuPerEndpointUs?: number[];
+  /** The whole tick (the prioritizer: the scorer and the lists); absent from an older child. */
+  tickCpuPerEndpointUs?: number[];
   lagP99Ms: number;
   lagMaxMs: number;
 }
@@ -101,6 +103,9 @@ async function measure(
       : undefined,
     workerCpuPerEndpointUs: runs.every((m) => m.workerCpuPerEndpointUs)
       ? runs.flatMap((m) => m.workerCpuPerEndpointUs!)
+      : undefined,
+    tickCpuPerEndpointUs: runs.every((m) => m.tickCpuPerEndpointUs)
+      ? runs.flatMap((m) => m.tickCpuPerEndpointUs!)
       : undefined,
     lagP99Ms: median((m) => m.lagP99Ms),
     lagMaxMs: Math.max(...runs.map((m) => m.lagMaxMs)),
@@ -176,6 +181,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       'scoring CPU / endpoint / tick',
       'of which the serving thread',
       'of which the LSTM worker',
+      'whole tick, lists included',
       'event-loop lag p99 (max)',
     ],
     rows.map(({ tree, m }) => [
@@ -189,6 +195,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       `${us(m.cpuPerEndpointUs)} µs`,
       m.mainCpuPerEndpointUs?.every(Number.isFinite) ? `${us(m.mainCpuPerEndpointUs)} µs` : '—',
       m.workerCpuPerEndpointUs?.every(Number.isFinite) ? `${us(m.workerCpuPerEndpointUs)} µs` : '—',
+      m.tickCpuPerEndpointUs?.length ? `${us(m.tickCpuPerEndpointUs)} µs` : '—',
       `${m.lagP99Ms.toFixed(1)} (${m.lagMaxMs.toFixed(1)}) ms`,
     ]),
   );
@@ -252,7 +259,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     .map((l) => l.toFixed(1))
     .join(', ');
   const body = [
-    `Each row is a process of its own (\`bench/footprint-child.ts\`, compiled by \`npm run build\` and run by plain \`node\`, as the Docker image runs augur: no TypeScript loader in any thread): it opens N endpoints with an agent's hello (labels, locality, capacity), fills each ring (\`lps.ringSize\`) through the store with samples carrying every signal the agent sends (host and own CPU, memory, network, probe response time and health, requests completed, latency sum, span), then scores once a second with the ForecastScorer (the baselines and the weight) while one new sample per endpoint arrives before each tick. LSTM off: the baselines alone. LSTM on, as \`augur serve\` runs by default: its worker thread (TensorFlow.js on WebAssembly) is started, each endpoint's training rows are filled to the worker's cap (\`forecast.lstm.trainingRows\`, as after ringSize intervals), the first fit runs and ends within the warm-up, and each measured tick includes the LSTM's inference; the worker is in the same process, so its memory and CPU are in the figures. RSS per endpoint is the growth of the process's resident memory from before the first endpoint, after a full GC, divided by N: "samples only" once the rings are full, "scored" after the ticks (forecaster state, cost and weight state added). Scoring CPU is the process's CPU over one \`assess\` divided by N: median and range over ${ticks} ticks after 2 unmeasured ones (the first feeds each endpoint its recent history); "of which the serving thread" is the main thread's own part of it (/proc/self/task/<pid>/stat, in 10 ms clock ticks), "of which the LSTM worker" the worker thread's (its thread id as the worker reads it from /proc/thread-self), the rest being V8's and libuv's helper threads (concurrent marking of the GC, parallel scavenges). Lag is \`monitorEventLoopDelay\` (1 ms resolution) over the measured ticks. The base tree is commit \`${base}\` (\`git archive\`, compiled the same way with this checkout's node_modules) in the same run.`,
+    `Each row is a process of its own (\`bench/footprint-child.ts\`, compiled by \`npm run build\` and run by plain \`node\`, as the Docker image runs augur: no TypeScript loader in any thread): it opens N endpoints with an agent's hello (labels, locality, capacity), fills each ring (\`lps.ringSize\`) through the store with samples carrying every signal the agent sends (host and own CPU, memory, network, probe response time and health, requests completed, latency sum, span), then scores once a second with the ForecastScorer (the baselines and the weight) while one new sample per endpoint arrives before each tick. LSTM off: the baselines alone. LSTM on, as \`augur serve\` runs by default: its worker thread (TensorFlow.js on WebAssembly) is started, each endpoint's training rows are filled to the worker's cap (\`forecast.lstm.trainingRows\`, as after ringSize intervals), the first fit runs and ends within the warm-up, and each measured tick includes the LSTM's inference; the worker is in the same process, so its memory and CPU are in the figures. RSS per endpoint is the growth of the process's resident memory from before the first endpoint, after a full GC, divided by N: "samples only" once the rings are full, "scored" after the ticks (forecaster state, cost and weight state added). Scoring CPU is the process's CPU over one \`assess\` divided by N: median and range over ${ticks} ticks after 2 unmeasured ones (the first feeds each endpoint its recent history); "of which the serving thread" is the main thread's own part of it (/proc/self/task/<pid>/stat, in 10 ms clock ticks), "of which the LSTM worker" the worker thread's (its thread id as the worker reads it from /proc/thread-self), the rest being V8's and libuv's helper threads (concurrent marking of the GC, parallel scavenges). "Whole tick, lists included" is what a tick of \`augur serve\` costs: after the memory is read, ${ticks} more ticks (after one unmeasured) run through the prioritizer (\`src/lps/prioritizer.ts\`), which asks the same scorer, then builds, sorts and publishes each service's list; its samples arrive on the wall clock, which the prioritizer reads (the earlier ones lag it by the set-up's time), and the lists it keeps are not in the RSS columns. Lag is \`monitorEventLoopDelay\` (1 ms resolution) over the measured ticks. The base tree is commit \`${base}\` (\`git archive\`, compiled the same way with this checkout's node_modules) in the same run.`,
     '',
     table,
     '',
