@@ -1,8 +1,9 @@
 /**
  * One measurement of bench/footprint.ts, in a process of its own (so that RSS is this tree's
  * alone): N endpoints, each with a full ring of samples carrying every signal the agent sends,
- * scored by the ForecastScorer once a second (the baselines; with --lstm the LSTM too). Prints
- * one JSON line.
+ * scored by the ForecastScorer once a second (the baselines; with --lstm the LSTM too), then,
+ * after the memory is read, as many ticks again through the prioritizer (the whole tick of
+ * `augur serve`: the scorer and the lists). Prints one JSON line.
  * Imports only what the LPS had before the compact ring, so it runs against an older tree too.
  *
  * node --expose-gc dist/bench/footprint-child.js --endpoints=5000 --ticks=11 [--ring-size=720]
