@@ -26,6 +26,22 @@ const parts = (predictedUtilization: number): ScoreParts => ({
   estimatedCapacity: 0,
 });
 
+/** A prioritizer over `store` and `scorer`, its metrics in `registry`, resolving no names. */
+function prioritizerOver(
+  store: EndpointStore,
+  scorer: Scorer,
+  registry: Registry = createRegistry(false),
+): Prioritizer {
+  const logger = pino({ level: 'silent' });
+  return new Prioritizer(
+    store,
+    scorer,
+    new LpsMetrics(registry),
+    logger,
+    new HostNameResolver({ ...hostNamesConfigSchema.parse({}), logger, onChange: () => {} }),
+  );
+}
+
 /** Every endpoint at score 0 (all saturated), with forecasts past 1. */
 const saturated: Scorer = {
   assess: (endpoints) =>
@@ -51,17 +67,7 @@ describe('the prioritized list', () => {
     sample('a-failing', now, ProbeHealth.PROBE_HEALTH_FAILING);
     sample('b-stale', now - 60_000, ProbeHealth.PROBE_HEALTH_SERVING);
     sample('z-active', now, ProbeHealth.PROBE_HEALTH_SERVING);
-    const prioritizer = new Prioritizer(
-      store,
-      saturated,
-      new LpsMetrics(createRegistry(false)),
-      pino({ level: 'silent' }),
-      new HostNameResolver({
-        ...hostNamesConfigSchema.parse({}),
-        logger: pino({ level: 'silent' }),
-        onChange: () => {},
-      }),
-    );
+    const prioritizer = prioritizerOver(store, saturated);
     await prioritizer.recompute();
     const list = prioritizer.get('svc')!;
     expect(list.endpoints.map((e) => [e.endpointId, e.state])).toEqual([
@@ -108,17 +114,7 @@ describe('the prioritized list', () => {
         return assessments;
       },
     };
-    const prioritizer = new Prioritizer(
-      store,
-      inPlace,
-      new LpsMetrics(createRegistry(false)),
-      pino({ level: 'silent' }),
-      new HostNameResolver({
-        ...hostNamesConfigSchema.parse({}),
-        logger: pino({ level: 'silent' }),
-        onChange: () => {},
-      }),
-    );
+    const prioritizer = prioritizerOver(store, inPlace);
     const published: number[] = [];
     prioritizer.subscribe((l) => published.push(l.version));
     await prioritizer.recompute();
@@ -211,17 +207,7 @@ describe('ticks that follow the reports (lps.scoreOnReports)', () => {
       },
     };
     const registry = createRegistry(false);
-    const prioritizer = new Prioritizer(
-      store,
-      recording,
-      new LpsMetrics(registry),
-      pino({ level: 'silent' }),
-      new HostNameResolver({
-        ...hostNamesConfigSchema.parse({}),
-        logger: pino({ level: 'silent' }),
-        onChange: () => {},
-      }),
-    );
+    const prioritizer = prioritizerOver(store, recording, registry);
     const until = async (n: number) => {
       for (let waited = 0; ticks.length < n; waited += 10) {
         if (waited > 10_000) throw new Error(`tick ${n} did not come within 10 s`);

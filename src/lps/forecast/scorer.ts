@@ -6,7 +6,7 @@ import {
   type ForecasterError,
   type GetForecastResponse,
   type MetricForecast,
-  type ScoreParts,
+  ScoreParts,
 } from '../../gen/augur/v1/load_prediction.js';
 import { emptySample, type StoredSample } from '../ring.js';
 import {
@@ -151,26 +151,7 @@ const PENDING_RESTORE_MS = 120_000;
 
 /** An assessment before its first tick: score and weight 0, every part empty. */
 function emptyAssessment(): Assessment {
-  const parts: ScoreParts = {
-    predictedUtilization: 0,
-    predictedResponseTime: 0,
-    stalenessSeconds: 0,
-    forecaster: '',
-    utilizationFactor: 0,
-    latencyFactor: 0,
-    horizon: undefined,
-    predictedMemory: 0,
-    predictedNetwork: 0,
-    estimatedCapacity: 0,
-    weightParts: {
-      basis: WeightBasis.WEIGHT_BASIS_UNSPECIFIED,
-      plannedBackground: 0,
-      costPerRequest: 0,
-      horizonIntervals: 0,
-      target: 0,
-    },
-  };
-  return { score: 0, weight: 0, parts };
+  return { score: 0, weight: 0, parts: ScoreParts.fromPartial({ weightParts: {} }) };
 }
 
 export interface ForecastScorerOptions {
