@@ -1,12 +1,12 @@
 import type { Logger } from '../common/logger.js';
-import { ScoredEndpoint } from '../gen/augur/v1/load_prediction.js';
+import { ScoredEndpoint, type ScoreParts } from '../gen/augur/v1/load_prediction.js';
 import type { HostNameResolver } from './host-names.js';
 import { ListStore } from './list-store.js';
 import { EndpointStateLog } from './state-log.js';
 import type { LpsMetrics } from './metrics.js';
 import { fieldBytes, fitReply } from './reply-size.js';
 import { inStep, type EndpointStore } from './store.js';
-import { EndpointState, type EndpointRecord, type Scorer } from './types.js';
+import { EndpointState, type Assessment, type EndpointRecord, type Scorer } from './types.js';
 
 /** What started a scoring tick (augur_lps_scoring_ticks_total's label). */
 export type TickTrigger = 'clock' | 'reports' | 'change';
@@ -43,6 +43,8 @@ export class Prioritizer extends ListStore {
   private readonly stateLog: EndpointStateLog;
   /** Per service, the ids last left out for lps.maxReplyBytes (logged when they change). */
   private readonly droppedIds = new Map<string, string>();
+  /** Each record's row of the lists, written again each tick. */
+  private readonly rows = new WeakMap<EndpointRecord, Row>();
 
   constructor(
     private readonly store: EndpointStore,
@@ -164,47 +166,24 @@ export class Prioritizer extends ListStore {
       this.metrics.endpoints.set({ state: label }, counts.get(state) ?? 0);
 
     const assessments = await this.scorer.assess(records, states, nowMs);
-    const byService = new Map<string, EndpointRecord[]>();
+    const byService = new Map<string, Row[]>();
+    let unresolved = 0;
     for (const r of records) {
       let list = byService.get(r.service);
       if (!list) byService.set(r.service, (list = []));
-      list.push(r);
+      const row = this.rowOf(r, assessments.get(r.id), states.get(r.id)!);
+      if (!row.ip) unresolved++;
+      list.push(row);
     }
     // A service whose last endpoint left gets one empty list, then is dropped.
     for (const service of this.services()) if (!byService.has(service)) byService.set(service, []);
 
     const computedAt = new Date(nowMs);
-    let unresolved = 0;
-    for (const [service, members] of byService) {
-      const endpoints: ScoredEndpoint[] = members.map((r) => {
-        const a = assessments.get(r.id);
-        const state = states.get(r.id)!;
-        const routable = state === EndpointState.ENDPOINT_STATE_ACTIVE;
-        const ip = this.hostNames.ipOf(r.address) ?? '';
-        if (!ip) unresolved++;
-        return {
-          endpointId: r.id,
-          score: routable ? clamp01(a?.score ?? 0) : 0,
-          weight: routable ? Math.max(0, a?.weight ?? 0) : 0,
-          address: r.address,
-          port: r.port,
-          state,
-          locality: r.locality,
-          // The proto documents utilisations in [0,1]; an upper-quantile forecast can pass 1.
-          // A copy: a scorer may write its assessments again at the next tick.
-          parts: a?.parts && {
-            ...a.parts,
-            predictedUtilization: clamp01(a.parts.predictedUtilization),
-            predictedMemory: clamp01(a.parts.predictedMemory),
-            predictedNetwork: clamp01(a.parts.predictedNetwork),
-            weightParts: a.parts.weightParts && { ...a.parts.weightParts },
-          },
-          ip,
-        };
-      });
-      const { fitted, dropped } = this.fit(service, endpoints);
-      const total = fitted.reduce((s, e) => s + e.weight, 0);
-      for (const e of fitted) e.weight = total > 0 ? e.weight / total : 0;
+    for (const [service, rows] of byService) {
+      const { fitted, dropped } = this.fit(service, rows);
+      let total = 0;
+      for (const row of fitted) total += row.weight;
+      for (const row of fitted) row.share = total > 0 ? row.weight / total : 0;
       // Best first: every active endpoint before any other (at equal scores of 0 a failing
       // one must not read as better), then by score, then by id.
       fitted.sort(
@@ -212,11 +191,11 @@ export class Prioritizer extends ListStore {
           Number(b.state === EndpointState.ENDPOINT_STATE_ACTIVE) -
             Number(a.state === EndpointState.ENDPOINT_STATE_ACTIVE) ||
           b.score - a.score ||
-          (a.endpointId < b.endpointId ? -1 : 1),
+          (a.record.id < b.record.id ? -1 : 1),
       );
       if (this.publishIfChanged(service, fitted, computedAt) && dropped > 0)
         this.metrics.replyDropped.inc({ reply: 'list' }, dropped);
-      if (members.length === 0) this.lastPublished.delete(service);
+      if (rows.length === 0) this.lastPublished.delete(service);
     }
     this.metrics.unresolvedEndpoints.set(unresolved);
     this.hostNames.retain(addressesOf(records));
@@ -229,36 +208,33 @@ export class Prioritizer extends ListStore {
    * A rough bound (3 bytes a character, 512 for the numbers) skips the measuring in the common
    * case.
    */
-  private fit(
-    service: string,
-    endpoints: ScoredEndpoint[],
-  ): { fitted: ScoredEndpoint[]; dropped: number } {
+  private fit(service: string, rows: Row[]): { fitted: Row[]; dropped: number } {
     const max = this.store.config.maxReplyBytes;
     let bound = 64 + 3 * service.length;
-    for (const e of endpoints) {
-      const l = e.locality;
+    for (const { record: r, ip, parts } of rows) {
+      const l = r.locality;
       bound +=
         512 +
         3 *
-          (e.endpointId.length +
-            e.address.length +
-            (e.ip?.length ?? 0) +
+          (r.id.length +
+            r.address.length +
+            ip.length +
             (l ? l.region.length + l.zone.length + l.subZone.length : 0) +
-            (e.parts?.forecaster.length ?? 0));
+            (parts?.forecaster.length ?? 0));
     }
-    let fitted = endpoints;
-    let dropped: ScoredEndpoint[] = [];
+    let fitted = rows;
+    let dropped: Row[] = [];
     if (bound > max) {
       // The list's other fields: service, version, computed_at.
       const fixed = fieldBytes(Buffer.byteLength(service)) + 11 + 24;
       ({ kept: fitted, dropped } = fitReply(
-        endpoints,
-        (e) => ScoredEndpoint.encode(e).finish().length,
+        rows,
+        (row) => ScoredEndpoint.encode(scoredEndpoint(row)).finish().length,
         fixed,
         max,
       ));
     }
-    const ids = dropped.map((e) => e.endpointId).join(',');
+    const ids = dropped.map((row) => row.record.id).join(',');
     if ((this.droppedIds.get(service) ?? '') !== ids) {
       if (ids) {
         this.droppedIds.set(service, ids);
@@ -266,7 +242,7 @@ export class Prioritizer extends ListStore {
           {
             service,
             dropped: dropped.length,
-            endpoints: dropped.slice(0, 10).map((e) => e.endpointId),
+            endpoints: dropped.slice(0, 10).map((row) => row.record.id),
           },
           `the list of service "${service}" would pass lps.maxReplyBytes (${max} bytes): its ${dropped.length} largest endpoints are left out`,
         );
@@ -277,14 +253,34 @@ export class Prioritizer extends ListStore {
     return { fitted, dropped: dropped.length };
   }
 
-  /** Publishes a new version if the list changed; returns whether it did. */
-  private publishIfChanged(
-    service: string,
-    endpoints: ScoredEndpoint[],
-    computedAt: Date,
-  ): boolean {
+  /**
+   * The row of record `r` for this tick: the record's own, written again (an object per endpoint
+   * per tick was most of what a tick allocated, and a list that did not change needs none).
+   */
+  private rowOf(r: EndpointRecord, a: Assessment | undefined, state: EndpointState): Row {
+    let row = this.rows.get(r);
+    if (!row)
+      this.rows.set(
+        r,
+        (row = { record: r, parts: undefined, state, score: 0, weight: 0, share: 0, ip: '' }),
+      );
+    const routable = state === EndpointState.ENDPOINT_STATE_ACTIVE;
+    row.parts = a?.parts;
+    row.state = state;
+    row.score = routable ? clamp01(a?.score ?? 0) : 0;
+    row.weight = routable ? Math.max(0, a?.weight ?? 0) : 0;
+    row.ip = this.hostNames.ipOf(r.address) ?? '';
+    return row;
+  }
+
+  /**
+   * Publishes a new version if the list changed (its endpoints built from the rows only then);
+   * returns whether it did.
+   */
+  private publishIfChanged(service: string, rows: readonly Row[], computedAt: Date): boolean {
     const last = this.lastPublished.get(service);
-    if (last && sameList(last, endpoints)) return false;
+    if (last && sameList(last, rows)) return false;
+    const endpoints = rows.map(scoredEndpoint);
     this.lastPublished.set(service, endpoints);
     const version = (this.versions.get(service) ?? 0) + 1;
     this.versions.set(service, version);
@@ -301,20 +297,62 @@ const STATE_LABELS: Array<[EndpointState, string]> = [
   [EndpointState.ENDPOINT_STATE_DRAINING, 'draining'],
 ];
 
-/** The same endpoints in the same order, with the same scores and weights at PRECISION. */
-function sameList(a: readonly ScoredEndpoint[], b: readonly ScoredEndpoint[]): boolean {
+/**
+ * An endpoint of a tick's list before it is published, one per record, written again each tick:
+ * what the list needs of the record and of the scorer's assessment (not copied: the scorer may
+ * write it again at the next tick; `scoredEndpoint` copies it into a list that is published).
+ */
+interface Row {
+  readonly record: EndpointRecord;
+  parts: ScoreParts | undefined;
+  state: EndpointState;
+  score: number;
+  /** The scorer's weight (0 unless routable). */
+  weight: number;
+  /** The weight's share of the list's total. */
+  share: number;
+  /** The address's IP, '' while not resolved. */
+  ip: string;
+}
+
+/** A row as a published list's endpoint: its own objects, the parts copied. */
+function scoredEndpoint(row: Row): ScoredEndpoint {
+  const { record: r, parts } = row;
+  return {
+    endpointId: r.id,
+    score: row.score,
+    weight: row.share,
+    address: r.address,
+    port: r.port,
+    state: row.state,
+    locality: r.locality,
+    // The proto documents utilisations in [0,1]; an upper-quantile forecast can pass 1.
+    parts: parts && {
+      ...parts,
+      predictedUtilization: clamp01(parts.predictedUtilization),
+      predictedMemory: clamp01(parts.predictedMemory),
+      predictedNetwork: clamp01(parts.predictedNetwork),
+      weightParts: parts.weightParts && { ...parts.weightParts },
+    },
+    ip: row.ip,
+  };
+}
+
+/** The published list and this tick's rows: the same endpoints in the same order, with the same scores and shares at PRECISION. */
+function sameList(a: readonly ScoredEndpoint[], b: readonly Row[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
+    const r = y.record;
     if (
-      x.endpointId !== y.endpointId ||
-      x.address !== y.address ||
+      x.endpointId !== r.id ||
+      x.address !== r.address ||
       x.ip !== y.ip ||
-      x.port !== y.port ||
+      x.port !== r.port ||
       x.state !== y.state ||
       Math.round(x.score * PRECISION) !== Math.round(y.score * PRECISION) ||
-      Math.round(x.weight * PRECISION) !== Math.round(y.weight * PRECISION)
+      Math.round(x.weight * PRECISION) !== Math.round(y.share * PRECISION)
     )
       return false;
   }
