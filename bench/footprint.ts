@@ -13,16 +13,19 @@
  *   run; RSS and lag p99: the median run's; lag max: the largest); --lstm-only: only the LSTM-on
  *   rows (no base, no LSTM-off rows), into a section of their own
  *   --image-malloc: the LSTM-on rows also once more with glibc's malloc set as the Docker image
- *   sets it (MALLOC_MMAP_THRESHOLD_, see IMAGE_MALLOC)
+ *   sets it (its MALLOC_* ENV, bench/image-runtime.ts)
  *   --account: each child of this tree also prints where the bytes and the microseconds go
  *   (heap snapshot by constructor, CPU profile of the scoring ticks by function, what the ticks
  *   allocate by function) to stderr.
+ * Every child runs with the node flags of the image's ENTRYPOINT (as `augur serve` ships), the
+ * base tree's too; one more row per size, this tree without them, shows what they buy.
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { buildBase, buildTree, DIST, ROOT } from './compile.js';
+import { imageRuntime } from './image-runtime.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 
 /** The child, compiled: its path under a tree's dist/. */
@@ -30,15 +33,14 @@ const CHILD = 'bench/footprint-child.js';
 /** The last commit with one Float64Array per column and per error-tracker row. */
 const DEFAULT_BASE = '4cf6061';
 
-/**
- * The environment the Docker image runs augur with (Dockerfile, ENV): glibc's mmap threshold fixed
- * at its default, 128 KiB, instead of rising to the largest block freed so far (up to 32 MiB).
- */
-const IMAGE_MALLOC = { MALLOC_MMAP_THRESHOLD_: '131072' };
+/** How the Docker image runs augur: node flags (every child) and malloc settings (--image-malloc). */
+const IMAGE = imageRuntime();
 
 interface Measured {
   /** Set by this parent: the malloc settings the child ran with, where not glibc's defaults. */
   malloc?: string;
+  /** Set by this parent: the node flags the child ran with besides --expose-gc ('' for none). */
+  nodeFlags?: string;
   endpoints: number;
   ringSize: number;
   lstm?: boolean;
@@ -57,9 +59,15 @@ interface Measured {
   lagMaxMs: number;
 }
 
-function run(cwd: string, script: string, args: string[], env: Record<string, string>) {
+function run(
+  cwd: string,
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  nodeFlags: readonly string[],
+) {
   return new Promise<Measured>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', script, ...args], {
+    const child = spawn(process.execPath, ['--expose-gc', ...nodeFlags, script, ...args], {
       cwd,
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, ...env },
@@ -83,9 +91,10 @@ async function measure(
   args: string[],
   times: number,
   env: Record<string, string> = {},
+  nodeFlags: readonly string[] = IMAGE.nodeFlags,
 ) {
   const runs: Measured[] = [];
-  for (let i = 0; i < times; i++) runs.push(await run(cwd, script, args, env));
+  for (let i = 0; i < times; i++) runs.push(await run(cwd, script, args, env, nodeFlags));
   const median = (f: (m: Measured) => number) => quantile(runs.map(f), 0.5);
   const malloc = Object.entries(env)
     .map(([k, v]) => `${k}=${v}`)
@@ -93,6 +102,7 @@ async function measure(
   return {
     ...runs[0]!,
     ...(malloc ? { malloc } : {}),
+    nodeFlags: nodeFlags.join(' '),
     rssStoreKb: median((m) => m.rssStoreKb),
     rssKb: median((m) => m.rssKb),
     heapKb: median((m) => m.heapKb),
@@ -148,9 +158,22 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
         console.log('this tree', m);
         rows.push({ tree: 'this tree', m });
       }
+      // What the image's node flags buy: the first row again with plain node.
+      if (!lstmOnly && IMAGE.nodeFlags.length > 0) {
+        const m = await measure(
+          ROOT,
+          join(DIST, CHILD),
+          [...common, ...account, '--ring-size=720'],
+          repeat,
+          {},
+          [],
+        );
+        console.log('this tree, plain node', m);
+        rows.push({ tree: 'this tree', m });
+      }
       // As `augur serve` runs by default: the LSTM on (its worker, its rows, its first fit); with
       // --image-malloc, once more with glibc's malloc as the Docker image sets it.
-      const mallocs = args.has('image-malloc') ? [{}, IMAGE_MALLOC] : [{}];
+      const mallocs = args.has('image-malloc') ? [{}, IMAGE.malloc] : [{}];
       for (const env of args.has('no-lstm') ? [] : mallocs) {
         const m = await measure(
           ROOT,
@@ -175,6 +198,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       'endpoints',
       'ring (samples)',
       'LSTM',
+      'node flags',
       'RSS / endpoint, samples only',
       'RSS / endpoint, scored',
       'of which typed arrays',
@@ -189,6 +213,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       m.endpoints,
       m.ringSize,
       m.lstm ? (m.malloc ? `on, ${m.malloc}` : 'on') : 'off',
+      m.nodeFlags ? `\`${m.nodeFlags}\`` : 'none',
       `${m.rssStoreKb.toFixed(1)} KB`,
       `${m.rssKb.toFixed(1)} KB`,
       `${m.arrayBuffersKb.toFixed(1)} KB`,
@@ -199,12 +224,21 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
       `${m.lagP99Ms.toFixed(1)} (${m.lagMaxMs.toFixed(1)}) ms`,
     ]),
   );
+  const imageFlags = IMAGE.nodeFlags.join(' ');
+  /** This tree's row at `n` endpoints, ring 720, LSTM off, with the image's node flags or none. */
+  const lstmOffRow = (n: number, flags = imageFlags) =>
+    rows.find(
+      (r) =>
+        r.tree === 'this tree' &&
+        r.m.endpoints === n &&
+        r.m.ringSize === 720 &&
+        !r.m.lstm &&
+        r.m.nodeFlags === flags,
+    )?.m;
   const ratios = sizes
     .map((n) => {
       const b = rows.find((r) => r.tree === baseLabel && r.m.endpoints === n)?.m;
-      const t = rows.find(
-        (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.ringSize === 720 && !r.m.lstm,
-      )?.m;
+      const t = lstmOffRow(n);
       if (!b || !t) return '';
       return (
         `at ${n} endpoints, RSS per endpoint ${b.rssKb.toFixed(1)} → ${t.rssKb.toFixed(1)} KB ` +
@@ -218,15 +252,15 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
   // What one more endpoint costs, without the process's fixed costs (V8's young generation grows
   // to its limit while the rings fill, and at 5,000 endpoints that is several KB per endpoint).
   const keyOf = (r: { tree: string; m: Measured }) =>
-    `${r.tree}|${r.m.ringSize}|${r.m.lstm ? 'on' : 'off'}${r.m.malloc ? `, ${r.m.malloc}` : ''}`;
+    `${r.tree}|${r.m.ringSize}|${r.m.lstm ? 'on' : 'off'}${r.m.malloc ? `, ${r.m.malloc}` : ''}|${r.m.nodeFlags ? `node flags ${r.m.nodeFlags}` : 'plain node'}`;
   const marginal = [...new Set(rows.map(keyOf))]
     .map((key) => {
       const same = rows.filter((r) => keyOf(r) === key).map((r) => r.m);
       if (same.length < 2) return '';
       const [a, b] = [same[0]!, same[same.length - 1]!];
       const kb = (b.rssKb * b.endpoints - a.rssKb * a.endpoints) / (b.endpoints - a.endpoints);
-      const [tree, ring, lstm] = key.split('|');
-      return `${tree} (ring ${ring}, LSTM ${lstm}): ${kb.toFixed(1)} KB`;
+      const [tree, ring, lstm, flags] = key.split('|');
+      return `${tree} (ring ${ring}, LSTM ${lstm}, ${flags}): ${kb.toFixed(1)} KB`;
     })
     .filter(Boolean)
     .join('; ');
@@ -237,9 +271,7 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
     const on = rows.find(
       (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.lstm && !r.m.malloc,
     )?.m;
-    const off = rows.find(
-      (r) => r.tree === 'this tree' && r.m.endpoints === n && r.m.ringSize === 720 && !r.m.lstm,
-    )?.m;
+    const off = lstmOffRow(n);
     return on && off ? { n, kb: (on.rssKb - off.rssKb) * n } : undefined;
   });
   const [c1, c2] = [lstmCost[0], lstmCost[lstmCost.length - 1]];
@@ -255,15 +287,34 @@ export async function runFootprint(argv: readonly string[]): Promise<void> {
           );
         })()
       : '';
+  // What the image's node flags buy (this tree, ring 720, LSTM off: with them and without).
+  const flagsLine = imageFlags
+    ? sizes
+        .map((n) => {
+          const [withFlags, plain] = [lstmOffRow(n), lstmOffRow(n, '')];
+          if (!withFlags || !plain) return '';
+          return (
+            `at ${n} endpoints ${plain.rssKb.toFixed(1)} → ${withFlags.rssKb.toFixed(1)} KB per endpoint, ` +
+            `scoring CPU ${quantile(plain.cpuPerEndpointUs, 0.5).toFixed(1)} → ${quantile(withFlags.cpuPerEndpointUs, 0.5).toFixed(1)} µs, ` +
+            `whole tick ${quantile(plain.tickCpuPerEndpointUs ?? [NaN], 0.5).toFixed(1)} → ${quantile(withFlags.tickCpuPerEndpointUs ?? [NaN], 0.5).toFixed(1)} µs`
+          );
+        })
+        .filter(Boolean)
+        .join('; ')
+    : '';
   const load = loadavg()
     .map((l) => l.toFixed(1))
     .join(', ');
   const body = [
-    `Each row is a process of its own (\`bench/footprint-child.ts\`, compiled by \`npm run build\` and run by plain \`node\`, as the Docker image runs augur: no TypeScript loader in any thread): it opens N endpoints with an agent's hello (labels, locality, capacity), fills each ring (\`lps.ringSize\`) through the store with samples carrying every signal the agent sends (host and own CPU, memory, network, probe response time and health, requests completed, latency sum, span), then scores once a second with the ForecastScorer (the baselines and the weight) while one new sample per endpoint arrives before each tick. LSTM off: the baselines alone. LSTM on, as \`augur serve\` runs by default: its worker thread (TensorFlow.js on WebAssembly) is started, each endpoint's training rows are filled to the worker's cap (\`forecast.lstm.trainingRows\`, as after ringSize intervals), the first fit runs and ends within the warm-up, and each measured tick includes the LSTM's inference; the worker is in the same process, so its memory and CPU are in the figures. RSS per endpoint is the growth of the process's resident memory from before the first endpoint, after a full GC, divided by N: "samples only" once the rings are full, "scored" after the ticks (forecaster state, cost and weight state added). Scoring CPU is the process's CPU over one \`assess\` divided by N: median and range over ${ticks} ticks after 2 unmeasured ones (the first feeds each endpoint its recent history); "of which the serving thread" is the main thread's own part of it (/proc/self/task/<pid>/stat, in 10 ms clock ticks), "of which the LSTM worker" the worker thread's (its thread id as the worker reads it from /proc/thread-self), the rest being V8's and libuv's helper threads (concurrent marking of the GC, parallel scavenges). "Whole tick, lists included" is what a tick of \`augur serve\` costs: after the memory is read, ${ticks} more ticks (after one unmeasured) run through the prioritizer (\`src/lps/prioritizer.ts\`), which asks the same scorer, then builds, sorts and publishes each service's list; its samples arrive on the wall clock, which the prioritizer reads (the earlier ones lag it by the set-up's time), and the lists it keeps are not in the RSS columns. Lag is \`monitorEventLoopDelay\` (1 ms resolution) over the measured ticks. The base tree is commit \`${base}\` (\`git archive\`, compiled the same way with this checkout's node_modules) in the same run.`,
+    `Each row is a process of its own (\`bench/footprint-child.ts\`, compiled by \`npm run build\` and run by \`node\` with the node flags of the Docker image's ENTRYPOINT (${imageFlags ? `\`${imageFlags}\`` : 'none'}), as the image runs augur: no TypeScript loader in any thread; one row per size without those flags, \"none\", shows what they buy): it opens N endpoints with an agent's hello (labels, locality, capacity), fills each ring (\`lps.ringSize\`) through the store with samples carrying every signal the agent sends (host and own CPU, memory, network, probe response time and health, requests completed, latency sum, span), then scores once a second with the ForecastScorer (the baselines and the weight) while one new sample per endpoint arrives before each tick. LSTM off: the baselines alone. LSTM on, as \`augur serve\` runs by default: its worker thread (TensorFlow.js on WebAssembly) is started, each endpoint's training rows are filled to the worker's cap (\`forecast.lstm.trainingRows\`, as after ringSize intervals), the first fit runs and ends within the warm-up, and each measured tick includes the LSTM's inference; the worker is in the same process, so its memory and CPU are in the figures. RSS per endpoint is the growth of the process's resident memory from before the first endpoint, after a full GC, divided by N: "samples only" once the rings are full, "scored" after the ticks (forecaster state, cost and weight state added). Scoring CPU is the process's CPU over one \`assess\` divided by N: median and range over ${ticks} ticks after 2 unmeasured ones (the first feeds each endpoint its recent history); "of which the serving thread" is the main thread's own part of it (/proc/self/task/<pid>/stat, in 10 ms clock ticks), "of which the LSTM worker" the worker thread's (its thread id as the worker reads it from /proc/thread-self), the rest being V8's and libuv's helper threads (concurrent marking of the GC, parallel scavenges). "Whole tick, lists included" is what a tick of \`augur serve\` costs: after the memory is read, ${ticks} more ticks (after one unmeasured) run through the prioritizer (\`src/lps/prioritizer.ts\`), which asks the same scorer, then builds, sorts and publishes each service's list; its samples arrive on the wall clock, which the prioritizer reads (the earlier ones lag it by the set-up's time), and the lists it keeps are not in the RSS columns. Lag is \`monitorEventLoopDelay\` (1 ms resolution) over the measured ticks. The base tree is commit \`${base}\` (\`git archive\`, compiled the same way with this checkout's node_modules) in the same run.`,
     '',
     table,
     '',
     ratios ? `**This tree against the base**: ${ratios}.` : '',
+    '',
+    flagsLine
+      ? `**What the image's node flags buy** (this tree, ring 720, LSTM off, without → with \`${imageFlags}\`): ${flagsLine}.`
+      : '',
     '',
     marginal
       ? `**RSS per endpoint added** from ${sizes[0]} to ${sizes[sizes.length - 1]} endpoints (the growth of the scored process over the endpoints added, so fixed costs cancel): ${marginal}.`

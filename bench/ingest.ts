@@ -10,8 +10,9 @@
  * `npm run bench:ingest -- --only=footprint` measures memory and scoring CPU per endpoint
  * instead (bench/footprint.ts).
  *
- * BENCH_SERVE_NODE_OPTIONS (environment): NODE_OPTIONS for the `augur serve` children only, to
- * compare runtime settings (for example `--max-semi-space-size=4`) without changing this process.
+ * The `augur serve` children run with the node flags of the Docker image's ENTRYPOINT (as augur
+ * ships), in their NODE_OPTIONS. BENCH_SERVE_NODE_OPTIONS (environment) replaces them, to compare
+ * runtime settings without changing this process ('' for none).
  */
 import * as grpc from '@grpc/grpc-js';
 import { loadavg } from 'node:os';
@@ -23,6 +24,7 @@ import {
   type EndpointData,
 } from '../src/gen/augur/v1/telemetry.js';
 import { ServeProcess } from '../test/support/serve-process.js';
+import { imageRuntime } from './image-runtime.js';
 import { markdownTable, quantile, writeBenchmarkSection } from './report.js';
 
 const args = new Map(
@@ -274,9 +276,7 @@ const capacity = {
   AUGUR_LPS__MAX_ENDPOINTS_PER_SERVICE: String(STREAMS + FLOOD_STREAMS * REPEATS * 2 + 1000),
   AUGUR_LPS__MAX_SAMPLES_PER_SECOND: '1000000000',
   AUGUR_LPS__SAMPLE_BURST: '1000000000',
-  ...(process.env.BENCH_SERVE_NODE_OPTIONS
-    ? { NODE_OPTIONS: process.env.BENCH_SERVE_NODE_OPTIONS }
-    : {}),
+  NODE_OPTIONS: process.env.BENCH_SERVE_NODE_OPTIONS ?? imageRuntime().nodeFlags.join(' '),
 };
 const servers = {
   durable: await ServeProcess.start([], { ...capacity, AUGUR_LPS__DURABLE_ACKS: 'true' }),
@@ -371,7 +371,7 @@ const load = loadavg()
   .map((l) => l.toFixed(1))
   .join(', ');
 const body = [
-  `The LPS runs as \`augur serve\` in its own process; this process plays the agents over real gRPC on loopback (${CHANNELS} TCP connections), so both share the machine's cores. The two acknowledgement modes each have their own \`augur serve\`, started together: the held phase runs once on each, then the floods ${REPEATS} times, the modes taking turns; samples/s of a flood is the median of its ${REPEATS} runs with their range.`,
+  `The LPS runs as \`augur serve\` in its own process (node flags ${capacity.NODE_OPTIONS ? `\`${capacity.NODE_OPTIONS}\`, ${process.env.BENCH_SERVE_NODE_OPTIONS === undefined ? "as the Docker image's ENTRYPOINT gives them" : 'from BENCH_SERVE_NODE_OPTIONS'}` : 'none'}); this process plays the agents over real gRPC on loopback (${CHANNELS} TCP connections), so both share the machine's cores. The two acknowledgement modes each have their own \`augur serve\`, started together: the held phase runs once on each, then the floods ${REPEATS} times, the modes taking turns; samples/s of a flood is the median of its ${REPEATS} runs with their range.`,
   '',
   markdownTable(
     [

@@ -64,7 +64,18 @@ describe('Dockerfile', () => {
         .map((i) => i.args)
         .pop();
     expect(last('USER')).toBe('node');
-    expect(execForm(last('ENTRYPOINT')!)).toEqual(['node', 'dist/src/cli/main.js']);
+    // node, its flags (V8's young generation capped: BENCHMARKS.md, footprint), the CLI
+    const entrypoint = execForm(last('ENTRYPOINT')!);
+    expect(entrypoint).toEqual(['node', '--max-semi-space-size=4', 'dist/src/cli/main.js']);
+    // `npm start` (the demo) and `npm run augur` run node with the image's flags.
+    const scripts = (
+      JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+        scripts: Record<string, string>;
+      }
+    ).scripts;
+    const flags = entrypoint.slice(1, -1).join(' ');
+    expect(scripts.start).toMatch(new RegExp(`^node ${flags} `));
+    expect(scripts.augur).toMatch(new RegExp(`^node ${flags} `));
     expect(execForm(last('CMD')!)[0]).toBe('serve');
     expect(last('HEALTHCHECK')).toMatch(/CMD \["node", "docker\/healthcheck.mjs"/);
   });
