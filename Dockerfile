@@ -55,7 +55,7 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "docker/healthcheck.mjs", "http://127.0.0.1:18080/healthz"]
 # V8's young generation capped at 4 MB a semi-space (its default grows to 16): under augur serve's
 # allocation it grew to 32 MB and stayed resident, 5 KB an endpoint at 5,000 endpoints. Capped,
-# 4.5-5 KB per endpoint less at 5,000 endpoints and 1.2 at 20,000, scoring CPU unchanged
+# 4.2-4.5 KB per endpoint less at 5,000 endpoints and 1.3 at 20,000, scoring CPU unchanged
 # (BENCHMARKS.md, `npm run bench:ingest -- --only=footprint`).
 ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/src/cli/main.js"]
 CMD ["serve", "--grpc-listen", "0.0.0.0:18000", "--http-listen", "0.0.0.0:18080", "--data-dir", "/var/lib/augur"]
