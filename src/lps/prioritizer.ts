@@ -269,6 +269,9 @@ export class Prioritizer extends ListStore {
     row.state = state;
     row.score = routable ? clamp01(a?.score ?? 0) : 0;
     row.weight = routable ? Math.max(0, a?.weight ?? 0) : 0;
+    // Until the list's shares are computed (after `fit`, which may encode the row to measure
+    // it), the share is the weight: zero exactly when the share will be, so the same size.
+    row.share = row.weight;
     row.ip = this.hostNames.ipOf(r.address) ?? '';
     return row;
   }
@@ -338,7 +341,10 @@ function scoredEndpoint(row: Row): ScoredEndpoint {
   };
 }
 
-/** The published list and this tick's rows: the same endpoints in the same order, with the same scores and shares at PRECISION. */
+/**
+ * The published list and this tick's rows: the same endpoints in the same order, with the same
+ * scores and shares at PRECISION.
+ */
 function sameList(a: readonly ScoredEndpoint[], b: readonly Row[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
