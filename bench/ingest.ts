@@ -276,11 +276,13 @@ const capacity = {
   AUGUR_LPS__MAX_ENDPOINTS_PER_SERVICE: String(STREAMS + FLOOD_STREAMS * REPEATS * 2 + 1000),
   AUGUR_LPS__MAX_SAMPLES_PER_SECOND: '1000000000',
   AUGUR_LPS__SAMPLE_BURST: '1000000000',
-  NODE_OPTIONS: process.env.BENCH_SERVE_NODE_OPTIONS ?? imageRuntime().nodeFlags.join(' '),
 };
+/** Node flags of the `augur serve` children: the image's, unless BENCH_SERVE_NODE_OPTIONS says. */
+const serveNodeOptions = process.env.BENCH_SERVE_NODE_OPTIONS ?? imageRuntime().nodeFlags.join(' ');
+const serveEnv = { ...capacity, NODE_OPTIONS: serveNodeOptions };
 const servers = {
-  durable: await ServeProcess.start([], { ...capacity, AUGUR_LPS__DURABLE_ACKS: 'true' }),
-  onReceipt: await ServeProcess.start([], { ...capacity, AUGUR_LPS__DURABLE_ACKS: 'false' }),
+  durable: await ServeProcess.start([], { ...serveEnv, AUGUR_LPS__DURABLE_ACKS: 'true' }),
+  onReceipt: await ServeProcess.start([], { ...serveEnv, AUGUR_LPS__DURABLE_ACKS: 'false' }),
 };
 type Mode = keyof typeof servers;
 const MODES: Mode[] = ['durable', 'onReceipt'];
@@ -371,7 +373,7 @@ const load = loadavg()
   .map((l) => l.toFixed(1))
   .join(', ');
 const body = [
-  `The LPS runs as \`augur serve\` in its own process (node flags ${capacity.NODE_OPTIONS ? `\`${capacity.NODE_OPTIONS}\`, ${process.env.BENCH_SERVE_NODE_OPTIONS === undefined ? "as the Docker image's ENTRYPOINT gives them" : 'from BENCH_SERVE_NODE_OPTIONS'}` : 'none'}); this process plays the agents over real gRPC on loopback (${CHANNELS} TCP connections), so both share the machine's cores. The two acknowledgement modes each have their own \`augur serve\`, started together: the held phase runs once on each, then the floods ${REPEATS} times, the modes taking turns; samples/s of a flood is the median of its ${REPEATS} runs with their range.`,
+  `The LPS runs as \`augur serve\` in its own process (node flags ${serveNodeOptions ? `\`${serveNodeOptions}\`, ${process.env.BENCH_SERVE_NODE_OPTIONS === undefined ? "as the Docker image's ENTRYPOINT gives them" : 'from BENCH_SERVE_NODE_OPTIONS'}` : 'none'}); this process plays the agents over real gRPC on loopback (${CHANNELS} TCP connections), so both share the machine's cores. The two acknowledgement modes each have their own \`augur serve\`, started together: the held phase runs once on each, then the floods ${REPEATS} times, the modes taking turns; samples/s of a flood is the median of its ${REPEATS} runs with their range.`,
   '',
   markdownTable(
     [
